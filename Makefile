@@ -1,0 +1,32 @@
+# Everything runs from the project's own virtual environment; `make demo` and `make test` set it up.
+# The first install compiles llama.cpp inside llama-cpp-python (~9 min on 2 cores); pip caches the wheel.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+GGUFPROF := $(VENV)/bin/ggufprof
+DEMO_MODEL ?= fixtures/gemma3-swa.gguf
+
+.PHONY: install demo test fixtures bench-metadata clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: install
+	$(GGUFPROF) inspect $(DEMO_MODEL)
+	$(GGUFPROF) estimate $(DEMO_MODEL) --ctx-size 8192 --parallel 4 --no-swa-full -ctk q8_0 -ctv q8_0
+
+test: install
+	$(PY) -m pytest
+
+fixtures: install
+	$(PY) scripts/make_fixtures.py
+
+bench-metadata: install
+	$(PY) scripts/bench_metadata.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

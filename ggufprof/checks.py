@@ -1,0 +1,52 @@
+"""Compare a prediction with what llama.cpp reported, at the precision llama.cpp prints.
+
+llama.cpp logs sizes in MiB with two decimals, so a prediction is "exact" when it prints the same
+string the same way (see kv_model.mib_f32 / mib_f64). Every disagreement is returned, never
+rounded away: a mismatch means the model of llama.cpp's rules is wrong somewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .kv_model import KVPrediction, mib_f32, mib_f64
+from .llama_log import LlamaLog
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    what: str  # e.g. "swa.k_mib"
+    predicted: object
+    measured: object
+
+    def __str__(self) -> str:
+        return f"{self.what}: predicted {self.predicted}, llama.cpp {self.measured}"
+
+
+def kv_mismatches(pred: KVPrediction, log: LlamaLog, n_ctx: int | None = None,
+                  n_ctx_seq: int | None = None, device: str = "CPU") -> list[Mismatch]:
+    """Every field where the prediction and llama.cpp's log (and llama_n_ctx*) disagree."""
+    out: list[Mismatch] = []
+
+    def cmp(what: str, p: object, m: object) -> None:
+        if p != m:
+            out.append(Mismatch(what, p, m))
+
+    if n_ctx is not None:
+        cmp("n_ctx", pred.n_ctx, n_ctx)
+    if n_ctx_seq is not None:
+        cmp("n_ctx_seq", pred.n_ctx_seq, n_ctx_seq)
+    cmp("caches", [c.name for c in pred.caches], [c.name for c in log.caches])
+    for pc, lc in zip(pred.caches, log.caches):
+        n = pc.name
+        cmp(f"{n}.cells", pc.cells, lc.cells)
+        cmp(f"{n}.layers", pc.layers, lc.layers)
+        cmp(f"{n}.streams", pc.streams, lc.streams)
+        cmp(f"{n}.type_k", pc.type_k, lc.type_k)
+        cmp(f"{n}.type_v", pc.type_v, lc.type_v)
+        cmp(f"{n}.k_mib", mib_f32(pc.k_bytes), lc.k_mib)
+        cmp(f"{n}.v_mib", mib_f32(pc.v_bytes), lc.v_mib)
+        cmp(f"{n}.total_mib", mib_f32(pc.bytes), lc.total_mib)
+        if device in lc.buffers_mib:
+            cmp(f"{n}.{device}_buffer_mib", mib_f64(pc.buffer_bytes), lc.buffers_mib[device])
+    return out

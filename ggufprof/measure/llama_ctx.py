@@ -1,0 +1,131 @@
+"""Load a model and create contexts through llama-cpp-python's low-level API, capturing the log.
+
+The high-level ``Llama`` class cannot set ``n_seq_max`` or ``kv_unified`` (unknown keyword
+arguments are silently ignored), so we fill ``llama_context_params`` ourselves. llama.cpp's log
+goes to a callback that collects it, so the allocations can be read back (see log_parse).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+
+import llama_cpp as L
+
+from .. import ggml_types
+from ..errors import GgufprofError
+from ..kv_model import KVSettings
+from ..llama_log import LlamaLog, parse_log
+
+_FLASH = {"on": L.LLAMA_FLASH_ATTN_TYPE_ENABLED, "off": L.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+          "auto": L.LLAMA_FLASH_ATTN_TYPE_AUTO}
+
+
+class _LogCapture:
+    """Collects llama.cpp/ggml log text; llama_log_set is process-wide, so there is one of these."""
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+        self.echo = bool(os.environ.get("GGUFPROF_LLAMA_LOG"))  # debugging aid: also print it
+
+        @L.llama_log_callback
+        def _cb(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+            s = text.decode("utf-8", "replace")
+            self.chunks.append(s)
+            if self.echo:
+                print(s, end="")
+
+        self._cb = _cb  # keep a reference: ctypes would free the trampoline otherwise
+        L.llama_log_set(self._cb, ctypes.c_void_p(0))
+
+    def take(self) -> str:
+        text = "".join(self.chunks)
+        self.chunks.clear()
+        return text
+
+
+_capture: _LogCapture | None = None
+
+
+def log_capture() -> _LogCapture:
+    global _capture
+    if _capture is None:
+        L.llama_backend_init()
+        _capture = _LogCapture()
+    return _capture
+
+
+def _last_error(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errs = [ln for ln in lines if "error" in ln.lower() or "failed" in ln.lower() or "requires" in ln]
+    return (errs or lines or ["no reason logged"])[-1]
+
+
+def context_params(s: KVSettings, n_threads: int | None = None, offload_kqv: bool = True) -> L.llama_context_params:
+    p = L.llama_context_default_params()
+    p.n_ctx = s.ctx_size
+    p.n_batch = s.batch_size
+    p.n_ubatch = s.ubatch_size
+    p.n_seq_max = s.parallel
+    p.type_k = ggml_types.kv_cache_type(s.cache_type_k).id
+    p.type_v = ggml_types.kv_cache_type(s.cache_type_v).id
+    p.flash_attn_type = _FLASH[s.flash_attn]
+    p.swa_full = s.swa_full
+    p.kv_unified = s.kv_unified
+    p.offload_kqv = offload_kqv
+    p.no_perf = True
+    if n_threads:
+        p.n_threads = p.n_threads_batch = n_threads
+    return p
+
+
+@dataclass
+class CreatedContext:
+    ctx: object  # llama_context_p
+    n_ctx: int
+    n_ctx_seq: int
+    n_seq_max: int
+    log: LlamaLog
+    log_text: str
+
+
+class LlamaModel:
+    """A loaded model; ``create_context`` may be called many times, ``close`` frees it."""
+
+    def __init__(self, path: str | os.PathLike, n_gpu_layers: int = 0):
+        self._log = log_capture()
+        self._log.take()
+        mp = L.llama_model_default_params()
+        mp.n_gpu_layers = n_gpu_layers
+        self.model = L.llama_model_load_from_file(str(path).encode(), mp)
+        self.load_log_text = self._log.take()
+        if not self.model:
+            raise GgufprofError(f"llama.cpp could not load {path}: {_last_error(self.load_log_text)}")
+        self.load_log = parse_log(self.load_log_text)
+
+    def create_context(self, s: KVSettings, n_threads: int | None = None, offload_kqv: bool = True) -> CreatedContext:
+        self._log.take()
+        ctx = L.llama_init_from_model(self.model, context_params(s, n_threads, offload_kqv))
+        text = self._log.take()
+        if not ctx:
+            raise GgufprofError(f"llama.cpp refused the context: {_last_error(text)}")
+        return CreatedContext(ctx, L.llama_n_ctx(ctx), L.llama_n_ctx_seq(ctx), L.llama_n_seq_max(ctx),
+                              parse_log(text), text)
+
+    @staticmethod
+    def free_context(c: CreatedContext) -> None:
+        if c.ctx:
+            L.llama_free(c.ctx)
+            c.ctx = None
+
+    def close(self) -> None:
+        if self.model:
+            L.llama_model_free(self.model)
+            self.model = None
+
+    def __enter__(self) -> "LlamaModel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

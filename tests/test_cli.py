@@ -1,0 +1,88 @@
+"""The CLI through typer's CliRunner on the real fixtures: outputs, JSON fields, one-line errors."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ggufprof.cli import app
+from ggufprof.kv_model import KVSettings, predict
+from ggufprof.model_info import load_model_info
+
+from .conftest import FIXTURE_NAMES, fixture_path
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_inspect_json(name):
+    r = run("inspect", fixture_path(name), "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    for key in ("architecture", "n_layer", "n_embd", "n_head", "n_head_kv", "n_embd_head_k", "n_embd_head_v",
+                "n_swa", "swa_layers", "n_ctx_train", "n_vocab", "n_params", "kv_bytes_per_token"):
+        assert key in d
+    assert len(d["n_head_kv"]) == len(d["swa_layers"]) == d["n_layer"]
+    m = load_model_info(fixture_path(name))
+    assert d["kv_bytes_per_token"]["q4_0"] == m.kv_bytes_per_token("q4_0")
+    assert d["n_params"] == m.n_params
+
+
+def test_inspect_table_shows_layout():
+    r = run("inspect", fixture_path("gemma3-swa"))
+    assert r.exit_code == 0
+    assert "sliding window 200 on 7 of 8 layers" in r.stdout
+    assert "q8_0" in r.stdout and "1,088" in r.stdout  # 8 layers x 2 x (64/32 x 34 B)
+
+
+def test_estimate_json_matches_library():
+    r = run("estimate", fixture_path("gemma3-swa"), "-c", 5000, "-ctk", "q8_0", "-ctv", "q4_0", "-np", 4,
+            "--no-swa-full", "-ub", 256, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    s = KVSettings(ctx_size=5000, cache_type_k="q8_0", cache_type_v="q4_0", parallel=4, swa_full=False, ubatch_size=256)
+    pred = predict(load_model_info(fixture_path("gemma3-swa")), s)
+    assert d["n_ctx"] == pred.n_ctx == 5120
+    assert d["kv_bytes"] == pred.kv_bytes
+    assert [(c["name"], c["cells"], c["streams"], c["layers"]) for c in d["caches"]] == [
+        ("full", 1280, 4, 1), ("swa", 512, 4, 7)]
+    assert all(c["k_bytes"] > 0 and c["v_bytes"] > 0 for c in d["caches"])
+
+
+def test_estimate_long_flags_and_table():
+    r = run("estimate", fixture_path("llama-gqa"), "--ctx-size", 4096, "--cache-type-k", "f16",
+            "--parallel", 2, "--kv-unified", "--batch-size", 512)
+    assert r.exit_code == 0, r.output
+    assert "KV cache: 4.00 MiB (4,194,304 bytes)" in r.stdout
+
+
+def test_help_states_library_defaults():
+    r = run("estimate", "--help")
+    assert r.exit_code == 0
+    assert "llama_context_default_params" in r.stdout
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["inspect", "{tmp}/absent.gguf"], "no such file"),
+    (["inspect", "{tmp}/text.gguf"], "not a GGUF file"),
+    (["inspect", "{tmp}/cut.gguf"], "truncated"),
+    (["estimate", "{llama}", "-ctk", "q6_k"], "unsupported cache type 'q6_k'"),
+    (["estimate", "{llama}", "-c", "0"], "--ctx-size must be >= 1"),
+    (["estimate", "{llama}", "-c", "-4096"], "--ctx-size must be >= 1"),
+    (["estimate", "{llama}", "-np", "0"], "--parallel must be between 1 and 256"),
+    (["estimate", "{llama}", "-ctv", "q8_0", "-fa", "off"], "requires flash attention"),
+    (["estimate", "{tmp}/absent.gguf"], "no such file"),
+])
+def test_bad_input_one_line_exit_2(tmp_path, args, msg):
+    (tmp_path / "text.gguf").write_text("just some text\n")
+    (tmp_path / "cut.gguf").write_bytes(fixture_path("llama-gqa").read_bytes()[:2000])
+    subst = {"tmp": str(tmp_path), "llama": str(fixture_path("llama-gqa"))}
+    r = runner.invoke(app, [a.format(**subst) for a in args])
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and msg in lines[0], r.stderr
+    assert "Traceback" not in r.output

@@ -1,0 +1,100 @@
+"""llama.cpp's context and cache sizing rules, worked by hand (the real-context checks are in
+test_kv_vs_llama.py)."""
+
+import pytest
+
+from ggufprof.errors import GgufprofError
+from ggufprof.kv_model import KVSettings, mib_f32, mib_f64, predict, resolve_ctx
+from ggufprof.model_info import load_model_info
+
+from .conftest import fixture_path
+from .gguf_files import llama_like
+
+
+@pytest.fixture(scope="module")
+def llama():
+    return load_model_info(fixture_path("llama-gqa"))
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    return load_model_info(fixture_path("gemma3-swa"))
+
+
+@pytest.mark.parametrize("ctx,par,unified,expect", [
+    (1000, 1, False, (1024, 1024)),      # padded to 256
+    (512, 3, False, (768, 256)),         # 512 / 3 = 170 -> 256 cells per stream, 3 streams
+    (512, 3, True, (512, 512)),          # unified: one stream of n_ctx cells
+    (4096, 4, False, (4096, 1024)),
+    (5000, 4, False, (5120, 1280)),      # 5120 / 4 = 1280, already a multiple of 256
+    (0, 1, False, (4096, 4096)),         # 0: training context
+])
+def test_resolve_ctx(llama, ctx, par, unified, expect):
+    n_ctx, n_ctx_seq, _, _ = resolve_ctx(llama, KVSettings(ctx_size=ctx, parallel=par, kv_unified=unified))
+    assert (n_ctx, n_ctx_seq) == expect
+
+
+def test_ubatch_capped_by_batch_and_unpadded_ctx(llama):
+    assert resolve_ctx(llama, KVSettings(ctx_size=100, batch_size=2048, ubatch_size=512))[2:] == (100, 100)
+    assert resolve_ctx(llama, KVSettings(ctx_size=4096, batch_size=64, ubatch_size=512))[2:] == (64, 64)
+
+
+def test_plain_cache_bytes(llama):
+    p = predict(llama, KVSettings(ctx_size=1000, parallel=3))
+    (c,) = p.caches
+    assert (c.name, c.cells, c.streams, c.layers) == ("kv", 512, 3, 4)
+    assert c.k_bytes == c.v_bytes == 4 * 64 * 512 * 3 * 2
+    assert p.kv_bytes == 2 * 4 * 64 * 512 * 3 * 2
+
+
+@pytest.mark.parametrize("swa_full,par,unified,ub,swa_cells", [
+    (True, 1, False, 512, 8192),
+    (False, 1, False, 512, 768),    # pad(200 + 512, 256)
+    (False, 1, False, 256, 512),    # pad(200 + 256, 256)
+    (False, 4, True, 512, 1536),    # unified: pad(200 * 4 + 512, 256)
+    (False, 4, False, 512, 768),    # per stream: the window of one sequence
+])
+def test_swa_cache_cells(gemma, swa_full, par, unified, ub, swa_cells):
+    p = predict(gemma, KVSettings(ctx_size=8192 * (1 if unified else par), parallel=par, kv_unified=unified,
+                                  swa_full=swa_full, ubatch_size=ub))
+    full, swa = p.caches
+    assert (full.name, full.layers, full.cells) == ("full", 1, 8192)
+    assert (swa.name, swa.layers, swa.cells) == ("swa", 7, swa_cells)
+
+
+def test_swa_cache_never_larger_than_full(gemma):
+    full, swa = predict(gemma, KVSettings(ctx_size=256, swa_full=False)).caches
+    assert swa.cells == full.cells == 256
+
+
+def test_mib_formatting_matches_printf():
+    assert mib_f32(786432) == "0.75"
+    assert mib_f64(1572864) == "1.50"
+    assert mib_f32(5 * 1024 * 1024 + 5243) == "5.01"
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(ctx_size=-1), "--ctx-size must be >= 0"),
+    (dict(parallel=0), "--parallel must be between 1 and 256"),
+    (dict(parallel=257), "--parallel must be between 1 and 256"),
+    (dict(cache_type_k="q6_k"), "unsupported cache type 'q6_k'"),
+    (dict(cache_type_v="q4_0", flash_attn="off"), "requires flash attention"),
+    (dict(flash_attn="maybe"), "--flash-attn must be one of"),
+    (dict(ubatch_size=0), "--ubatch-size must be >= 1"),
+])
+def test_invalid_settings(llama, kwargs, msg):
+    with pytest.raises(GgufprofError, match=msg):
+        predict(llama, KVSettings(**kwargs))
+
+
+def test_quantized_k_needs_block_aligned_heads_with_flash_attn(tmp_path):
+    m = load_model_info(llama_like(tmp_path / "m.gguf", attention__key_length=40, attention__value_length=40))
+    with pytest.raises(GgufprofError, match="head size divisible by 32; this model has 40"):
+        predict(m, KVSettings(cache_type_k="q8_0"))
+    predict(m, KVSettings(cache_type_k="f16"))  # float caches have no block constraint
+
+
+def test_unmodelled_architecture_refused(tmp_path):
+    m = load_model_info(llama_like(tmp_path / "m.gguf", arch="rwkv7"))
+    with pytest.raises(GgufprofError, match="not modelled yet for architecture 'rwkv7'"):
+        predict(m, KVSettings())
