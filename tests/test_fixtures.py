@@ -41,8 +41,8 @@ def test_fixture_decodes_in_llama_cpp(llama_models, name):
         vocab = L.llama_model_get_vocab(lm.model)
         n_vocab = L.llama_vocab_n_tokens(vocab)
         assert n_vocab == 384
-        prompt = [(7 * i + 3) % n_vocab for i in range(40)]
-        batch = L.llama_batch_get_one((L.llama_token * len(prompt))(*prompt), len(prompt))
+        prompt = (L.llama_token * 40)(*[(7 * i + 3) % n_vocab for i in range(40)])  # kept alive: the batch points into it
+        batch = L.llama_batch_get_one(prompt, len(prompt))
         assert L.llama_decode(c.ctx, batch) == 0
         for step in range(8):
             logits = L.llama_get_logits_ith(c.ctx, -1)
