@@ -17,7 +17,8 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(GGUFPROF) inspect $(DEMO_MODEL)
-	$(GGUFPROF) estimate $(DEMO_MODEL) --ctx-size 8192 --parallel 4 --no-swa-full -ctk q8_0 -ctv q8_0
+	$(GGUFPROF) sweep $(DEMO_MODEL) --out ggufprof-out/demo
+	$(GGUFPROF) results ggufprof-out/demo
 
 test: install
 	$(PY) -m pytest

@@ -94,5 +94,108 @@ def estimate(
         print_estimate(info, pred)
 
 
+@app.command()
+@_one_line_errors
+def sweep(
+    model: Path = MODEL,
+    cache_types: str = typer.Option("f16,q8_0,q4_0", "--cache-types", "-ct", help="Comma-separated cache types; K:V for a mixed pair (q8_0:q4_0)."),
+    ctx_sizes: Optional[str] = typer.Option(None, "--ctx-sizes", "-c", help="Comma-separated context sizes. Default: 2048, 8192, 32768 up to min(n_ctx_train, what fits in memory)."),
+    swa_full: str = typer.Option("both", "--swa-full", help="on, off or both (only on models with SWA layers)."),
+    parallel: str = typer.Option("1", "--parallel", "-np", help="Comma-separated numbers of parallel sequences."),
+    kv_unified: str = typer.Option("both", "--kv-unified", "-kvu", help="on, off or both (only when parallel > 1)."),
+    flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", help="Comma-separated: on, off, auto."),
+    threads: Optional[int] = typer.Option(None, "--threads", "-t", help="Threads (default: physical cores)."),
+    batch_size: int = typer.Option(2048, "--batch-size", "-b"),
+    ubatch_size: int = typer.Option(512, "--ubatch-size", "-ub"),
+    n_prompt: int = typer.Option(512, "--n-prompt", "-p", help="Prompt tokens per pp test (0: no pp test)."),
+    n_gen: int = typer.Option(128, "--n-gen", "-n", help="Generated tokens per tg test (0: no tg test)."),
+    depth: str = typer.Option("0", "--depth", "-d", help="Comma-separated context depths filled before each timed test."),
+    repetitions: int = typer.Option(3, "--repetitions", "-r", help="Timed repetitions after one warm-up."),
+    n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", help="Comma-separated layer counts to offload to the GPU."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default ./ggufprof-out/<model>-<timestamp>/)."),
+    resume: bool = typer.Option(False, "--resume", help="Skip configurations already in --out's results.jsonl."),
+    timeout: float = typer.Option(600, "--timeout", help="Seconds one configuration may run before it is killed."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any measurement disagrees with the prediction."),
+) -> None:
+    """Measure KV memory, RSS and tokens/s in real llama.cpp runs over a grid, checked against the model.
+
+    Each configuration runs in its own worker process; results.jsonl gets a record as each one
+    ends (Ctrl-C keeps what was measured; --resume goes on). Exit 1 when a configuration failed,
+    or with --strict when a measurement disagrees with the prediction.
+    """
+    from rich.console import Console
+
+    from .grid import GridSpec, default_ctx_sizes, on_off_both, parse_cache_types, parse_choice_list, parse_int_list
+    from .measure.runner import Sweep, default_out_dir, default_threads
+    from .model_info import load_model_info
+    from .sweep_view import SweepView
+
+    for flag, value in (("--n-prompt", n_prompt), ("--n-gen", n_gen)):
+        if value < 0:
+            raise GgufprofError(f"{flag} must be >= 0, got {value}")
+    if repetitions < 1:
+        raise GgufprofError(f"--repetitions must be >= 1, got {repetitions}")
+    info = load_model_info(model)
+    if info.kv_unsupported:
+        raise GgufprofError(info.kv_unsupported)
+    depths = parse_int_list(depth, "--depth")
+    if ctx_sizes:
+        sizes = parse_int_list(ctx_sizes, "--ctx-sizes", minimum=1)
+    else:
+        import psutil
+
+        sizes = default_ctx_sizes(info, max(depths) + max(n_prompt, n_gen), psutil.virtual_memory().available // 2)
+    spec = GridSpec(
+        cache_types=parse_cache_types(cache_types), ctx_sizes=sizes, swa_full=on_off_both(swa_full, "--swa-full"),
+        parallel=parse_int_list(parallel, "--parallel", minimum=1), kv_unified=on_off_both(kv_unified, "--kv-unified"),
+        flash_attn=parse_choice_list(flash_attn, "--flash-attn", ("on", "off", "auto")), depths=depths,
+        threads=threads or default_threads(), n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions,
+        batch_size=batch_size, ubatch_size=ubatch_size, n_gpu_layers=parse_int_list(n_gpu_layers, "--n-gpu-layers"),
+    )
+    out_dir = out or default_out_dir(model)
+    console = Console(stderr=False)
+    console.print(f"[bold]{info.name}[/bold] ({info.architecture}) → {out_dir}/results.jsonl")
+    runner = Sweep(info, spec, out_dir, timeout=timeout, resume=resume)
+    n = len([p for p in runner.planned()])
+    with SweepView(console, n) as view:
+        runner.on_start, runner.on_record = view.started, view.finished
+        try:
+            summary = runner.run()
+        except KeyboardInterrupt:
+            console.print(f"[yellow]interrupted: the configurations measured so far are in {out_dir}/results.jsonl "
+                          "(--resume goes on)[/yellow]")
+            raise typer.Exit(130) from None
+    console.print(
+        f"{summary.count('ok')} measured, {summary.count('skipped')} skipped, {summary.count('failed')} failed"
+        + (f", {summary.resumed} already in the results" if summary.resumed else "")
+        + f"; {summary.mismatches} disagree with the prediction. Results: {out_dir}/results.jsonl, results.csv"
+    )
+    if summary.count("failed") or (strict and summary.mismatches):
+        raise typer.Exit(1)
+
+
+@app.command()
+@_one_line_errors
+def results(
+    paths: list[Path] = typer.Argument(..., help="Result directories (or results.jsonl files)."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Write the flattened table to this CSV file."),
+) -> None:
+    """Load sweep results into pandas and print a summary (the same DataFrame notebooks get from
+    ``ggufprof.results.load_dataframe``)."""
+    from .results import load_dataframe
+
+    df = load_dataframe(*paths)
+    show = {"status": "status", "settings.cache_type_k": "K", "settings.cache_type_v": "V",
+            "settings.ctx_size": "ctx", "settings.parallel": "np", "settings.kv_unified": "unified",
+            "settings.swa_full": "swa_full", "settings.flash_attn": "fa", "settings.depth": "depth",
+            "predicted.kv_bytes": "KV bytes", "check.kv_exact": "KV exact", "measured.pp.tps_mean": "pp t/s",
+            "measured.tg.tps_mean": "tg t/s"}
+    view = df[[c for c in show if c in df.columns]].rename(columns=show)
+    typer.echo(view.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+    if csv:
+        df.to_csv(csv, index=False)
+        typer.echo(f"wrote {csv}")
+
+
 def main() -> None:
     app()

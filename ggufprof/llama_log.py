@@ -26,6 +26,7 @@ _KV_SIZE = re.compile(
 _COMPUTE = re.compile(r"(\S+) compute buffer size =\s+([\d.]+) MiB")
 _MODEL = re.compile(r"(\S+) model buffer size =\s+([\d.]+) MiB")
 _FA = re.compile(r"Flash Attention (enabled|not supported, set to disabled)")
+_FA_PARAM = re.compile(r"llama_context: flash_attn\s+= (enabled|disabled|auto)")
 _N_CTX = re.compile(r"llama_context: n_ctx\s+= (\d+)")
 _N_CTX_SEQ = re.compile(r"llama_context: n_ctx_seq\s+= (\d+)")
 
@@ -52,7 +53,7 @@ class LlamaLog:
     caches: list[LoggedCache] = field(default_factory=list)
     compute_buffers_mib: dict[str, str] = field(default_factory=dict)
     model_buffers_mib: dict[str, str] = field(default_factory=dict)
-    flash_attn_resolved: bool | None = None  # None: llama.cpp did not have to resolve "auto"
+    flash_attn_resolved: bool | None = None  # whether flash attention ended up on; None if not logged
     n_ctx: int | None = None
     n_ctx_seq: int | None = None
 
@@ -83,8 +84,10 @@ def parse_log(text: str) -> LlamaLog:
             out.compute_buffers_mib[m.group(1)] = m.group(2)
         elif m := _MODEL.search(line):
             out.model_buffers_mib[m.group(1)] = m.group(2)
-        elif m := _FA.search(line):
+        elif m := _FA.search(line):  # "auto" resolved by probing the backend
             out.flash_attn_resolved = m.group(1) == "enabled"
+        elif m := _FA_PARAM.search(line):  # on, off, or auto already forced on (quantized V)
+            out.flash_attn_resolved = {"enabled": True, "disabled": False}.get(m.group(1), out.flash_attn_resolved)
         elif m := _N_CTX.search(line):
             out.n_ctx = int(m.group(1))
         elif m := _N_CTX_SEQ.search(line):

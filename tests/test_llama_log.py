@@ -45,3 +45,15 @@ def test_plain_cache_on_two_devices():
 def test_nothing_to_parse():
     log = parse_log("llama_model_loader: loaded meta data\n")
     assert log.caches == [] and log.flash_attn_resolved is None
+
+
+def test_flash_attn_forced_on_by_quantized_v():
+    log = parse_log("llama_init_from_model: enabling flash_attn since it is required for quantized V cache\n"
+                    "llama_context: flash_attn            = enabled\n")
+    assert log.flash_attn_resolved is True
+
+
+def test_flash_attn_auto_then_resolved():
+    log = parse_log("llama_context: flash_attn            = auto\n"
+                    "resolve_fused_ops: Flash Attention not supported, set to disabled\n")
+    assert log.flash_attn_resolved is False

@@ -1,0 +1,149 @@
+"""The sweep grid: which configurations to run, and which to skip with a reason (pure).
+
+Axes follow llama.cpp's own flags. Expansion rules a user would expect: ``swa_full`` varies only on
+models with SWA layers, ``kv_unified`` only when more than one sequence shares the context.
+Configurations llama.cpp refuses (a quantized V cache with flash attention off) are kept as
+skipped records with llama.cpp's reason, so a report shows what was not measured and why.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+
+from .errors import GgufprofError
+from .ggml_types import kv_cache_type
+from .kv_model import KVSettings, predict, resolve_ctx
+from .model_info import ModelInfo
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One configuration: the cache settings plus how it is exercised."""
+
+    kv: KVSettings
+    threads: int
+    n_prompt: int = 512
+    n_gen: int = 128
+    depth: int = 0
+    repetitions: int = 3
+    n_gpu_layers: int = 0
+    offload_kqv: bool = True
+
+    @property
+    def id(self) -> str:
+        k = self.kv
+        return (f"ctk={k.cache_type_k},ctv={k.cache_type_v},c={k.ctx_size},np={k.parallel},"
+                f"kvu={int(k.kv_unified)},swa_full={int(k.swa_full)},fa={k.flash_attn},b={k.batch_size},"
+                f"ub={k.ubatch_size},t={self.threads},ngl={self.n_gpu_layers},nkvo={int(not self.offload_kqv)},"
+                f"pp={self.n_prompt},tg={self.n_gen},d={self.depth},r={self.repetitions}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        kv = d.pop("kv")
+        return {**kv, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSettings":
+        kv_fields = set(KVSettings.__dataclass_fields__)
+        kv = KVSettings(**{k: v for k, v in d.items() if k in kv_fields})
+        return cls(kv=kv, **{k: v for k, v in d.items() if k not in kv_fields})
+
+
+@dataclass
+class GridSpec:
+    cache_types: list[tuple[str, str]]
+    ctx_sizes: list[int]
+    swa_full: list[bool]
+    parallel: list[int]
+    kv_unified: list[bool]
+    flash_attn: list[str]
+    depths: list[int]
+    threads: int
+    n_prompt: int = 512
+    n_gen: int = 128
+    repetitions: int = 3
+    batch_size: int = 2048
+    ubatch_size: int = 512
+    n_gpu_layers: list[int] = field(default_factory=lambda: [0])
+    offload_kqv: list[bool] = field(default_factory=lambda: [True])
+
+
+def parse_cache_types(text: str) -> list[tuple[str, str]]:
+    """'f16,q8_0,q8_0:q4_0' -> [(f16, f16), (q8_0, q8_0), (q8_0, q4_0)]; names checked."""
+    pairs = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        k, _, v = item.partition(":")
+        try:
+            pairs.append((kv_cache_type(k).name, kv_cache_type(v or k).name))
+        except ValueError as e:
+            raise GgufprofError(f"--cache-types: {e}") from None
+    if not pairs:
+        raise GgufprofError("--cache-types is empty")
+    return pairs
+
+
+def parse_int_list(text: str, flag: str, minimum: int = 0) -> list[int]:
+    try:
+        values = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise GgufprofError(f"{flag}: expected comma-separated integers, got '{text}'") from None
+    if not values or any(v < minimum for v in values):
+        raise GgufprofError(f"{flag}: every value must be >= {minimum}, got '{text}'")
+    return values
+
+
+def parse_choice_list(text: str, flag: str, choices: tuple[str, ...]) -> list[str]:
+    values = [s.strip().lower() for s in text.split(",") if s.strip()]
+    bad = [v for v in values if v not in choices]
+    if bad or not values:
+        raise GgufprofError(f"{flag}: '{text}' is not a list of {', '.join(choices)}")
+    return values
+
+
+def on_off_both(text: str, flag: str) -> list[bool]:
+    v = text.strip().lower()
+    table = {"on": [True], "off": [False], "both": [False, True]}
+    if v not in table:
+        raise GgufprofError(f"{flag}: expected on, off or both, got '{text}'")
+    return table[v]
+
+
+def default_ctx_sizes(model: ModelInfo, needed: int, mem_budget: int) -> list[int]:
+    """A few sizes from 2048 up to the limit: min(n_ctx_train, 131072, what fits in ``mem_budget``
+    bytes of f16 KV by the estimate), the limit itself included."""
+    limit = min(model.n_ctx_train or 131072, 131072)
+    per_token = model.kv_bytes_per_token("f16")
+    if per_token:
+        limit = min(limit, mem_budget // per_token)
+    limit = max(limit // 256 * 256, 256)
+    sizes = [c for c in (2048, 8192, 32768) if needed <= c < limit] + [max(limit, needed)]
+    return sorted(set(sizes))
+
+
+def expand(model: ModelInfo, spec: GridSpec) -> list[tuple[RunSettings, str | None]]:
+    """Every configuration of the grid, each with a skip reason or None."""
+    out = []
+    swa_values = spec.swa_full if model.has_swa else [True]
+    for (tk, tv), ctx, swa, par, fa, depth, ngl, okqv in itertools.product(
+        spec.cache_types, spec.ctx_sizes, swa_values, spec.parallel, spec.flash_attn, spec.depths,
+        spec.n_gpu_layers, spec.offload_kqv,
+    ):
+        for uni in (spec.kv_unified if par > 1 else [False]):
+            kv = KVSettings(ctx, tk, tv, par, uni, swa, spec.batch_size, spec.ubatch_size, fa)
+            rs = RunSettings(kv, spec.threads, spec.n_prompt, spec.n_gen, depth, spec.repetitions, ngl, okqv)
+            out.append((rs, skip_reason(model, rs)))
+    return out
+
+
+def skip_reason(model: ModelInfo, rs: RunSettings) -> str | None:
+    try:
+        predict(model, rs.kv)
+    except GgufprofError as e:
+        return str(e)
+    n_ctx_seq = resolve_ctx(model, rs.kv)[1]
+    need = rs.depth + max(rs.n_prompt, rs.n_gen)
+    if need > n_ctx_seq:
+        return (f"depth {rs.depth} + max(n_prompt {rs.n_prompt}, n_gen {rs.n_gen}) = {need} tokens do not fit "
+                f"in one sequence's {n_ctx_seq} cells")
+    return None

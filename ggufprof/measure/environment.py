@@ -1,0 +1,39 @@
+"""What a record needs to explain where it was measured (collected once per worker)."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import psutil
+
+from .. import __version__
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def collect(llama_cpp_module, vram_info: dict | None, vram_reason: str | None) -> dict:
+    L = llama_cpp_module
+    return {
+        "ggufprof": __version__,
+        "llama_cpp_python": getattr(L, "__version__", "unknown"),
+        "llama_cpp_system_info": L.llama_print_system_info().decode().strip(" |"),
+        "llama_cpp_lib_path": os.environ.get("LLAMA_CPP_LIB_PATH"),
+        "cpu": cpu_model(),
+        "cpu_count_logical": psutil.cpu_count(logical=True),
+        "cpu_count_physical": psutil.cpu_count(logical=False),
+        "memory_total": psutil.virtual_memory().total,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "gpu": vram_info,
+        "gpu_unavailable": vram_reason,
+    }

@@ -1,0 +1,204 @@
+"""Run a sweep: one worker process per configuration, results appended as each one ends.
+
+The parent never loads the model itself (as pyperf's manager, it only spawns workers and reads
+their JSON back). A worker that dies, is killed or runs past ``timeout`` becomes one ``failed``
+record with the tail of its stderr; the sweep goes on. ``results.jsonl`` gets each record the
+moment it exists, so an interrupted sweep keeps everything measured, and ``resume`` skips the
+configurations already there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import psutil
+
+from ..checks import kv_mismatches
+from ..grid import GridSpec, RunSettings, expand
+from ..kv_model import predict
+from ..llama_log import parse_log
+from ..model_info import ModelInfo
+from ..schema import Record, append_record, flatten, iter_records
+
+RSS_TOL_ABS = 4 * 1024 * 1024  # allocator and graph metadata beside the KV buffer
+RSS_TOL_REL = 0.01
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(chunk):
+            h.update(b)
+    return h.hexdigest()
+
+
+def rss_check(rec: Record) -> dict:
+    """RSS growth at context creation vs the KV buffers on the CPU (llama.cpp clears them, so their
+    pages are touched; the compute buffer is touched only by the first decode)."""
+    if rec.settings.get("n_gpu_layers", 0) and rec.settings.get("offload_kqv", True):
+        return {"rss_explained": None, "rss_note": "KV cache offloaded to the GPU: see VRAM"}
+    rss = rec.measured["rss"]
+    growth = rss["after_context"] - rss["after_load"]
+    expected = sum(c["buffer_bytes"] for c in rec.predicted["caches"])
+    tol = RSS_TOL_ABS + int(RSS_TOL_REL * expected)
+    return {"rss_growth": growth, "rss_expected": expected, "rss_tolerance": tol,
+            "rss_error": growth - expected, "rss_explained": abs(growth - expected) <= tol}
+
+
+@dataclass
+class SweepSummary:
+    out_dir: Path
+    records: list[Record] = field(default_factory=list)
+    resumed: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.records)
+
+    @property
+    def mismatches(self) -> int:
+        return sum(r.status == "ok" and not (r.check.get("kv_exact") and r.check.get("rss_explained") in (True, None))
+                   for r in self.records)
+
+
+class Sweep:
+    def __init__(self, model: ModelInfo, spec: GridSpec, out_dir: Path, timeout: float = 600,
+                 resume: bool = False, on_record: Callable[[Record, int, int], None] | None = None,
+                 on_start: Callable[[RunSettings, int, int], None] | None = None):
+        self.model, self.spec, self.out_dir = model, spec, out_dir
+        self.timeout, self.resume = timeout, resume
+        self.on_record = on_record or (lambda r, i, n: None)
+        self.on_start = on_start or (lambda s, i, n: None)
+        self.results = out_dir / "results.jsonl"
+        self.logs = out_dir / "logs"
+
+    def planned(self) -> list[tuple[RunSettings, str | None]]:
+        return expand(self.model, self.spec)
+
+    def run(self) -> SweepSummary:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        done = set()
+        if self.resume and self.results.exists():
+            done = {r.id for r in iter_records(self.results)}
+        elif self.results.exists() and self.results.stat().st_size:
+            self.results.rename(self.results.with_suffix(f".jsonl.{int(time.time())}.bak"))
+        model_block = {
+            "path": str(self.model.path), "name": self.model.name, "architecture": self.model.architecture,
+            "size": self.model.file_size, "sha256": sha256_file(self.model.path),
+        }
+        plan = [(rs, why) for rs, why in self.planned() if rs.id not in done]
+        summary = SweepSummary(self.out_dir, resumed=len(done))
+        for i, (rs, why) in enumerate(plan):
+            self.on_start(rs, i, len(plan))
+            rec = self._skipped(rs, why) if why else self._run_one(rs, i)
+            rec.model = model_block
+            append_record(self.results, rec)
+            summary.records.append(rec)
+            self.on_record(rec, i, len(plan))
+        write_csv(self.results, self.out_dir / "results.csv")
+        return summary
+
+    def _base(self, rs: RunSettings) -> Record:
+        rec = Record(id=rs.id, status="ok", settings=rs.to_dict(),
+                     started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        try:
+            rec.predicted = predict(self.model, rs.kv).to_dict()
+        except Exception:  # the skip reason already says why
+            pass
+        return rec
+
+    def _skipped(self, rs: RunSettings, why: str) -> Record:
+        rec = self._base(rs)
+        rec.status, rec.reason = "skipped", why
+        return rec
+
+    def _memory_reason(self, rec: Record) -> str | None:
+        """A context this machine cannot hold is skipped before a worker tries and gets killed."""
+        if rec.settings.get("n_gpu_layers", 0):
+            return None
+        need = rec.predicted.get("kv_bytes", 0) + self.model.weight_bytes
+        avail = psutil.virtual_memory().available
+        if need > 0.9 * avail:
+            return (f"needs {need / 2**30:.2f} GiB for KV cache and weights, this machine has "
+                    f"{avail / 2**30:.2f} GiB available")
+        return None
+
+    def _run_one(self, rs: RunSettings, index: int) -> Record:
+        rec = self._base(rs)
+        why = self._memory_reason(rec)
+        if why:
+            rec.status, rec.reason = "skipped", why
+            return rec
+        log_path = self.logs / f"{index:04d}-{hashlib.sha1(rs.id.encode()).hexdigest()[:8]}.log"
+        with tempfile.TemporaryDirectory(prefix="ggufprof-") as tmp:
+            cfg, out = Path(tmp) / "config.json", Path(tmp) / "result.json"
+            cfg.write_text(json.dumps({"model_path": str(self.model.path), "settings": rs.to_dict()}))
+            cmd = [sys.executable, "-m", "ggufprof.measure.worker", str(cfg), str(out), str(log_path)]
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout)
+            except subprocess.TimeoutExpired as e:
+                rec.status = "failed"
+                rec.reason = f"timed out after {self.timeout:g} s" + _tail(e.stderr)
+                return rec
+            result = json.loads(out.read_text()) if out.exists() and out.stat().st_size else None
+        rec.measured["log_file"] = str(log_path.relative_to(self.out_dir)) if log_path.exists() else None
+        if proc.returncode != 0 or result is None or "error" in result:
+            rec.status = "failed"
+            if result and "error" in result:
+                rec.reason = result["error"]
+            elif proc.returncode < 0:
+                rec.reason = f"worker killed by {signal.Signals(-proc.returncode).name}" + _tail(proc.stderr)
+            else:
+                rec.reason = f"worker exited with code {proc.returncode}" + _tail(proc.stderr)
+            return rec
+        rec.resolved, rec.env = result["resolved"], result["env"]
+        rec.measured.update(result["measured"])
+        log = parse_log(log_path.read_text())
+        bad = kv_mismatches(predict(self.model, rs.kv), log, rec.resolved["n_ctx"], rec.resolved["n_ctx_seq"],
+                            device="CPU" if not rs.n_gpu_layers else "")
+        rec.check = {"kv_exact": not bad, "kv_mismatches": [str(b) for b in bad]}
+        rec.check.update(rss_check(rec))
+        return rec
+
+
+def _tail(stderr: str | bytes | None, n: int = 800) -> str:
+    if not stderr:
+        return ""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode("utf-8", "replace")
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    return ": " + " | ".join(lines[-5:])[-n:] if lines else ""
+
+
+def write_csv(jsonl: Path, csv_path: Path) -> None:
+    """results.csv: one flattened row per record (dotted column names), for pandas or a spreadsheet."""
+    import csv
+
+    rows = [flatten(r.to_dict()) for r in iter_records(jsonl)] if jsonl.exists() else []
+    cols: list[str] = []
+    for row in rows:
+        cols.extend(k for k in row if k not in cols)
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def default_out_dir(model: Path) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("ggufprof-out") / f"{model.stem}-{stamp}"
+
+
+def default_threads() -> int:
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1

@@ -1,0 +1,173 @@
+"""Real sweeps of the fixtures: worker processes, llama.cpp measurements, records, resume, crashes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ggufprof.cli import app
+from ggufprof.grid import GridSpec
+from ggufprof.measure.runner import Sweep, SweepSummary
+from ggufprof.model_info import load_model_info
+from ggufprof.results import load_dataframe
+from ggufprof.schema import Record, iter_records, validate
+
+from .conftest import fixture_path
+
+
+def spec(**kw) -> GridSpec:
+    base = dict(cache_types=[("f16", "f16"), ("q8_0", "q4_0")], ctx_sizes=[512], swa_full=[False],
+                parallel=[1], kv_unified=[False], flash_attn=["auto", "off"], depths=[0], threads=2,
+                n_prompt=32, n_gen=8, repetitions=2)
+    base.update(kw)
+    return GridSpec(**base)
+
+
+@pytest.fixture(scope="module")
+def gemma_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    info = load_model_info(fixture_path("gemma3-swa"))
+    summary = Sweep(info, spec(swa_full=[False, True], parallel=[1, 2], kv_unified=[False, True], depths=[0, 64]),
+                    out).run()
+    return out, summary
+
+
+def test_every_record_follows_the_schema(gemma_sweep):
+    out, summary = gemma_sweep
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == len(summary.records) > 0
+    for line in lines:
+        assert validate(json.loads(line)) == []
+
+
+def test_measured_kv_equals_prediction(gemma_sweep):
+    _, summary = gemma_sweep
+    ok = [r for r in summary.records if r.status == "ok"]
+    # f16 x fa{auto,off} + q8_0/q4_0 x fa auto, each x swa_full 2 x (np1 + np2 x unified 2) x depth 2
+    assert len(ok) == 3 * 2 * 3 * 2
+    for r in ok:
+        assert r.check["kv_exact"], (r.id, r.check["kv_mismatches"])
+        logged = {c["name"]: c for c in r.measured["kv"]["caches"]}
+        assert set(logged) == {"full", "swa"}
+        assert r.resolved["n_ctx"] == r.predicted["n_ctx"]
+
+
+def test_rss_growth_explained_by_kv(gemma_sweep):
+    _, summary = gemma_sweep
+    for r in summary.records:
+        if r.status == "ok":
+            assert r.check["rss_explained"], (r.id, r.check)
+            assert r.measured["rss"]["peak"] >= r.measured["rss"]["after_context"]
+
+
+def test_speed_samples_per_repetition(gemma_sweep):
+    _, summary = gemma_sweep
+    for r in summary.records:
+        if r.status == "ok":
+            for test, n in (("pp", 32), ("tg", 8)):
+                block = r.measured[test]
+                assert block["n_tokens"] == n and len(block["samples_tps"]) == 2
+                assert all(t > 0 for t in block["samples_tps"])
+                assert block["tps_mean"] == pytest.approx(sum(block["samples_tps"]) / 2)
+            assert r.measured["vram"] is None and r.env["gpu_unavailable"]
+            assert r.resolved["flash_attn"] in (True, False)
+
+
+def test_quantized_v_without_flash_attn_is_skipped(gemma_sweep):
+    _, summary = gemma_sweep
+    skipped = [r for r in summary.records if r.status == "skipped"]
+    assert len(skipped) == 2 * 3 * 2
+    for r in skipped:
+        assert r.settings["cache_type_v"] == "q4_0" and r.settings["flash_attn"] == "off"
+        assert "requires flash attention" in r.reason
+
+
+def test_flash_attn_resolution_recorded(gemma_sweep):
+    _, summary = gemma_sweep
+    for r in summary.records:
+        if r.status == "ok" and r.settings["flash_attn"] == "off":
+            assert r.resolved["flash_attn"] is False
+        if r.status == "ok" and r.settings["cache_type_v"] == "q4_0":
+            assert r.resolved["flash_attn"] is True  # auto forced on by the quantized V cache
+
+
+def test_csv_and_dataframe(gemma_sweep):
+    out, summary = gemma_sweep
+    df = load_dataframe(out)
+    assert len(df) == len(summary.records)
+    assert {"settings.cache_type_k", "measured.tg.tps_mean", "check.kv_exact", "status"} <= set(df.columns)
+    assert isinstance(df[df.status == "ok"]["measured.tg.samples_tps"].iloc[0], list)
+    assert (out / "results.csv").read_text().count("\n") == len(summary.records) + 1
+
+
+def test_crash_in_worker_costs_one_configuration(tmp_path, monkeypatch):
+    monkeypatch.setenv("GGUFPROF_WORKER_ABORT", "ctk=q8_0")
+    info = load_model_info(fixture_path("llama-gqa"))
+    s = Sweep(info, spec(cache_types=[("f16", "f16"), ("q8_0", "q8_0"), ("q4_0", "q4_0")], flash_attn=["on"]), tmp_path)
+    summary = s.run()
+    assert [r.status for r in summary.records] == ["ok", "failed", "ok"]
+    failed = summary.records[1]
+    assert "SIGABRT" in failed.reason and "GGUFPROF_WORKER_ABORT matched" in failed.reason
+    assert [r.status for r in iter_records(tmp_path / "results.jsonl")] == ["ok", "failed", "ok"]
+
+
+def test_resume_runs_only_what_is_missing(tmp_path):
+    info = load_model_info(fixture_path("llama-gqa"))
+    first = Sweep(info, spec(cache_types=[("f16", "f16")], flash_attn=["on"]), tmp_path).run()
+    assert len(first.records) == 1
+    second = Sweep(info, spec(cache_types=[("f16", "f16"), ("q8_0", "q8_0")], flash_attn=["on"]), tmp_path,
+                   resume=True).run()
+    assert second.resumed == 1
+    assert [r.settings["cache_type_k"] for r in second.records] == ["q8_0"]
+    assert len(list(iter_records(tmp_path / "results.jsonl"))) == 2
+
+
+def test_timeout_is_a_failed_record(tmp_path):
+    info = load_model_info(fixture_path("llama-gqa"))
+    summary = Sweep(info, spec(cache_types=[("f16", "f16")], flash_attn=["on"]), tmp_path, timeout=0.05).run()
+    (r,) = summary.records
+    assert r.status == "failed" and r.reason.startswith("timed out after 0.05 s")
+
+
+def test_context_the_machine_cannot_hold_is_skipped(tmp_path):
+    import psutil
+
+    info = load_model_info(fixture_path("llama-gqa"))
+    huge = (psutil.virtual_memory().total // info.kv_bytes_per_token("f16")) // 256 * 256 + 256 * 1024
+    summary = Sweep(info, spec(cache_types=[("f16", "f16")], flash_attn=["on"], ctx_sizes=[huge]), tmp_path).run()
+    (r,) = summary.records
+    assert r.status == "skipped" and "this machine has" in r.reason
+
+
+def test_strict_counts_mismatches():
+    ok = Record(id="a", status="ok", settings={}, check={"kv_exact": True, "rss_explained": True})
+    bad = Record(id="b", status="ok", settings={}, check={"kv_exact": False, "rss_explained": True})
+    assert SweepSummary(out_dir=None, records=[ok]).mismatches == 0
+    assert SweepSummary(out_dir=None, records=[ok, bad]).mismatches == 1
+
+
+def test_sweep_cli_and_results(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(out), "-ct", "f16,q8_0",
+                            "-c", "512", "-p", "32", "-n", "8", "-r", "2", "-t", "2"])
+    assert r.exit_code == 0, r.output
+    assert "2 measured, 0 skipped, 0 failed; 0 disagree" in r.stdout
+    r = runner.invoke(app, ["results", str(out)])
+    assert r.exit_code == 0 and "q8_0" in r.stdout
+    r = runner.invoke(app, ["results", str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "no results.jsonl here" in r.stderr
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["-ct", "q6_k"], "unsupported cache type 'q6_k'"),
+    (["-c", "0"], "--ctx-sizes: every value must be >= 1"),
+    (["-fa", "maybe"], "--flash-attn"),
+    (["--swa-full", "sometimes"], "--swa-full: expected on, off or both"),
+    (["-r", "0"], "--repetitions must be >= 1"),
+])
+def test_sweep_bad_options(tmp_path, args, msg):
+    r = CliRunner().invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path)] + args)
+    assert r.exit_code == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1
