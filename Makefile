@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 GGUFPROF := $(VENV)/bin/ggufprof
 DEMO_MODEL ?= fixtures/gemma3-swa.gguf
 
-.PHONY: install demo test fixtures bench-metadata clean
+.PHONY: install browser demo test fixtures bench-metadata clean
 
 install: $(VENV)/.installed
 
@@ -20,7 +20,12 @@ demo: install
 	$(GGUFPROF) sweep $(DEMO_MODEL) --out ggufprof-out/demo
 	$(GGUFPROF) results ggufprof-out/demo
 
-test: install
+# Debian's Chromium and ChromeDriver, for the test that opens the HTML report in a real browser.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: install browser
 	$(PY) -m pytest
 
 fixtures: install

@@ -24,3 +24,31 @@ def llama_models():
     yield models
     for m in models.values():
         m.close()
+
+
+@pytest.fixture(scope="session")
+def sweep_dirs(tmp_path_factory):
+    """Real (small) sweeps of two fixtures, shared by the report/compare/export tests.
+
+    {"llama-gqa": Path, "gemma3-swa": Path}: each a result directory with results.jsonl/.csv.
+    llama-gqa: f16, q8_0, q4_0 x ctx 512/2048 x depth 0/256, flash attention auto (12 records).
+    gemma3-swa: f16, q8_0 x ctx 1024 x swa_full on/off x parallel 2 unified on/off (8 records).
+    """
+    from ggufprof.grid import GridSpec
+    from ggufprof.measure.runner import Sweep
+    from ggufprof.model_info import load_model_info
+
+    specs = {
+        "llama-gqa": GridSpec(cache_types=[("f16", "f16"), ("q8_0", "q8_0"), ("q4_0", "q4_0")], ctx_sizes=[512, 2048],
+                              swa_full=[True], parallel=[1], kv_unified=[False], flash_attn=["auto"],
+                              depths=[0, 256], threads=2, n_prompt=64, n_gen=16, repetitions=3),
+        "gemma3-swa": GridSpec(cache_types=[("f16", "f16"), ("q8_0", "q8_0")], ctx_sizes=[1024],
+                               swa_full=[False, True], parallel=[2], kv_unified=[False, True], flash_attn=["auto"],
+                               depths=[0], threads=2, n_prompt=64, n_gen=16, repetitions=3),
+    }
+    out = {}
+    for name, spec in specs.items():
+        d = tmp_path_factory.mktemp(f"sweep-{name}")
+        Sweep(load_model_info(fixture_path(name)), spec, d).run()
+        out[name] = d
+    return out

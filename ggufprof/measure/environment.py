@@ -28,6 +28,7 @@ def collect(llama_cpp_module, vram_info: dict | None, vram_reason: str | None) -
         "llama_cpp_python": getattr(L, "__version__", "unknown"),
         "llama_cpp_system_info": L.llama_print_system_info().decode().strip(" |"),
         "llama_cpp_lib_path": os.environ.get("LLAMA_CPP_LIB_PATH"),
+        "hostname": platform.node(),
         "cpu": cpu_model(),
         "cpu_count_logical": psutil.cpu_count(logical=True),
         "cpu_count_physical": psutil.cpu_count(logical=False),
