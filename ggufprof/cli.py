@@ -112,6 +112,7 @@ def sweep(
     depth: str = typer.Option("0", "--depth", "-d", help="Comma-separated context depths filled before each timed test."),
     repetitions: int = typer.Option(3, "--repetitions", "-r", help="Timed repetitions after one warm-up."),
     n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", help="Comma-separated layer counts to offload to the GPU."),
+    repack: bool = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default; AMX, ...). --no-repack when they crash on this CPU."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default ./ggufprof-out/<model>-<timestamp>/)."),
     resume: bool = typer.Option(False, "--resume", help="Skip configurations already in --out's results.jsonl."),
     timeout: float = typer.Option(600, "--timeout", help="Seconds one configuration may run before it is killed."),
@@ -151,6 +152,7 @@ def sweep(
         flash_attn=parse_choice_list(flash_attn, "--flash-attn", ("on", "off", "auto")), depths=depths,
         threads=threads or default_threads(), n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions,
         batch_size=batch_size, ubatch_size=ubatch_size, n_gpu_layers=parse_int_list(n_gpu_layers, "--n-gpu-layers"),
+        repack=repack,
     )
     out_dir = out or default_out_dir(model)
     console = Console(stderr=False)

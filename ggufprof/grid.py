@@ -29,6 +29,7 @@ class RunSettings:
     repetitions: int = 3
     n_gpu_layers: int = 0
     offload_kqv: bool = True
+    repack: bool = True  # llama_model_params.use_extra_bufts: repacked CPU weights (AMX, ...)
 
     @property
     def id(self) -> str:
@@ -36,7 +37,8 @@ class RunSettings:
         return (f"ctk={k.cache_type_k},ctv={k.cache_type_v},c={k.ctx_size},np={k.parallel},"
                 f"kvu={int(k.kv_unified)},swa_full={int(k.swa_full)},fa={k.flash_attn},b={k.batch_size},"
                 f"ub={k.ubatch_size},t={self.threads},ngl={self.n_gpu_layers},nkvo={int(not self.offload_kqv)},"
-                f"pp={self.n_prompt},tg={self.n_gen},d={self.depth},r={self.repetitions}")
+                f"pp={self.n_prompt},tg={self.n_gen},d={self.depth},r={self.repetitions}"
+                + ("" if self.repack else ",repack=0"))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -67,6 +69,7 @@ class GridSpec:
     ubatch_size: int = 512
     n_gpu_layers: list[int] = field(default_factory=lambda: [0])
     offload_kqv: list[bool] = field(default_factory=lambda: [True])
+    repack: bool = True
 
 
 def parse_cache_types(text: str) -> list[tuple[str, str]]:
@@ -131,7 +134,8 @@ def expand(model: ModelInfo, spec: GridSpec) -> list[tuple[RunSettings, str | No
     ):
         for uni in (spec.kv_unified if par > 1 else [False]):
             kv = KVSettings(ctx, tk, tv, par, uni, swa, spec.batch_size, spec.ubatch_size, fa)
-            rs = RunSettings(kv, spec.threads, spec.n_prompt, spec.n_gen, depth, spec.repetitions, ngl, okqv)
+            rs = RunSettings(kv, spec.threads, spec.n_prompt, spec.n_gen, depth, spec.repetitions, ngl, okqv,
+                             spec.repack)
             out.append((rs, skip_reason(model, rs)))
     return out
 

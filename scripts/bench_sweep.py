@@ -10,6 +10,8 @@ wall time of each whole run.
 
 llama-bench: built from the llama.cpp that the pinned llama-cpp-python vendors by
 scripts/build_llama_bench.sh (outside the repo); without it only ggufprof's figures are printed.
+It runs with LD_LIBRARY_PATH on llama-cpp-python's own libllama/libggml, so both tools execute the
+same compiled kernels and only the driving code differs.
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ def fetch_smollm2() -> Path:
     return target
 
 
-def run_ggufprof(model: Path, types: list[str], threads: int, reps: int, fa: str, out: Path) -> tuple[float, dict]:
+def run_ggufprof(model: Path, types: list[str], threads: int, reps: int, fa: str, repack: bool,
+                 out: Path) -> tuple[float, dict]:
     cmd = [sys.executable, "-m", "ggufprof", "sweep", str(model), "--out", str(out), "-ct", ",".join(types),
-           "-c", "640", "-p", "512", "-n", "128", "-r", str(reps), "-t", str(threads), "-fa", fa]
+           "-c", "640", "-p", "512", "-n", "128", "-r", str(reps), "-t", str(threads), "-fa", fa,
+           "--repack" if repack else "--no-repack"]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t
@@ -60,20 +64,36 @@ def run_ggufprof(model: Path, types: list[str], threads: int, reps: int, fa: str
     return wall, res
 
 
-def run_llama_bench(bench: str, model: Path, types: list[str], threads: int, reps: int, fa: str) -> tuple[float, dict]:
+def wheel_lib_dir() -> str | None:
+    """llama-cpp-python's lib folder (libllama.so, libggml*.so), found without importing llama_cpp."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec and spec.submodule_search_locations:
+        lib = Path(list(spec.submodule_search_locations)[0]) / "lib"
+        return str(lib) if lib.is_dir() else None
+    return None
+
+
+def run_llama_bench(bench: str, model: Path, types: list[str], threads: int, reps: int, fa: str,
+                    repack: bool) -> tuple[float, dict]:
+    """One llama-bench run per cache type (its -ctk/-ctv lists would run the cross product)."""
     fa_flag = {"on": "1", "off": "0", "auto": "auto"}[fa]
-    cmd = [bench, "-m", str(model), "-p", "512", "-n", "128", "-ctk", ",".join(types), "-ctv", ",".join(types),
-           "-t", str(threads), "-r", str(reps), "-fa", fa_flag, "-o", "jsonl"]
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    wall = time.perf_counter() - t
+    env = dict(os.environ)
+    lib = wheel_lib_dir()
+    if lib:  # run llama-bench on the very libllama/libggml that ggufprof loads: same kernels, same build
+        env["LD_LIBRARY_PATH"] = f"{lib}:{env.get('LD_LIBRARY_PATH', '')}"
     res: dict = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("{"):
-            r = json.loads(line)
-            test = "pp" if r["n_prompt"] else "tg"
-            res.setdefault(r["type_k"], {})[test] = r
-    return wall, res
+    t = time.perf_counter()
+    for typ in types:
+        cmd = [bench, "-m", str(model), "-p", "512", "-n", "128", "-ctk", typ, "-ctv", typ, "-t", str(threads),
+               "-r", str(reps), "-fa", fa_flag, "--repack", str(int(repack)), "-o", "jsonl"]
+        proc = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+        for line in proc.stdout.splitlines():
+            if line.startswith("{"):
+                r = json.loads(line)
+                res.setdefault(r["type_k"], {})["pp" if r["n_prompt"] else "tg"] = r
+    return time.perf_counter() - t, res
 
 
 def main() -> None:
@@ -84,17 +104,21 @@ def main() -> None:
     ap.add_argument("--repetitions", type=int, default=3)
     ap.add_argument("--flash-attn", default="on", choices=["on", "off", "auto"])
     ap.add_argument("--types", default="f16,q8_0,q4_0")
+    ap.add_argument("--no-repack", action="store_true",
+                    help="both tools without repacked CPU weights (where llama.cpp's AMX kernels crash, e.g. in VMs)")
     ap.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="bench-sweep-")))
     args = ap.parse_args()
     types = args.types.split(",")
     model = args.model or fetch_smollm2()
     print(f"model {model.name}, threads {args.threads}, repetitions {args.repetitions}, flash attention "
-          f"{args.flash_attn}, pp512/tg128, cache types {', '.join(types)}")
+          f"{args.flash_attn}, pp512/tg128, cache types {', '.join(types)}, repack {'off' if args.no_repack else 'on'}")
 
-    gp_wall, gp = run_ggufprof(model, types, args.threads, args.repetitions, args.flash_attn, args.out)
+    gp_wall, gp = run_ggufprof(model, types, args.threads, args.repetitions, args.flash_attn, not args.no_repack,
+                               args.out)
     lb_wall, lb = (None, {})
     if args.llama_bench:
-        lb_wall, lb = run_llama_bench(args.llama_bench, model, types, args.threads, args.repetitions, args.flash_attn)
+        lb_wall, lb = run_llama_bench(args.llama_bench, model, types, args.threads, args.repetitions, args.flash_attn,
+                                      not args.no_repack)
     else:
         print("llama-bench not found: build it with scripts/build_llama_bench.sh and pass --llama-bench PATH")
 

@@ -93,11 +93,12 @@ class CreatedContext:
 class LlamaModel:
     """A loaded model; ``create_context`` may be called many times, ``close`` frees it."""
 
-    def __init__(self, path: str | os.PathLike, n_gpu_layers: int = 0):
+    def __init__(self, path: str | os.PathLike, n_gpu_layers: int = 0, repack: bool = True):
         self._log = log_capture()
         self._log.take()
         mp = L.llama_model_default_params()
         mp.n_gpu_layers = n_gpu_layers
+        mp.use_extra_bufts = repack
         self.model = L.llama_model_load_from_file(str(path).encode(), mp)
         self.load_log_text = self._log.take()
         if not self.model:

@@ -158,7 +158,11 @@ class Sweep:
             if result and "error" in result:
                 rec.reason = result["error"]
             elif proc.returncode < 0:
-                rec.reason = f"worker killed by {signal.Signals(-proc.returncode).name}" + _tail(proc.stderr)
+                sig = signal.Signals(-proc.returncode).name
+                rec.reason = f"worker killed by {sig}" + _tail(proc.stderr)
+                if sig == "SIGILL" and rs.repack:
+                    rec.reason += (" (an instruction this CPU cannot run inside llama.cpp, e.g. AMX kernels for "
+                                   "repacked weights in a VM: try --no-repack)")
             else:
                 rec.reason = f"worker exited with code {proc.returncode}" + _tail(proc.stderr)
             return rec

@@ -98,7 +98,7 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
     try:
         with sampler:
             t = time.perf_counter()
-            lm = LlamaModel(model_path, rs.n_gpu_layers)
+            lm = LlamaModel(model_path, rs.n_gpu_layers, rs.repack)
             log_text += lm.load_log_text
             timings["load_s"] = time.perf_counter() - t
             rss["after_load"] = sampler.rss()
