@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .kv_model import KVPrediction, mib_f32, mib_f64
 from .llama_log import LlamaLog
+from .placement import Placement
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,11 @@ class Mismatch:
 
 
 def kv_mismatches(pred: KVPrediction, log: LlamaLog, n_ctx: int | None = None,
-                  n_ctx_seq: int | None = None, device: str = "CPU") -> list[Mismatch]:
-    """Every field where the prediction and llama.cpp's log (and llama_n_ctx*) disagree."""
+                  n_ctx_seq: int | None = None, placement: Placement | None = None) -> list[Mismatch]:
+    """Every field where the prediction and llama.cpp's log (and llama_n_ctx*) disagree.
+
+    Without ``placement`` every cache is expected in one CPU buffer; with it, each device's
+    ``KV buffer size`` line is compared with that device's share (see placement.py)."""
     out: list[Mismatch] = []
 
     def cmp(what: str, p: object, m: object) -> None:
@@ -47,6 +51,11 @@ def kv_mismatches(pred: KVPrediction, log: LlamaLog, n_ctx: int | None = None,
         cmp(f"{n}.k_mib", mib_f32(pc.k_bytes), lc.k_mib)
         cmp(f"{n}.v_mib", mib_f32(pc.v_bytes), lc.v_mib)
         cmp(f"{n}.total_mib", mib_f32(pc.bytes), lc.total_mib)
-        if device in lc.buffers_mib:
-            cmp(f"{n}.{device}_buffer_mib", mib_f64(pc.buffer_bytes), lc.buffers_mib[device])
+        if placement is None:
+            expected = {"CPU": pc.buffer_bytes}
+        else:
+            expected = {d.device: d.buffer_bytes for d in placement.kv if d.cache == n}
+        cmp(f"{n}.buffer_devices", sorted(expected), sorted(lc.buffers_mib))
+        for dev in sorted(set(expected) & set(lc.buffers_mib)):
+            cmp(f"{n}.{dev}_buffer_mib", mib_f64(expected[dev]), lc.buffers_mib[dev])
     return out

@@ -69,6 +69,8 @@ def estimate(
     batch_size: int = typer.Option(2048, "--batch-size", "-b", help="Logical batch size (n_batch)."),
     ubatch_size: int = typer.Option(512, "--ubatch-size", "-ub", help="Physical batch size (n_ubatch); sizes the SWA cache."),
     flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", help="on, off or auto. Off transposes V, which pads V rows to the widest layer."),
+    n_gpu_layers: Optional[int] = typer.Option(None, "--n-gpu-layers", "-ngl", help="Layers offloaded to one GPU (the output layer counts as one; -1 = all): splits KV and weights per device."),
+    no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
     as_json: bool = JSON,
 ) -> None:
     """Predict the KV cache llama.cpp allocates, byte-exactly.
@@ -88,10 +90,15 @@ def estimate(
     settings.validate()  # settings errors first: they do not need the file
     info = load_model_info(model)
     pred = predict(info, settings)
+    placement = None
+    if n_gpu_layers is not None or no_kv_offload:
+        from .placement import place
+
+        placement = place(info, pred, n_gpu_layers if n_gpu_layers is not None else 0, not no_kv_offload)
     if as_json:
-        _emit_json(estimate_json(info, pred))
+        _emit_json(estimate_json(info, pred, placement))
     else:
-        print_estimate(info, pred)
+        print_estimate(info, pred, placement=placement)
 
 
 @app.command()
@@ -112,6 +119,7 @@ def sweep(
     depth: str = typer.Option("0", "--depth", "-d", help="Comma-separated context depths filled before each timed test."),
     repetitions: int = typer.Option(3, "--repetitions", "-r", help="Timed repetitions after one warm-up."),
     n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", help="Comma-separated layer counts to offload to the GPU."),
+    kv_offload: str = typer.Option("on", "--kv-offload", help="on, off (llama.cpp's --no-kv-offload) or both."),
     repack: bool = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default; AMX, ...). --no-repack when they crash on this CPU."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default ./ggufprof-out/<model>-<timestamp>/)."),
     resume: bool = typer.Option(False, "--resume", help="Skip configurations already in --out's results.jsonl."),
@@ -152,7 +160,7 @@ def sweep(
         flash_attn=parse_choice_list(flash_attn, "--flash-attn", ("on", "off", "auto")), depths=depths,
         threads=threads or default_threads(), n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions,
         batch_size=batch_size, ubatch_size=ubatch_size, n_gpu_layers=parse_int_list(n_gpu_layers, "--n-gpu-layers"),
-        repack=repack,
+        repack=repack, offload_kqv=on_off_both(kv_offload, "--kv-offload"),
     )
     out_dir = out or default_out_dir(model)
     console = Console(stderr=False)

@@ -11,6 +11,7 @@ from rich.table import Table
 from . import ggml_types
 from .kv_model import KVPrediction
 from .model_info import ModelInfo
+from .placement import Placement
 from .units import human_bytes, human_count
 
 
@@ -66,13 +67,34 @@ def print_inspect(info: ModelInfo, console: Console | None = None) -> None:
                 "use `ggufprof estimate` for the cache llama.cpp actually allocates.[/dim]")
 
 
-def estimate_json(info: ModelInfo, pred: KVPrediction) -> dict:
+def estimate_json(info: ModelInfo, pred: KVPrediction, placement: Placement | None = None) -> dict:
     d = pred.to_dict()
     d["model"] = {"path": str(info.path), "name": info.name, "architecture": info.architecture}
+    if placement is not None:
+        d["placement"] = placement.to_dict()
     return d
 
 
-def print_estimate(info: ModelInfo, pred: KVPrediction, console: Console | None = None) -> None:
+def print_placement(p: Placement, c: Console) -> None:
+    n_layer = len(p.on_gpu) - 1
+    on = [il for il in range(n_layer) if p.on_gpu[il]]
+    where = f"layers {on[0]}-{on[-1]}" if on else "no repeating layer"
+    c.print(f"-ngl {p.n_gpu_layers}: {where} and {'the' if p.on_gpu[n_layer] else 'not the'} output layer on the GPU"
+            + ("" if p.offload_kqv else "; KV kept in host memory (--no-kv-offload)"))
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("device", "weights", "KV cache", "KV buffer (logged)"):
+        t.add_column(col, justify="left" if col == "device" else "right", no_wrap=True)
+    for dev in ("CPU", "CUDA0"):
+        w = p.weights.get(dev, 0)
+        if w or p.kv_bytes(dev):
+            t.add_row(dev, human_bytes(w), human_bytes(p.kv_bytes(dev)), human_bytes(p.kv_buffer(dev)))
+    c.print(t)
+    c.print("[dim]KV buffer: as llama.cpp's 'KV buffer size' line counts it (tensors aligned; on CUDA quantized "
+            "rows padded to 512 values). CPU weights are mmapped from the file.[/dim]")
+
+
+def print_estimate(info: ModelInfo, pred: KVPrediction, console: Console | None = None,
+                   placement: Placement | None = None) -> None:
     c = console or Console()
     s = pred.settings
     c.print(f"[bold]{info.name}[/bold]  ({info.path.name}, {info.architecture})")
@@ -88,6 +110,8 @@ def print_estimate(info: ModelInfo, pred: KVPrediction, console: Console | None 
                   human_bytes(cp.v_bytes), human_bytes(cp.bytes))
     c.print(t)
     c.print(f"[bold]KV cache: {human_bytes(pred.kv_bytes)}[/bold] ({pred.kv_bytes:,} bytes)")
+    if placement is not None:
+        print_placement(placement, c)
     if pred.v_trans and len({info.n_embd_v_gqa(il) for il in range(info.n_layer)}) > 1:
         c.print("[dim]flash attention off: V is stored transposed and every layer's V rows are padded "
                 "to the widest layer.[/dim]")

@@ -10,6 +10,7 @@ this). Each model is small (< 1 MB) but complete: llama.cpp loads it, creates co
 * deci-varkv.gguf  deci, 4 layers, per-layer KV heads [2, 1, 4, 2] (head_count_kv as an array)
 
 Usage: python scripts/make_fixtures.py [OUT_DIR]   (default: fixtures/ next to this script's parent)
+       python scripts/make_fixtures.py --llama-1b OUT.gguf   (random 1.1B llama shape, ~2.2 GB, for GPU runs)
 """
 
 from __future__ import annotations
@@ -23,20 +24,20 @@ import numpy as np
 N_VOCAB = 384
 
 
-def _vocab(w: gguf.GGUFWriter) -> None:
+def _vocab(w: gguf.GGUFWriter, n_vocab: int = N_VOCAB) -> None:
     """An SPM ('llama') vocabulary: 3 specials, 256 byte-fallback tokens, then printable pieces."""
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)]
     types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL] + [gguf.TokenType.BYTE] * 256
     pieces = [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["\u2581" + chr(c) for c in range(ord("a"), ord("z") + 1)]
     words = ["the", "cache", "token", "llama", "memory", "key", "value", "layer", "window", "bytes"]
     pieces += ["\u2581" + wd for wd in words] + [str(d) for d in range(10)]
-    while len(tokens) + len(pieces) < N_VOCAB:
+    while len(tokens) + len(pieces) < n_vocab:
         pieces.append(f"\u2581w{len(pieces)}")
-    tokens += pieces[: N_VOCAB - len(tokens)]
-    types += [gguf.TokenType.NORMAL] * (N_VOCAB - len(types))
+    tokens += pieces[: n_vocab - len(tokens)]
+    types += [gguf.TokenType.NORMAL] * (n_vocab - len(types))
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)
-    w.add_token_scores([-float(i) for i in range(N_VOCAB)])
+    w.add_token_scores([-float(i) for i in range(n_vocab)])
     w.add_token_types(types)
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
@@ -46,19 +47,22 @@ def _vocab(w: gguf.GGUFWriter) -> None:
 class _Weights:
     """Random f16 matrices (std 0.02) and f32 norms of ones, from one seeded generator."""
 
-    def __init__(self, w: gguf.GGUFWriter, seed: int):
-        self.w, self.rng = w, np.random.default_rng(seed)
+    def __init__(self, w: gguf.GGUFWriter, seed: int, dtype=np.float64):
+        # float64 draws keep the committed fixtures byte-identical; float32 halves the time of the 1B model
+        self.w, self.rng, self.dtype = w, np.random.default_rng(seed), dtype
 
     def mat(self, name: str, rows: int, cols: int) -> None:
         # numpy shape (rows, cols) is ggml ne = [cols, rows]: ne[0] is the input dimension
-        self.w.add_tensor(name, (self.rng.standard_normal((rows, cols)) * 0.02).astype(np.float16))
+        x = self.rng.standard_normal((rows, cols), dtype=self.dtype)
+        x *= 0.02
+        self.w.add_tensor(name, x.astype(np.float16))
 
     def norm(self, name: str, n: int) -> None:
         self.w.add_tensor(name, np.ones(n, dtype=np.float32))
 
 
 def _common(w: gguf.GGUFWriter, name: str, n_layer: int, n_embd: int, n_ff: int, n_head: int,
-            n_head_kv, n_ctx_train: int) -> None:
+            n_head_kv, n_ctx_train: int, n_vocab: int = N_VOCAB) -> None:
     w.add_name(name)
     w.add_block_count(n_layer)
     w.add_context_length(n_ctx_train)
@@ -69,7 +73,7 @@ def _common(w: gguf.GGUFWriter, name: str, n_layer: int, n_embd: int, n_ff: int,
     w.add_layer_norm_rms_eps(1e-6)
     w.add_rope_freq_base(10000.0)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    _vocab(w)
+    _vocab(w, n_vocab)
 
 
 def _llama_layers(t: _Weights, n_layer: int, n_embd: int, n_ff: int, head: int, n_head: int, kv_heads: list[int]) -> None:
@@ -98,6 +102,23 @@ def make_llama_like(path: Path, arch: str, name: str, kv_heads: list[int] | int,
     t.norm("output_norm.weight", n_embd)
     t.mat("output.weight", N_VOCAB, n_embd)
     _llama_layers(t, n_layer, n_embd, n_ff, head, n_head, per_layer)
+    _write(w)
+
+
+def make_llama_1b(path: Path, seed: int = 7) -> None:
+    """A random-weight model of TinyLlama-1.1B's shape (22 layers, n_embd 2048, 32 heads / 4 KV heads,
+    n_ff 5632, 32000 tokens, f16): for GPU memory and speed runs, where weights do not matter.
+    About 2.2 GB; never committed (benchmarks/h100/README.md says how it was made)."""
+    n_layer, n_embd, n_ff, n_head, n_head_kv, n_vocab = 22, 2048, 5632, 32, 4, 32000
+    head = n_embd // n_head
+    w = gguf.GGUFWriter(str(path), "llama")
+    _common(w, "random llama 1.1B shape", n_layer, n_embd, n_ff, n_head, n_head_kv, 131072, n_vocab)
+    w.add_rope_dimension_count(head)
+    t = _Weights(w, seed, np.float32)
+    t.mat("token_embd.weight", n_vocab, n_embd)
+    t.norm("output_norm.weight", n_embd)
+    t.mat("output.weight", n_vocab, n_embd)
+    _llama_layers(t, n_layer, n_embd, n_ff, head, n_head, [n_head_kv] * n_layer)
     _write(w)
 
 
@@ -152,4 +173,8 @@ def main(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "fixtures")
+    if len(sys.argv) > 2 and sys.argv[1] == "--llama-1b":
+        make_llama_1b(Path(sys.argv[2]))
+        print(f"wrote {sys.argv[2]} ({Path(sys.argv[2]).stat().st_size} bytes)")
+    else:
+        main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "fixtures")
