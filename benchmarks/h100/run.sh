@@ -18,14 +18,15 @@ job() {
   M=$W/llama-1b.gguf; T=$(python3 -c "import psutil; print(psutil.cpu_count(logical=False))")
   python3 -m ggufprof inspect $M
   for ngl in 23 12; do python3 -m ggufprof estimate $M -c 131072 -ctk q8_0 -ctv q8_0 -ngl $ngl; done
-  S="python3 -m ggufprof sweep $M --out $R/sweep -ct f16,q8_0,q4_0 -fa on -p 512 -n 128 -r 3 -t $T --timeout 900 --resume"
-  $S -c 4096,32768,131072 -ngl 23 --kv-offload both -d 0             # all layers on the GPU, KV on GPU / host
-  $S -c 131072 -ngl 23 --kv-offload on -d 32768                      # tg/pp at depth 32768
-  $S -c 4096,32768,131072 -ngl 12 --kv-offload both -d 0             # half: 11 of 22 layers + output
-  B="$W/build/bin/llama-bench -m $M -fa 1 -p 512 -n 128 -r 3 -t $T -o jsonl"
-  for t in f16 q8_0 q4_0; do
-    $B -ngl 99 -ctk $t -ctv $t -d 0,32768 >> $R/llama-bench.jsonl
-    $B -ngl 12 -ctk $t -ctv $t -d 0 >> $R/llama-bench.jsonl
+  S="python3 -m ggufprof sweep $M --out $R/sweep -ct f16,q8_0,q4_0 -fa on -p 512 -n 128 -t $T --timeout 900 --resume"
+  $S -c 4096,32768,131072 -ngl 23 --kv-offload both -d 0 -r 10       # all layers on the GPU, KV on GPU / host
+  $S -c 131072 -ngl 23 --kv-offload on -d 32768 -r 5                 # tg/pp at depth 32768
+  $S -c 4096,32768,131072 -ngl 12 --kv-offload both -d 0 -r 3        # half: 11 of 22 layers + output
+  B="$W/build/bin/llama-bench -m $M -fa 1 -p 512 -n 128 -t $T -o jsonl"
+  for t in f16 q8_0 q4_0; do                                         # same settings, same repetitions
+    $B -ngl 99 -ctk $t -ctv $t -d 0 -nkvo 0,1 -r 10 >> $R/llama-bench.jsonl
+    $B -ngl 99 -ctk $t -ctv $t -d 32768 -r 5 >> $R/llama-bench.jsonl
+    $B -ngl 12 -ctk $t -ctv $t -d 0 -nkvo 0,1 -r 3 >> $R/llama-bench.jsonl
   done
   echo done > $R/DONE
 }

@@ -45,29 +45,35 @@ class _Decoder:
         self.rng = random.Random(seed)
         self.mem = L.llama_get_memory(ctx)
 
-    def _decode(self, tokens: list[int]) -> None:
-        arr = (L.llama_token * len(tokens))(*tokens)  # kept alive until llama_decode returns
-        rc = L.llama_decode(self.ctx, L.llama_batch_get_one(arr, len(tokens)))
+    def _decode(self, batch) -> None:
+        rc = L.llama_decode(self.ctx, batch)
         if rc != 0:
             raise GgufprofError(f"llama_decode returned {rc}")
 
     def prompt(self, n: int) -> None:
+        buf = (L.llama_token * self.n_batch)()  # one buffer for every chunk; the batch points into it
         done = 0
         while done < n:
             k = min(self.n_batch, n - done)
-            toks = [self.rng.randrange(self.n_vocab) for _ in range(k)]
+            for i in range(k):
+                buf[i] = self.rng.randrange(self.n_vocab)
             if done == 0 and self.bos is not None:
-                toks[0] = self.bos
-            self._decode(toks)
+                buf[0] = self.bos
+            self._decode(L.llama_batch_get_one(buf, k))
             done += k
         L.llama_synchronize(self.ctx)
 
     def generate(self, n: int) -> None:
-        tok = self.bos if self.bos is not None else self.rng.randrange(self.n_vocab)
+        """n single-token decodes. The loop body is kept minimal (one preallocated token and batch,
+        functions bound to locals): it is the per-token Python overhead that llama-bench has not."""
+        one = (L.llama_token * 1)(self.bos if self.bos is not None else self.rng.randrange(self.n_vocab))
+        batch = L.llama_batch_get_one(one, 1)
+        decode, sync, ctx, rand, n_vocab = L.llama_decode, L.llama_synchronize, self.ctx, self.rng.randrange, self.n_vocab
         for _ in range(n):
-            self._decode([tok])
-            L.llama_synchronize(self.ctx)
-            tok = self.rng.randrange(self.n_vocab)
+            if decode(ctx, batch) != 0:
+                raise GgufprofError("llama_decode failed during generation")
+            sync(ctx)
+            one[0] = rand(n_vocab)
 
     def clear(self) -> None:
         L.llama_memory_clear(self.mem, False)
