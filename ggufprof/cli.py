@@ -125,6 +125,7 @@ def sweep(
     resume: bool = typer.Option(False, "--resume", help="Skip configurations already in --out's results.jsonl."),
     timeout: float = typer.Option(600, "--timeout", help="Seconds one configuration may run before it is killed."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any measurement disagrees with the prediction."),
+    recheck: bool = typer.Option(False, "--recheck", help="Measure nothing: recompute predictions and checks of --out's results from their stored llama.cpp logs."),
 ) -> None:
     """Measure KV memory, RSS and tokens/s in real llama.cpp runs over a grid, checked against the model.
 
@@ -164,6 +165,17 @@ def sweep(
     )
     out_dir = out or default_out_dir(model)
     console = Console(stderr=False)
+    if recheck:
+        if out is None:
+            raise GgufprofError("--recheck needs --out DIR (the results to check again)")
+        from .measure.runner import SweepSummary
+        from .results import results_file
+
+        results_file(out_dir)
+        recs = Sweep(info, spec, out_dir).recheck()
+        summary = SweepSummary(out_dir, records=recs)
+        console.print(f"rechecked {summary.count('ok')} records; {summary.mismatches} disagree with the prediction")
+        raise typer.Exit(1 if strict and summary.mismatches else 0)
     console.print(f"[bold]{info.name}[/bold] ({info.architecture}) → {out_dir}/results.jsonl")
     runner = Sweep(info, spec, out_dir, timeout=timeout, resume=resume)
     n = len([p for p in runner.planned()])
@@ -205,6 +217,156 @@ def results(
     if csv:
         df.to_csv(csv, index=False)
         typer.echo(f"wrote {csv}")
+
+
+@app.command()
+@_one_line_errors
+def report(
+    paths: list[Path] = typer.Argument(..., help="Result directories of one model (e.g. the same sweep on several hosts)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: the first result directory)."),
+) -> None:
+    """Write report.html (self-contained) and report.md with its plots from sweep results; nothing is re-measured."""
+    from .report import write_report
+
+    written = write_report(paths, out)
+    typer.echo(f"wrote {written['html']} and {written['md']} (+{len(written) - 2} plot PNGs)")
+
+
+@app.command()
+@_one_line_errors
+def compare(
+    baseline: Path = typer.Argument(..., help="Baseline result directory (or results.jsonl)."),
+    new: Path = typer.Argument(..., help="New result directory (or results.jsonl)."),
+    max_kv_increase: str = typer.Option("0", "--max-kv-increase", help="KV size growth allowed (predicted bytes and llama.cpp's logged MiB), e.g. 0, 0.5% or 0.005. Default 0: the KV cache is deterministic."),
+    max_mem_increase: str = typer.Option("1%", "--max-mem-increase", help="RSS growth allowed (at context creation and peak), e.g. 1% or 0.01."),
+    rss_noise: str = typer.Option("1 MiB", "--rss-noise", help="RSS change always ignored (page and allocator noise), e.g. '1 MiB' or bytes."),
+    max_tps_drop: str = typer.Option("5%", "--max-tps-drop", help="Minimum drop of mean tokens/s (pp, tg) that can count as a regression."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the one-sided Welch t / Mann-Whitney U tests."),
+    force: bool = typer.Option(False, "--force", help="Compare results of different models or machines anyway."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, md (GitHub markdown), json or junit (XML)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Compare two sweeps for CI: exit 1 on a regression, 0 otherwise, 2 on bad input.
+
+    Memory (KV bytes, RSS) is deterministic and compared exactly against its threshold; tokens/s is
+    flagged only when the drop is significant (Welch's t or Mann-Whitney U, one-sided, at --alpha)
+    AND larger than --max-tps-drop. Configurations are matched by their settings.
+    """
+    from .compare import Thresholds, compare_paths, parse_fraction
+    from .compare_output import FORMATS, print_table, to_json, to_junit, to_markdown
+    from .deploy import parse_size
+
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise GgufprofError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
+    if not 0 < alpha < 1:
+        raise GgufprofError(f"--alpha must be between 0 and 1, got {alpha}")
+    th = Thresholds(parse_fraction(max_kv_increase, "--max-kv-increase"),
+                    parse_fraction(max_mem_increase, "--max-mem-increase"), parse_size(rss_noise, "--rss-noise"),
+                    parse_fraction(max_tps_drop, "--max-tps-drop"), alpha)
+    result = compare_paths(baseline, new, th, force=force)
+    if fmt == "table":
+        from rich.console import Console
+
+        if output:
+            with open(output, "w", encoding="utf-8") as f:
+                print_table(result, Console(file=f, width=160, no_color=True, highlight=False))
+        else:
+            console = Console(highlight=False)
+            if not console.is_terminal:  # CI logs do not wrap: do not squeeze the table into 80 columns
+                console = Console(highlight=False, width=max(console.width, 160))
+            print_table(result, console)
+    else:
+        text = {"md": to_markdown, "json": to_json, "junit": to_junit}[fmt](result)
+        if output:
+            output.write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+    if result.regressions:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_one_line_errors
+def check(
+    deploy_file: Path = typer.Argument(..., help="TOML file with [[deployment]] tables and their [deployment.limits]."),
+    estimate_only: bool = typer.Option(False, "--estimate-only", help="Only predict memory and check max_kv_bytes; run nothing."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for the measurements (OUT/<name>/results.jsonl); default a temporary one."),
+    timeout: float = typer.Option(600, "--timeout", help="Seconds one deployment's run may take before it is killed."),
+) -> None:
+    """Check deployments against their limits (KV bytes, RSS, VRAM, tokens/s): exit 0 when all pass,
+    1 when a limit is broken, 2 on a bad file (one line naming the key and its line)."""
+    import tempfile
+
+    from rich.console import Console
+
+    from .deploy import load_deployments
+    from .deploy_check import check_deployment, out_subdir, print_checks, run_deployment
+    from .measure.runner import default_threads
+
+    deployments = load_deployments(deploy_file, default_threads(), measuring=not estimate_only)
+    console = Console(highlight=False)
+    if not console.is_terminal:  # CI logs do not wrap: do not squeeze the tables into 80 columns
+        console = Console(highlight=False, width=max(console.width, 160))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ggufprof-check-") as tmp:
+        base = out or Path(tmp)
+        for dep in deployments:
+            kv = dep.run.kv
+            console.print(f"[bold]{dep.name}[/bold]: {dep.model.name}, ctx {kv.ctx_size}, {kv.cache_type_k}/"
+                          f"{kv.cache_type_v}, {kv.parallel} seq" + ("" if estimate_only else
+                          f" → measuring ({dep.run.n_prompt} prompt + {dep.run.n_gen} generated tokens "
+                          f"x {dep.run.repetitions})"))
+            rec = None if estimate_only else run_deployment(dep, out_subdir(base, dep.name), timeout)
+            if rec is not None and rec.status != "ok":
+                console.print(f"[red]{dep.name}: {rec.status}: {rec.reason}[/red]")
+            rows += check_deployment(dep, rec)
+        print_checks(rows, console, deployments)
+        if out:
+            console.print(f"measurements: {out}/<deployment>/results.jsonl")
+    if any(r.verdict == "fail" for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+@_one_line_errors
+def export(
+    path: Path = typer.Argument(..., help="Result directory (or results.jsonl)."),
+    fmt: str = typer.Option("llama-bench", "--format", "-f", help="Output format: llama-bench (its -o jsonl lines)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    build_commit: Optional[str] = typer.Option(None, "--build-commit", help="build_commit to write (compare-llama-bench.py compares builds by it). Default: llama-cpp-python-<version>."),
+) -> None:
+    """Write sweep results as llama-bench JSONL: one pp and one tg test per configuration, readable
+    by llama.cpp's scripts/compare-llama-bench.py."""
+    from .llama_bench_io import write_export
+    from .results import load_records
+
+    if fmt != "llama-bench":
+        raise GgufprofError(f"--format: only llama-bench is supported, got '{fmt}'")
+    text = write_export(load_records(path), output, build_commit)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        typer.echo(f"wrote {text.count(chr(10))} llama-bench tests to {output}", err=True)
+
+
+@app.command(name="import")
+@_one_line_errors
+def import_(
+    path: Path = typer.Argument(..., help="llama-bench output (-o jsonl, or -o json)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Result directory to write results.jsonl and results.csv into."),
+) -> None:
+    """Turn llama-bench results into ggufprof records (env.source = llama-bench; a pp and a tg test of
+    the same settings become one record), so reports show them beside our sweeps."""
+    from .llama_bench_io import import_llama_bench, write_records
+
+    summary = import_llama_bench(path)
+    if not summary.records:
+        raise GgufprofError(f"{path}: no pp or tg tests to import")
+    written = write_records(summary.records, out)
+    typer.echo(f"imported {summary.lines} llama-bench tests as {len(summary.records)} records into {written}"
+               + (f"; {summary.ignored_pg} combined -pg tests left out (ggufprof times pp and tg apart)"
+                  if summary.ignored_pg else ""))
 
 
 def main() -> None:

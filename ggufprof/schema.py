@@ -8,6 +8,8 @@ Format history (SCHEMA_VERSION):
   1  first version: schema_version, id, status (ok/skipped/failed), reason, model, settings,
      resolved, predicted, measured (kv, compute/model buffers, rss, vram, pp, tg, ttft_ms,
      timings), check (kv_exact, kv_mismatches, rss_*), env, started_at.
+     Records imported from llama-bench (env.source == "llama-bench") are ok with measured.pp/tg
+     only: no kv, rss or check.* (llama-bench does not measure them).
 """
 
 from __future__ import annotations
@@ -61,10 +63,13 @@ def validate(d: dict) -> list[str]:
         problems.append("reason: required when status is skipped or failed")
     if d.get("status") == "ok":
         m = d.get("measured", {})
-        for key in ("kv", "rss", "pp", "tg"):
+        # llama-bench measures speed only: an imported record (env.source "llama-bench") has no KV,
+        # RSS or checks to carry (see llama_bench_io.py)
+        speed_only = isinstance(d.get("env"), dict) and d["env"].get("source") == "llama-bench"
+        for key in ("pp", "tg") if speed_only else ("kv", "rss", "pp", "tg"):
             if key not in m:
                 problems.append(f"measured.{key}: missing in an ok record")
-        for key in ("kv_exact", "kv_mismatches"):
+        for key in () if speed_only else ("kv_exact", "kv_mismatches"):
             if key not in d.get("check", {}):
                 problems.append(f"check.{key}: missing in an ok record")
     return problems

@@ -26,6 +26,7 @@ from typing import Callable
 import psutil
 
 from ..checks import kv_mismatches
+from ..errors import GgufprofError
 from ..grid import GridSpec, RunSettings, expand
 from ..kv_model import mib_f64, predict
 from ..llama_log import LlamaLog, parse_log
@@ -112,7 +113,7 @@ class Sweep:
         elif self.results.exists() and self.results.stat().st_size:
             self.results.rename(self.results.with_suffix(f".jsonl.{int(time.time())}.bak"))
         model_block = {
-            "path": str(self.model.path), "name": self.model.name, "architecture": self.model.architecture,
+            "path": str(self.model.path.resolve()), "name": self.model.name, "architecture": self.model.architecture,
             "size": self.model.file_size, "sha256": sha256_file(self.model.path),
         }
         plan = [(rs, why) for rs, why in self.planned() if rs.id not in done]
@@ -132,7 +133,7 @@ class Sweep:
                      started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         try:
             rec.predicted = predict(self.model, rs.kv).to_dict()
-        except Exception:  # the skip reason already says why
+        except GgufprofError:  # refused settings: the skip reason already says why
             pass
         return rec
 

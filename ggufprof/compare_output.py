@@ -1,0 +1,163 @@
+"""What ``ggufprof compare`` writes: a rich table for people, GitHub markdown for PR comments, JSON
+for scripts and JUnit XML for CI dashboards (one testcase per configuration x metric).
+
+The table and markdown show what changed (regressions, improvements, metrics not compared) and
+count the unchanged rows; JSON and JUnit carry every row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from .compare import Comparison, MetricResult, Unpaired
+from .units import human_bytes
+
+FORMATS = ("table", "md", "json", "junit")
+
+
+def fmt_value(metric: str, v: object) -> str:
+    if v is None:
+        return "-"
+    if metric == "kv_predicted":
+        return f"{v:,} B"
+    if metric == "kv_logged":
+        return f"{v} MiB"
+    if metric.startswith("rss"):
+        return human_bytes(v)
+    return f"{v:,.1f} t/s"
+
+
+def fmt_change(r: MetricResult) -> str:
+    if r.change is None:
+        return "-"
+    if math.isinf(r.change):
+        return "from 0"
+    if r.metric == "kv_predicted":  # exact bytes: one block more is +34 B, far below 0.01 %
+        return f"{r.new - r.baseline:+,} B"
+    return f"{r.change * 100:+.2f}%"
+
+
+def fmt_p(r: MetricResult) -> str:
+    if r.p_welch is None:
+        return ""
+    return f"{r.p_welch:.3f}/{r.p_mannwhitney:.3f}"
+
+
+def _rows(cmp: Comparison) -> list[MetricResult]:
+    return cmp.where("regression") + cmp.where("improvement")
+
+
+def _metrics_not_compared(cmp: Comparison) -> list[str]:
+    """Metrics not compared, grouped by reason: 'kv_predicted, rss_peak (12 configurations): missing in
+    the new results' (results imported from llama-bench have no memory figures)."""
+    groups: dict[str, tuple[dict, set]] = {}
+    for r in cmp.where("not_compared"):
+        metrics, ids = groups.setdefault(r.note, ({}, set()))
+        metrics[r.metric] = None
+        ids.add(r.id)
+    return [f"{', '.join(m)} ({len(ids)} configuration(s)): {note}" for note, (m, ids) in groups.items()]
+
+
+def summary(cmp: Comparison) -> str:
+    n = {v: len(cmp.where(v)) for v in ("regression", "improvement", "unchanged", "not_compared")}
+    return (f"{n['regression']} regression(s), {n['improvement']} improvement(s), {n['unchanged']} unchanged "
+            f"over {cmp.matched} matched configuration(s); {len(cmp.only_baseline)} only in the baseline, "
+            f"{len(cmp.only_new)} only in the new results, {len(cmp.not_compared)} not compared (not ok)")
+
+
+def _unpaired_lines(cmp: Comparison, labels: dict[str, str]) -> list[tuple[str, list[str]]]:
+    def line(u: Unpaired, status: str | None) -> str:
+        return f"{labels[u.id]} ({status}{': ' + u.reason if u.reason else ''})"
+    return [("only in the baseline", [line(u, u.baseline_status) for u in cmp.only_baseline]),
+            ("only in the new results", [line(u, u.new_status) for u in cmp.only_new]),
+            ("not compared", [f"{labels[u.id]}: {u.reason}" for u in cmp.not_compared]),
+            ("metrics not compared", _metrics_not_compared(cmp))]
+
+
+def print_table(cmp: Comparison, console: Console) -> None:
+    labels = cmp.labels()
+    th = cmp.thresholds
+    console.print(f"baseline [bold]{cmp.baseline}[/bold] → new [bold]{cmp.new}[/bold]")
+    console.print(f"thresholds: KV +{th.max_kv_increase:.2%}, RSS +{th.max_mem_increase:.2%} (noise "
+                  f"{human_bytes(th.rss_noise)}), tokens/s -{th.max_tps_drop:.2%} at alpha {th.alpha:g}")
+    rows = _rows(cmp)
+    if rows:
+        t = Table(box=box.SIMPLE_HEAD)
+        t.add_column("configuration", overflow="fold", min_width=min(max(len(labels[r.id]) for r in rows), 28))
+        for col in ("metric", "baseline", "new", "change", "p Welch/MWU", "verdict"):
+            t.add_column(col, justify="left" if col in ("metric", "verdict") else "right", no_wrap=True)
+        style = {"regression": "red", "improvement": "green"}
+        for r in rows:
+            t.add_row(labels[r.id], r.metric, fmt_value(r.metric, r.baseline), fmt_value(r.metric, r.new),
+                      fmt_change(r), fmt_p(r), f"[{style[r.verdict]}]{r.verdict}[/{style[r.verdict]}]")
+        console.print(t)
+    for title, lines in _unpaired_lines(cmp, labels):
+        if lines:
+            console.print(f"[yellow]{title}[/yellow]: " + "; ".join(lines))
+    console.print(("[red]" if cmp.regressions else "[green]") + summary(cmp)
+                  + ("[/red]" if cmp.regressions else "[/green]"))
+
+
+def to_markdown(cmp: Comparison) -> str:
+    labels = cmp.labels()
+    out = [f"### ggufprof compare: `{cmp.baseline}` → `{cmp.new}`", "", f"**{summary(cmp)}**", ""]
+    rows = _rows(cmp)
+    if rows:
+        out += ["| configuration | metric | baseline | new | change | p Welch / MWU | verdict |",
+                "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+        icon = {"regression": ":x: regression", "improvement": ":white_check_mark: improvement"}
+        for r in rows:
+            out.append(f"| `{labels[r.id]}` | {r.metric} | {fmt_value(r.metric, r.baseline)} | "
+                       f"{fmt_value(r.metric, r.new)} | {fmt_change(r)} | {fmt_p(r)} | {icon[r.verdict]} |")
+        out.append("")
+    for title, lines in _unpaired_lines(cmp, labels):
+        if lines:
+            out += [f"**{title[0].upper() + title[1:]}**", ""] + [f"- `{ln}`" for ln in lines] + [""]
+    return "\n".join(out)
+
+
+def to_junit(cmp: Comparison) -> str:
+    suite = ET.Element("testsuite", name="ggufprof compare")
+    n_fail = n_skip = 0
+    for r in cmp.results:
+        case = ET.SubElement(suite, "testcase", classname=r.id, name=r.metric)
+        what = (f"{r.metric}: baseline {fmt_value(r.metric, r.baseline)}, new {fmt_value(r.metric, r.new)}, "
+                f"change {fmt_change(r)}" + (f", p Welch/MWU {fmt_p(r)}" if r.p_welch is not None else ""))
+        if r.verdict == "regression":
+            n_fail += 1
+            ET.SubElement(case, "failure", message=what, type="regression").text = what
+        elif r.verdict == "not_compared":
+            n_skip += 1
+            ET.SubElement(case, "skipped", message=r.note)
+        else:
+            ET.SubElement(case, "system-out").text = f"{r.verdict}: {what}"
+    for u, why in ([(u, "only in the baseline") for u in cmp.only_baseline]
+                   + [(u, "only in the new results") for u in cmp.only_new]
+                   + [(u, u.reason) for u in cmp.not_compared]):
+        n_skip += 1
+        case = ET.SubElement(suite, "testcase", classname=u.id, name="configuration")
+        ET.SubElement(case, "skipped", message=why)
+    suite.set("tests", str(len(suite)))
+    suite.set("failures", str(n_fail))
+    suite.set("skipped", str(n_skip))
+    suite.set("errors", "0")
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def to_json(cmp: Comparison) -> str:
+    def clean(o: object) -> object:  # JSON has no NaN/inf: null instead
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, list):
+            return [clean(v) for v in o]
+        return o
+    return json.dumps(clean(cmp.to_dict()), indent=2) + "\n"

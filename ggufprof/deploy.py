@@ -1,0 +1,251 @@
+"""Deployment files: how a model will be served and what it may cost, checked before it ships.
+
+    [[deployment]]
+    name = "chat"
+    model = "models/chat.gguf"      # relative to this file
+    ctx_size = 4096
+    cache_type_k = "q8_0"
+    [deployment.limits]
+    max_kv_bytes = "64 MiB"
+
+Keys follow llama.cpp's flags (as ``ggufprof estimate`` and ``sweep``). Validation is strict and
+happens before anything runs, because a typo in a CI gate (``cache_typ_k``) must not silently
+check the defaults: every error is one line naming the file, the line, the deployment and the key.
+tomllib reports no positions for valid TOML, so ``key_lines`` finds each key's line by scanning the
+text table by table. Cache settings are validated by ``KVSettings.validate`` (the same rules as
+``estimate``), so the messages are llama.cpp's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import GgufprofError
+from .grid import RunSettings, skip_reason
+from .kv_model import KVSettings
+from .model_info import ModelInfo, load_model_info
+
+KV_KEYS = ("ctx_size", "cache_type_k", "cache_type_v", "parallel", "kv_unified", "swa_full", "batch_size",
+           "ubatch_size", "flash_attn")
+KEY_TYPES: dict[str, type] = {
+    "name": str, "model": str, "ctx_size": int, "cache_type_k": str, "cache_type_v": str, "parallel": int,
+    "kv_unified": bool, "swa_full": bool, "batch_size": int, "ubatch_size": int, "flash_attn": str,
+    "threads": int, "n_gpu_layers": int, "offload_kqv": bool, "repack": bool, "n_prompt": int, "n_gen": int,
+    "depth": int, "repetitions": int, "limits": dict,
+}
+REQUIRED = ("name", "model", "ctx_size")
+MINIMUM = {"threads": 1, "n_gpu_layers": -1, "n_prompt": 0, "n_gen": 0, "depth": 0, "repetitions": 1}
+SIZE_LIMITS = ("max_kv_bytes", "max_rss", "max_vram")
+SPEED_LIMITS = ("min_pp_tps", "min_tg_tps")
+SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+              "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_kv_bytes: int | None = None
+    max_rss: int | None = None
+    max_vram: int | None = None
+    min_pp_tps: float | None = None
+    min_tg_tps: float | None = None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    model: Path
+    run: RunSettings
+    limits: Limits
+    line: int  # the [[deployment]] header, for messages
+    info: ModelInfo = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+
+
+def parse_size(value: object, what: str) -> int:
+    """Bytes from an integer or a string such as '64 MiB', '1.5 GiB', '512 KB' (KB/MB/GB: powers of
+    1000, KiB/MiB/GiB: powers of 1024, as llama.cpp prints MiB)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise GgufprofError(f"{what} must be >= 0 bytes, got {value}")
+        return value
+    m = _SIZE.match(value) if isinstance(value, str) else None
+    if not m or m.group(2).lower() not in SIZE_UNITS:
+        raise GgufprofError(f"{what}: expected bytes or a size such as '64 MiB' or '2 GiB', got {value!r}")
+    return round(float(m.group(1)) * SIZE_UNITS[m.group(2).lower()])
+
+
+def key_lines(text: str) -> tuple[dict[tuple[int, str, str], int], dict[int, int]]:
+    """((deployment index, sub-table, key) -> line, deployment index -> header line); index -1 is the
+    top level, sub-table '' the deployment itself or 'limits'. Dotted keys (``limits.max_rss``) count
+    as keys of their sub-table."""
+    keys: dict[tuple[int, str, str], int] = {}
+    headers: dict[int, int] = {}
+    idx, sub, where = -1, "", ""
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line.startswith("[["):
+            where = line[2:].split("]]")[0].strip()
+            if where == "deployment":
+                idx, sub = idx + 1, ""
+                headers[idx] = n
+            keys.setdefault((-1, "", where.split(".")[0]), n)
+        elif line.startswith("["):
+            where = line[1:].split("]")[0].strip()
+            sub = where.split(".", 1)[1] if where.startswith("deployment.") else ""
+            keys.setdefault((idx, "", sub) if sub else (-1, "", where.split(".")[0]), n)
+        elif m := re.match(r"([A-Za-z0-9_.\-]+)\s*=", line):
+            parts = m.group(1).split(".")
+            at_top = where == "" or not where.startswith("deployment")
+            owner = -1 if at_top else idx
+            if len(parts) > 1 and not at_top and not sub:
+                keys.setdefault((owner, "", parts[0]), n)
+                keys.setdefault((owner, parts[0], parts[-1]), n)
+            else:
+                keys.setdefault((owner, sub, parts[0]), n)
+    return keys, headers
+
+
+class _Context:
+    """Turns a problem with one deployment's key into the one-line error, with file and line."""
+
+    def __init__(self, path: Path, lines: dict, headers: dict, idx: int, name: str | None):
+        self.path, self.lines, self.headers, self.idx, self.name = path, lines, headers, idx, name
+
+    def line(self, key: str, sub: str = "") -> int:
+        return (self.lines.get((self.idx, sub, key)) or (sub and self.lines.get((self.idx, "", sub)))
+                or self.headers.get(self.idx, 1))
+
+    def fail(self, key: str, msg: str, sub: str = "", *more: str) -> GgufprofError:
+        """The error for ``key`` (and ``more`` keys involved), at ``key``'s line."""
+        who = f"deployment '{self.name}'" if self.name else f"deployment #{self.idx + 1}"
+        full = ", ".join(f"{sub}.{k}" if sub else k for k in (key, *more))
+        msg = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), msg)  # llama.cpp flag -> key
+        msg = msg.removeprefix(f"{key} ")  # "parallel: parallel must be ..." -> "parallel: must be ..."
+        return GgufprofError(f"{self.path}:{self.line(key, sub)}: {who}: {full}: {msg}")
+
+
+def _check_keys(table: dict, allowed: dict | tuple, ctx: _Context, sub: str = "") -> None:
+    for key, value in table.items():
+        if key not in allowed:
+            near = difflib.get_close_matches(key, list(allowed), n=1)
+            raise ctx.fail(key, "unknown key" + (f" (did you mean '{near[0]}'?)" if near else "")
+                           + f"; known keys: {', '.join(allowed)}", sub)
+        want = allowed[key] if isinstance(allowed, dict) else None
+        if want is not None and (not isinstance(value, want) or (want is int and isinstance(value, bool))):
+            raise ctx.fail(key, f"expected {'a table' if want is dict else want.__name__}, got "
+                                f"{type(value).__name__} {value!r}", sub)
+
+
+def _limits(table: dict, run: RunSettings, ctx: _Context) -> Limits:
+    _check_keys(table, SIZE_LIMITS + SPEED_LIMITS, ctx, "limits")
+    values: dict = {}
+    for key, value in table.items():
+        if key in SIZE_LIMITS:
+            try:
+                values[key] = parse_size(value, key)
+            except GgufprofError as e:
+                raise ctx.fail(key, str(e).removeprefix(f"{key}: "), "limits") from None
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ctx.fail(key, f"expected a number of tokens/s > 0, got {value!r}", "limits")
+        else:
+            values[key] = float(value)
+    for key, n, what in (("min_pp_tps", run.n_prompt, "n_prompt"), ("min_tg_tps", run.n_gen, "n_gen")):
+        if key in values and n == 0:
+            raise ctx.fail(key, f"needs {what} > 0 (no such test is run with {what} = 0)", "limits")
+    return Limits(**values)
+
+
+def _kv_settings(table: dict, info: ModelInfo, ctx: _Context) -> KVSettings:
+    given = {k: table[k] for k in KV_KEYS if k in table}
+    for key, value in given.items():  # each key alone first, so the error names the right one
+        try:
+            KVSettings(**{key: value}).validate()
+        except GgufprofError as e:
+            raise ctx.fail(key, str(e)) from None
+    kv = KVSettings(**given)
+    try:
+        kv.validate(info)
+    except GgufprofError as e:
+        if info.kv_unsupported:
+            raise ctx.fail("model", str(e)) from None
+        default = KVSettings()
+
+        def still_fails(k: str) -> bool:
+            try:
+                dataclasses.replace(kv, **{k: getattr(default, k)}).validate(info)
+                return False
+            except GgufprofError:
+                return True
+        involved = [k for k in sorted(given, key=ctx.line) if not still_fails(k)] or list(given)
+        raise ctx.fail(involved[0], str(e), "", *involved[1:]) from None
+    from .ggml_types import kv_cache_type
+
+    return dataclasses.replace(kv, cache_type_k=kv_cache_type(kv.cache_type_k).name,
+                               cache_type_v=kv_cache_type(kv.cache_type_v).name)
+
+
+def _deployment(table: dict, base: Path, ctx: _Context, default_threads: int, measuring: bool) -> Deployment:
+    _check_keys(table, KEY_TYPES, ctx)
+    for key in REQUIRED:
+        if key not in table:
+            raise ctx.fail(key, "missing (required)")
+    for key, low in MINIMUM.items():
+        if key in table and table[key] < low:
+            raise ctx.fail(key, f"must be >= {low}, got {table[key]}")
+    model = Path(table["model"]).expanduser()
+    model = model if model.is_absolute() else base / model
+    if not model.is_file():
+        raise ctx.fail("model", f"{model}: no such file")
+    try:
+        info = load_model_info(model)
+    except GgufprofError as e:
+        raise ctx.fail("model", str(e)) from None
+    kv = _kv_settings(table, info, ctx)
+    run = RunSettings(kv, table.get("threads", default_threads), table.get("n_prompt", 512), table.get("n_gen", 128),
+                      table.get("depth", 0), table.get("repetitions", 3), table.get("n_gpu_layers", 0),
+                      table.get("offload_kqv", True), table.get("repack", True))
+    why = skip_reason(info, run) if measuring else None
+    if why:
+        raise ctx.fail("ctx_size", why)
+    limits = _limits(table.get("limits", {}), run, ctx)
+    return Deployment(table["name"], model, run, limits, ctx.headers.get(ctx.idx, 1), info)
+
+
+def load_deployments(path: str | Path, default_threads: int = 1, measuring: bool = True) -> list[Deployment]:
+    """Every deployment of a TOML file, validated; GgufprofError (one line, with the line number)
+    on the first problem. ``measuring`` also checks that the timed tests fit in the context."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise GgufprofError(f"{path}: {e.strerror}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"\(at line (\d+), column \d+\)", str(e))
+        raise GgufprofError(f"{path}:{m.group(1) if m else '?'}: invalid TOML: {e}") from None
+    lines, headers = key_lines(text)
+    top = _Context(path, lines, headers, -1, None)
+    for key in doc:
+        if key != "deployment":
+            raise GgufprofError(f"{path}:{top.line(key)}: unknown top-level key '{key}' (expected [[deployment]] tables)")
+    deps = doc.get("deployment")
+    if not isinstance(deps, list) or not deps:
+        raise GgufprofError(f"{path}:{top.line('deployment') if deps is not None else 1}: expected one or more "
+                            "[[deployment]] tables")
+    out: list[Deployment] = []
+    for idx, table in enumerate(deps):
+        if not isinstance(table, dict):
+            raise GgufprofError(f"{path}:{top.line('deployment')}: deployment must be a table ([[deployment]])")
+        name = table.get("name") if isinstance(table.get("name"), str) else None
+        ctx = _Context(path, lines, headers, idx, name)
+        if name is not None and (not name.strip() or any(d.name == name for d in out)):
+            raise ctx.fail("name", "must be unique and not empty")
+        out.append(_deployment(table, path.parent, ctx, default_threads, measuring))
+    return out

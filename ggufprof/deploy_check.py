@@ -1,0 +1,150 @@
+"""Check deployments against their limits: predicted (``--estimate-only``) or measured.
+
+Measuring goes through the sweep machinery (``Sweep`` over a one-configuration ``GridSpec``), so a
+deployment is measured exactly as a sweep configuration is: its own worker process, the same
+records in ``OUT/<name>/results.jsonl``, the same failure handling. There is no second path.
+
+What each limit is compared with, and why:
+
+* ``max_kv_bytes``: the KV bytes, predicted byte-exactly (``kv_model.predict``). When measured, the
+  prediction is used if llama.cpp's log agreed with it (``check.kv_exact``); otherwise the logged
+  MiB (two decimals) are used, and the row says so.
+* ``max_rss``: the worker's peak RSS over the run. It includes the Python interpreter and
+  llama-cpp-python (~50 MiB), so it is an upper bound for a lean server process.
+* ``max_vram``: the worker's GPU memory after the run (NVML has no per-process peak); not checked
+  where there is no NVML reading.
+* ``min_pp_tps`` / ``min_tg_tps``: the mean tokens/s over the repetitions.
+
+A limit that cannot be checked is reported as such and does not fail; a run that failed fails
+every measured limit (the deployment does not work as stated).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from .deploy import SIZE_LIMITS, Deployment
+from .grid import GridSpec
+from .kv_model import predict
+from .schema import Record
+from .units import human_bytes
+
+ESTIMATE_ONLY = "estimate only"
+
+
+@dataclass
+class LimitCheck:
+    deployment: str
+    limit: str
+    allowed: float | int
+    value: float | int | None
+    verdict: str  # "pass", "fail" or "not checked"
+    note: str = ""
+
+
+def run_deployment(dep: Deployment, out_dir: Path, timeout: float = 600) -> Record:
+    """Measure one deployment as a one-configuration sweep in ``out_dir``; its record."""
+    from .measure.runner import Sweep
+
+    rs, kv = dep.run, dep.run.kv
+    spec = GridSpec(cache_types=[(kv.cache_type_k, kv.cache_type_v)], ctx_sizes=[kv.ctx_size], swa_full=[kv.swa_full],
+                    parallel=[kv.parallel], kv_unified=[kv.kv_unified], flash_attn=[kv.flash_attn], depths=[rs.depth],
+                    threads=rs.threads, n_prompt=rs.n_prompt, n_gen=rs.n_gen, repetitions=rs.repetitions,
+                    batch_size=kv.batch_size, ubatch_size=kv.ubatch_size, n_gpu_layers=[rs.n_gpu_layers],
+                    offload_kqv=[rs.offload_kqv], repack=rs.repack)
+    summary = Sweep(dep.info, spec, out_dir, timeout=timeout).run()
+    (rec,) = summary.records  # single-value axes: exactly one configuration
+    return rec
+
+
+def out_subdir(out: Path, name: str) -> Path:
+    return out / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "deployment")
+
+
+def _measured_kv(rec: Record) -> tuple[int | None, str]:
+    if rec.check.get("kv_exact"):
+        return rec.predicted.get("kv_bytes"), "predicted = llama.cpp's log"
+    caches = rec.measured.get("kv", {}).get("caches") or []
+    mib = sum((Decimal(c["total_mib"]) for c in caches), Decimal(0))
+    return round(mib * 2**20), "llama.cpp's log (disagrees with the prediction)"
+
+
+def check_deployment(dep: Deployment, rec: Record | None) -> list[LimitCheck]:
+    """One row per limit; ``rec`` None means estimate only."""
+    rows: list[LimitCheck] = []
+    lim = dep.limits
+
+    def add(limit: str, allowed, value, note: str = "", unchecked: str | None = None) -> None:
+        if unchecked is not None:
+            rows.append(LimitCheck(dep.name, limit, allowed, value, "not checked", unchecked))
+            return
+        ok = value <= allowed if limit.startswith("max_") else value >= allowed
+        rows.append(LimitCheck(dep.name, limit, allowed, value, "pass" if ok else "fail", note))
+
+    if lim.max_kv_bytes is not None:
+        if rec is None or rec.status != "ok":
+            note = "predicted" + (f" (run {rec.status}: {rec.reason})" if rec is not None else "")
+            add("max_kv_bytes", lim.max_kv_bytes, predict(dep.info, dep.run.kv).kv_bytes, note)
+        else:
+            add("max_kv_bytes", lim.max_kv_bytes, *_measured_kv(rec))
+    m = rec.measured if rec is not None else {}
+    measured = {
+        "max_rss": lambda: ((m.get("rss") or {}).get("peak"), "peak RSS, Python included"),
+        "max_vram": lambda: ((m.get("vram") or {}).get("peak_process"), "GPU memory after the run"),
+        "min_pp_tps": lambda: ((m.get("pp") or {}).get("tps_mean"), f"mean of {dep.run.repetitions} runs"),
+        "min_tg_tps": lambda: ((m.get("tg") or {}).get("tps_mean"), f"mean of {dep.run.repetitions} runs"),
+    }
+    for limit, get in measured.items():
+        allowed = getattr(lim, limit)
+        if allowed is None:
+            continue
+        if rec is None:
+            add(limit, allowed, None, unchecked=ESTIMATE_ONLY)
+        elif rec.status != "ok":
+            rows.append(LimitCheck(dep.name, limit, allowed, None, "fail", f"not measured: {rec.status}: {rec.reason}"))
+        else:
+            value, note = get()
+            if value is None:
+                why = (rec.env.get("gpu_unavailable") or "no reading") if limit == "max_vram" else "no reading"
+                add(limit, allowed, None, unchecked=f"not measured ({why})")
+            else:
+                add(limit, allowed, value, note)
+    return rows
+
+
+def _fmt(limit: str, v) -> str:
+    if v is None:
+        return "-"
+    if limit in SIZE_LIMITS:
+        return human_bytes(v)
+    return f"{v:,.1f} t/s"
+
+
+def print_checks(rows: list[LimitCheck], console: Console, deployments: list[Deployment]) -> None:
+    """One table per deployment: limit, value, allowed, result and where the value comes from."""
+    style = {"pass": "green", "fail": "bold red", "not checked": "yellow"}
+    for dep in deployments:
+        mine = [r for r in rows if r.deployment == dep.name]
+        if not mine:
+            console.print(f"[yellow]{dep.name}: no limits stated[/yellow]")
+            continue
+        t = Table(title=f"{dep.name} ({dep.model.name})", title_justify="left", box=box.SIMPLE_HEAD)
+        for col, just in (("limit", "left"), ("value", "right"), ("allowed", "right"), ("result", "left")):
+            t.add_column(col, justify=just, no_wrap=True)
+        t.add_column("source", min_width=20)
+        for r in mine:
+            allowed = ("≤ " if r.limit.startswith("max_") else "≥ ") + _fmt(r.limit, r.allowed)
+            t.add_row(r.limit, _fmt(r.limit, r.value), allowed,
+                      f"[{style[r.verdict]}]{r.verdict}[/{style[r.verdict]}]", r.note)
+        console.print(t)
+    n = {v: sum(r.verdict == v for r in rows) for v in ("pass", "fail", "not checked")}
+    console.print(("[bold red]" if n["fail"] else "[green]")
+                  + f"{n['pass']} passed, {n['fail']} failed, {n['not checked']} not checked"
+                  + ("[/bold red]" if n["fail"] else "[/green]"))

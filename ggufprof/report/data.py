@@ -1,0 +1,259 @@
+"""Records of one or more sweeps turned into comparison rows (plain dicts with raw numbers).
+
+Why a separate layer: the HTML page, the Markdown file and the plots must show the same numbers,
+so the choices live here once: which record is a configuration's f16/f16 baseline, how a record is
+labelled by host, what counts as a check failure. Nothing re-measures; everything comes from
+results.jsonl. Sweeps of the same model on several hosts merge; different models are refused,
+because one comparison table over two models would put unrelated ratios side by side.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import GgufprofError
+from ..results import load_records
+from ..schema import Record
+
+CACHE_KEYS = ("cache_type_k", "cache_type_v")
+# settings shown as columns when they vary, in this order (ctx and depth are always shown)
+# (the ones that shape the cache first, depth after them: rows differing only in depth sit together)
+AXES = ("ctx_size", "parallel", "kv_unified", "swa_full", "flash_attn", "n_gpu_layers", "offload_kqv", "batch_size",
+        "ubatch_size", "depth", "threads", "n_prompt", "n_gen", "repetitions", "repack")
+AXIS_LABELS = {"ctx_size": "ctx", "depth": "depth", "parallel": "np", "kv_unified": "unified",
+               "swa_full": "swa_full", "flash_attn": "fa", "n_gpu_layers": "ngl", "offload_kqv": "kv offload",
+               "threads": "threads", "batch_size": "b", "ubatch_size": "ub", "n_prompt": "pp tokens",
+               "n_gen": "tg tokens", "repetitions": "reps", "repack": "repack"}
+BASELINE = ("f16", "f16")
+
+
+@dataclass
+class Item:
+    """One record and where it came from (the host label is what tables and plots show)."""
+
+    rec: Record
+    host: str
+    source: Path
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return self.rec.settings.get("cache_type_k", "?"), self.rec.settings.get("cache_type_v", "?")
+
+    @property
+    def ok(self) -> bool:
+        return self.rec.status == "ok"
+
+
+@dataclass
+class ReportData:
+    model: dict
+    sources: list[Path]
+    items: list[Item]
+    hosts: list[str] = field(default_factory=list)
+    pairs: list[tuple[str, str]] = field(default_factory=list)  # in the order the sweeps ran them
+    varying: list[str] = field(default_factory=list)  # settings (not cache types) with more than one value
+
+    def count(self, status: str) -> int:
+        return sum(i.rec.status == status for i in self.items)
+
+    @property
+    def ok(self) -> list[Item]:
+        return [i for i in self.items if i.ok]
+
+    @property
+    def shown_axes(self) -> list[str]:
+        return [a for a in AXES if a in ("ctx_size", "depth") or a in self.varying]
+
+
+def pair_label(pair: tuple[str, str]) -> str:
+    return f"{pair[0]}/{pair[1]}"
+
+
+def _model_key(model: dict) -> tuple:
+    return (model.get("sha256"),) if model.get("sha256") else (model.get("name"), model.get("size"))
+
+
+def _dir_host(path: Path, records: list[Record]) -> str:
+    """The hostname of any ok record of the directory; its name when none has an environment."""
+    for r in records:
+        if r.env.get("hostname"):
+            return r.env["hostname"]
+    return path.resolve().name
+
+
+def load(dirs: list[Path]) -> ReportData:
+    """All records of ``dirs``, labelled by host; GgufprofError when they hold different models."""
+    if not dirs:
+        raise GgufprofError("no result directories given")
+    loaded = [(Path(d), load_records(d)) for d in dirs]
+    first: tuple[Path, dict] | None = None
+    for d, recs in loaded:
+        if not recs:
+            raise GgufprofError(f"{d}: results.jsonl holds no records")
+        for r in recs:
+            if first is None:
+                first = (d, r.model)
+            elif _model_key(r.model) != _model_key(first[1]):
+                a, b = first[1], r.model
+                raise GgufprofError(
+                    f"different models: {a.get('name')} ({str(a.get('sha256'))[:12]}, {first[0]}) and "
+                    f"{b.get('name')} ({str(b.get('sha256'))[:12]}, {d}); a report compares one model across "
+                    "hosts: run `ggufprof report` once per model")
+    labels = [_dir_host(d, recs) for d, recs in loaded]
+    dirs_of: dict[str, set[Path]] = {}
+    items: list[Item] = []
+    for (d, recs), fallback in zip(loaded, labels):
+        for r in recs:
+            host = r.env.get("hostname") or fallback
+            dirs_of.setdefault(host, set()).add(d)
+            items.append(Item(r, host, d))
+    for it in items:  # one host swept twice: tell the directories apart
+        if len(dirs_of[it.host]) > 1:
+            it.host = f"{it.host} ({it.source.resolve().name})"
+    data = ReportData(model=first[1], sources=[d for d, _ in loaded], items=items)
+    data.hosts = list(dict.fromkeys(i.host for i in items))
+    data.pairs = list(dict.fromkeys(i.pair for i in items))
+    data.varying = [a for a in AXES if len({repr(i.rec.settings.get(a)) for i in items}) > 1]
+    return data
+
+
+def other_settings(rec: Record) -> tuple:
+    """Everything but the cache types: the key that finds a configuration's f16/f16 twin."""
+    return tuple(sorted((k, repr(v)) for k, v in rec.settings.items() if k not in CACHE_KEYS))
+
+
+def measured_kv_bytes(rec: Record) -> float | None:
+    """KV bytes llama.cpp logged (MiB with two decimals, so within 0.005 MiB per cache)."""
+    caches = rec.measured.get("kv", {}).get("caches") or []
+    return sum(float(c["total_mib"]) * 2**20 for c in caches) if caches else None
+
+
+def rss_growth(rec: Record) -> int | None:
+    rss = rec.measured.get("rss") or {}
+    if rss.get("after_context") is None or rss.get("after_load") is None:
+        return None
+    return rss["after_context"] - rss["after_load"]
+
+
+def vram_growth(rec: Record) -> int | None:
+    v = rec.measured.get("vram") or {}
+    if v.get("after_context_process") is None or v.get("after_load_process") is None:
+        return None
+    return v["after_context_process"] - v["after_load_process"]
+
+
+def speed(rec: Record, test: str) -> tuple[float | None, float | None]:
+    """(mean, stddev) tokens/s of the ``pp`` or ``tg`` test; (None, None) when it did not run."""
+    m = rec.measured.get(test) or {}
+    return m.get("tps_mean"), m.get("tps_stddev")
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    return value / base if value is not None and base else None
+
+
+def sort_key(data: ReportData, it: Item) -> tuple:
+    """Cache type innermost, so each f16 row sits right above the rows compared with it."""
+    return tuple(_orderable(it.rec.settings.get(a)) for a in data.shown_axes), \
+        data.hosts.index(it.host), data.pairs.index(it.pair)
+
+
+def _orderable(v: object) -> tuple:
+    """Numbers in numeric order, anything else (None, strings) after them by its text."""
+    return (0, v, "") if isinstance(v, (int, float)) else (1, 0, repr(v))
+
+
+def comparison_rows(data: ReportData) -> list[dict]:
+    """One row per measured configuration: memory and speed, each with its ratio to f16/f16."""
+    kv_base = {(i.host, other_settings(i.rec)): i.rec.predicted.get("kv_bytes")
+               for i in data.items if i.pair == BASELINE}
+    ok_base = {(i.host, other_settings(i.rec)): i.rec for i in data.ok if i.pair == BASELINE}
+    rows = []
+    for it in sorted(data.ok, key=lambda i: sort_key(data, i)):
+        r, key = it.rec, (it.host, other_settings(it.rec))
+        base = ok_base.get(key)
+        pp, pp_sd = speed(r, "pp")
+        tg, tg_sd = speed(r, "tg")
+        rows.append({
+            "host": it.host, "pair": it.pair, "settings": {a: r.settings.get(a) for a in data.shown_axes},
+            "kv_bytes": r.predicted.get("kv_bytes"), "kv_measured": measured_kv_bytes(r),
+            "kv_ratio": _ratio(r.predicted.get("kv_bytes"), kv_base.get(key)),
+            "rss_growth": rss_growth(r), "rss_peak": (r.measured.get("rss") or {}).get("peak"),
+            "vram_growth": vram_growth(r),
+            "pp": pp, "pp_sd": pp_sd, "pp_ratio": _ratio(pp, speed(base, "pp")[0] if base else None),
+            "tg": tg, "tg_sd": tg_sd, "tg_ratio": _ratio(tg, speed(base, "tg")[0] if base else None),
+        })
+    return rows
+
+
+def cache_summary(rows: list[dict], data: ReportData) -> list[dict]:
+    """Per cache type pair (and host, when several): the ratio ranges a reader wants first."""
+    out = []
+    for pair in data.pairs:
+        for host in data.hosts:
+            mine = [r for r in rows if r["pair"] == pair and r["host"] == host]
+            if not mine:
+                continue
+
+            def vals(key: str) -> list[float]:
+                return [r[key] for r in mine if r[key] is not None]
+
+            out.append({"pair": pair, "host": host, "configs": len(mine),
+                        "kv_ratio": (min(vals("kv_ratio")), max(vals("kv_ratio"))) if vals("kv_ratio") else None,
+                        "pp_ratio": statistics.median(vals("pp_ratio")) if vals("pp_ratio") else None,
+                        "tg_ratio": statistics.median(vals("tg_ratio")) if vals("tg_ratio") else None})
+    return out
+
+
+def describe(data: ReportData, rec: Record) -> str:
+    """A configuration in a few words: the cache pair and the settings that vary in this report."""
+    s = rec.settings
+    parts = [f"{AXIS_LABELS[a]}={s.get(a)}" for a in data.shown_axes if a in s]
+    return f"{s.get('cache_type_k')}/{s.get('cache_type_v')} " + " ".join(parts)
+
+
+def check_failures(data: ReportData) -> list[dict]:
+    """Measured configurations where llama.cpp or the process disagreed with the model."""
+    out = []
+    for it in data.ok:
+        c = it.rec.check
+        if c.get("kv_exact") is False or c.get("rss_explained") is False or c.get("vram_explained") is False:
+            out.append({"host": it.host, "config": describe(data, it.rec), "id": it.rec.id,
+                        "kv_exact": c.get("kv_exact"), "kv_mismatches": c.get("kv_mismatches") or [],
+                        "kv_predicted": it.rec.predicted.get("kv_bytes"), "kv_measured": measured_kv_bytes(it.rec),
+                        "rss_explained": c.get("rss_explained"), "rss_growth": c.get("rss_growth"),
+                        "rss_expected": c.get("rss_expected"), "rss_tolerance": c.get("rss_tolerance"),
+                        "vram_explained": c.get("vram_explained"), "vram_growth": c.get("vram_growth"),
+                        "vram_expected": c.get("vram_expected")})
+    return out
+
+
+def not_measured(data: ReportData) -> list[dict]:
+    """Skipped and failed configurations, each with the reason the sweep recorded."""
+    return [{"host": it.host, "status": it.rec.status, "config": describe(data, it.rec),
+             "reason": it.rec.reason or ""} for it in data.items if not it.ok]
+
+
+def environments(data: ReportData) -> list[dict]:
+    """One environment block per host (from its first ok record), with the threads it used."""
+    out = []
+    for host in data.hosts:
+        mine = [i for i in data.ok if i.host == host]
+        env = mine[0].rec.env if mine else {}
+        gpu = env.get("gpu")
+        if isinstance(gpu, dict):
+            cards = zip(gpu.get("gpus", []), gpu.get("memory_total", []))
+            gpu = ", ".join(f"{n} ({m / 2**30:.1f} GiB)" for n, m in cards) + \
+                f"; driver {gpu.get('driver')}, CUDA {gpu.get('cuda')}"
+        out.append({
+            "host": host, "sources": sorted({str(i.source) for i in data.items if i.host == host}),
+            "llama_cpp_python": env.get("llama_cpp_python"), "ggufprof": env.get("ggufprof"),
+            "llama_cpp_system_info": env.get("llama_cpp_system_info"), "cpu": env.get("cpu"),
+            "cpu_count_physical": env.get("cpu_count_physical"), "cpu_count_logical": env.get("cpu_count_logical"),
+            "memory_total": env.get("memory_total"), "platform": env.get("platform"), "python": env.get("python"),
+            "gpu": gpu or (f"none ({env['gpu_unavailable']})" if env.get("gpu_unavailable") else "none"),
+            "threads": sorted({i.rec.settings.get("threads") for i in mine if i.rec.settings.get("threads")}),
+        })
+    return out

@@ -1,0 +1,244 @@
+"""The report's figures, rendered to PNG bytes with matplotlib's Agg backend.
+
+Why bytes: the HTML page embeds them (one self-contained file) and the Markdown writer saves them
+next to report.md; neither needs a display. A figure is drawn only when its axis varies in the
+data; otherwise a one-line note says why it is missing, so an absent plot is never a mystery.
+Everything not on a plot's axis is held at one reference configuration, named in its caption.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ..errors import GgufprofError
+from ..kv_model import KVSettings, predict
+from ..model_info import ModelInfo, load_model_info
+from .data import CACHE_KEYS, AXIS_LABELS, Item, ReportData, measured_kv_bytes, pair_label, speed
+from .tables import fmt_setting
+
+MIB = 2**20
+FREE_ALWAYS = {*CACHE_KEYS, "threads", "repetitions"}  # threads follow each host's cores; cache types are the series
+
+
+@dataclass
+class Plot:
+    slug: str  # file name part: report-<slug>.png
+    title: str
+    caption: str
+    png: bytes
+    wide: bool = False  # several panels: a page gives it the full width
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def _reference(data: ReportData, items: list[Item], free: set[str]) -> dict:
+    """Values of the varying settings not on the plot's axes: those of the group of records in
+    which the plot's own axes take the most values (the first such group on a tie), so a sweep
+    that varies depth in one corner of its grid still gets its depth plot from that corner."""
+    keys = [k for k in data.varying if k not in free | FREE_ALWAYS]
+    groups: dict[tuple, set] = {}
+    for i in items:
+        g = tuple(i.rec.settings.get(k) for k in keys)
+        groups.setdefault(g, set()).add(tuple(i.rec.settings.get(f) for f in sorted(free)))
+    best = max(groups, key=lambda g: len(groups[g]))
+    return dict(zip(keys, best))
+
+
+def _matching(items: list[Item], ref: dict) -> list[Item]:
+    return [i for i in items if all(i.rec.settings.get(k) == v for k, v in ref.items())]
+
+
+def _ref_text(ref: dict) -> str:
+    return ", ".join(f"{AXIS_LABELS[k]} {fmt_setting(v)}" for k, v in ref.items()) or "the sweep's settings"
+
+
+def _model_info(model: dict) -> ModelInfo | None:
+    """The GGUF file the sweep read, if it is still there (same size); None draws from records only."""
+    path = Path(model.get("path") or "")
+    try:
+        if path.is_file() and path.stat().st_size == model.get("size"):
+            return load_model_info(path)
+    except (GgufprofError, OSError):
+        pass
+    return None
+
+
+def _kv_settings(settings: dict, ctx: int) -> KVSettings:
+    known = {f.name for f in fields(KVSettings)}
+    return KVSettings(**{**{k: v for k, v in settings.items() if k in known}, "ctx_size": ctx})
+
+
+def kv_vs_ctx(data: ReportData) -> Plot | str:
+    items = [i for i in data.items if i.rec.predicted.get("kv_bytes")]
+    ctxs = sorted({i.rec.settings["ctx_size"] for i in items})
+    if len(ctxs) < 2:
+        one = ctxs[0] if ctxs else "—"
+        return f"KV memory against context size: not drawn, the sweep has one context size ({one})."
+    ref = _reference(data, items, {"ctx_size", "depth"})
+    items = _matching(items, ref)
+    info = _model_info(data.model)
+    log_x = ctxs[-1] / ctxs[0] >= 8
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for n, pair in enumerate(data.pairs):
+        mine = sorted((i for i in items if i.pair == pair), key=lambda i: i.rec.settings["ctx_size"])
+        if not mine:
+            continue
+        color = f"C{n}"
+        line = {i.rec.settings["ctx_size"]: i.rec.predicted["kv_bytes"] for i in mine}
+        if info is not None:
+            lo, hi = min(line), max(line)
+            grid = {round(lo * (hi / lo) ** (k / 160)) if log_x else lo + (hi - lo) * k // 160 for k in range(161)}
+            for c in sorted(grid | set(line)):
+                try:
+                    line[c] = predict(info, _kv_settings(mine[0].rec.settings, c)).kv_bytes
+                except GgufprofError:
+                    pass
+        xs = sorted(line)
+        ax.plot(xs, [line[x] / MIB for x in xs], color=color, lw=1.5, label=f"{pair_label(pair)} model")
+        pts = [(i.rec.settings["ctx_size"], measured_kv_bytes(i.rec)) for i in mine if i.ok]
+        pts = [(x, y) for x, y in pts if y is not None]
+        if pts:
+            ax.plot([x for x, _ in pts], [y / MIB for _, y in pts], "o", color=color, ms=6, mfc="white",
+                    label=f"{pair_label(pair)} llama.cpp")
+    if log_x:
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.set_xlabel("context size (tokens)")
+    ax.set_ylabel("KV cache (MiB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncols=2)
+    src = "the model's prediction from the GGUF file" if info else "through the predicted sizes (GGUF file not found)"
+    return Plot("kv-vs-ctx", "KV memory against context size",
+                f"Lines: {src}; circles: what llama.cpp logged. At {_ref_text(ref)}.", _png(fig))
+
+
+def speed_vs_depth(data: ReportData) -> Plot | str:
+    depths = sorted({i.rec.settings.get("depth", 0) for i in data.ok})
+    if len(depths) < 2:
+        return f"Tokens/s against depth: not drawn, the sweep has one depth ({depths[0] if depths else '—'})."
+    ref = _reference(data, data.ok, {"depth"})
+    items = _matching(data.ok, ref)
+    tests = [t for t in ("pp", "tg") if any(speed(i.rec, t)[0] is not None for i in items)]
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(tests), figsize=(8 if len(tests) == 1 else 11, 4.2), squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    for ax, test in zip(axes[0], tests):
+        for n, pair in enumerate(data.pairs):
+            for h, host in enumerate(data.hosts):
+                mine = sorted((i for i in items if i.pair == pair and i.host == host),
+                              key=lambda i: i.rec.settings.get("depth", 0))
+                pts = [(i.rec.settings.get("depth", 0), *speed(i.rec, test)) for i in mine]
+                pts = [p for p in pts if p[1] is not None]
+                if not pts:
+                    continue
+                label = pair_label(pair) + (f" · {host}" if len(data.hosts) > 1 else "")
+                ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] or 0 for p in pts], color=f"C{n}",
+                            ls=styles[h % 4], marker="o", ms=4, capsize=3, label=label)
+        ax.set_title(f"{test} ({'prompt processing' if test == 'pp' else 'generation'})", fontsize=10)
+        ax.set_xlabel("depth (tokens already in the context)")
+        ax.set_ylabel("tokens/s")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return Plot("speed-vs-depth", "Tokens/s against depth",
+                f"Mean over the repetitions, error bars: standard deviation. At {_ref_text(ref)}.", _png(fig),
+                len(tests) > 1)
+
+
+def _bars(ax, groups: list[str], series: dict[str, list[tuple[float | None, float | None]]]) -> None:
+    """Grouped bars: one group per label, one bar per series (value, error)."""
+    width = 0.8 / max(len(series), 1)
+    for n, (name, vals) in enumerate(series.items()):
+        xs = [g + (n - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        errors = [e or 0 for _, e in vals] if any(e for _, e in vals) else None
+        bars = ax.bar(xs, [v or 0 for v, _ in vals], width, yerr=errors, capsize=3, color=f"C{n}", label=name)
+        if errors is None:  # sizes: print them on the bars
+            ax.bar_label(bars, labels=["" if v is None else f"{v:.2f}" for v, _ in vals], fontsize=7, padding=2)
+    ax.set_xticks(range(len(groups)), groups, fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+
+
+def swa_full_plot(data: ReportData) -> Plot | str:
+    items = [i for i in data.items if len(i.rec.predicted.get("caches") or []) == 2]
+    if not items:
+        return "swa_full on vs off: not drawn, the model has no sliding-window layers."
+    if len({i.rec.settings.get("swa_full") for i in items}) < 2:
+        return "swa_full on vs off: not drawn, the sweep ran one swa_full setting."
+    ref = _reference(data, items, {"swa_full", "ctx_size", "depth"})
+    items = _matching(items, ref)
+    keys = list(dict.fromkeys((i.rec.settings["ctx_size"], i.pair) for i in
+                              sorted(items, key=lambda i: (i.rec.settings["ctx_size"], data.pairs.index(i.pair)))))
+    by = {(i.rec.settings["ctx_size"], i.pair, i.rec.settings.get("swa_full")): i for i in items}
+    series = {f"swa_full {label}": [((by[(c, p, on)].rec.predicted["kv_bytes"] / MIB) if (c, p, on) in by else None,
+                                     None) for c, p in keys] for on, label in ((False, "off"), (True, "on"))}
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    _bars(ax, [f"{pair_label(p)}\nctx {c}" for c, p in keys], series)
+    ax.set_ylabel("KV cache (MiB)")
+    return Plot("swa-full", "SWA cache: swa_full on vs off",
+                "With swa_full off the sliding-window layers keep only window + ubatch cells per sequence. "
+                f"Predicted bytes (llama.cpp's log agrees, see Checks). At {_ref_text(ref)}.", _png(fig))
+
+
+def unified_plot(data: ReportData) -> Plot | str:
+    items = [i for i in data.ok if i.rec.settings.get("parallel", 1) > 1]
+    if not items:
+        return "Unified vs per-sequence cache: not drawn, every configuration ran one sequence."
+    if len({i.rec.settings.get("kv_unified") for i in items}) < 2:
+        return "Unified vs per-sequence cache: not drawn, the sweep ran one kv_unified setting."
+    ref = _reference(data, items, {"kv_unified"})
+    items = _matching(items, ref)
+    keys = list(dict.fromkeys((i.host, i.pair) for i in
+                              sorted(items, key=lambda i: (data.pairs.index(i.pair), data.hosts.index(i.host)))))
+    by = {(i.host, i.pair, i.rec.settings.get("kv_unified")): i for i in items}
+    labels = [pair_label(p) + (f"\n{h}" if len(data.hosts) > 1 else "") for h, p in keys]
+    plt = _pyplot()
+    fig, (ax_kv, ax_tg) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, what in ((ax_kv, "kv"), (ax_tg, "tg")):
+        series = {}
+        for on, label in ((False, "per-sequence"), (True, "unified")):
+            vals = []
+            for h, p in keys:
+                it = by.get((h, p, on))
+                if it is None:
+                    vals.append((None, None))
+                elif what == "kv":
+                    vals.append((it.rec.predicted.get("kv_bytes", 0) / MIB, None))
+                else:
+                    vals.append(speed(it.rec, "tg"))
+            series[label] = vals
+        _bars(ax, labels, series)
+        ax.set_ylabel("KV cache (MiB)" if what == "kv" else "tg tokens/s")
+        ax.set_title("KV cache" if what == "kv" else "generation speed (± stddev)", fontsize=10)
+    return Plot("unified", "Unified vs per-sequence KV cache",
+                f"Several sequences sharing one KV buffer (unified) or one stream each. At {_ref_text(ref)}.",
+                _png(fig), True)
+
+
+def make_plots(data: ReportData) -> tuple[list[Plot], list[str]]:
+    """Every plot the data supports, and a note for each one it does not."""
+    plots, notes = [], []
+    for fn in (kv_vs_ctx, speed_vs_depth, swa_full_plot, unified_plot):
+        result = fn(data) if data.items else "no records"
+        (plots if isinstance(result, Plot) else notes).append(result)
+    return plots, notes

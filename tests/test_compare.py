@@ -1,0 +1,188 @@
+"""``ggufprof compare`` on real sweeps (the shared ``sweep_dirs`` fixture) and modified copies of them."""
+
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+import xml.etree.ElementTree as ET
+
+import pytest
+from typer.testing import CliRunner
+
+from ggufprof.cli import app
+from ggufprof.compare import Thresholds, compare_memory, compare_speed, parse_fraction, short_labels
+from ggufprof.kv_model import mib_f32
+from ggufprof.results import load_records
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, ["compare", *[str(a) for a in args]])
+
+
+def write_copy(src, dst, change=None, keep=None):
+    """dst/results.jsonl: the records of src, each passed through ``change(dict)``; only ids in
+    ``keep`` when given."""
+    dst.mkdir(parents=True, exist_ok=True)
+    with open(dst / "results.jsonl", "w") as f:
+        for rec in load_records(src):
+            d = copy.deepcopy(rec.to_dict())
+            if keep is not None and d["id"] not in keep:
+                continue
+            if change:
+                change(d)
+            f.write(json.dumps(d) + "\n")
+    return dst
+
+
+def scale_tg(factor):
+    def change(d):
+        tg = d["measured"].get("tg")
+        if tg:
+            tg["samples_tps"] = [x * factor for x in tg["samples_tps"]]
+            tg["tps_mean"] = statistics.fmean(tg["samples_tps"])
+    return change
+
+
+@pytest.fixture(scope="module")
+def gqa(sweep_dirs):
+    return sweep_dirs["llama-gqa"]
+
+
+def ok_records(path):
+    return [r for r in load_records(path) if r.status == "ok"]
+
+
+def test_run_against_itself_passes(gqa):
+    r = run(gqa, gqa)
+    assert r.exit_code == 0, r.output
+    assert "0 regression(s)" in r.stdout
+
+
+def test_tg_lowered_20_percent_fails_and_names_configurations(gqa, tmp_path):
+    new = write_copy(gqa, tmp_path / "new", scale_tg(0.8))
+    r = run(gqa, new, "--format", "json")
+    assert r.exit_code == 1, r.output
+    flagged = {x["id"] for x in json.loads(r.stdout)["regressions"]}
+    assert flagged and all(x["metric"] == "tg_tps" for x in json.loads(r.stdout)["regressions"])
+    # whenever the three baseline samples span less than 25 %, the lowered ones all lie below them:
+    # Mann-Whitney's exact one-sided p is 1/20 = alpha, so these must be flagged whatever the noise
+    separable = {rec.id for rec in ok_records(gqa)
+                 if max(rec.measured["tg"]["samples_tps"]) < 1.25 * min(rec.measured["tg"]["samples_tps"])}
+    assert separable <= flagged
+    table = run(gqa, new)
+    assert table.exit_code == 1
+    labels = short_labels([rec.id for rec in load_records(gqa)])
+    for rid in flagged:  # the table names each flagged configuration by what distinguishes it
+        assert labels[rid] in table.stdout
+
+
+def test_tg_lowered_1_percent_is_within_noise(gqa, tmp_path):
+    new = write_copy(gqa, tmp_path / "new", scale_tg(0.99))
+    r = run(gqa, new, "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["regressions"] == []
+
+
+def test_kv_raised_by_one_block_fails(gqa, tmp_path):
+    target = next(r.id for r in ok_records(gqa) if r.settings["cache_type_k"] == "q8_0")
+
+    def one_more_block(d):
+        if d["id"] == target:
+            d["predicted"]["kv_bytes"] += 34  # one q8_0 block: 32 values in 34 bytes
+            cache = d["measured"]["kv"]["caches"][0]
+            cache["total_mib"] = mib_f32(d["predicted"]["kv_bytes"])
+    new = write_copy(gqa, tmp_path / "new", one_more_block)
+    r = run(gqa, new, "--format", "json")
+    assert r.exit_code == 1, r.output
+    regs = json.loads(r.stdout)["regressions"]
+    kv = [x for x in regs if x["metric"] == "kv_predicted"]
+    assert len(kv) == 1 and kv[0]["id"] == target and kv[0]["new"] - kv[0]["baseline"] == 34
+    # a 1 % KV threshold would hide it: the default is 0 on purpose
+    assert run(gqa, new, "--max-kv-increase", "1%", "--format", "json").exit_code == 0
+
+
+def test_configurations_on_one_side_are_listed(gqa, tmp_path):
+    ids = [r.id for r in load_records(gqa)]
+    base = write_copy(gqa, tmp_path / "base", keep=set(ids[:-1]))
+    new = write_copy(gqa, tmp_path / "new", keep=set(ids[1:]))
+    r = run(base, new, "--format", "json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert [x["id"] for x in d["only_baseline"]] == [ids[0]]
+    assert [x["id"] for x in d["only_new"]] == [ids[-1]]
+    assert d["matched"] == len(ids) - 2
+    table = run(base, new)
+    assert "only in the baseline" in table.stdout and "only in the new results" in table.stdout
+
+
+def test_failed_and_skipped_records_are_listed(gqa, tmp_path):
+    target = ok_records(gqa)[0].id
+
+    def fail(d):
+        if d["id"] == target:
+            d.update(status="failed", reason="worker killed by SIGKILL")
+    new = write_copy(gqa, tmp_path / "new", fail)
+    d = json.loads(run(gqa, new, "--format", "json").stdout)
+    assert [(x["id"], x["new_status"]) for x in d["not_compared"]] == [(target, "failed")]
+    assert "SIGKILL" in d["not_compared"][0]["reason"]
+
+
+def test_different_model_refused_unless_forced(gqa, tmp_path):
+    def other_model(d):
+        d["model"]["sha256"] = "0" * 64
+    new = write_copy(gqa, tmp_path / "new", other_model)
+    r = run(gqa, new)
+    assert r.exit_code == 2
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Error: ") and "sha256" in err[0] and "--force" in err[0]
+    assert run(gqa, new, "--force").exit_code == 0
+
+
+def test_different_host_refused(gqa, tmp_path):
+    def other_host(d):
+        if d["env"]:
+            d["env"]["hostname"] = "elsewhere"
+    r = run(gqa, write_copy(gqa, tmp_path / "new", other_host))
+    assert r.exit_code == 2 and "elsewhere" in r.stderr and "hostname" in r.stderr
+
+
+def test_every_format_parses(gqa, tmp_path):
+    new = write_copy(gqa, tmp_path / "new", scale_tg(0.5))
+    d = json.loads(run(gqa, new, "-f", "json").stdout)
+    assert set(d) >= {"regressions", "improvements", "unchanged", "only_baseline", "only_new"}
+    n_ok = len(ok_records(gqa))
+    assert len(d["regressions"]) + len(d["improvements"]) + len(d["unchanged"]) == n_ok * 6
+    suite = ET.fromstring(run(gqa, new, "-f", "junit").stdout)
+    assert suite.tag == "testsuite" and int(suite.get("tests")) == n_ok * 6
+    failures = suite.findall("testcase/failure")
+    assert int(suite.get("failures")) == len(failures) == len(d["regressions"]) > 0
+    md = run(gqa, new, "-f", "md").stdout
+    assert "| configuration | metric |" in md and ":x: regression" in md
+    out = tmp_path / "report.xml"
+    r = run(gqa, new, "-f", "junit", "--output", out)
+    assert r.exit_code == 1 and r.stdout == "" and ET.parse(out).getroot().tag == "testsuite"
+
+
+def test_bad_input_exits_2(gqa, tmp_path):
+    assert run(gqa, tmp_path / "nothing").exit_code == 2
+    assert run(gqa, gqa, "--format", "xml").exit_code == 2
+    assert run(gqa, gqa, "--max-tps-drop", "five").exit_code == 2
+
+
+def test_thresholds_and_rules():
+    assert parse_fraction("1%", "x") == pytest.approx(0.01) and parse_fraction("0.01", "x") == 0.01
+    assert compare_memory("c", "kv_predicted", 10**9, 10**9 + 34, 0.0).verdict == "regression"
+    assert compare_memory("c", "kv_predicted", 10**9, 10**9 - 34, 0.0).verdict == "improvement"
+    assert compare_memory("c", "rss_peak", 100 << 20, (101 << 20), 0.01, 1 << 20).verdict == "unchanged"
+    assert compare_memory("c", "rss_peak", 100 << 20, (103 << 20), 0.01, 1 << 20).verdict == "regression"
+    th = Thresholds()
+    base = [100.0, 101.0, 99.0]
+    assert compare_speed("c", "tg_tps", base, [80.0, 81.0, 79.0], th).verdict == "regression"
+    assert compare_speed("c", "tg_tps", base, [99.0, 100.0, 98.0], th).verdict == "unchanged"  # effect < 5 %
+    assert compare_speed("c", "tg_tps", base, [120.0, 121.0, 119.0], th).verdict == "improvement"
+    # a 30 % drop inside wild noise is not significant
+    assert compare_speed("c", "tg_tps", [50.0, 150.0, 100.0], [40.0, 110.0, 60.0], th).verdict == "unchanged"
+    assert compare_speed("c", "tg_tps", [100.0], [50.0], th).verdict == "not_compared"
