@@ -1,0 +1,121 @@
+"""Which device holds each layer (llama.cpp's llama_model::load_tensors), per-device KV and weights.
+
+The layer table below is derived by hand from load_tensors in src/llama-model.cpp:
+``i_gpu_start = max(n_layer + 1 - n_gpu_layers, 0)``; layer il (n_layer = the output layer) is on
+the GPU when ``il >= i_gpu_start`` and ``il - i_gpu_start < min(n_gpu_layers, n_layer + 1)``.
+
+The GPU predictions are checked against real llama.cpp logs: the H100 run committed under
+benchmarks/h100 (39 configurations, KV buffer lines per device, CUDA0 model buffer, VRAM), whose
+2.2 GB model is rebuilt here from its shape alone (header facts, no weights needed).
+"""
+
+import shutil
+
+import pytest
+
+from ggufprof.grid import GridSpec
+from ggufprof.gguf_reader import GgufFile, LargeArray, TensorInfo
+from ggufprof.kv_model import KVSettings, predict
+from ggufprof.measure.runner import Sweep
+from ggufprof.model_info import load_model_info, model_info_from_gguf
+from ggufprof.placement import CPU, GPU, alloc_size, gpu_layers, place
+from ggufprof import ggml_types
+
+from .conftest import ROOT, fixture_path
+
+
+@pytest.mark.parametrize("n_layer,ngl,on_gpu_layers,output", [
+    (4, 0, [], False),
+    (4, 1, [], True),            # the output layer is the first one offloaded
+    (4, 2, [3], True),
+    (4, 4, [1, 2, 3], True),
+    (4, 5, [0, 1, 2, 3], True),  # n_layer + 1: everything
+    (4, 99, [0, 1, 2, 3], True),
+    (4, -1, [0, 1, 2, 3], True),  # llama_model_default_params: -1 = all
+    (22, 10, list(range(13, 22)), True),  # 9 repeating layers + output, as seen on the GPU machine
+    (22, 12, list(range(11, 22)), True),
+])
+def test_layer_assignment(n_layer, ngl, on_gpu_layers, output):
+    flags = gpu_layers(n_layer, ngl)
+    assert [il for il in range(n_layer) if flags[il]] == on_gpu_layers
+    assert flags[n_layer] is output
+
+
+def test_no_gpu_means_all_on_cpu():
+    assert gpu_layers(4, 99, has_gpu=False) == [False] * 5
+
+
+@pytest.mark.parametrize("ngl", [0, 2, 3, 5])
+def test_kv_split_on_fixture(ngl):
+    m = load_model_info(fixture_path("gemma3-swa"))  # 8 layers: SWA 0-4, 6-7; full 5
+    pred = predict(m, KVSettings(ctx_size=2048, swa_full=False))
+    p = place(m, pred, ngl)
+    on = [il for il in range(8) if p.on_gpu[il]]
+    full_gpu = sum(1 for il in on if not m.swa_layers[il])
+    swa_gpu = sum(1 for il in on if m.swa_layers[il])
+    by = {(d.cache, d.device): d.layers for d in p.kv}
+    assert by.get(("full", GPU), 0) == full_gpu and by.get(("swa", GPU), 0) == swa_gpu
+    assert by.get(("full", CPU), 0) + full_gpu == 1 and by.get(("swa", CPU), 0) + swa_gpu == 7
+    assert p.kv_bytes(CPU) + p.kv_bytes(GPU) == pred.kv_bytes
+
+
+def test_no_kv_offload_keeps_all_kv_on_host():
+    m = load_model_info(fixture_path("llama-gqa"))
+    pred = predict(m, KVSettings(ctx_size=4096))
+    p = place(m, pred, 99, offload_kqv=False)
+    assert p.kv_bytes(GPU) == 0 and p.kv_bytes(CPU) == pred.kv_bytes
+    assert p.weights.get(GPU, 0) > 0  # the weights still go to the GPU
+
+
+def test_cuda_pads_quantized_rows_to_512():
+    q8 = ggml_types.kv_cache_type("q8_0")
+    # 256 values per row: +256 values of q8_0 (272 bytes) once per tensor, then 128-byte alignment
+    assert alloc_size(q8, (256, 4096, 1), GPU) == 1114112 + 384
+    assert alloc_size(q8, (256, 4096, 1), CPU) == 1114112
+    assert alloc_size(ggml_types.kv_cache_type("f16"), (256, 4096, 1), GPU) == 2097152
+
+
+def llama_1b_info():
+    """ModelInfo of benchmarks/h100's model (scripts/make_fixtures.py --llama-1b) from its shape."""
+    f16, f32 = 1, 0
+    n_layer, n_embd, n_ff, n_vocab, kv_width = 22, 2048, 5632, 32000, 256
+    shapes = [("token_embd.weight", (n_embd, n_vocab), f16), ("output_norm.weight", (n_embd,), f32),
+              ("output.weight", (n_embd, n_vocab), f16)]
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        shapes += [(p + "attn_norm.weight", (n_embd,), f32), (p + "attn_q.weight", (n_embd, n_embd), f16),
+                   (p + "attn_k.weight", (n_embd, kv_width), f16), (p + "attn_v.weight", (n_embd, kv_width), f16),
+                   (p + "attn_output.weight", (n_embd, n_embd), f16), (p + "ffn_norm.weight", (n_embd,), f32),
+                   (p + "ffn_gate.weight", (n_embd, n_ff), f16), (p + "ffn_up.weight", (n_embd, n_ff), f16),
+                   (p + "ffn_down.weight", (n_ff, n_embd), f16)]
+    tensors, off = [], 0
+    for name, shape, t in shapes:
+        nb = ggml_types.nbytes(ggml_types.BY_ID[t], shape)
+        tensors.append(TensorInfo(name, shape, t, nb, off))
+        off += nb
+    kv = {"general.architecture": "llama", "general.name": "random llama 1.1B shape", "llama.block_count": n_layer,
+          "llama.context_length": 131072, "llama.embedding_length": n_embd, "llama.feed_forward_length": n_ff,
+          "llama.attention.head_count": 32, "llama.attention.head_count_kv": 4,
+          "tokenizer.ggml.tokens": LargeArray("str", n_vocab)}
+    return model_info_from_gguf(GgufFile(ROOT / "llama-1b.gguf", 3, kv, tuple(tensors), 0, off))
+
+
+def test_h100_results_recheck_exactly(tmp_path):
+    """Recompute every committed H100 record's prediction and checks from its stored llama.cpp log."""
+    src = ROOT / "benchmarks" / "h100"
+    out = tmp_path / "h100"
+    shutil.copytree(src, out, ignore=shutil.ignore_patterns("report*", "*.png"))
+    info = llama_1b_info()
+    assert info.n_params == 1_100_048_384
+    spec = GridSpec([("f16", "f16")], [4096], [True], [1], [False], ["on"], [0], threads=16)
+    recs = Sweep(info, spec, out).recheck()
+    assert len(recs) == 39 and all(r.status == "ok" for r in recs)
+    for r in recs:
+        c = r.check
+        assert c["kv_exact"], (r.id, c["kv_mismatches"])
+        assert c["weights_gpu_exact"], (r.id, c["weights_gpu_predicted"], c["weights_gpu_logged_mib"])
+        assert c["vram_explained"], (r.id, c["vram_error"])
+        devices = {d for cache in r.measured["kv"]["caches"] for d in cache["buffers_mib"]}
+        expected = {GPU} if r.settings["offload_kqv"] and r.settings["n_gpu_layers"] == 23 else (
+            {CPU} if not r.settings["offload_kqv"] else {CPU, GPU})
+        assert devices == expected, r.id
