@@ -19,6 +19,7 @@ demo: install
 	$(GGUFPROF) inspect $(DEMO_MODEL)
 	$(GGUFPROF) sweep $(DEMO_MODEL) --out ggufprof-out/demo
 	$(GGUFPROF) results ggufprof-out/demo
+	$(GGUFPROF) report ggufprof-out/demo
 
 # Debian's Chromium and ChromeDriver, for the test that opens the HTML report in a real browser.
 browser:
