@@ -144,16 +144,27 @@ def resolve_ctx(model: ModelInfo, s: KVSettings) -> tuple[int, int, int, int]:
     return n_ctx_seq * s.parallel, n_ctx_seq, n_batch, n_ubatch
 
 
+def cache_layers(model: ModelInfo, cache: str) -> list[int]:
+    """The layers a cache holds: all for "kv", the full-attention or the SWA layers otherwise."""
+    return [il for il in range(model.n_layer) if cache == "kv" or (cache == "swa") == model.swa_layers[il]]
+
+
+def tensor_shapes(model: ModelInfo, il: int, cells: int, streams: int, v_trans: bool) -> tuple[tuple, tuple]:
+    """ggml shapes of layer ``il``'s K and V tensors. A transposed V (flash attention off) is as
+    wide as the widest layer's V ([TAG_V_CACHE_VARIABLE] in llama-kv-cache.cpp)."""
+    v_width = max(model.n_embd_v_gqa(j) for j in range(model.n_layer)) if v_trans else model.n_embd_v_gqa(il)
+    return (model.n_embd_k_gqa(il), cells, streams), (v_width, cells, streams)
+
+
 def _cache(model: ModelInfo, name: str, layers: list[int], cells: int, streams: int,
            s: KVSettings, v_trans: bool) -> CachePrediction:
     tk = ggml_types.kv_cache_type(s.cache_type_k)
     tv = ggml_types.kv_cache_type(s.cache_type_v)
-    v_max = max(model.n_embd_v_gqa(il) for il in range(model.n_layer))
     k_sizes, v_sizes = [], []
     for il in layers:
-        v_width = v_max if v_trans else model.n_embd_v_gqa(il)
-        k_sizes.append(ggml_types.nbytes(tk, (model.n_embd_k_gqa(il), cells, streams)))
-        v_sizes.append(ggml_types.nbytes(tv, (v_width, cells, streams)))
+        k_ne, v_ne = tensor_shapes(model, il, cells, streams, v_trans)
+        k_sizes.append(ggml_types.nbytes(tk, k_ne))
+        v_sizes.append(ggml_types.nbytes(tv, v_ne))
     buffer = sum(pad(b, CPU_ALIGNMENT) for b in k_sizes + v_sizes)
     return CachePrediction(name, cells, streams, len(layers), tk.name, tv.name, sum(k_sizes), sum(v_sizes), buffer)
 
@@ -164,17 +175,14 @@ def predict(model: ModelInfo, s: KVSettings) -> KVPrediction:
     n_ctx, n_ctx_seq, n_batch, n_ubatch = resolve_ctx(model, s)
     streams = 1 if s.kv_unified else s.parallel
     v_trans = s.flash_attn == "off"
-    all_layers = list(range(model.n_layer))
     if not model.has_swa:
-        caches = [_cache(model, "kv", all_layers, n_ctx_seq, streams, s, v_trans)]
+        caches = [_cache(model, "kv", cache_layers(model, "kv"), n_ctx_seq, streams, s, v_trans)]
     else:
         swa_cells = n_ctx_seq if s.swa_full else pad(
             min(n_ctx_seq, model.n_swa * (s.parallel if s.kv_unified else 1) + n_ubatch), CTX_PAD)
-        full = [il for il in all_layers if not model.swa_layers[il]]
-        swa = [il for il in all_layers if model.swa_layers[il]]
         caches = [
-            _cache(model, "full", full, n_ctx_seq, streams, s, v_trans),
-            _cache(model, "swa", swa, swa_cells, streams, s, v_trans),
+            _cache(model, "full", cache_layers(model, "full"), n_ctx_seq, streams, s, v_trans),
+            _cache(model, "swa", cache_layers(model, "swa"), swa_cells, streams, s, v_trans),
         ]
     return KVPrediction(s, n_ctx, n_ctx_seq, n_batch, n_ubatch, v_trans, caches)
 

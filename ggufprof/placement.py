@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import ggml_types
-from .kv_model import KVPrediction, pad
+from .kv_model import KVPrediction, cache_layers, pad, tensor_shapes
 from .model_info import ModelInfo
 
 CPU, GPU = "CPU", "CUDA0"
@@ -101,16 +101,13 @@ def place(model: ModelInfo, pred: KVPrediction, n_gpu_layers: int, offload_kqv: 
     p = Placement(n_gpu_layers, offload_kqv, on_gpu)
     tk = ggml_types.kv_cache_type(pred.settings.cache_type_k)
     tv = ggml_types.kv_cache_type(pred.settings.cache_type_v)
-    v_max = max(model.n_embd_v_gqa(il) for il in range(model.n_layer))
     for cache in pred.caches:
-        layers = [il for il in range(model.n_layer)
-                  if cache.name == "kv" or (cache.name == "swa") == model.swa_layers[il]]
         for device in (CPU, GPU):
-            mine = [il for il in layers if (offload_kqv and on_gpu[il]) == (device == GPU)]
+            mine = [il for il in cache_layers(model, cache.name) if (offload_kqv and on_gpu[il]) == (device == GPU)]
             if not mine:
                 continue
-            k = [(model.n_embd_k_gqa(il), cache.cells, cache.streams) for il in mine]
-            v = [(v_max if pred.v_trans else model.n_embd_v_gqa(il), cache.cells, cache.streams) for il in mine]
+            shapes = [tensor_shapes(model, il, cache.cells, cache.streams, pred.v_trans) for il in mine]
+            k, v = [ne for ne, _ in shapes], [ne for _, ne in shapes]
             p.kv.append(DeviceKV(
                 cache.name, device, len(mine),
                 sum(ggml_types.nbytes(tk, ne) for ne in k), sum(ggml_types.nbytes(tv, ne) for ne in v),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .errors import GgufprofError
@@ -38,7 +39,6 @@ def load_dataframe(*paths: str | Path):
             for key in ("measured.pp.samples_tps", "measured.tg.samples_tps", "measured.pp.samples_s",
                         "measured.tg.samples_s"):
                 if key in row:
-                    import json
                     row[key] = json.loads(row[key])
             row["source"] = str(p)
             rows.append(row)
