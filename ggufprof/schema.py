@@ -15,6 +15,7 @@ Format history (SCHEMA_VERSION):
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -80,6 +81,7 @@ def append_record(path: Path, rec: Record) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(rec.to_dict(), sort_keys=True) + "\n")
         f.flush()
+        os.fsync(f.fileno())
 
 
 def iter_records(path: Path) -> Iterator[Record]:
