@@ -35,7 +35,7 @@ from pathlib import Path
 from .errors import GgufprofError
 from .grid import RunSettings
 from .kv_model import KVSettings
-from .schema import Record, validate
+from .schema import Record, speed_block, validate
 
 # test::get_fields(), in llama-bench's order; then its jsonl printer adds samples_ns and samples_ts
 FIELDS = (
@@ -156,11 +156,11 @@ def read_llama_bench(path: Path) -> list[dict]:
 
 def _speed(line: dict | None) -> dict:
     if line is None:
-        return {"n_tokens": 0, "samples_s": [], "samples_tps": [], "tps_mean": None, "tps_stddev": 0.0}
-    ts = [float(x) for x in line["samples_ts"]]
-    return {"n_tokens": line["n_prompt"] + line["n_gen"], "samples_s": [x / 1e9 for x in line["samples_ns"]],
-            "samples_tps": ts, "tps_mean": statistics.fmean(ts) if ts else None, "tps_stddev": _stdev(ts),
-            "n_ctx": line["n_prompt"] + line["n_gen"] + line["n_depth"]}
+        return speed_block(0, [], [])
+    block = speed_block(line["n_prompt"] + line["n_gen"], [x / 1e9 for x in line["samples_ns"]],
+                        [float(x) for x in line["samples_ts"]])
+    block["n_ctx"] = line["n_prompt"] + line["n_gen"] + line["n_depth"]
+    return block
 
 
 def _record(pp: dict | None, tg: dict | None, where: str) -> Record:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -74,6 +75,17 @@ def validate(d: dict) -> list[str]:
             if key not in d.get("check", {}):
                 problems.append(f"check.{key}: missing in an ok record")
     return problems
+
+
+def speed_block(n_tokens: int, samples_s: list[float], samples_tps: list[float]) -> dict:
+    """``measured.pp`` / ``measured.tg``: raw samples per repetition, their mean and stddev."""
+    return {
+        "n_tokens": n_tokens,
+        "samples_s": samples_s,
+        "samples_tps": samples_tps,
+        "tps_mean": statistics.fmean(samples_tps) if samples_tps else None,
+        "tps_stddev": statistics.stdev(samples_tps) if len(samples_tps) > 1 else 0.0,
+    }
 
 
 def append_record(path: Path, rec: Record) -> None:

@@ -195,7 +195,7 @@ class Sweep:
         has_gpu = any(dev != "CPU" for c in log.caches for dev in c.buffers_mib) or any(
             k.startswith("CUDA") for k in log.model_buffers_mib)
         placement = place(self.model, pred, rs.n_gpu_layers, rs.offload_kqv, has_gpu)
-        rec.predicted["placement"] = placement.to_dict()
+        rec.predicted = {**pred.to_dict(), "placement": placement.to_dict()}
         bad = kv_mismatches(pred, log, rec.resolved["n_ctx"], rec.resolved["n_ctx_seq"], placement)
         rec.check = {"kv_exact": not bad, "kv_mismatches": [str(b) for b in bad]}
         rec.check.update(rss_check(rec, placement, log))
@@ -209,7 +209,6 @@ class Sweep:
         for rec in iter_records(self.results):
             log_file = rec.measured.get("log_file")
             if rec.status == "ok" and log_file and (self.out_dir / log_file).exists():
-                rec.predicted = predict(self.model, RunSettings.from_dict(rec.settings).kv).to_dict()
                 self._check(rec, RunSettings.from_dict(rec.settings), parse_log((self.out_dir / log_file).read_text()))
             out.append(rec)
         tmp = self.results.with_suffix(".jsonl.tmp")

@@ -28,6 +28,7 @@ import llama_cpp as L
 
 from ..errors import GgufprofError
 from ..grid import RunSettings
+from ..schema import speed_block
 from .llama_ctx import LlamaModel, log_capture
 from .memory import RssSampler, Vram, peak_rss_rusage
 from . import environment
@@ -80,14 +81,7 @@ class _Decoder:
 
 
 def _speed(n_tokens: int, samples_s: list[float]) -> dict:
-    tps = [n_tokens / s for s in samples_s if s > 0]
-    return {
-        "n_tokens": n_tokens,
-        "samples_s": samples_s,
-        "samples_tps": tps,
-        "tps_mean": statistics.fmean(tps) if tps else None,
-        "tps_stddev": statistics.stdev(tps) if len(tps) > 1 else 0.0,
-    }
+    return speed_block(n_tokens, samples_s, [n_tokens / s for s in samples_s if s > 0])
 
 
 def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> dict:
