@@ -46,7 +46,7 @@ def _emit_json(obj: dict) -> None:
 @_one_line_errors
 def inspect(model: Path = MODEL, as_json: bool = JSON) -> None:
     """Show a model's attention layout and the KV bytes one token costs per cache type."""
-    from .model_info import load_model_info
+    from .model.model_info import load_model_info
     from .console import inspect_json, print_inspect
 
     info = load_model_info(model)
@@ -79,8 +79,9 @@ def estimate(
     1 sequence, per-sequence (not unified) cache, swa_full on, n_batch 2048, n_ubatch 512,
     flash attention auto.
     """
-    from .kv_model import KVSettings, predict
-    from .model_info import load_model_info
+    from .memory.settings import KVSettings
+    from .memory.predict import predict
+    from .model.model_info import load_model_info
     from .console import estimate_json, print_estimate
 
     if ctx_size < 1:
@@ -137,7 +138,7 @@ def sweep(
 
     from .grid import GridSpec, default_ctx_sizes, on_off_both, parse_cache_types, parse_choice_list, parse_int_list
     from .measure.runner import Sweep, default_out_dir, default_threads
-    from .model_info import load_model_info
+    from .model.model_info import load_model_info
     from .sweep_view import SweepView
 
     for flag, value in (("--n-prompt", n_prompt), ("--n-gen", n_gen)):

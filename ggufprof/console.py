@@ -8,9 +8,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from . import ggml_types
-from .kv_model import KVPrediction
-from .model_info import ModelInfo
+from .model import ggml_types
+from .memory.predict import MemoryPrediction
+from .model.model_info import ModelInfo
 from .placement import Placement
 from .units import human_bytes, human_count
 
@@ -67,7 +67,7 @@ def print_inspect(info: ModelInfo, console: Console | None = None) -> None:
                 "use `ggufprof estimate` for the cache llama.cpp actually allocates.[/dim]")
 
 
-def estimate_json(info: ModelInfo, pred: KVPrediction, placement: Placement | None = None) -> dict:
+def estimate_json(info: ModelInfo, pred: MemoryPrediction, placement: Placement | None = None) -> dict:
     d = pred.to_dict()
     d["model"] = {"path": str(info.path), "name": info.name, "architecture": info.architecture}
     if placement is not None:
@@ -93,7 +93,7 @@ def print_placement(p: Placement, c: Console) -> None:
             "rows padded to 512 values). CPU weights are mmapped from the file.[/dim]")
 
 
-def print_estimate(info: ModelInfo, pred: KVPrediction, console: Console | None = None,
+def print_estimate(info: ModelInfo, pred: MemoryPrediction, console: Console | None = None,
                    placement: Placement | None = None) -> None:
     c = console or Console()
     s = pred.settings

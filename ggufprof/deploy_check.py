@@ -6,7 +6,7 @@ records in ``OUT/<name>/results.jsonl``, the same failure handling. There is no 
 
 What each limit is compared with, and why:
 
-* ``max_kv_bytes``: the KV bytes, predicted byte-exactly (``kv_model.predict``). When measured, the
+* ``max_kv_bytes``: the KV bytes, predicted byte-exactly (``memory.predict``). When measured, the
   prediction is used if llama.cpp's log agreed with it (``check.kv_exact``); otherwise the logged
   MiB (two decimals) are used, and the row says so.
 * ``max_rss``: the worker's peak RSS over the run. It includes the Python interpreter and
@@ -32,7 +32,7 @@ from rich.table import Table
 
 from .deploy import SIZE_LIMITS, Deployment
 from .grid import GridSpec
-from .kv_model import predict
+from .memory.predict import predict
 from .schema import Record
 from .units import human_bytes
 

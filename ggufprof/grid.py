@@ -12,9 +12,10 @@ import itertools
 from dataclasses import asdict, dataclass, field
 
 from .errors import GgufprofError
-from .ggml_types import kv_cache_type
-from .kv_model import KVSettings, predict, resolve_ctx
-from .model_info import ModelInfo
+from .model.ggml_types import kv_cache_type
+from .memory.settings import KVSettings
+from .memory.predict import bytes_per_token, predict, resolved
+from .model.model_info import ModelInfo
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def default_ctx_sizes(model: ModelInfo, needed: int, mem_budget: int) -> list[in
     """A few sizes from 2048 up to the limit: min(n_ctx_train, 131072, what fits in ``mem_budget``
     bytes of f16 KV by the estimate), the limit itself included."""
     limit = min(model.n_ctx_train or 131072, 131072)
-    per_token = model.kv_bytes_per_token("f16")
+    per_token = bytes_per_token(model, "f16")
     if per_token:
         limit = min(limit, mem_budget // per_token)
     limit = max(limit // 256 * 256, 256)
@@ -145,7 +146,7 @@ def skip_reason(model: ModelInfo, rs: RunSettings) -> str | None:
         predict(model, rs.kv)
     except GgufprofError as e:
         return str(e)
-    n_ctx_seq = resolve_ctx(model, rs.kv)[1]
+    n_ctx_seq = resolved(model, rs.kv).n_ctx_seq
     need = rs.depth + max(rs.n_prompt, rs.n_gen)
     if need > n_ctx_seq:
         return (f"depth {rs.depth} + max(n_prompt {rs.n_prompt}, n_gen {rs.n_gen}) = {need} tokens do not fit "

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from .errors import GgufprofError
 from .grid import RunSettings
-from .kv_model import KVSettings
+from .memory.settings import KVSettings
 from .schema import Record, speed_block, validate
 
 # test::get_fields(), in llama-bench's order; then its jsonl printer adds samples_ns and samples_ts
@@ -71,7 +71,7 @@ def _model_facts(path: str | None, cache: dict) -> tuple[int, int]:
     if not path:
         return 0, 0
     if path not in cache:
-        from .model_info import load_model_info
+        from .model.model_info import load_model_info
 
         try:
             info = load_model_info(path)

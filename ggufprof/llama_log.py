@@ -5,6 +5,8 @@ llama.cpp reports every allocation it makes in its log, with two decimals of MiB
     llama_kv_cache_iswa: creating non-SWA KV cache, size = 512 cells
     llama_kv_cache:        CPU KV buffer size =     0.75 MiB
     llama_kv_cache: size =    0.75 MiB (   512 cells,   4 layers,  3/3 seqs), K (f16):    0.38 MiB, V (f16):    0.38 MiB
+    llama_memory_recurrent:        CPU RS buffer size =     0.06 MiB
+    llama_memory_recurrent: size =    0.06 MiB (     1 cells,   2 layers,  1 seqs  0 rs_seq), R (f32): ...
     sched_reserve:        CPU compute buffer size =     1.27 MiB
     load_tensors:   CPU_Mapped model buffer size =     0.95 MiB
     resolve_fused_ops: Flash Attention enabled
@@ -17,11 +19,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_CREATING = re.compile(r"llama_kv_cache_iswa: creating\s+(non-SWA|SWA) KV cache, size = (\d+) cells")
+# "creating <label> KV cache" announcements of the composite memories (iSWA, DSA, MSA, hybrid_idx)
+_CREATING = re.compile(r"llama_\w+: creating\s+(non-SWA|SWA|DSA|main|indexer) KV cache")
+_LABELS = {"non-SWA": "full", "SWA": "swa", "DSA": "full", "main": "kv", "indexer": "indexer"}
 _KV_BUF = re.compile(r"llama_kv_cache:\s+(\S+) KV buffer size =\s+([\d.]+) MiB")
 _KV_SIZE = re.compile(
     r"llama_kv_cache: size =\s+([\d.]+) MiB \(\s*(\d+) cells,\s+(\d+) layers,\s+(\d+)/(\d+) seqs\), "
     r"K \((\w+)\):\s+([\d.]+) MiB, V \((\w+)\):\s+([\d.]+) MiB"
+)
+_STATE_BUF = re.compile(r"llama_dsv4_comp_state:\s+(\S+) DSV4 (\w+) state buffer size =\s+([\d.]+) MiB")
+_STATE_SIZE = re.compile(r"llama_dsv4_comp_state: (\w+) ratio = \d+, state = (\d+) x \d+, streams = (\d+), "
+                         r"rs_seq = \d+, layers = (\d+), size =\s+([\d.]+) MiB")
+_RS_BUF = re.compile(r"llama_memory_recurrent:\s+(\S+) RS buffer size =\s+([\d.]+) MiB")
+_RS_SIZE = re.compile(
+    r"llama_memory_recurrent: size =\s+([\d.]+) MiB \(\s*(\d+) cells,\s+(\d+) layers,\s+(\d+) seqs\s+(\d+) rs_seq\), "
+    r"R \((\w+)\):\s+([\d.]+) MiB, S \((\w+)\):\s+([\d.]+) MiB, P \((\w+)\):\s+([\d.]+) MiB"
 )
 _COMPUTE = re.compile(r"(\S+) compute buffer size =\s+([\d.]+) MiB")
 _MODEL = re.compile(r"(\S+) model buffer size =\s+([\d.]+) MiB")
@@ -33,9 +45,12 @@ _N_CTX_SEQ = re.compile(r"llama_context: n_ctx_seq\s+= (\d+)")
 
 @dataclass
 class LoggedCache:
-    """One KV cache as llama.cpp described it; MiB values are kept as the printed strings."""
+    """One KV cache or recurrent state as llama.cpp described it; MiB values are the printed strings.
 
-    name: str  # "kv", or "full" / "swa" for the two caches of an iSWA model
+    For recurrent state (``kind`` "rs") K and V stand for R and S, and ``p_mib`` is the PLE row."""
+
+    name: str  # the announced label: "kv", "full", "swa", "indexer"; "recurrent"; csa/hca/lid state
+    kind: str = "kv"  # "kv" (llama_kv_cache), "rs" (llama_memory_recurrent), "state" (DSV4 compressor)
     cells: int = 0
     layers: int = 0
     seqs: int = 0
@@ -45,6 +60,7 @@ class LoggedCache:
     total_mib: str = ""
     k_mib: str = ""
     v_mib: str = ""
+    p_mib: str = ""
     buffers_mib: dict[str, str] = field(default_factory=dict)  # device -> "0.75"
 
 
@@ -59,27 +75,41 @@ class LlamaLog:
 
 
 def parse_log(text: str) -> LlamaLog:
+    """Every cache in the order llama.cpp created it: its buffer lines come first, then its size line."""
     out = LlamaLog()
-    pending: str | None = None  # name announced by llama_kv_cache_iswa for the next cache
+    pending: str | None = None  # label announced for the next cache
     current: LoggedCache | None = None
+
+    def cache(kind: str, name: str | None = None) -> LoggedCache:
+        nonlocal current, pending
+        if current is None or current.total_mib or current.kind != kind:  # a finished cache: open a new one
+            current = LoggedCache(name or ("recurrent" if kind == "rs" else pending or "kv"), kind)
+            out.caches.append(current)
+            pending = None
+        return current
+
     for line in text.splitlines():
         if m := _CREATING.search(line):
-            pending = "full" if m.group(1) == "non-SWA" else "swa"
-        elif m := _KV_BUF.search(line):
-            if current is None or current.total_mib:  # a buffer line opens a new cache
-                current = LoggedCache(pending or "kv")
-                out.caches.append(current)
-                pending = None
-            current.buffers_mib[m.group(1)] = m.group(2)
+            pending = _LABELS[m.group(1)]
+        elif m := _KV_BUF.search(line) or _RS_BUF.search(line):
+            cache("rs" if m.re is _RS_BUF else "kv").buffers_mib[m.group(1)] = m.group(2)
         elif m := _KV_SIZE.search(line):
-            if current is None or current.total_mib:
-                current = LoggedCache(pending or "kv")
-                out.caches.append(current)
-                pending = None
-            current.total_mib = m.group(1)
-            current.cells, current.layers = int(m.group(2)), int(m.group(3))
-            current.seqs, current.streams = int(m.group(4)), int(m.group(5))
-            current.type_k, current.k_mib, current.type_v, current.v_mib = m.group(6, 7, 8, 9)
+            c = cache("kv")
+            c.total_mib = m.group(1)
+            c.cells, c.layers = int(m.group(2)), int(m.group(3))
+            c.seqs, c.streams = int(m.group(4)), int(m.group(5))
+            c.type_k, c.k_mib, c.type_v, c.v_mib = m.group(6, 7, 8, 9)
+        elif m := _STATE_BUF.search(line):
+            cache("state", m.group(2)).buffers_mib[m.group(1)] = m.group(3)
+        elif m := _STATE_SIZE.search(line):
+            c = cache("state", m.group(1))
+            c.cells, c.streams, c.seqs, c.layers, c.total_mib = int(m.group(2)), int(m.group(3)), int(m.group(3)), \
+                int(m.group(4)), m.group(5)
+        elif m := _RS_SIZE.search(line):
+            c = cache("rs")
+            c.total_mib = m.group(1)
+            c.cells, c.layers, c.seqs, c.streams = int(m.group(2)), int(m.group(3)), int(m.group(4)), 1
+            c.type_k, c.k_mib, c.type_v, c.v_mib, c.p_mib = m.group(6, 7, 8, 9, 11)
         elif m := _COMPUTE.search(line):
             out.compute_buffers_mib[m.group(1)] = m.group(2)
         elif m := _MODEL.search(line):

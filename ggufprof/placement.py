@@ -8,8 +8,9 @@ Rules from the vendored llama.cpp (one GPU, ``LLAMA_SPLIT_MODE_LAYER``):
   output layer is the first one offloaded, and ``-ngl 10`` on 22 layers puts the output plus
   layers 13..21 on the GPU. The input layer (token embeddings) always stays on the CPU. A negative
   ``n_gpu_layers`` means all (``n_layer + 1``).
-* ``llama_kv_cache::llama_kv_cache``: a layer's K/V live on ``dev_layer(il)`` when ``offload_kqv``,
-  else in host memory.
+* ``llama_kv_cache::llama_kv_cache`` and ``llama_memory_recurrent``: a layer's K/V (or R/S state)
+  live on ``dev_layer(il)`` when ``offload_kqv``, else in host memory. ``n_layer`` here counts
+  NextN/MTP layers too (``n_layer_all``).
 * Buffer sizes: each tensor is padded to the buffer type's alignment (CPU 32, CUDA 128), and the
   CUDA buffer type allocates quantized tensors with their last row padded to a multiple of 512
   values (``ggml_backend_cuda_buffer_type_get_alloc_size``, MATRIX_ROW_PADDING). That is why
@@ -22,9 +23,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from . import ggml_types
-from .kv_model import KVPrediction, cache_layers, pad, tensor_shapes
-from .model_info import ModelInfo
+from .memory.caches import Cache, pad
+from .memory.predict import MemoryPrediction
+from .model import ggml_types
+from .model.model_info import ModelInfo
 
 CPU, GPU = "CPU", "CUDA0"
 ALIGNMENT = {CPU: 32, GPU: 128}
@@ -52,14 +54,14 @@ def alloc_size(t: ggml_types.GgmlType, ne: tuple[int, ...], device: str) -> int:
 
 @dataclass
 class DeviceKV:
-    """One cache's share on one device."""
+    """One cache's share on one device (a recurrent state's too: K and V stand for R and S+P)."""
 
     cache: str
     device: str
     layers: int
     k_bytes: int
     v_bytes: int
-    buffer_bytes: int  # what llama.cpp logs as "<device> KV buffer size"
+    buffer_bytes: int  # what llama.cpp logs as "<device> KV buffer size" (or "RS buffer size")
 
 
 @dataclass
@@ -95,32 +97,36 @@ def _tensor_layer(name: str, n_layer: int) -> int:
     return -1  # token_embd and anything outside the blocks: the input layer, always on the CPU
 
 
-def place(model: ModelInfo, pred: KVPrediction, n_gpu_layers: int, offload_kqv: bool = True,
+def cache_on_device(cache: Cache, device: str, on_gpu: list[bool], offload_kqv: bool) -> DeviceKV | None:
+    """The part of ``cache`` whose layers live on ``device``, None when it has none there."""
+    mine = [t for t in cache.tensors if (offload_kqv and on_gpu[t.layer]) == (device == GPU)]
+    if not mine:
+        return None
+    return DeviceKV(
+        cache.name, device, len({t.layer for t in mine}),
+        sum(t.nbytes for t in mine if t.role in ("k", "r")),
+        sum(t.nbytes for t in mine if t.role not in ("k", "r")),
+        sum(alloc_size(ggml_types.BY_NAME[t.type], t.ne, device) for t in mine),
+    )
+
+
+def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int, offload_kqv: bool = True,
           has_gpu: bool = True) -> Placement:
-    on_gpu = gpu_layers(model.n_layer, n_gpu_layers, has_gpu)
+    n_layer = model.hparams.n_layer_all
+    on_gpu = gpu_layers(n_layer, n_gpu_layers, has_gpu)
     p = Placement(n_gpu_layers, offload_kqv, on_gpu)
-    tk = ggml_types.kv_cache_type(pred.settings.cache_type_k)
-    tv = ggml_types.kv_cache_type(pred.settings.cache_type_v)
     for cache in pred.caches:
         for device in (CPU, GPU):
-            mine = [il for il in cache_layers(model, cache.name) if (offload_kqv and on_gpu[il]) == (device == GPU)]
-            if not mine:
-                continue
-            shapes = [tensor_shapes(model, il, cache.cells, cache.streams, pred.v_trans) for il in mine]
-            k, v = [ne for ne, _ in shapes], [ne for _, ne in shapes]
-            p.kv.append(DeviceKV(
-                cache.name, device, len(mine),
-                sum(ggml_types.nbytes(tk, ne) for ne in k), sum(ggml_types.nbytes(tv, ne) for ne in v),
-                sum(alloc_size(tk, ne, device) for ne in k) + sum(alloc_size(tv, ne, device) for ne in v),
-            ))
+            if (share := cache_on_device(cache, device, on_gpu, offload_kqv)) is not None:
+                p.kv.append(share)
     names = {t.name for t in model.tensors}
     for t in model.tensors:
-        il = _tensor_layer(t.name, model.n_layer)
+        il = _tensor_layer(t.name, n_layer)
         device = GPU if il >= 0 and on_gpu[il] else CPU
         p.weights[device] = p.weights.get(device, 0) + t.n_bytes
         if device == GPU:
             p.gpu_weights_buffer += alloc_size(ggml_types.BY_ID[t.type_id], t.shape, GPU)
-    if "output.weight" not in names and on_gpu[model.n_layer]:
+    if "output.weight" not in names and on_gpu[n_layer]:
         # tied embeddings: llama.cpp loads token_embd a second time for the output layer (TENSOR_DUPLICATED)
         emb = next((t for t in model.tensors if t.name == "token_embd.weight"), None)
         if emb is not None:

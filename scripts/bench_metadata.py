@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ggufprof.model_info import load_model_info  # noqa: E402
+from ggufprof.model.model_info import load_model_info  # noqa: E402
 
 
 def synthetic_big_vocab(path: Path, n_vocab: int) -> Path:

@@ -36,7 +36,7 @@ def sweep_dirs(tmp_path_factory):
     """
     from ggufprof.grid import GridSpec
     from ggufprof.measure.runner import Sweep
-    from ggufprof.model_info import load_model_info
+    from ggufprof.model.model_info import load_model_info
 
     specs = {
         "llama-gqa": GridSpec(cache_types=[("f16", "f16"), ("q8_0", "q8_0"), ("q4_0", "q4_0")], ctx_sizes=[512, 2048],

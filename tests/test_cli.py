@@ -6,8 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ggufprof.cli import app
-from ggufprof.kv_model import KVSettings, predict
-from ggufprof.model_info import load_model_info
+from ggufprof.memory.settings import KVSettings
+from ggufprof.memory.predict import predict
+from ggufprof.model.model_info import load_model_info
 
 from .conftest import FIXTURE_NAMES, fixture_path
 

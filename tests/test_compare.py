@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from ggufprof.cli import app
 from ggufprof.compare import Thresholds, compare_memory, compare_speed, parse_fraction, short_labels
-from ggufprof.kv_model import mib_f32
+from ggufprof.memory.caches import mib_f32
 from ggufprof.results import load_records
 
 runner = CliRunner()

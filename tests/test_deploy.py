@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 from ggufprof.cli import app
 from ggufprof.deploy import load_deployments, parse_size
 from ggufprof.errors import GgufprofError
-from ggufprof.kv_model import KVSettings, predict
-from ggufprof.model_info import load_model_info
+from ggufprof.memory.settings import KVSettings
+from ggufprof.memory.predict import predict
+from ggufprof.model.model_info import load_model_info
 
 from .conftest import fixture_path
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from ggufprof.kv_model import KVSettings
+from ggufprof.memory.settings import KVSettings
 
 from .conftest import FIXTURE_NAMES, FIXTURES, ROOT, fixture_path
 

@@ -4,8 +4,8 @@ import ctypes
 
 import pytest
 
-from ggufprof import ggml_types
-from ggufprof.gguf_reader import _find_ggml_base
+from ggufprof.model import ggml_types
+from ggufprof.model.gguf_reader import _find_ggml_base
 
 
 class _InitParams(ctypes.Structure):

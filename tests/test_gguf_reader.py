@@ -5,7 +5,7 @@ import pytest
 from gguf import GGUFReader, GGUFValueType
 
 from ggufprof.errors import GgufprofError
-from ggufprof.gguf_reader import LargeArray, read_gguf
+from ggufprof.model.gguf_reader import LargeArray, read_gguf
 
 from .conftest import FIXTURE_NAMES, fixture_path
 

@@ -10,8 +10,9 @@ import sys
 import pytest
 
 from ggufprof.checks import kv_mismatches
-from ggufprof.kv_model import KVSettings, predict
-from ggufprof.model_info import load_model_info
+from ggufprof.memory.settings import KVSettings
+from ggufprof.memory.predict import predict
+from ggufprof.model.model_info import load_model_info
 
 from .conftest import ROOT
 

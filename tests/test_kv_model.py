@@ -4,8 +4,10 @@ test_kv_vs_llama.py)."""
 import pytest
 
 from ggufprof.errors import GgufprofError
-from ggufprof.kv_model import KVSettings, mib_f32, mib_f64, predict, resolve_ctx
-from ggufprof.model_info import load_model_info
+from ggufprof.memory.settings import KVSettings
+from ggufprof.memory.caches import mib_f32, mib_f64
+from ggufprof.memory.predict import predict, resolved
+from ggufprof.model.model_info import load_model_info
 
 from .conftest import fixture_path
 from .gguf_files import llama_like

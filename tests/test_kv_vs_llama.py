@@ -11,11 +11,12 @@ import itertools
 
 import pytest
 
-from ggufprof import ggml_types
+from ggufprof.model import ggml_types
 from ggufprof.checks import kv_mismatches
 from ggufprof.errors import GgufprofError
-from ggufprof.kv_model import KVSettings, predict
-from ggufprof.model_info import load_model_info
+from ggufprof.memory.settings import KVSettings
+from ggufprof.memory.predict import predict
+from ggufprof.model.model_info import load_model_info
 
 from .conftest import FIXTURE_NAMES, fixture_path
 

@@ -4,7 +4,7 @@ import pytest
 
 from ggufprof.architectures import ARCHITECTURES, swa_layers
 from ggufprof.errors import GgufprofError
-from ggufprof.model_info import load_model_info
+from ggufprof.model.model_info import load_model_info
 
 from .conftest import fixture_path
 from .gguf_files import llama_like

@@ -13,7 +13,7 @@ from ggufprof.cli import app
 from ggufprof.errors import GgufprofError
 from ggufprof.grid import GridSpec
 from ggufprof.measure.runner import Sweep
-from ggufprof.model_info import load_model_info
+from ggufprof.model.model_info import load_model_info
 from ggufprof.report import write_report
 from ggufprof.report import data as report_data
 

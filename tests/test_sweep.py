@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from ggufprof.cli import app
 from ggufprof.grid import GridSpec
 from ggufprof.measure.runner import Sweep, SweepSummary
-from ggufprof.model_info import load_model_info
+from ggufprof.model.model_info import load_model_info
 from ggufprof.results import load_dataframe
 from ggufprof.schema import Record, iter_records, validate
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import llama_cpp as L
 
-from .. import ggml_types
+from ..model import ggml_types
 from ..errors import GgufprofError
-from ..kv_model import KVSettings
+from ..memory.settings import KVSettings
 from ..llama_log import LlamaLog, parse_log
 
 _FLASH = {"on": L.LLAMA_FLASH_ATTN_TYPE_ENABLED, "off": L.LLAMA_FLASH_ATTN_TYPE_DISABLED,
@@ -80,6 +80,14 @@ def context_params(s: KVSettings, n_threads: int | None = None, offload_kqv: boo
     return p
 
 
+class ContextRefused(GgufprofError):
+    """llama_init_from_model returned NULL; ``log_text`` keeps what llama.cpp logged while refusing."""
+
+    def __init__(self, message: str, log_text: str):
+        super().__init__(message)
+        self.log_text = log_text
+
+
 @dataclass
 class CreatedContext:
     ctx: object  # llama_context_p
@@ -110,7 +118,7 @@ class LlamaModel:
         ctx = L.llama_init_from_model(self.model, context_params(s, n_threads, offload_kqv))
         text = self._log.take()
         if not ctx:
-            raise GgufprofError(f"llama.cpp refused the context: {_last_error(text)}")
+            raise ContextRefused(f"llama.cpp refused the context: {_last_error(text)}", text)
         return CreatedContext(ctx, L.llama_n_ctx(ctx), L.llama_n_ctx_seq(ctx), L.llama_n_seq_max(ctx),
                               parse_log(text), text)
 

@@ -28,9 +28,10 @@ import psutil
 from ..checks import kv_mismatches
 from ..errors import GgufprofError
 from ..grid import GridSpec, RunSettings, expand
-from ..kv_model import mib_f64, predict
+from ..memory.caches import mib_f64
+from ..memory.predict import predict
 from ..llama_log import LlamaLog, parse_log
-from ..model_info import ModelInfo
+from ..model.model_info import ModelInfo
 from ..placement import Placement, place
 from ..schema import Record, append_record, flatten, iter_records
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..errors import GgufprofError
-from ..kv_model import KVSettings, predict
-from ..model_info import ModelInfo, load_model_info
+from ..memory.settings import KVSettings
+from ..memory.predict import predict
+from ..model.model_info import ModelInfo, load_model_info
 from .data import CACHE_KEYS, AXIS_LABELS, Item, ReportData, measured_kv_bytes, pair_label, speed
 from .tables import fmt_setting
 

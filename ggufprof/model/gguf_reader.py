@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import GgufprofError
+from ..errors import GgufprofError
 
 GGUF_MAGIC = b"GGUF"
 SMALL_ARRAY_MAX = 4096  # numeric arrays up to this length are copied; longer ones keep only their length

@@ -1,0 +1,1474 @@
+"""Each architecture's ``load_arch_hparams`` (src/models/<arch>.cpp), ported for what shapes memory.
+
+One function per llama.cpp model class that has a ``load_arch_hparams``, mirroring it statement by
+statement for the fields in :class:`~.hparams.HParams` (SWA type, window and layer pattern,
+recurrent layers and state sizes, MLA and indexer widths, KV sharing, NextN layers); rope, norm and
+expert parameters are left out. Derived classes without their own loader map to their parent's
+function in ``ARCH_HPARAMS``, the table of every architecture the vendored llama.cpp builds. A key
+an architecture does not read never reaches its prediction: the port never asks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import GgufprofError
+from .hparams import LLAMA_MAX_LAYERS, SWA_CHUNKED, SWA_NONE, SWA_STANDARD, SWA_SYMMETRIC, HParams, Loader  # noqa: F401
+
+
+# --- A --------------------------------------------------------------------------------
+def load_swa_pattern(ml: Loader, hp: HParams, n: int, dense_first: bool = False) -> None:
+    """``llama_model_base::load_swa_pattern`` (src/llama-model.cpp): a per-layer array wins, else
+    the key's period (or ``n``) through ``set_swa_pattern``."""
+    if ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl) is not None:
+        return
+    n = int(ml.get_key("attention.sliding_window_pattern", n))
+    hp.set_swa_pattern(n, dense_first)
+
+
+def _afmoe(ml: Loader, hp: HParams) -> None:
+    """src/models/afmoe.cpp"""
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+
+    # Set up interleaved sliding window attention (ISWA)
+    # Pattern: 3 sliding - 1 full (global_attn_every_n_layers = 4)
+    if hp.n_swa > 0:
+        hp.swa_type = SWA_STANDARD
+        load_swa_pattern(ml, hp, 4)
+    else:
+        hp.swa_type = SWA_NONE
+
+
+def _apertus(ml: Loader, hp: HParams) -> None:
+    """src/models/apertus.cpp: nothing memory-relevant"""
+
+
+def _arcee(ml: Loader, hp: HParams) -> None:
+    """src/models/arcee.cpp: nothing memory-relevant"""
+
+
+def _arctic(ml: Loader, hp: HParams) -> None:
+    """src/models/arctic.cpp: nothing memory-relevant"""
+
+
+def _arwkv7(ml: Loader, hp: HParams) -> None:
+    """src/models/arwkv7.cpp"""
+    hp.wkv_head_size = int(ml.get_key("wkv.head_size"))
+    hp.token_shift_count = int(ml.get_key("token_shift_count", hp.token_shift_count))
+
+
+def _baichuan(ml: Loader, hp: HParams) -> None:
+    """src/models/baichuan.cpp: nothing memory-relevant"""
+
+
+def _bailingmoe(ml: Loader, hp: HParams) -> None:
+    """src/models/bailingmoe.cpp"""
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+
+
+def _bailingmoe2(ml: Loader, hp: HParams) -> None:
+    """src/models/bailingmoe2.cpp"""
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+
+
+def _bailingmoe3(ml: Loader, hp: HParams) -> None:
+    """src/models/bailingmoe3.cpp"""
+    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla"))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla"))
+    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.n_embd_head_kda = int(ml.get_key("kda.head_dim"))
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count"))
+
+    # layers without KV heads are KDA (recurrent) layers
+    for il in range(hp.n_layer()):
+        hp.is_recr_impl[il] = int(hp.n_head_kv(il) == 0)
+
+
+def _bert(ml: Loader, hp: HParams) -> None:
+    """src/models/bert.cpp: nothing memory-relevant"""
+
+
+def _bitnet(ml: Loader, hp: HParams) -> None:
+    """src/models/bitnet.cpp: nothing memory-relevant"""
+
+
+def _bloom(ml: Loader, hp: HParams) -> None:
+    """src/models/bloom.cpp: nothing memory-relevant"""
+
+
+def _chameleon(ml: Loader, hp: HParams) -> None:
+    """src/models/chameleon.cpp: nothing memory-relevant"""
+
+
+def _chatglm(ml: Loader, hp: HParams) -> None:
+    """src/models/chatglm.cpp: nothing memory-relevant"""
+
+
+def _clip(ml: Loader, hp: HParams) -> None:
+    """src/models/clip.cpp: nothing memory-relevant (never called: load_hparams returns early for CLIP)"""
+
+
+def _codeshell(ml: Loader, hp: HParams) -> None:
+    """src/models/codeshell.cpp: nothing memory-relevant"""
+
+
+def _cogvlm(ml: Loader, hp: HParams) -> None:
+    """src/models/cogvlm.cpp: nothing memory-relevant"""
+
+
+def _cohere2(ml: Loader, hp: HParams) -> None:
+    """src/models/cohere2.cpp"""
+    hp.swa_type = SWA_STANDARD
+    load_swa_pattern(ml, hp, 4)
+
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+
+
+def _cohere2moe(ml: Loader, hp: HParams) -> None:
+    """src/models/cohere2moe.cpp"""
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count"))
+
+    hp.swa_type = SWA_STANDARD
+    load_swa_pattern(ml, hp, 4, True)
+
+
+def _command_r(ml: Loader, hp: HParams) -> None:
+    """src/models/command-r.cpp: nothing memory-relevant"""
+
+
+def _dbrx(ml: Loader, hp: HParams) -> None:
+    """src/models/dbrx.cpp: nothing memory-relevant"""
+
+
+def _deci(ml: Loader, hp: HParams) -> None:
+    """src/models/deci.cpp: nothing memory-relevant"""
+
+
+def _deepseek(ml: Loader, hp: HParams) -> None:
+    """src/models/deepseek.cpp"""
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+
+
+def _deepseek2(ml: Loader, hp: HParams) -> None:
+    """src/models/deepseek2.cpp"""
+    # (is_lite only decides whether q_lora_rank is required: not memory-relevant)
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
+    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla", hp.n_embd_head_k_mla_impl))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla", hp.n_embd_head_v_mla_impl))
+
+
+def _deepseek2ocr(ml: Loader, hp: HParams) -> None:
+    """src/models/deepseek2ocr.cpp"""
+    # similar to deepseek2, but without MLA
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+
+
+def _deepseek32(ml: Loader, hp: HParams) -> None:
+    """src/models/deepseek32.cpp"""
+    # MoE parameters
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+
+    # deepseek MLA parameters
+    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
+    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla", hp.n_embd_head_k_mla_impl))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla", hp.n_embd_head_v_mla_impl))
+
+    # DSA parameters
+    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
+    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
+    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
+
+
+def _deepseek4(ml: Loader, hp: HParams) -> None:
+    """src/models/deepseek4.cpp"""
+    # a GGUF converted without its MTP block keeps nextn_predict_layers: drop them when the
+    # NextN tensors are absent
+    if hp.n_layer_nextn > 0:
+        n_layer_main = hp.n_layer_all - hp.n_layer_nextn
+        mtp_probe = "blk." + str(n_layer_main) + ".nextn.eh_proj.weight"
+        if not ml.has_tensor(mtp_probe):
+            hp.n_layer_nextn = 0
+
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+
+    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
+    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
+    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
+
+    hp.dsv4_hc_mult = int(ml.get_key("hyper_connection.count"))
+
+    n_compress_ratios = ml.get_arr_n("attention.compress_ratios", required=True)
+    if n_compress_ratios < hp.n_layer_all:
+        raise GgufprofError("DeepSeek-V4 compress_ratios is shorter than block_count")
+    ml.get_arr("attention.compress_ratios", hp.dsv4_compress_ratios, required=True)
+
+    hp.swa_type = SWA_STANDARD
+    hp.set_swa_pattern(0)
+    # tokens of an image span attend bidirectionally to the whole span, the window only applies to older tokens
+    # (non_causal_type = SWA_FULL: masks only)
+    for il in range(hp.n_layer(), hp.n_layer_all):
+        hp.is_swa_impl[il] = 1
+
+
+def _dflash(ml: Loader, hp: HParams) -> None:
+    """src/models/dflash.cpp"""
+    # DeepSeek-V4 DSpark backbone: stages are full DSV4 blocks, uniform sliding window (the draft KV ring)
+    hp.dsv4_hc_mult = int(ml.get_key("hyper_connection.count", hp.dsv4_hc_mult))
+    if hp.dsv4_hc_mult > 0:
+        hp.n_swa = int(ml.get_key("attention.sliding_window"))
+        ml.get_arr("attention.compress_ratios", hp.dsv4_compress_ratios)
+
+        for il in range(hp.n_layer_all):
+            if hp.dsv4_compress_ratios[il] != 0:
+                raise GgufprofError("DSpark DSV4 draft expects uncompressed attention on all stages")
+
+        if not hp.n_swa > 0:  # GGML_ASSERT
+            raise GgufprofError("GGML_ASSERT(hparams.n_swa > 0) failed")
+        hp.swa_type = SWA_STANDARD
+        hp.set_swa_pattern(0)
+        for il in range(hp.n_layer_all):
+            hp.is_swa_impl[il] = 1
+        return
+
+    # optional interleaved sliding-window attention with per-layer pattern array.
+    found_swa = ml.has("attention.sliding_window")
+    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    if found_swa and hp.n_swa > 0:
+        hp.swa_type = SWA_STANDARD
+        ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+
+
+def _dots1(ml: Loader, hp: HParams) -> None:
+    """src/models/dots1.cpp"""
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+
+
+def _dots3note(ml: Loader, hp: HParams) -> None:
+    """src/models/dots3note.cpp"""
+    # MoE parameters
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count"))
+
+    # MLA parameters of the full-attention layers
+    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
+    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla"))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla"))
+
+    # MLA parameters of the sliding-window layers
+    hp.n_lora_kv_swa = int(ml.get_key("attention.kv_lora_rank_swa"))
+    hp.n_embd_head_k_mla_swa = int(ml.get_key("attention.key_length_mla_swa"))
+    hp.n_embd_head_v_mla_swa = int(ml.get_key("attention.value_length_mla_swa"))
+
+    hp.swa_type = SWA_STANDARD
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+    # (rope.freq_base_swa is required here too, read between these two lines in llama.cpp)
+    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+
+    # DSA parameters
+    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
+    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
+    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
+    ml.get_arr("attention.indexer.types", hp.is_indexer_full_impl, required=True)
+
+
+def _dream(ml: Loader, hp: HParams) -> None:
+    """src/models/dream.cpp"""
+    # Set non-causal attention for diffusion models
+    hp.causal_attn = False
+
+
+def _eagle3(ml: Loader, hp: HParams) -> None:
+    """src/models/eagle3.cpp: nothing memory-relevant"""
+
+
+def _ernie4_5(ml: Loader, hp: HParams) -> None:
+    """src/models/ernie4-5.cpp"""
+    if hp.arch == "ernie4_5-moe":
+        hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+
+
+def _eurobert(ml: Loader, hp: HParams) -> None:
+    """src/models/eurobert.cpp: nothing memory-relevant"""
+
+
+def _exaone_moe(ml: Loader, hp: HParams) -> None:
+    """src/models/exaone-moe.cpp"""
+    hp.swa_type = SWA_STANDARD
+    hp.n_swa = 128
+    load_swa_pattern(ml, hp, 4)
+
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+
+
+def _exaone(ml: Loader, hp: HParams) -> None:
+    """src/models/exaone.cpp: nothing memory-relevant"""
+
+
+def _exaone4(ml: Loader, hp: HParams) -> None:
+    """src/models/exaone4.cpp"""
+    if hp.n_layer() == 64:  # 32B
+        hp.swa_type = SWA_STANDARD
+        hp.n_swa = 4096
+        load_swa_pattern(ml, hp, 4)
+
+    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+
+
+def _falcon_h1(ml: Loader, hp: HParams) -> None:
+    """src/models/falcon-h1.cpp"""
+    # SSM parameters
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
+    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
+    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
+    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+
+    hp.is_recr_impl = [1] * len(hp.is_recr_impl)
+
+
+def _falcon(ml: Loader, hp: HParams) -> None:
+    """src/models/falcon.cpp: nothing memory-relevant"""
+
+
+def _gemma_embedding(ml: Loader, hp: HParams) -> None:
+    """src/models/gemma-embedding.cpp"""
+    hp.swa_type = SWA_SYMMETRIC
+    load_swa_pattern(ml, hp, 6)
+
+    hp.causal_attn = False  # embeddings do not use causal attention
+
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+
+
+def _gemma(ml: Loader, hp: HParams) -> None:
+    """src/models/gemma.cpp: nothing memory-relevant"""
+
+
+def _gemma2(ml: Loader, hp: HParams) -> None:
+    """src/models/gemma2.cpp"""
+    hp.swa_type = SWA_STANDARD
+    hp.n_swa = 4096  # default value of gemma 2
+    load_swa_pattern(ml, hp, 2)
+
+    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+
+
+def _gemma3(ml: Loader, hp: HParams) -> None:
+    """src/models/gemma3.cpp"""
+    found_swa = ml.has("attention.sliding_window")
+    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    if found_swa and hp.n_swa > 0:
+        hp.swa_type = SWA_STANDARD
+        load_swa_pattern(ml, hp, 6)
+    else:
+        hp.swa_type = SWA_NONE
+
+
+def _gemma3n(ml: Loader, hp: HParams) -> None:
+    """src/models/gemma3n.cpp"""
+    hp.swa_type = SWA_STANDARD
+    load_swa_pattern(ml, hp, 5)
+
+    hp.n_layer_kv_from_start = 20
+
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+
+
+def _gemma4_assistant(ml: Loader, hp: HParams) -> None:
+    """src/models/gemma4-assistant.cpp"""
+    hp.swa_type = SWA_STANDARD
+    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+
+    # (attention.shared_kv_layers is read into a local that is never used)
+
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+    hp.n_embd_head_k_swa = int(ml.get_key("attention.key_length_swa"))
+    hp.n_embd_head_v_swa = int(ml.get_key("attention.value_length_swa"))
+
+
+_PART1: dict[str, Callable[[Loader, HParams], None]] = {
+    "afmoe": _afmoe,
+    "apertus": _apertus,
+    "arcee": _arcee,
+    "arctic": _arctic,
+    "arwkv7": _arwkv7,
+    "baichuan": _baichuan,
+    "bailingmoe": _bailingmoe,
+    "bailingmoe2": _bailingmoe2,
+    "bailingmoe3": _bailingmoe3,
+    "bert": _bert,
+    "bitnet": _bitnet,
+    "bloom": _bloom,
+    "chameleon": _chameleon,
+    "chatglm": _chatglm,
+    "clip": _clip,
+    "codeshell": _codeshell,
+    "cogvlm": _cogvlm,
+    "cohere2": _cohere2,
+    "cohere2moe": _cohere2moe,
+    "command-r": _command_r,
+    "dbrx": _dbrx,
+    "deci": _deci,
+    "deepseek": _deepseek,
+    "deepseek2": _deepseek2,
+    "mistral4": _deepseek2,
+    "deepseek2-ocr": _deepseek2ocr,
+    "deepseek32": _deepseek32,
+    "deepseek4": _deepseek4,
+    "dflash": _dflash,
+    "dots1": _dots1,
+    "dots3note": _dots3note,
+    "dream": _dream,
+    "eagle3": _eagle3,
+    "ernie4_5": _ernie4_5,
+    "ernie4_5-moe": _ernie4_5,
+    "paddleocr": _ernie4_5,
+    "eurobert": _eurobert,
+    "exaone-moe": _exaone_moe,
+    "exaone": _exaone,
+    "exaone4": _exaone4,
+    "falcon-h1": _falcon_h1,
+    "falcon": _falcon,
+    "gemma-embedding": _gemma_embedding,
+    "gemma": _gemma,
+    "gemma2": _gemma2,
+    "gemma3": _gemma3,
+    "gemma3n": _gemma3n,
+    "gemma4-assistant": _gemma4_assistant,
+}
+
+
+# --- B --------------------------------------------------------------------------------
+
+
+
+def _i32(x: int) -> int:
+    """C++ conversion of an unsigned 32-bit result to ``int32_t`` (two's complement wrap)."""
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x >= (1 << 31) else x
+
+
+
+
+def _gemma4(ml: Loader, hp: HParams) -> None:
+    """src/models/gemma4.cpp"""
+    hp.swa_type = SWA_STANDARD
+    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+
+    n_kv_shared_layers = int(ml.get_key("attention.shared_kv_layers", 0))
+
+    # uint32 n_layer_all - (int32_t) n_kv_shared_layers, stored in an int32_t
+    hp.n_layer_kv_from_start = _i32(hp.n_layer_all - n_kv_shared_layers)
+
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+    hp.n_embd_head_k_swa = int(ml.get_key("attention.key_length_swa"))
+    hp.n_embd_head_v_swa = int(ml.get_key("attention.value_length_swa"))
+
+
+# https://huggingface.co/zai-org/GLM-5.2/blob/main/config.json#L26
+# (src/models/glm-dsa.cpp: 1, 1, then 19 x {1, 0, 0, 0}; the rest of the LLAMA_MAX_LAYERS array is 0)
+GLM_5_2_DEFAULT_INDEXER_TYPES = ([1, 1] + [1, 0, 0, 0] * 19)
+GLM_5_2_DEFAULT_INDEXER_TYPES += [0] * (LLAMA_MAX_LAYERS - len(GLM_5_2_DEFAULT_INDEXER_TYPES))
+
+
+def _glm_dsa(ml: Loader, hp: HParams) -> None:
+    """src/models/glm-dsa.cpp"""
+    # MoE parameters
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+
+    # deepseek MLA parameters
+    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
+    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla", hp.n_embd_head_k_mla_impl))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla", hp.n_embd_head_v_mla_impl))
+
+    # DSA parameters
+    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
+    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
+    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
+
+    # BC for GLM 5, 5.1 (full indexers) without indexer_types metadata
+    is_pre_5_2 = hp.n_ctx_train < 1048576
+    if is_pre_5_2:
+        hp.is_indexer_full_impl = [1] * len(hp.is_indexer_full_impl)
+    else:
+        hp.is_indexer_full_impl = list(GLM_5_2_DEFAULT_INDEXER_TYPES)
+    ml.get_key_or_arr("attention.indexer.types", hp.is_indexer_full_impl, hp.n_layer())
+
+
+def _glm4_moe(ml: Loader, hp: HParams) -> None:
+    """src/models/glm4-moe.cpp"""
+    # MoE parameters
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+
+
+def _glm4(ml: Loader, hp: HParams) -> None:
+    """src/models/glm4.cpp: nothing memory-relevant"""
+
+
+def _glm5_next(ml: Loader, hp: HParams) -> None:
+    """src/models/glm5-next.cpp"""
+    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla"))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla"))
+    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.n_embd_head_kda = int(ml.get_key("kda.head_dim"))
+
+    # the MLA cache holds the compressed latent
+    hp.n_embd_head_v_full = hp.n_lora_kv
+
+    for i in range(hp.n_layer_all):
+        hp.is_recr_impl[i] = int(hp.n_head_kv(i) == 0)
+
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+
+    # DSA indexer with k-pool compression
+    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
+    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
+    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
+    # indexer_kpool is not an HParams field yet: llama_memory_hybrid_idx sizes the indexer cache
+    # rows as indexer_head_size * (indexer_kpool > 0 ? 3 : 1) (src/llama-memory-hybrid-idx.cpp)
+    hp.indexer_kpool = int(ml.get_key("attention.indexer.kpool"))
+    if not (hp.indexer_kpool > 1 and hp.indexer_top_k % hp.indexer_kpool == 0):
+        raise GgufprofError(
+            "GGML_ASSERT(hparams.indexer_kpool > 1 && hparams.indexer_top_k % hparams.indexer_kpool == 0) failed "
+            f"(glm5-next: indexer.kpool = {hp.indexer_kpool}, indexer.top_k = {hp.indexer_top_k})")
+    hp.is_indexer_full_impl = [1] * len(hp.is_indexer_full_impl)
+    ml.get_key_or_arr("attention.indexer.types", hp.is_indexer_full_impl, hp.n_layer())
+
+    # mHC
+    hp.dsv4_hc_mult = int(ml.get_key("hyper_connection.count"))
+    if hp.dsv4_hc_mult != 4:
+        raise GgufprofError(
+            f'GGML_ASSERT(hparams.dsv4_hc_mult == 4 && "mHC with hc_mult != 4 is not supported") failed '
+            f"(glm5-next: hyper_connection.count = {hp.dsv4_hc_mult})")
+
+
+def _gpt2(ml: Loader, hp: HParams) -> None:
+    """src/models/gpt2.cpp: nothing memory-relevant"""
+
+
+def _gptneox(ml: Loader, hp: HParams) -> None:
+    """src/models/gptneox.cpp: nothing memory-relevant"""
+
+
+def _granite_hybrid(ml: Loader, hp: HParams) -> None:
+    """src/models/granite-hybrid.cpp"""
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
+    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
+    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
+    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+
+    # A layer is recurrent IFF the n_head_kv value is set to 0
+    for i in range(hp.n_layer()):
+        hp.is_recr_impl[i] = int(hp.n_head_kv(i) == 0)
+
+
+def _granite_moe(ml: Loader, hp: HParams) -> None:
+    """src/models/granite-moe.cpp: nothing memory-relevant"""
+
+
+def _granite_swa(ml: Loader, hp: HParams) -> None:
+    """src/models/granite-swa.cpp"""
+    # iSWA configuration
+    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+    hp.swa_type = SWA_STANDARD
+
+
+def _granite_switch(ml: Loader, hp: HParams) -> None:
+    """src/models/granite-switch.cpp"""
+    # extra single-head attention layer at the END (index n_real) holds the router
+    # K/V. reusing n_layer_nextn keeps n_layer() == n_real, so the regular layers
+    # keep their indices and the KV cache shift/defrag skips the router layer.
+    # n_layer_nextn is repurposed here (no MTP): it leaks as 1 into the
+    # llama_model_n_layer_nextn() getter and a re-saved nextn_predict_layers
+    n_real = hp.n_layer()
+    if n_real >= LLAMA_MAX_LAYERS:
+        raise GgufprofError(f"graniteswitch: block count {n_real} exceeds LLAMA_MAX_LAYERS")
+    hp.router_layer = n_real
+    hp.n_layer_all = n_real + 1
+    hp.n_layer_nextn = 1
+
+    hp.n_head_arr[n_real] = 1
+    hp.n_head_kv_arr[n_real] = 1
+    hp.n_ff_arr[n_real] = 0
+
+
+def _granite(ml: Loader, hp: HParams) -> None:
+    """src/models/granite.cpp: nothing memory-relevant"""
+
+
+def _grok(ml: Loader, hp: HParams) -> None:
+    """src/models/grok.cpp: nothing memory-relevant"""
+
+
+def _grovemoe(ml: Loader, hp: HParams) -> None:
+    """src/models/grovemoe.cpp: nothing memory-relevant"""
+
+
+def _hrm_text(ml: Loader, hp: HParams) -> None:
+    """src/models/hrm-text.cpp"""
+    n_hrm_layers_per_stack = int(ml.get_key("hrm.layers_per_stack"))
+    n_hrm_h_cycles = int(ml.get_key("hrm.h_cycles"))
+    n_hrm_l_cycles = int(ml.get_key("hrm.l_cycles"))
+
+    if not n_hrm_layers_per_stack > 0:
+        raise GgufprofError("GGML_ASSERT(hparams.n_hrm_layers_per_stack > 0) failed")
+    if not n_hrm_h_cycles > 0:
+        raise GgufprofError("GGML_ASSERT(hparams.n_hrm_h_cycles > 0) failed")
+    if not n_hrm_l_cycles > 0:
+        raise GgufprofError("GGML_ASSERT(hparams.n_hrm_l_cycles > 0) failed")
+
+    # the GGUF block count is the expanded cache-slot count
+    n_slot = (n_hrm_layers_per_stack * n_hrm_h_cycles * (n_hrm_l_cycles + 1)) & 0xFFFFFFFF
+    if hp.n_layer() != n_slot:
+        raise GgufprofError(
+            f"GGML_ASSERT(hparams.n_layer() == n_slot) failed (hrm_text: n_layer = {hp.n_layer()}, "
+            f"layers_per_stack * h_cycles * (l_cycles + 1) = {n_slot})")
+
+
+def _hunyuan_moe(ml: Loader, hp: HParams) -> None:
+    """src/models/hunyuan-moe.cpp: nothing memory-relevant"""
+
+
+def _hunyuan_vl(ml: Loader, hp: HParams) -> None:
+    """src/models/hunyuan-vl.cpp: nothing memory-relevant"""
+
+
+def _hy_v3(ml: Loader, hp: HParams) -> None:
+    """src/models/hy-v3.cpp: nothing memory-relevant"""
+
+
+def _hy_v4(ml: Loader, hp: HParams) -> None:
+    """src/models/hy-v4.cpp"""
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
+    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla"))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla"))
+
+    hp.dsv4_hc_mult = int(ml.get_key("hyper_connection.count"))
+
+    # DSA is absent on the all-full_attention checkpoints, so indexer_top_k stays 0 there
+    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count", hp.indexer_n_head))
+    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length", hp.indexer_head_size))
+    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k", hp.indexer_top_k))
+
+    if hp.indexer_top_k > 0:
+        n_rot = hp.n_rot_swa if hp.is_swa(0) else hp.n_rot_full  # hparams.n_rot()
+        if hp.indexer_n_head == 0 or hp.indexer_head_size <= n_rot:
+            raise GgufprofError("hy_v4: bad indexer head count / key length")
+
+        ml.get_key_or_arr("attention.indexer.types", hp.is_indexer_full_impl, hp.n_layer())
+        if not hp.is_indexer_full(0):
+            raise GgufprofError("hy_v4: layer 0 must own an indexer, nothing precedes it to share")
+
+    if not hp.is_mla():
+        raise GgufprofError("GGML_ASSERT(hparams.is_mla()) failed (hy_v4)")
+
+
+def _internlm2(ml: Loader, hp: HParams) -> None:
+    """src/models/internlm2.cpp: nothing memory-relevant"""
+
+
+def _jais(ml: Loader, hp: HParams) -> None:
+    """src/models/jais.cpp: nothing memory-relevant"""
+
+
+def _jais2(ml: Loader, hp: HParams) -> None:
+    """src/models/jais2.cpp: nothing memory-relevant"""
+
+
+def _jamba(ml: Loader, hp: HParams) -> None:
+    """src/models/jamba.cpp"""
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
+    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
+    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
+
+    for i in range(hp.n_layer()):
+        hp.is_recr_impl[i] = int(hp.n_head_kv(i) == 0)
+
+
+def _jina_bert_v2(ml: Loader, hp: HParams) -> None:
+    """src/models/jina-bert-v2.cpp: nothing memory-relevant"""
+
+
+def _jina_bert_v3(ml: Loader, hp: HParams) -> None:
+    """src/models/jina-bert-v3.cpp: nothing memory-relevant"""
+
+
+def _kimi_k3(ml: Loader, hp: HParams) -> None:
+    """src/models/kimi-k3.cpp"""
+    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla"))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla"))
+    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.n_embd_head_kda = int(ml.get_key("kda.head_dim"))
+
+    # the MLA cache holds the compressed latent
+    # set it here too, as older GGUFs have no value_length key
+    hp.n_embd_head_v_full = hp.n_lora_kv
+
+    # n_head_kv == 0 marks a KDA (recurrent) layer, as in kimi-linear
+    for i in range(hp.n_layer()):
+        hp.is_recr_impl[i] = int(hp.n_head_kv(i) == 0)
+
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+
+
+def _kimi_linear(ml: Loader, hp: HParams) -> None:
+    """src/models/kimi-linear.cpp"""
+    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla"))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla"))
+    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.n_embd_head_kda = int(ml.get_key("kda.head_dim"))
+
+    # Mark KDA layers as recurrent using n_head_kv pattern (like Jamba)
+    # Set n_head_kv = 0 for KDA layers (recurrent), n_head_kv = n_head for MLA layers (attention)
+    for i in range(hp.n_layer()):
+        hp.is_recr_impl[i] = int(hp.n_head_kv(i) == 0)  # KDA layers are recurrent
+
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+
+
+def _laguna(ml: Loader, hp: HParams) -> None:
+    """src/models/laguna.cpp"""
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count"))
+
+    # Sliding-window attention is OPTIONAL. XS.2 is hybrid (full / SWA / SWA /
+    # SWA repeating, period 4 starting with full); M.1 has no sliding window
+    # (all layers full attention). When sliding_window is absent or zero we
+    # leave swa_type = NONE and skip the SWA-specific per-layer-type RoPE.
+    hp.n_swa = 0
+    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    if hp.n_swa > 0:
+        hp.swa_type = SWA_STANDARD
+
+        load_swa_pattern(ml, hp, 4, dense_first=True)  # XS.2: FULL at il%4==0
+
+        hp.n_rot_swa = int(ml.get_key("rope.dimension_count_swa", hp.n_rot_swa))
+
+
+def _lfm2(ml: Loader, hp: HParams) -> None:
+    """src/models/lfm2.cpp"""
+    hp.n_shortconv_l_cache = int(ml.get_key("shortconv.l_cache"))
+
+    for il in range(hp.n_layer()):
+        hp.is_recr_impl[il] = int(hp.n_head_kv(il) == 0)
+
+    hp.n_layer_dense_lead = hp.n_layer()
+
+    is_swa = ml.has("attention.sliding_window")
+    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    if is_swa and hp.n_swa > 0:
+        hp.swa_type = SWA_STANDARD
+        for il in range(hp.n_layer()):
+            hp.is_swa_impl[il] = int(not hp.is_recr_impl[il])
+
+
+def _lfm2moe(ml: Loader, hp: HParams) -> None:
+    """src/models/lfm2moe.cpp"""
+    hp.n_shortconv_l_cache = int(ml.get_key("shortconv.l_cache"))
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+
+    for il in range(hp.n_layer()):
+        hp.is_recr_impl[il] = int(hp.n_head_kv(il) == 0)
+
+
+def _llada_moe(ml: Loader, hp: HParams) -> None:
+    """src/models/llada-moe.cpp"""
+    # diffusion language model uses non-causal attention
+    hp.causal_attn = False
+
+
+def _llada(ml: Loader, hp: HParams) -> None:
+    """src/models/llada.cpp"""
+    # Set non-causal attention for diffusion models
+    hp.causal_attn = False
+
+
+def _llama(ml: Loader, hp: HParams) -> None:
+    """src/models/llama.cpp: nothing memory-relevant"""
+
+
+def _llama4(ml: Loader, hp: HParams) -> None:
+    """src/models/llama4.cpp"""
+    found_swa = ml.has("attention.sliding_window")
+    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    if found_swa and hp.n_swa == 0:
+        hp.swa_type = SWA_NONE
+    else:
+        hp.swa_type = SWA_CHUNKED
+        hp.n_swa = 8192  # hard-coded: overrides any non-zero sliding_window from the GGUF
+
+        load_swa_pattern(ml, hp, 4)  # pattern: 3 chunked - 1 full
+
+
+def _maincoder(ml: Loader, hp: HParams) -> None:
+    """src/models/maincoder.cpp: nothing memory-relevant"""
+
+
+def _mamba(ml: Loader, hp: HParams) -> None:
+    """src/models/mamba.cpp"""
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
+    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
+    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
+
+
+def _mamba2(ml: Loader, hp: HParams) -> None:
+    """src/models/mamba2.cpp"""
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
+    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
+    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
+    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+
+
+def _maple(ml: Loader, hp: HParams) -> None:
+    """src/models/maple.cpp"""
+    hp.swa_type = SWA_STANDARD
+
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+
+    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+
+
+def _mellum(ml: Loader, hp: HParams) -> None:
+    """src/models/mellum.cpp"""
+    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+
+    if hp.n_swa > 0:
+        hp.swa_type = SWA_STANDARD
+
+        load_swa_pattern(ml, hp, 4)
+    else:
+        hp.swa_type = SWA_NONE
+
+
+_PART2: dict[str, Callable[[Loader, HParams], None]] = {
+    "gemma4": _gemma4,
+    "glm-dsa": _glm_dsa,
+    "glm4moe": _glm4_moe,
+    "glm4": _glm4,
+    "glm5-next": _glm5_next,
+    "gpt2": _gpt2,
+    "gptneox": _gptneox,
+    "granitehybrid": _granite_hybrid,
+    "granitemoe": _granite_moe,
+    "granite_swa": _granite_swa,
+    "graniteswitch": _granite_switch,
+    "granite": _granite,
+    "grok": _grok,
+    "grovemoe": _grovemoe,
+    "hrm_text": _hrm_text,
+    "hunyuan-moe": _hunyuan_moe,
+    "hunyuan-dense": _hunyuan_vl,  # llama_model_hunyuan_dense derives from llama_model_hunyuan_vl
+    "hunyuan_vl": _hunyuan_vl,
+    "hy_v3": _hy_v3,
+    "hy_v4": _hy_v4,
+    "internlm2": _internlm2,
+    "jais": _jais,
+    "jais2": _jais2,
+    "jamba": _jamba,
+    "jina-bert-v2": _jina_bert_v2,
+    "jina-bert-v3": _jina_bert_v3,
+    "kimi-k3": _kimi_k3,
+    "kimi-linear": _kimi_linear,
+    "laguna": _laguna,
+    "lfm2": _lfm2,
+    "lfm2moe": _lfm2moe,
+    "llada-moe": _llada_moe,
+    "llada": _llada,
+    "llama": _llama,
+    "llama-embed": _llama,  # llama_model_llama_embed derives from llama_model_llama
+    "llama4": _llama4,
+    "maincoder": _maincoder,
+    "mamba": _mamba,
+    "mamba2": _mamba2,
+    "maple": _maple,
+    "mellum": _mellum,
+}
+
+
+# --- C --------------------------------------------------------------------------------
+LLAMA_MAX_PLE_NGRAM = 8  # src/llama-hparams.h (qwen4exp)
+LLAMA_MAX_PLE_HEADS = 64  # src/llama-hparams.h (qwen4exp)
+
+
+
+
+def _recr_every(hp: HParams, full_attn_interval: int) -> None:
+    """``is_recr_impl[i] = (i < n_layer()) && ((i + 1) % full_attn_interval != 0)`` for every layer.
+
+    A zero interval divides by zero in llama.cpp (the process dies), so it is an error here."""
+    for i in range(hp.n_layer_all):
+        if i < hp.n_layer() and full_attn_interval == 0:
+            raise GgufprofError(
+                "full_attention_interval is 0: llama.cpp divides by it and crashes while loading this model")
+        hp.is_recr_impl[i] = int(i < hp.n_layer() and (i + 1) % full_attn_interval != 0)
+
+
+def _mimo2(ml: Loader, hp: HParams) -> None:
+    """src/models/mimo2.cpp"""
+    hp.swa_type = SWA_STANDARD
+
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+
+    # get_arr's `required` defaults to true in llama_model_loader
+    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+
+
+def _minicpm(ml: Loader, hp: HParams) -> None:
+    """src/models/minicpm.cpp: nothing memory-relevant"""
+
+
+def _minicpm3(ml: Loader, hp: HParams) -> None:
+    """src/models/minicpm3.cpp"""
+    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
+
+
+def _minimax_01(ml: Loader, hp: HParams) -> None:
+    """src/models/minimax-01.cpp"""
+    # we use n_embd_head_la to set recurrent memory n_embd_s
+    hp.n_embd_head_la = hp.n_embd_head_k_full
+
+    # Mark recurrent layers (lightning attention layers).
+    if not ml.get_key_or_arr("attention.recurrent_layers", hp.is_recr_impl, hp.n_layer_all, False):
+        full_attn_interval = int(ml.get_key("full_attention_interval", 8))
+        _recr_every(hp, full_attn_interval)
+
+
+def _minimax_m2(ml: Loader, hp: HParams) -> None:
+    """src/models/minimax-m2.cpp: nothing memory-relevant"""
+
+
+def _minimax_m3(ml: Loader, hp: HParams) -> None:
+    """src/models/minimax-m3.cpp"""
+    # create_memory: sparse (MSA) layers carry an indexer key cache, but leading dense layers do not
+    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
+    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
+    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
+
+
+def _mistral3(ml: Loader, hp: HParams) -> None:
+    """src/models/mistral3.cpp: nothing memory-relevant"""
+
+
+def _modern_bert(ml: Loader, hp: HParams) -> None:
+    """src/models/modern-bert.cpp"""
+    found_swa = ml.has("attention.sliding_window")
+    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    if found_swa and hp.n_swa > 0:
+        hp.swa_type = SWA_SYMMETRIC
+        load_swa_pattern(ml, hp, 3, True)
+    else:
+        hp.swa_type = SWA_NONE
+
+
+def _mpt(ml: Loader, hp: HParams) -> None:
+    """src/models/mpt.cpp: nothing memory-relevant"""
+
+
+def _muse_glimmer(ml: Loader, hp: HParams) -> None:
+    """src/models/muse-glimmer.cpp"""
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+
+    hp.swa_type = SWA_STANDARD
+    load_swa_pattern(ml, hp, 4)
+
+
+def _nanbeige(ml: Loader, hp: HParams) -> None:
+    """src/models/nanbeige.cpp"""
+    max_layers = len(hp.n_head_arr)  # LLAMA_MAX_LAYERS
+
+    n_loops_u = int(ml.get_key("num_loops", 1))
+    if not n_loops_u >= 1:
+        raise GgufprofError("GGML_ASSERT(n_loops_u >= 1) failed (nanbeige num_loops)")
+
+    n_layer_phys = hp.n_layer()
+
+    # Bound-check before casting: signed int mul can overflow and bypass the guard.
+    if not n_layer_phys * n_loops_u <= max_layers:
+        raise GgufprofError(
+            "GGML_ASSERT((size_t) n_layer_phys * (size_t) n_loops_u <= (size_t) LLAMA_MAX_LAYERS) failed "
+            f"({n_layer_phys} layers x {n_loops_u} loops > {max_layers})")
+    n_loops = n_loops_u
+
+    # Expand logical layer count before load_tensors() allocates layers / KV.
+    if n_loops > 1:
+        for j in range(1, n_loops):
+            for i in range(n_layer_phys):
+                dst = i + j * n_layer_phys
+                hp.n_head_arr[dst] = hp.n_head_arr[i]
+                hp.n_head_kv_arr[dst] = hp.n_head_kv_arr[i]
+                hp.n_ff_arr[dst] = hp.n_ff_arr[i]
+                hp.is_swa_impl[dst] = hp.is_swa_impl[i]
+                hp.is_recr_impl[dst] = hp.is_recr_impl[i]
+        hp.n_layer_all = n_layer_phys * n_loops
+
+
+def _nemotron_h(ml: Loader, hp: HParams) -> None:
+    """src/models/nemotron-h.cpp"""
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
+    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
+    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
+    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+
+    # A layer is recurrent IFF the n_head_kv value is set to 0 and
+    # the n_ff value is set to 0. Appended MTP blocks are dense (non-recurrent)
+    for i in range(hp.n_layer_all):
+        hp.is_recr_impl[i] = int(i < hp.n_layer() and hp.n_head_kv(i) == 0 and hp.n_ff(i) == 0)
+
+
+def _nemotron(ml: Loader, hp: HParams) -> None:
+    """src/models/nemotron.cpp: nothing memory-relevant"""
+
+
+def _neo_bert(ml: Loader, hp: HParams) -> None:
+    """src/models/neo-bert.cpp: nothing memory-relevant"""
+
+
+def _nomic_bert_moe(ml: Loader, hp: HParams) -> None:
+    """src/models/nomic-bert-moe.cpp: nothing memory-relevant"""
+
+
+def _nomic_bert(ml: Loader, hp: HParams) -> None:
+    """src/models/nomic-bert.cpp: nothing memory-relevant"""
+
+
+def _olmo(ml: Loader, hp: HParams) -> None:
+    """src/models/olmo.cpp: nothing memory-relevant"""
+
+
+def _olmo2(ml: Loader, hp: HParams) -> None:
+    """src/models/olmo2.cpp"""
+    found_swa = ml.has("attention.sliding_window")
+    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    if found_swa and hp.n_swa > 0:
+        hp.swa_type = SWA_STANDARD
+        load_swa_pattern(ml, hp, 4)
+    else:
+        hp.swa_type = SWA_NONE
+
+
+def _olmoe(ml: Loader, hp: HParams) -> None:
+    """src/models/olmoe.cpp: nothing memory-relevant"""
+
+
+def _openai_moe(ml: Loader, hp: HParams) -> None:
+    """src/models/openai-moe.cpp"""
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+
+    hp.swa_type = SWA_STANDARD
+    load_swa_pattern(ml, hp, 2)
+
+
+def _openelm(ml: Loader, hp: HParams) -> None:
+    """src/models/openelm.cpp: nothing memory-relevant"""
+
+
+def _orion(ml: Loader, hp: HParams) -> None:
+    """src/models/orion.cpp: nothing memory-relevant"""
+
+
+def _pangu_embed(ml: Loader, hp: HParams) -> None:
+    """src/models/pangu-embed.cpp: nothing memory-relevant"""
+
+
+def _phi2(ml: Loader, hp: HParams) -> None:
+    """src/models/phi2.cpp: nothing memory-relevant"""
+
+
+def _phi3(ml: Loader, hp: HParams) -> None:
+    """src/models/phi3.cpp"""
+    found_swa = ml.has("attention.sliding_window")
+    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+
+    if found_swa and hp.n_swa > 0:
+        # "Phi SWA is currently disabled - results might be suboptimal for some models"
+        # TODO: fix conversion scripts to correctly populate `n_swa` and `n_swa_pattern`
+        hp.swa_type = SWA_NONE
+
+        hp.n_swa = 0
+        hp.set_swa_pattern(1)
+
+
+def _phimoe(ml: Loader, hp: HParams) -> None:
+    """src/models/phimoe.cpp: nothing memory-relevant"""
+
+
+def _plamo(ml: Loader, hp: HParams) -> None:
+    """src/models/plamo.cpp: nothing memory-relevant"""
+
+
+def _plamo2(ml: Loader, hp: HParams) -> None:
+    """src/models/plamo2.cpp"""
+    # Load Mamba SSM parameters
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
+    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
+    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
+    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+
+    # Load attention parameters (read again, even when n_head() == 0 left them at 0;
+    # the *_swa copies made by load_hparams are not refreshed)
+    hp.n_embd_head_k_full = int(ml.get_key("attention.key_length", hp.n_embd_head_k_full))
+    hp.n_embd_head_v_full = int(ml.get_key("attention.value_length", hp.n_embd_head_v_full))
+
+    for i in range(hp.n_layer()):
+        hp.is_recr_impl[i] = int(hp.n_head_kv(i) == 0)
+
+
+def _plamo3(ml: Loader, hp: HParams) -> None:
+    """src/models/plamo3.cpp"""
+    found_swa = ml.has("attention.sliding_window")
+    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    if found_swa and hp.n_swa > 0:
+        hp.swa_type = SWA_STANDARD
+        load_swa_pattern(ml, hp, 8)
+    else:
+        hp.swa_type = SWA_NONE
+
+
+def _plm(ml: Loader, hp: HParams) -> None:
+    """src/models/plm.cpp"""
+    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
+
+
+def _pockettts(ml: Loader, hp: HParams) -> None:
+    """src/models/pockettts.cpp: nothing memory-relevant"""
+
+
+def _qwen(ml: Loader, hp: HParams) -> None:
+    """src/models/qwen.cpp: nothing memory-relevant"""
+
+
+def _qwen2(ml: Loader, hp: HParams) -> None:
+    """src/models/qwen2.cpp: nothing memory-relevant"""
+
+
+def _qwen2moe(ml: Loader, hp: HParams) -> None:
+    """src/models/qwen2moe.cpp: nothing memory-relevant"""
+
+
+def _qwen2vl(ml: Loader, hp: HParams) -> None:
+    """src/models/qwen2vl.cpp: nothing memory-relevant"""
+
+
+def _qwen3(ml: Loader, hp: HParams) -> None:
+    """src/models/qwen3.cpp: nothing memory-relevant"""
+
+
+def _qwen35(ml: Loader, hp: HParams) -> None:
+    """src/models/qwen35.cpp"""
+    # Load linear attention (gated delta net) parameters
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
+    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
+    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
+    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+
+    # Mark recurrent layers (linear attention layers). MTP layers are dense
+    # attention-only and must be flagged non-recurrent.
+    if not ml.get_key_or_arr("attention.recurrent_layers", hp.is_recr_impl, hp.n_layer_all, False):
+        full_attn_interval = int(ml.get_key("full_attention_interval", 4))
+        _recr_every(hp, full_attn_interval)
+
+
+def _qwen35moe(ml: Loader, hp: HParams) -> None:
+    """src/models/qwen35moe.cpp"""
+    # Load linear attention (gated delta net) parameters
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
+    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
+    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
+    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+
+    # Mark recurrent layers (linear attention layers). MTP layers are dense
+    # attention-only and must be flagged non-recurrent.
+    if not ml.get_key_or_arr("attention.recurrent_layers", hp.is_recr_impl, hp.n_layer_all, False):
+        full_attn_interval = int(ml.get_key("full_attention_interval", 4))
+        _recr_every(hp, full_attn_interval)
+
+
+def _qwen3moe(ml: Loader, hp: HParams) -> None:
+    """src/models/qwen3moe.cpp: nothing memory-relevant"""
+
+
+def _qwen3next(ml: Loader, hp: HParams) -> None:
+    """src/models/qwen3next.cpp"""
+    # Load linear attention (gated delta net) parameters
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
+    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
+    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
+    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+
+    # Mark recurrent layers (linear attention layers).
+    if not ml.get_key_or_arr("attention.recurrent_layers", hp.is_recr_impl, hp.n_layer_all, False):
+        full_attn_interval = int(ml.get_key("full_attention_interval", 4))
+        _recr_every(hp, full_attn_interval)
+
+
+def _qwen3vl(ml: Loader, hp: HParams) -> None:
+    """src/models/qwen3vl.cpp: nothing memory-relevant"""
+
+
+def _qwen3vlmoe(ml: Loader, hp: HParams) -> None:
+    """src/models/qwen3vlmoe.cpp: nothing memory-relevant"""
+
+
+def _qwen4exp_require_nonzero(ml: Loader, name: str, value: int) -> None:
+    """``qwen4exp_require_nonzero``: bad metadata must be catchable: GGML_ASSERT aborts the whole process."""
+    if value == 0:
+        raise GgufprofError(f"{ml.key(name)} must be greater than zero, got {value}")
+
+
+def _qwen4exp(ml: Loader, hp: HParams) -> None:
+    """src/models/qwen4exp.cpp"""
+    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
+    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
+    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
+    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
+    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+    _qwen4exp_require_nonzero(ml, "ssm.conv_kernel", hp.ssm_d_conv)
+    _qwen4exp_require_nonzero(ml, "ssm.inner_size", hp.ssm_d_inner)
+    _qwen4exp_require_nonzero(ml, "ssm.state_size", hp.ssm_d_state)
+    _qwen4exp_require_nonzero(ml, "ssm.time_step_rank", hp.ssm_dt_rank)
+    _qwen4exp_require_nonzero(ml, "ssm.group_count", hp.ssm_n_group)
+
+    # HC (the PLE conv history is (ple_conv_kernel - 1) * ple_ngram_size * dsv4_hc_mult * n_embd wide)
+    hp.dsv4_hc_mult = int(ml.get_key("hyper_connection.count"))
+    # a count of 1 has nothing to mix: transformers, vLLM and SGLang all raise on hc_count <= 1
+    if hp.dsv4_hc_mult <= 1:
+        raise GgufprofError(f"{ml.key('hyper_connection.count')} must be greater than one, got {hp.dsv4_hc_mult}")
+
+    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
+    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
+    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
+    _qwen4exp_require_nonzero(ml, "attention.indexer.head_count", hp.indexer_n_head)
+    _qwen4exp_require_nonzero(ml, "attention.indexer.key_length", hp.indexer_head_size)
+    _qwen4exp_require_nonzero(ml, "attention.indexer.top_k", hp.indexer_top_k)
+    ml.get_key_or_arr("attention.compress_ratios", hp.dsv4_compress_ratios, hp.n_layer_all, False)
+
+    # PLE n-gram hash embeddings; if the key group is absent every field stays zero
+    hp.is_ple_impl[:] = [0] * len(hp.is_ple_impl)
+    hp.ple_n_heads = 0
+
+    n_ple = ml.get_arr_n("ple.layers") or 0
+    if n_ple > 0:
+        ple_layers = ml.get_arr("ple.layers", required=True)
+        if n_ple != 1:
+            # hparams holds one set of hash constants, so several PLE modules cannot be represented
+            raise GgufprofError(
+                f"{ml.key('ple.layers')} lists {n_ple} layers, but only one PLE layer is supported")
+        for il in ple_layers:
+            if il >= hp.n_layer_all:
+                raise GgufprofError(f"PLE layer {il} is out of range")
+            hp.is_ple_impl[il] = 1
+
+        hp.ple_ngram_size = int(ml.get_key("ple.ngram_size"))
+        ple_heads_per_ngram = int(ml.get_key("ple.heads_per_ngram"))
+        hp.ple_conv_kernel = int(ml.get_key("ple.conv_kernel"))
+        _qwen4exp_require_nonzero(ml, "ple.conv_kernel", hp.ple_conv_kernel)
+
+        # uint32_t arithmetic
+        hp.ple_n_heads = ((hp.ple_ngram_size - 1) * ple_heads_per_ngram) & 0xFFFFFFFF
+        if hp.ple_ngram_size < 2 or hp.ple_ngram_size > LLAMA_MAX_PLE_NGRAM:
+            raise GgufprofError(f"PLE n-gram size {hp.ple_ngram_size} is out of range")
+        if hp.ple_n_heads == 0 or hp.ple_n_heads > LLAMA_MAX_PLE_HEADS:
+            raise GgufprofError(f"PLE head count {hp.ple_n_heads} is out of range")
+
+    # linear attention everywhere except every full_attention_interval-th layer
+    if not ml.get_key_or_arr("attention.recurrent_layers", hp.is_recr_impl, hp.n_layer_all, False):
+        full_attn_interval = int(ml.get_key("full_attention_interval", 4))
+        _qwen4exp_require_nonzero(ml, "full_attention_interval", full_attn_interval)
+        _recr_every(hp, full_attn_interval)
+
+    # the PLE conv history is a row of the recurrent cache, which linear layers alone have
+    for i in range(hp.n_layer_all):
+        if hp.is_ple_impl[i] and not hp.is_recr_impl[i]:
+            raise GgufprofError(f"PLE layer {i} is not a linear attention layer")
+
+
+def _refact(ml: Loader, hp: HParams) -> None:
+    """src/models/refact.cpp: nothing memory-relevant"""
+
+
+def _rnd1(ml: Loader, hp: HParams) -> None:
+    """src/models/rnd1.cpp"""
+    # Set non-causal attention for diffusion models
+    hp.causal_attn = False
+
+
+def _rwkv6(ml: Loader, hp: HParams) -> None:
+    """src/models/rwkv6.cpp"""
+    hp.wkv_head_size = int(ml.get_key("wkv.head_size"))
+    hp.token_shift_count = int(ml.get_key("token_shift_count", hp.token_shift_count))
+
+
+def _rwkv6qwen2(ml: Loader, hp: HParams) -> None:
+    """src/models/rwkv6qwen2.cpp"""
+    hp.wkv_head_size = int(ml.get_key("wkv.head_size"))
+    hp.token_shift_count = int(ml.get_key("token_shift_count", hp.token_shift_count))
+
+
+def _rwkv7(ml: Loader, hp: HParams) -> None:
+    """src/models/rwkv7.cpp"""
+    hp.wkv_head_size = int(ml.get_key("wkv.head_size"))
+    hp.token_shift_count = int(ml.get_key("token_shift_count", hp.token_shift_count))
+
+
+def _seed_oss(ml: Loader, hp: HParams) -> None:
+    """src/models/seed-oss.cpp: nothing memory-relevant"""
+
+
+def _smallthinker(ml: Loader, hp: HParams) -> None:
+    """src/models/smallthinker.cpp"""
+    found_swa = ml.has("attention.sliding_window")
+    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+
+    if found_swa and hp.n_swa > 0:
+        hp.swa_type = SWA_STANDARD
+        hp.n_swa = 4096  # hard-coded: the file's window only switches SWA on
+        load_swa_pattern(ml, hp, 4, True)
+    else:
+        hp.swa_type = SWA_NONE
+
+
+def _smollm3(ml: Loader, hp: HParams) -> None:
+    """src/models/smollm3.cpp: nothing memory-relevant"""
+
+
+def _spark2_5(ml: Loader, hp: HParams) -> None:
+    """src/models/spark2-5.cpp"""
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+
+    hp.swa_type = SWA_STANDARD
+    # get_arr's `required` defaults to true in llama_model_loader
+    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+
+
+def _stablelm(ml: Loader, hp: HParams) -> None:
+    """src/models/stablelm.cpp: nothing memory-relevant"""
+
+
+def _starcoder(ml: Loader, hp: HParams) -> None:
+    """src/models/starcoder.cpp: nothing memory-relevant"""
+
+
+def _starcoder2(ml: Loader, hp: HParams) -> None:
+    """src/models/starcoder2.cpp: nothing memory-relevant"""
+
+
+def _step35(ml: Loader, hp: HParams) -> None:
+    """src/models/step35.cpp"""
+    hp.swa_type = SWA_STANDARD
+
+    # full_attention layer only use half of the RoPE dimensions
+    hp.n_rot_full = hp.n_rot_full // 2
+
+    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+
+    # get_arr's `required` defaults to true in llama_model_loader
+    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+
+
+def _t5(ml: Loader, hp: HParams) -> None:
+    """src/models/t5.cpp: nothing memory-relevant"""
+
+
+def _t5encoder(ml: Loader, hp: HParams) -> None:
+    """src/models/t5encoder.cpp: nothing memory-relevant"""
+
+
+def _talkie(ml: Loader, hp: HParams) -> None:
+    """src/models/talkie.cpp: nothing memory-relevant"""
+
+
+def _wavtokenizer_dec(ml: Loader, hp: HParams) -> None:
+    """src/models/wavtokenizer-dec.cpp: nothing memory-relevant"""
+
+
+def _xverse(ml: Loader, hp: HParams) -> None:
+    """src/models/xverse.cpp: nothing memory-relevant"""
+
+
+_PART3: dict[str, Callable[[Loader, HParams], None]] = {
+    "mimo2": _mimo2,
+    "minicpm": _minicpm,
+    "minicpm3": _minicpm3,
+    "minimax-01": _minimax_01,
+    "minimax-m2": _minimax_m2,
+    "minimax-m3": _minimax_m3,
+    "mistral3": _mistral3,
+    "modern-bert": _modern_bert,
+    "mpt": _mpt,
+    "muse-glimmer": _muse_glimmer,
+    "nanbeige": _nanbeige,
+    "nemotron_h": _nemotron_h,
+    "nemotron_h_moe": _nemotron_h,  # llama_model_nemotron_h_moe uses llama_model_nemotron_h's
+    "nemotron": _nemotron,
+    "neo-bert": _neo_bert,
+    "nomic-bert-moe": _nomic_bert_moe,
+    "nomic-bert": _nomic_bert,
+    "olmo": _olmo,
+    "olmo2": _olmo2,
+    "olmoe": _olmoe,
+    "gpt-oss": _openai_moe,
+    "openelm": _openelm,
+    "orion": _orion,
+    "pangu-embedded": _pangu_embed,
+    "phi2": _phi2,
+    "phi3": _phi3,
+    "phimoe": _phimoe,
+    "plamo": _plamo,
+    "plamo2": _plamo2,
+    "plamo3": _plamo3,
+    "plm": _plm,
+    "pockettts": _pockettts,
+    "qwen": _qwen,
+    "qwen2": _qwen2,
+    "qwen2moe": _qwen2moe,
+    "qwen2vl": _qwen2vl,
+    "qwen3": _qwen3,
+    "qwen35": _qwen35,
+    "qwen35moe": _qwen35moe,
+    "qwen3moe": _qwen3moe,
+    "qwen3next": _qwen3next,
+    "qwen3vl": _qwen3vl,
+    "qwen3tts": _qwen3vl,  # llama_model_qwen3tts uses llama_model_qwen3vl's
+    "qwen3vlmoe": _qwen3vlmoe,
+    "qwen4exp": _qwen4exp,
+    "refact": _refact,
+    "rnd1": _rnd1,
+    "rwkv6": _rwkv6,
+    "rwkv6qwen2": _rwkv6qwen2,
+    "rwkv7": _rwkv7,
+    "seed_oss": _seed_oss,
+    "smallthinker": _smallthinker,
+    "smollm3": _smollm3,
+    "spark2_5": _spark2_5,
+    "stablelm": _stablelm,
+    "starcoder": _starcoder,
+    "starcoder2": _starcoder2,
+    "step35": _step35,
+    "t5": _t5,
+    "t5encoder": _t5encoder,
+    "talkie": _talkie,
+    "wavtokenizer-dec": _wavtokenizer_dec,
+    "xverse": _xverse,
+}
+
+
+# The table: every architecture name of src/llama-arch.cpp that llama.cpp can build a model for.
+ARCH_HPARAMS: dict[str, Callable[[Loader, HParams], None]] = {**_PART1, **_PART2, **_PART3}

@@ -1,0 +1,148 @@
+"""A model file as ggufprof sees it: its header facts and hyper-parameters as llama.cpp reads them.
+
+The hyper-parameters come from :func:`.hparams.load_hparams` (``load_hparams`` plus the
+architecture's ``load_arch_hparams``); this module adds what the file itself says (name, vocabulary,
+tensor table, parameter and weight totals) and per-layer views for display.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ggml_types
+from .gguf_reader import GgufFile, TensorInfo, read_gguf
+from .hparams import HParams, load_hparams
+
+# What a layer keeps per token or per sequence (inspect's "memory" column).
+ATTENTION, SWA, SHARED, RECURRENT, HYBRID, NONE = "attention", "sliding window", "shared", "recurrent", \
+    "attention + recurrent", "none"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: Path
+    architecture: str
+    name: str
+    hparams: HParams
+    n_vocab: int
+    n_params: int
+    weight_bytes: int
+    file_size: int
+    tensor_types: dict[str, int] = field(default_factory=dict)  # ggml type name -> tensor count
+    tensors: tuple[TensorInfo, ...] = ()
+
+    # --- views of the hyper-parameters, over the main model's layers (NextN layers excluded) ---
+
+    @property
+    def n_layer(self) -> int:
+        return self.hparams.n_layer()
+
+    @property
+    def n_embd(self) -> int:
+        return self.hparams.n_embd
+
+    @property
+    def n_ctx_train(self) -> int:
+        return self.hparams.n_ctx_train
+
+    @property
+    def n_head(self) -> list[int]:
+        return self.hparams.n_head_arr[: self.n_layer]
+
+    @property
+    def n_head_kv(self) -> list[int]:
+        return self.hparams.n_head_kv_arr[: self.n_layer]
+
+    @property
+    def n_embd_head_k(self) -> int:
+        return self.hparams.n_embd_head_k_full
+
+    @property
+    def n_embd_head_v(self) -> int:
+        return self.hparams.n_embd_head_v_full
+
+    @property
+    def n_swa(self) -> int:
+        return self.hparams.n_swa if self.has_swa else 0
+
+    @property
+    def swa_layers(self) -> list[bool]:
+        return [self.hparams.is_swa(il) for il in range(self.n_layer)]
+
+    @property
+    def has_swa(self) -> bool:
+        return self.hparams.swa_type != "none" and any(self.swa_layers)
+
+    def head_k(self, il: int) -> int:
+        return self.hparams.n_embd_head_k(il)
+
+    def head_v(self, il: int) -> int:
+        return self.hparams.n_embd_head_v(il)
+
+    def n_embd_k_gqa(self, il: int) -> int:
+        return self.hparams.n_embd_k_gqa(il)
+
+    def n_embd_v_gqa(self, il: int) -> int:
+        return self.hparams.n_embd_v_gqa(il)
+
+    def layer_memories(self) -> list[str]:
+        """What each layer keeps: attention, sliding window, shared (reuses a lower layer's cache),
+        recurrent, attention + recurrent, or none -- read off create_memory's caches."""
+        from ..memory.create import layer_memories  # the rule lives with the memory model
+
+        return layer_memories(self.hparams)
+
+    def to_dict(self) -> dict:
+        hp = self.hparams
+        return {
+            "path": str(self.path),
+            "architecture": self.architecture,
+            "name": self.name,
+            "n_layer": self.n_layer,
+            "n_layer_nextn": hp.n_layer_nextn,
+            "n_embd": self.n_embd,
+            "n_head": self.n_head,
+            "n_head_kv": self.n_head_kv,
+            "n_embd_head_k": self.n_embd_head_k,
+            "n_embd_head_v": self.n_embd_head_v,
+            "n_embd_head_k_swa": hp.n_embd_head_k_swa,
+            "n_embd_head_v_swa": hp.n_embd_head_v_swa,
+            "n_swa": self.n_swa,
+            "swa_layers": self.swa_layers,
+            "layer_memory": self.layer_memories(),
+            "n_ctx_train": self.n_ctx_train,
+            "n_vocab": self.n_vocab,
+            "n_params": self.n_params,
+            "weight_bytes": self.weight_bytes,
+            "file_size": self.file_size,
+            "tensor_types": self.tensor_types,
+        }
+
+
+def model_info_from_gguf(gf: GgufFile) -> ModelInfo:
+    hp = load_hparams(gf)
+    kv = gf.kv
+    tokens = kv.get("tokenizer.ggml.tokens")
+    vocab_size = kv.get(f"{hp.arch}.vocab_size", 0)
+    n_vocab = len(tokens) if tokens is not None else int(vocab_size if isinstance(vocab_size, int) else 0)
+    types = Counter(ggml_types.type_name(t.type_id) for t in gf.tensors)
+    return ModelInfo(
+        path=gf.path,
+        architecture=hp.arch,
+        name=str(kv.get("general.name", gf.path.stem)),
+        hparams=hp,
+        n_vocab=n_vocab,
+        n_params=sum(t.n_elements for t in gf.tensors),
+        weight_bytes=sum(t.n_bytes for t in gf.tensors),
+        file_size=gf.file_size,
+        tensor_types=dict(types.most_common()),
+        tensors=gf.tensors,
+    )
+
+
+def load_model_info(path: str | os.PathLike) -> ModelInfo:
+    """Read ``path`` and derive its hyper-parameters; GgufprofError on anything unusable."""
+    return model_info_from_gguf(read_gguf(path))

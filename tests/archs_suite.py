@@ -1,0 +1,100 @@
+"""llama.cpp's own architecture suite as an oracle: one tiny model per architecture, real contexts.
+
+``scripts/archs_suite.sh`` builds ``test-llama-archs`` from the vendored llama.cpp (outside the
+repo, cached) and writes its models (``<arch>-dense.gguf`` / ``<arch>-moe.gguf``) into
+``GGUFPROF_ARCHS_DIR`` (default ``~/.cache/ggufprof/archs-<version>``). Each model's contexts are
+created by ``python -m ggufprof.measure.probe`` in a process of its own, so an abort inside
+llama.cpp costs that model's remaining settings, never the test run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+from ggufprof.memory.settings import KVSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pinned_version() -> str:
+    text = (ROOT / "pyproject.toml").read_text()
+    return text.split('"llama-cpp-python==', 1)[1].split('"', 1)[0]
+
+
+def suite_dir() -> Path:
+    return Path(os.environ.get("GGUFPROF_ARCHS_DIR") or Path.home() / ".cache" / "ggufprof" / f"archs-{pinned_version()}")
+
+
+def suite_models() -> list[Path]:
+    return sorted(suite_dir().glob("*.gguf"))
+
+
+def settings_grid() -> list[KVSettings]:
+    """Structure (sequences, unified, swa_full, flash attention) x a rotation of cache types and
+    sizes that are not multiples of 256; then every cache type once, a mixed K:V pair and bf16."""
+    grid: list[KVSettings] = []
+    types = [("f16", "f16"), ("q8_0", "q8_0"), ("q8_0", "q4_0"), ("bf16", "bf16"), ("f16", "q8_0"), ("q4_0", "f16")]
+    sizes = [1000, 300, 2100]
+    i = 0
+    for par in (1, 3):
+        for uni in ((False, True) if par > 1 else (False,)):
+            for swa_full in (False, True):
+                for fa in ("on", "off"):
+                    tk, tv = types[i % len(types)]
+                    if fa == "off" and tv not in ("f16", "bf16", "f32"):
+                        tv = "f16"  # a quantized V cache needs flash attention
+                    grid.append(KVSettings(ctx_size=sizes[i % len(sizes)], cache_type_k=tk, cache_type_v=tv,
+                                           parallel=par, kv_unified=uni, swa_full=swa_full, flash_attn=fa))
+                    i += 1
+    for tk, tv in types + [("q4_1", "q4_1"), ("iq4_nl", "iq4_nl"), ("q5_0", "q5_1"), ("f32", "f32")]:
+        grid.append(KVSettings(ctx_size=700, cache_type_k=tk, cache_type_v=tv, flash_attn="auto", swa_full=False))
+    # SWA cache sizing: the window (n_ctx_train / 8 = 32 in the suite) times the sequences of a
+    # unified cache must cross a 256-cell step against n_ubatch to be seen at all
+    grid.append(KVSettings(ctx_size=4000, parallel=8, kv_unified=True, swa_full=False, ubatch_size=200))
+    grid.append(KVSettings(ctx_size=3000, parallel=5, kv_unified=False, swa_full=False, ubatch_size=100, flash_attn="off"))
+    grid.append(KVSettings(ctx_size=0, parallel=2, kv_unified=True, swa_full=False, ubatch_size=64))
+    return grid
+
+
+def _abort_reason(stderr: str, returncode: int) -> str:
+    """llama.cpp's own last words (GGML_ASSERT / abort message), else the signal."""
+    for ln in reversed(stderr.splitlines()):
+        if "GGML_ASSERT" in ln or "GGML_ABORT" in ln or "error" in ln.lower() or "terminate" in ln:
+            return ln.strip()[-300:]
+    return f"process died with status {returncode}"
+
+
+def probe(model: Path, settings: list[KVSettings], timeout: float = 300) -> dict:
+    """Run the probe on one model: {"load_error"} or {"results": [...]}, one result per setting.
+
+    A setting that kills the process (an abort inside llama.cpp) gets ``crashed`` with llama.cpp's
+    message, and the probe restarts after it."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    results: list[dict] = []
+    while len(results) < len(settings):
+        todo = settings[len(results):]
+        stdin = "".join(json.dumps(asdict(s)) + "\n" for s in todo)
+        p = subprocess.run([sys.executable, "-m", "ggufprof.measure.probe", str(model)], input=stdin,
+                           capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+        lines = [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{")]
+        if lines and "load_error" in lines[0]:
+            return {"load_error": lines[0]["load_error"]}
+        if not lines and p.returncode == 0:
+            raise RuntimeError(f"probe of {model.name} wrote nothing: {p.stderr[-500:]}")
+        results += lines
+        if len(results) < len(settings):  # the next setting killed it
+            s = settings[len(results)]
+            results.append({"settings": asdict(s), "ok": False, "crashed": True, "log": "",
+                            "error": f"llama.cpp aborted: {_abort_reason(p.stderr, p.returncode)}"})
+    return {"results": results}
+
+
+def probe_all(models: list[Path], settings: list[KVSettings], workers: int = 2) -> dict[Path, dict]:
+    with ThreadPoolExecutor(workers) as pool:
+        return dict(zip(models, pool.map(lambda m: probe(m, settings), models)))
