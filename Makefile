@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 GGUFPROF := $(VENV)/bin/ggufprof
 DEMO_MODEL ?= fixtures/gemma3-swa.gguf
 
-.PHONY: install browser demo test fixtures bench-metadata clean
+.PHONY: install browser archs demo test fixtures bench-metadata clean
 
 install: $(VENV)/.installed
 
@@ -26,7 +26,13 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: install browser
+# llama.cpp's architecture suite (one tiny model per architecture), built from the vendored llama.cpp
+# outside the repo (~8 min the first time on 2 cores, then cached): the oracle of tests/test_archs_suite.py.
+archs: install
+	@command -v cmake >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ >/dev/null; }
+	scripts/archs_suite.sh
+
+test: install browser archs
 	$(PY) -m pytest
 
 fixtures: install

@@ -67,3 +67,14 @@ def kv_mismatches(pred: MemoryPrediction, log: LlamaLog, n_ctx: int | None = Non
         for dev in sorted(set(expected) & set(lc.buffers_mib)):
             cmp(f"{n}.{dev}_buffer_mib", mib_f64(expected[dev]), lc.buffers_mib[dev])
     return out
+
+
+# The checks a measured record carries, each True (agrees), False (disagrees) or None/absent (not
+# judged: no prediction for this memory, no GPU, ...). One predicate for the live table, the sweep's
+# summary, the report and the gates.
+CHECK_KEYS = ("kv_exact", "rss_explained", "vram_explained", "weights_gpu_exact")
+
+
+def failed_checks(check: dict) -> list[str]:
+    """The checks that disagree with the prediction (an unjudged check never fails)."""
+    return [k for k in CHECK_KEYS if check.get(k) is False]

@@ -45,7 +45,7 @@ def _emit_json(obj: dict) -> None:
 @app.command()
 @_one_line_errors
 def inspect(model: Path = MODEL, as_json: bool = JSON) -> None:
-    """Show a model's attention layout and the KV bytes one token costs per cache type."""
+    """Show a model's layers, what memory each keeps, and the KV bytes one token costs per cache type."""
     from .model.model_info import load_model_info
     from .console import inspect_json, print_inspect
 
@@ -60,7 +60,7 @@ def inspect(model: Path = MODEL, as_json: bool = JSON) -> None:
 @_one_line_errors
 def estimate(
     model: Path = MODEL,
-    ctx_size: int = typer.Option(512, "--ctx-size", "-c", help="Context size in tokens (llama.cpp's n_ctx)."),
+    ctx_size: int = typer.Option(512, "--ctx-size", "-c", help="Context size in tokens (llama.cpp's n_ctx; 0 = the model's training context)."),
     cache_type_k: str = typer.Option("f16", "--cache-type-k", "-ctk", help="K cache type: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1."),
     cache_type_v: str = typer.Option("f16", "--cache-type-v", "-ctv", help="V cache type (quantized V needs flash attention)."),
     parallel: int = typer.Option(1, "--parallel", "-np", help="Number of parallel sequences (n_seq_max)."),
@@ -73,7 +73,7 @@ def estimate(
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
     as_json: bool = JSON,
 ) -> None:
-    """Predict the KV cache llama.cpp allocates, byte-exactly.
+    """Predict every KV cache and recurrent state llama.cpp allocates, byte-exactly.
 
     Defaults are llama.cpp's library defaults (llama_context_default_params): n_ctx 512, f16/f16,
     1 sequence, per-sequence (not unified) cache, swa_full on, n_batch 2048, n_ubatch 512,
@@ -84,8 +84,6 @@ def estimate(
     from .model.model_info import load_model_info
     from .console import estimate_json, print_estimate
 
-    if ctx_size < 1:
-        raise GgufprofError(f"--ctx-size must be >= 1, got {ctx_size}")
     settings = KVSettings(ctx_size, cache_type_k, cache_type_v, parallel, kv_unified, swa_full,
                           batch_size, ubatch_size, flash_attn.lower())
     settings.validate()  # settings errors first: they do not need the file
@@ -147,8 +145,6 @@ def sweep(
     if repetitions < 1:
         raise GgufprofError(f"--repetitions must be >= 1, got {repetitions}")
     info = load_model_info(model)
-    if info.kv_unsupported:
-        raise GgufprofError(info.kv_unsupported)
     depths = parse_int_list(depth, "--depth")
     if ctx_sizes:
         sizes = parse_int_list(ctx_sizes, "--ctx-sizes", minimum=1)

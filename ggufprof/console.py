@@ -8,23 +8,43 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from rich.text import Text
+
+from .errors import GgufprofError
+from .memory.create import UNMODELLED, memory_kind
+from .memory.predict import MemoryPrediction, bytes_per_token, recurrent_bytes_per_sequence
 from .model import ggml_types
-from .memory.predict import MemoryPrediction
 from .model.model_info import ModelInfo
 from .placement import Placement
 from .units import human_bytes, human_count
 
 
+def _per_token(info: ModelInfo) -> dict[str, int] | None:
+    try:
+        return {t: bytes_per_token(info, t) for t in ggml_types.KV_CACHE_TYPES}
+    except GgufprofError:  # a memory we do not model (memory_note says why)
+        return None
+
+
+def memory_note(info: ModelInfo) -> str | None:
+    """Why there is no prediction for this model's memory, None when there is one."""
+    return UNMODELLED.get(info.architecture)
+
+
 def inspect_json(info: ModelInfo) -> dict:
     d = info.to_dict()
-    d["kv_bytes_per_token"] = {t: info.kv_bytes_per_token(t) for t in ggml_types.KV_CACHE_TYPES}
+    d["memory"] = memory_kind(info.hparams)
+    d["memory_unsupported"] = memory_note(info)
+    d["kv_bytes_per_token"] = _per_token(info)
+    d["recurrent_bytes_per_sequence"] = None if memory_note(info) else recurrent_bytes_per_sequence(info)
     return d
 
 
 def _layer_groups(info: ModelInfo) -> list[tuple[str, tuple]]:
-    """Consecutive layers with the same attention shape, as ('0-4', shape) rows."""
+    """Consecutive layers with the same attention shape and memory, as ('0-4', shape) rows."""
     rows = []
-    keyed = [(il, (info.n_head[il], info.n_head_kv[il], info.head_k(il), info.head_v(il), info.swa_layers[il]))
+    memories = info.layer_memories()
+    keyed = [(il, (info.n_head[il], info.n_head_kv[il], info.head_k(il), info.head_v(il), memories[il]))
              for il in range(info.n_layer)]
     for shape, grp in groupby(keyed, key=lambda x: x[1]):
         ils = [il for il, _ in grp]
@@ -32,43 +52,70 @@ def _layer_groups(info: ModelInfo) -> list[tuple[str, tuple]]:
     return rows
 
 
+MEMORY_KINDS = {
+    "none": "none: llama.cpp runs it without a KV cache (encoder or diffusion model)",
+    "kv": "one KV cache",
+    "iswa": "two KV caches: full attention and sliding window",
+    "recurrent": "recurrent state only: a fixed size per sequence, whatever the context",
+    "hybrid": "KV cache for the attention layers, recurrent state for the others",
+    "hybrid_iswa": "KV caches (full and sliding window) for attention layers, recurrent state for the others",
+    "hybrid_idx": "KV cache and sparse-attention indexer cache for attention layers, recurrent state for the others",
+    "dsa": "latent (MLA) KV cache plus a sparse-attention indexer key cache",
+    "dsa_iswa": "latent (MLA) KV cache with indexer keys, plus a sliding-window cache",
+    "msa": "KV cache plus a sparse-attention indexer key cache",
+    "dsv4": "DeepSeek-V4: window cache, CSA/HCA compressed caches, indexer cache and compressor state",
+}
+
+
 def print_inspect(info: ModelInfo, console: Console | None = None) -> None:
-    c = console or Console()
-    c.print(f"[bold]{info.name}[/bold]  ({info.path.name})")
-    c.print(
-        f"architecture {info.architecture} · {info.n_layer} layers · n_embd {info.n_embd} · "
-        f"{human_count(info.n_params)} parameters ({human_bytes(info.weight_bytes)} of weights: "
-        + ", ".join(f"{n}×{t}" for t, n in info.tensor_types.items()) + ")"
-    )
-    c.print(f"trained context {info.n_ctx_train} · vocabulary {info.n_vocab}"
-            + (f" · sliding window {info.n_swa} on {sum(info.swa_layers)} of {info.n_layer} layers" if info.has_swa else ""))
-    if info.kv_unsupported:
-        c.print(f"[yellow]{info.kv_unsupported}[/yellow]")
+    c = console or Console(highlight=False)
+    c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name})"))
+    nextn = info.hparams.n_layer_nextn
+    c.print(Text(
+        f"architecture {info.architecture} · {info.n_layer} layers"
+        + (f" (+{nextn} NextN/MTP, not cached by the main context)" if nextn else "")
+        + f" · n_embd {info.n_embd} · {human_count(info.n_params)} parameters ({human_bytes(info.weight_bytes)} "
+        "of weights: " + ", ".join(f"{n}×{t}" for t, n in info.tensor_types.items()) + ")"))
+    c.print(Text(f"trained context {info.n_ctx_train} · vocabulary {info.n_vocab}"
+                 + (f" · sliding window {info.n_swa} on {sum(info.swa_layers)} of {info.n_layer} layers"
+                    if info.has_swa else "")))
+    kind = memory_kind(info.hparams)
+    c.print(Text(f"memory: {MEMORY_KINDS.get(kind, kind)}"))
+    if note := memory_note(info):
+        c.print(Text(note, style="yellow"))
+        return
 
-    t = Table(title="Attention layers", title_justify="left")
-    for col in ("layers", "heads", "KV heads", "head size K/V", "attention"):
-        t.add_column(col, justify="right" if col != "attention" else "left")
-    for label, (nh, nkv, hk, hv, is_swa) in _layer_groups(info):
-        t.add_row(label, str(nh), str(nkv), f"{hk}/{hv}", f"sliding window {info.n_swa}" if is_swa else "full")
+    t = Table(title="Layers", title_justify="left")
+    for col in ("layers", "heads", "KV heads", "head size K/V", "memory"):
+        t.add_column(col, justify="right" if col != "memory" else "left")
+    for label, (nh, nkv, hk, hv, mem) in _layer_groups(info):
+        detail = f"{mem} {info.n_swa}" if mem == "sliding window" else mem
+        t.add_row(label, str(nh), str(nkv), f"{hk}/{hv}", detail)
     c.print(t)
 
-    t = Table(title="KV cache per token (K and V of the same type, all layers)", title_justify="left")
-    t.add_column("cache type")
-    t.add_column("bytes/token", justify="right")
-    t.add_column("vs f16", justify="right")
-    t.add_column(f"at n_ctx_train {info.n_ctx_train}", justify="right")
-    f16 = info.kv_bytes_per_token("f16")
-    for name in ggml_types.KV_CACHE_TYPES:
-        b = info.kv_bytes_per_token(name)
-        t.add_row(name, f"{b:,}", f"{b / f16:.3f}" if f16 else "-", human_bytes(b * info.n_ctx_train))
-    c.print(t)
+    per_token = _per_token(info) or {}
+    if per_token.get("f16"):
+        t = Table(title="KV cache per token (K and V of the same type, every cache that grows with the context)",
+                  title_justify="left")
+        t.add_column("cache type")
+        t.add_column("bytes/token", justify="right")
+        t.add_column("vs f16", justify="right")
+        t.add_column(f"at n_ctx_train {info.n_ctx_train}", justify="right")
+        f16 = per_token["f16"]
+        for name, b in per_token.items():
+            t.add_row(name, f"{b:,}", f"{b / f16:.3f}", human_bytes(b * info.n_ctx_train))
+        c.print(t)
+    if rs := recurrent_bytes_per_sequence(info):
+        c.print(Text(f"recurrent state: {human_bytes(rs)} per sequence (f32), a fixed cost: it does not grow "
+                     "with the context, only with the number of sequences"))
     if info.has_swa:
-        c.print("[dim]SWA layers keep only the window (plus a batch) unless swa_full is on: "
-                "use `ggufprof estimate` for the cache llama.cpp actually allocates.[/dim]")
+        c.print(Text("SWA layers keep only the window (plus a batch) unless swa_full is on: "
+                     "use `ggufprof estimate` for the cache llama.cpp actually allocates.", style="dim"))
 
 
 def estimate_json(info: ModelInfo, pred: MemoryPrediction, placement: Placement | None = None) -> dict:
     d = pred.to_dict()
+    d["kv_bytes"] = pred.kv_bytes
     d["model"] = {"path": str(info.path), "name": info.name, "architecture": info.architecture}
     if placement is not None:
         d["placement"] = placement.to_dict()
@@ -95,23 +142,30 @@ def print_placement(p: Placement, c: Console) -> None:
 
 def print_estimate(info: ModelInfo, pred: MemoryPrediction, console: Console | None = None,
                    placement: Placement | None = None) -> None:
-    c = console or Console()
+    c = console or Console(highlight=False)
     s = pred.settings
-    c.print(f"[bold]{info.name}[/bold]  ({info.path.name}, {info.architecture})")
-    c.print(f"n_ctx {pred.n_ctx} (requested {s.ctx_size}) · n_ctx_seq {pred.n_ctx_seq} · "
-            f"{s.parallel} sequence(s), {'unified' if s.kv_unified else 'one stream per sequence'} · "
-            f"n_ubatch {pred.n_ubatch} · flash attention {s.flash_attn}"
-            + (f" · swa_full {'on' if s.swa_full else 'off'}" if info.has_swa else ""))
+    c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name}, {info.architecture})"))
+    c.print(Text(f"n_ctx {pred.n_ctx} (requested {s.ctx_size or 'the training context'}) · n_ctx_seq {pred.n_ctx_seq} · "
+                 f"{s.parallel} sequence(s), {'unified' if s.kv_unified else 'one stream per sequence'} · "
+                 f"n_ubatch {pred.n_ubatch} · flash attention {s.flash_attn}"
+                 + (f" · swa_full {'on' if s.swa_full else 'off'}" if info.has_swa else "")))
+    c.print(Text(f"memory: {MEMORY_KINDS.get(pred.kind, pred.kind)}"))
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("cache", "layers", "cells×streams", f"K {s.cache_type_k}", f"V {s.cache_type_v}", "total"):
+    for col in ("cache", "layers", "cells×streams", "K/V types", "K", "V", "total"):
         t.add_column(col, justify="left" if col == "cache" else "right", no_wrap=True)
     for cp in pred.caches:
-        t.add_row(cp.name, str(cp.layers), f"{cp.cells}×{cp.streams}", human_bytes(cp.k_bytes),
-                  human_bytes(cp.v_bytes), human_bytes(cp.bytes))
+        t.add_row(cp.name, str(cp.layers), f"{cp.cells}×{cp.streams}", f"{cp.type_k}/{cp.type_v}",
+                  human_bytes(cp.k_bytes), human_bytes(cp.v_bytes + cp.p_bytes), human_bytes(cp.bytes))
     c.print(t)
-    c.print(f"[bold]KV cache: {human_bytes(pred.kv_bytes)}[/bold] ({pred.kv_bytes:,} bytes)")
+    c.print(Text(f"KV cache: {human_bytes(pred.kv_bytes)} ({pred.kv_bytes:,} bytes)", style="bold"))
+    if pred.recurrent_bytes:
+        c.print(Text(f"recurrent state: {human_bytes(pred.recurrent_bytes)} ({pred.recurrent_bytes:,} bytes), "
+                     f"a fixed size per sequence ({s.parallel}), whatever the context size", style="bold"))
+        c.print(Text("(recurrent caches list R and S as K and V; compressor state its kv and score rows)", style="dim"))
+    if not pred.caches:
+        c.print(Text("llama.cpp creates no KV cache for this model.", style="dim"))
     if placement is not None:
         print_placement(placement, c)
-    if pred.v_trans and len({info.n_embd_v_gqa(il) for il in range(info.n_layer)}) > 1:
-        c.print("[dim]flash attention off: V is stored transposed and every layer's V rows are padded "
-                "to the widest layer.[/dim]")
+    if pred.v_trans and info.hparams.is_n_embd_v_gqa_variable():
+        c.print(Text("flash attention off: V is stored transposed and every layer's V rows are padded "
+                     "to the widest layer.", style="dim"))

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .errors import GgufprofError
 from .grid import RunSettings, skip_reason
+from .memory.predict import validate
 from .memory.settings import KVSettings
 from .model.model_info import ModelInfo, load_model_info
 
@@ -168,15 +169,13 @@ def _kv_settings(table: dict, info: ModelInfo, ctx: _Context) -> KVSettings:
             raise ctx.fail(key, str(e)) from None
     kv = KVSettings(**given)
     try:
-        kv.validate(info)
+        validate(info, kv)
     except GgufprofError as e:
-        if info.kv_unsupported:
-            raise ctx.fail("model", str(e)) from None
         default = KVSettings()
 
         def still_fails(k: str) -> bool:
             try:
-                dataclasses.replace(kv, **{k: getattr(default, k)}).validate(info)
+                validate(info, dataclasses.replace(kv, **{k: getattr(default, k)}))
                 return False
             except GgufprofError:
                 return True

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from .errors import GgufprofError
 from .model.ggml_types import kv_cache_type
 from .memory.settings import KVSettings
-from .memory.predict import bytes_per_token, predict, resolved
+from .memory.predict import bytes_per_token, resolved, validate
 from .model.model_info import ModelInfo
 
 
@@ -117,7 +117,10 @@ def default_ctx_sizes(model: ModelInfo, needed: int, mem_budget: int) -> list[in
     """A few sizes from 2048 up to the limit: min(n_ctx_train, 131072, what fits in ``mem_budget``
     bytes of f16 KV by the estimate), the limit itself included."""
     limit = min(model.n_ctx_train or 131072, 131072)
-    per_token = bytes_per_token(model, "f16")
+    try:
+        per_token = bytes_per_token(model, "f16")
+    except GgufprofError:  # a memory we do not model: no estimate to cap the sizes with
+        per_token = 0
     if per_token:
         limit = min(limit, mem_budget // per_token)
     limit = max(limit // 256 * 256, 256)
@@ -142,8 +145,9 @@ def expand(model: ModelInfo, spec: GridSpec) -> list[tuple[RunSettings, str | No
 
 
 def skip_reason(model: ModelInfo, rs: RunSettings) -> str | None:
+    """Why llama.cpp would refuse this configuration (a memory we cannot predict is still run)."""
     try:
-        predict(model, rs.kv)
+        validate(model, rs.kv)
     except GgufprofError as e:
         return str(e)
     n_ctx_seq = resolved(model, rs.kv).n_ctx_seq

@@ -40,11 +40,11 @@ def row(rec: Record) -> list[str]:
     base = [f"{s['cache_type_k']}/{s['cache_type_v']}", str(s["ctx_size"]), seqs,
             ("on" if s["swa_full"] else "off") if len(rec.predicted.get("caches", [])) > 1 else "-",
             s["flash_attn"], str(s["depth"]),
-            human_bytes(rec.predicted["kv_bytes"]) if rec.predicted else "-"]
+            human_bytes(rec.predicted["kv_bytes"]) if "kv_bytes" in rec.predicted else "-"]
     if rec.status != "ok":
         color = "yellow" if rec.status == "skipped" else "red"
         return base + [f"[{color}]{rec.status}: {rec.reason}[/{color}]"]
-    kv = "[green]exact[/green]" if rec.check.get("kv_exact") else "[red]MISMATCH[/red]"
+    kv = {True: "[green]exact[/green]", False: "[red]MISMATCH[/red]"}.get(rec.check.get("kv_exact"), "not predicted")
     growth = rec.check.get("rss_growth")
     rss = "-" if growth is None else human_bytes(growth)
     if rec.check.get("rss_explained") is False:

@@ -9,7 +9,7 @@ wall time of each whole run.
     python scripts/bench_sweep.py [--llama-bench PATH] [--threads N] [--repetitions N] [--model PATH]
 
 llama-bench: built from the llama.cpp that the pinned llama-cpp-python vendors by
-scripts/build_llama_bench.sh (outside the repo); without it only ggufprof's figures are printed.
+scripts/build_llama_tools.sh llama-bench (outside the repo); without it only ggufprof's figures are printed.
 It runs with LD_LIBRARY_PATH on llama-cpp-python's own libllama/libggml, so both tools execute the
 same compiled kernels and only the driving code differs.
 """
@@ -120,7 +120,7 @@ def main() -> None:
         lb_wall, lb = run_llama_bench(args.llama_bench, model, types, args.threads, args.repetitions, args.flash_attn,
                                       not args.no_repack)
     else:
-        print("llama-bench not found: build it with scripts/build_llama_bench.sh and pass --llama-bench PATH")
+        print("llama-bench not found: build it with scripts/build_llama_tools.sh llama-bench and pass --llama-bench PATH")
 
     print(f"\n{'type':<6} {'test':<5} {'ggufprof t/s':>16} {'llama-bench t/s':>18} {'ratio':>7}  KV check  RSS Δctx vs KV")
     for t in types:

@@ -10,6 +10,16 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 FIXTURE_NAMES = ["llama-gqa", "gemma3-swa", "deci-varkv"]
 
+# Lines a test wants in the run's closing summary (e.g. what llama.cpp itself cannot run).
+REPORT_NOTES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if REPORT_NOTES:
+        terminalreporter.section("ggufprof notes")
+        for line in REPORT_NOTES:
+            terminalreporter.write_line(line)
+
 
 def fixture_path(name: str) -> Path:
     return FIXTURES / f"{name}.gguf"

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from ggufprof.cli import app
 from ggufprof.memory.settings import KVSettings
-from ggufprof.memory.predict import predict
+from ggufprof.memory.predict import bytes_per_token, predict
 from ggufprof.model.model_info import load_model_info
 
 from .conftest import FIXTURE_NAMES, fixture_path
@@ -29,7 +29,8 @@ def test_inspect_json(name):
         assert key in d
     assert len(d["n_head_kv"]) == len(d["swa_layers"]) == d["n_layer"]
     m = load_model_info(fixture_path(name))
-    assert d["kv_bytes_per_token"]["q4_0"] == m.kv_bytes_per_token("q4_0")
+    assert d["kv_bytes_per_token"]["q4_0"] == bytes_per_token(m, "q4_0")
+    assert d["memory"] in ("kv", "iswa") and d["recurrent_bytes_per_sequence"] == 0
     assert d["n_params"] == m.n_params
 
 
@@ -72,8 +73,9 @@ def test_help_states_library_defaults():
     (["inspect", "{tmp}/text.gguf"], "not a GGUF file"),
     (["inspect", "{tmp}/cut.gguf"], "truncated"),
     (["estimate", "{llama}", "-ctk", "q6_k"], "unsupported cache type 'q6_k'"),
-    (["estimate", "{llama}", "-c", "0"], "--ctx-size must be >= 1"),
-    (["estimate", "{llama}", "-c", "-4096"], "--ctx-size must be >= 1"),
+    (["estimate", "{llama}", "-c", "-4096"], "--ctx-size must be an integer from 0"),
+    (["estimate", "{llama}", "-c", "4294967296"], "--ctx-size must be an integer from 0 to 4294967295"),
+    (["estimate", "{llama}", "-ub", "4294967297"], "--ubatch-size must be an integer from 1 to 4294967295"),
     (["estimate", "{llama}", "-np", "0"], "--parallel must be between 1 and 256"),
     (["estimate", "{llama}", "-ctv", "q8_0", "-fa", "off"], "requires flash attention"),
     (["estimate", "{tmp}/absent.gguf"], "no such file"),
@@ -87,3 +89,31 @@ def test_bad_input_one_line_exit_2(tmp_path, args, msg):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and msg in lines[0], r.stderr
     assert "Traceback" not in r.output
+
+
+def test_ctx_size_0_is_the_training_context():
+    r = run("estimate", fixture_path("llama-gqa"), "-c", "0", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["n_ctx"] == 4096  # the fixture's n_ctx_train
+
+
+@pytest.mark.parametrize("arch_file,kind", [("qwen35-dense.gguf", "hybrid"), ("mamba2-dense.gguf", "recurrent"),
+                                            ("deepseek2-moe.gguf", "dsa"), ("deepseek4-moe.gguf", "dsv4")])
+def test_estimate_lists_every_cache_with_its_kind(arch_file, kind):
+    """The suite's hybrid, recurrent, MLA and DSV4 models: every cache and state in --json, with its kind."""
+    from .archs_suite import suite_dir
+
+    path = suite_dir() / arch_file
+    if not path.exists():
+        pytest.fail(f"{path} missing: run scripts/archs_suite.sh (make archs)")
+    d = json.loads(run("estimate", path, "-c", "4096", "-np", "2", "--json").stdout)
+    kinds = {c["kind"] for c in d["caches"]}
+    if kind == "hybrid":
+        assert kinds == {"kv", "recurrent"} and d["recurrent_bytes"] > 0
+    elif kind == "recurrent":
+        assert kinds == {"recurrent"} and d["kv_bytes"] == 0
+    elif kind == "dsa":
+        assert d["memory"] == "kv" and kinds == {"mla"} and all(c["v_bytes"] == 0 for c in d["caches"])
+    else:
+        assert d["memory"] == "dsv4" and {"swa", "mla", "indexer", "state"} <= kinds
+    assert d["total_bytes"] == d["kv_bytes"] + d["recurrent_bytes"] == sum(c["bytes"] for c in d["caches"])

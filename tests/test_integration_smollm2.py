@@ -11,7 +11,7 @@ import pytest
 
 from ggufprof.checks import kv_mismatches
 from ggufprof.memory.settings import KVSettings
-from ggufprof.memory.predict import predict
+from ggufprof.memory.predict import bytes_per_token, predict
 from ggufprof.model.model_info import load_model_info
 
 from .conftest import ROOT
@@ -33,7 +33,7 @@ def test_metadata(smollm2):
     assert (m.architecture, m.n_layer, m.n_embd, m.n_head[0], m.n_head_kv[0]) == ("llama", 30, 576, 9, 3)
     assert (m.n_embd_head_k, m.n_ctx_train, m.n_vocab) == (64, 8192, 49152)
     assert 134_000_000 < m.n_params < 136_000_000
-    assert m.kv_bytes_per_token("f16") == 30 * 2 * 192 * 2
+    assert bytes_per_token(m, "f16") == 30 * 2 * 192 * 2
 
 
 @pytest.mark.parametrize("s", [

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from ggufprof.cli import app
 from ggufprof.grid import GridSpec
 from ggufprof.measure.runner import Sweep, SweepSummary
+from ggufprof.memory.predict import bytes_per_token
 from ggufprof.model.model_info import load_model_info
 from ggufprof.results import load_dataframe
 from ggufprof.schema import Record, iter_records, validate
@@ -135,7 +136,7 @@ def test_context_the_machine_cannot_hold_is_skipped(tmp_path):
     import psutil
 
     info = load_model_info(fixture_path("llama-gqa"))
-    huge = (psutil.virtual_memory().total // info.kv_bytes_per_token("f16")) // 256 * 256 + 256 * 1024
+    huge = (psutil.virtual_memory().total // bytes_per_token(info, "f16")) // 256 * 256 + 256 * 1024
     summary = Sweep(info, spec(cache_types=[("f16", "f16")], flash_attn=["on"], ctx_sizes=[huge]), tmp_path).run()
     (r,) = summary.records
     assert r.status == "skipped" and "this machine has" in r.reason
@@ -171,3 +172,40 @@ def test_sweep_cli_and_results(tmp_path):
 def test_sweep_bad_options(tmp_path, args, msg):
     r = CliRunner().invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path)] + args)
     assert r.exit_code == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def _suite_model(name: str):
+    from .archs_suite import suite_dir
+
+    path = suite_dir() / name
+    if not path.exists():
+        pytest.fail(f"{path} missing: run scripts/archs_suite.sh (make archs)")
+    return load_model_info(path)
+
+
+def test_hybrid_model_sweeps_with_recurrent_state_checked(tmp_path):
+    """qwen35 (attention + gated delta net layers): the RS buffer is measured and checked too."""
+    info = _suite_model("qwen35-dense.gguf")
+    summary = Sweep(info, spec(cache_types=[("f16", "f16")], flash_attn=["auto"], parallel=[2], kv_unified=[True]),
+                    tmp_path).run()
+    (r,) = summary.records
+    assert r.status == "ok", r.reason
+    assert r.check["kv_exact"] is True, r.check["kv_mismatches"]
+    kinds = [c["kind"] for c in r.measured["kv"]["caches"]]
+    assert kinds == ["kv", "rs"] and r.predicted["recurrent_bytes"] > 0
+
+
+def test_model_without_a_prediction_is_still_measured(tmp_path, monkeypatch):
+    """A memory we cannot predict (as a future llama.cpp architecture would be) is measured all the
+    same: the record says why there is no prediction and keeps every logged buffer."""
+    from ggufprof.memory import create
+
+    info = _suite_model("qwen35-dense.gguf")
+    monkeypatch.setitem(create.UNMODELLED, "qwen35", "qwen35's memory is not modelled (test)")
+    summary = Sweep(info, spec(cache_types=[("f16", "f16")], flash_attn=["auto"]), tmp_path).run()
+    (r,) = summary.records
+    assert r.status == "ok", r.reason
+    assert r.check["kv_exact"] is None and "not modelled (test)" in r.check["prediction"]
+    assert [c["kind"] for c in r.measured["kv"]["caches"]] == ["kv", "rs"]
+    assert r.measured["pp"]["tps_mean"] > 0 and summary.mismatches == 0
+    assert validate(json.loads((tmp_path / "results.jsonl").read_text().splitlines()[0])) == []

@@ -57,7 +57,13 @@ def log_capture() -> _LogCapture:
 
 
 def _last_error(text: str) -> str:
+    """The line of llama.cpp's log that says why: its "error loading model: ..." or "failed to
+    initialize the context: ..." reason when there is one, else the last error-ish line."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for marker in ("error loading model:", "failed to initialize the context:"):
+        for ln in reversed(lines):
+            if marker in ln:
+                return ln
     errs = [ln for ln in lines if "error" in ln.lower() or "failed" in ln.lower() or "requires" in ln]
     return (errs or lines or ["no reason logged"])[-1]
 

@@ -25,7 +25,7 @@ from typing import Callable
 
 import psutil
 
-from ..checks import kv_mismatches
+from ..checks import failed_checks, kv_mismatches
 from ..errors import GgufprofError
 from ..grid import GridSpec, RunSettings, expand
 from ..memory.caches import mib_f64
@@ -84,11 +84,7 @@ class SweepSummary:
 
     @property
     def mismatches(self) -> int:
-        return sum(r.status == "ok" and not (r.check.get("kv_exact")
-                                             and r.check.get("rss_explained") in (True, None)
-                                             and r.check.get("vram_explained") in (True, None)
-                                             and r.check.get("weights_gpu_exact") in (True, None))
-                   for r in self.records)
+        return sum(r.status == "ok" and bool(failed_checks(r.check)) for r in self.records)
 
 
 class Sweep:
@@ -134,8 +130,8 @@ class Sweep:
                      started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         try:
             rec.predicted = predict(self.model, rs.kv).to_dict()
-        except GgufprofError:  # refused settings: the skip reason already says why
-            pass
+        except GgufprofError as e:  # refused settings (the skip reason says so) or a memory not modelled
+            rec.predicted = {"unavailable": str(e)}
         return rec
 
     def _skipped(self, rs: RunSettings, why: str) -> Record:
@@ -147,7 +143,7 @@ class Sweep:
         """A context this machine cannot hold is skipped before a worker tries and gets killed."""
         if rec.settings.get("n_gpu_layers", 0):
             return None
-        need = rec.predicted.get("kv_bytes", 0) + self.model.weight_bytes
+        need = rec.predicted.get("total_bytes", 0) + self.model.weight_bytes
         avail = psutil.virtual_memory().available
         if need > 0.9 * avail:
             return (f"needs {need / 2**30:.2f} GiB for KV cache and weights, this machine has "
@@ -192,7 +188,13 @@ class Sweep:
         return rec
 
     def _check(self, rec: Record, rs: RunSettings, log: LlamaLog) -> None:
-        pred = predict(self.model, rs.kv)
+        try:
+            pred = predict(self.model, rs.kv)
+        except GgufprofError as e:
+            # measured all the same (every logged buffer is in measured.kv); nothing to judge against
+            rec.predicted = {"unavailable": str(e)}
+            rec.check = {"kv_exact": None, "kv_mismatches": [], "prediction": f"not predicted: {e}"}
+            return
         has_gpu = any(dev != "CPU" for c in log.caches for dev in c.buffers_mib) or any(
             k.startswith("CUDA") for k in log.model_buffers_mib)
         placement = place(self.model, pred, rs.n_gpu_layers, rs.offload_kqv, has_gpu)

@@ -166,8 +166,8 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
                 "flash_attn": c.log.flash_attn_resolved,
                 "swa_full": rs.kv.swa_full,
                 "kv_unified": rs.kv.kv_unified,
-                "type_k": c.log.caches[0].type_k if c.log.caches else None,
-                "type_v": c.log.caches[0].type_v if c.log.caches else None,
+                "type_k": next((lc.type_k for lc in c.log.caches if lc.kind == "kv"), None),
+                "type_v": next((lc.type_v for lc in c.log.caches if lc.kind == "kv"), None),
             }
             log_text += capture.take()
             lm.free_context(c)

@@ -13,6 +13,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..checks import failed_checks
 from ..errors import GgufprofError
 from ..results import load_records
 from ..schema import Record
@@ -124,9 +125,10 @@ def other_settings(rec: Record) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in rec.settings.items() if k not in CACHE_KEYS))
 
 
-def measured_kv_bytes(rec: Record) -> float | None:
-    """KV bytes llama.cpp logged (MiB with two decimals, so within 0.005 MiB per cache)."""
-    caches = rec.measured.get("kv", {}).get("caches") or []
+def measured_kv_bytes(rec: Record, kinds: tuple[str, ...] = ("kv",)) -> float | None:
+    """Bytes llama.cpp logged for its KV caches (``kinds`` ("rs", "state") for the fixed-size
+    recurrent / compressor state): MiB with two decimals, so within 0.005 MiB per cache."""
+    caches = [c for c in rec.measured.get("kv", {}).get("caches") or [] if c.get("kind", "kv") in kinds]
     return sum(float(c["total_mib"]) * 2**20 for c in caches) if caches else None
 
 
@@ -219,7 +221,7 @@ def check_failures(data: ReportData) -> list[dict]:
     out = []
     for it in data.ok:
         c = it.rec.check
-        if c.get("kv_exact") is False or c.get("rss_explained") is False or c.get("vram_explained") is False:
+        if failed_checks(c):
             out.append({"host": it.host, "config": describe(data, it.rec), "id": it.rec.id,
                         "kv_exact": c.get("kv_exact"), "kv_mismatches": c.get("kv_mismatches") or [],
                         "kv_predicted": it.rec.predicted.get("kv_bytes"), "kv_measured": measured_kv_bytes(it.rec),

@@ -118,13 +118,16 @@ def kv_vs_ctx(data: ReportData) -> Plot | str:
         if pts:
             ax.plot([x for x, _ in pts], [y / MIB for _, y in pts], "o", color=color, ms=6, mfc="white",
                     label=f"{pair_label(pair)} llama.cpp")
+        state = mine[0].rec.predicted.get("recurrent_bytes")
+        if state:  # recurrent / compressor state: a fixed size per sequence, flat in the context size
+            ax.axhline(state / MIB, color=color, ls="--", lw=1, label=f"{pair_label(pair)} recurrent state (fixed)")
     if log_x:
         from matplotlib.ticker import FuncFormatter
 
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
     ax.set_xlabel("context size (tokens)")
-    ax.set_ylabel("KV cache (MiB)")
+    ax.set_ylabel("KV cache, recurrent state (MiB)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncols=2)
     src = "the model's prediction from the GGUF file" if info else "through the predicted sizes (GGUF file not found)"
@@ -195,7 +198,7 @@ def swa_full_plot(data: ReportData) -> Plot | str:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2))
     _bars(ax, [f"{pair_label(p)}\nctx {c}" for c, p in keys], series)
-    ax.set_ylabel("KV cache (MiB)")
+    ax.set_ylabel("KV cache, recurrent state (MiB)")
     return Plot("swa-full", "SWA cache: swa_full on vs off",
                 "With swa_full off the sliding-window layers keep only window + ubatch cells per sequence. "
                 f"Predicted bytes (llama.cpp's log agrees, see Checks). At {_ref_text(ref)}.", _png(fig))

@@ -32,13 +32,15 @@ def gemma():
     (0, 1, False, (4096, 4096)),         # 0: training context
 ])
 def test_resolve_ctx(llama, ctx, par, unified, expect):
-    n_ctx, n_ctx_seq, _, _ = resolve_ctx(llama, KVSettings(ctx_size=ctx, parallel=par, kv_unified=unified))
-    assert (n_ctx, n_ctx_seq) == expect
+    r = resolved(llama, KVSettings(ctx_size=ctx, parallel=par, kv_unified=unified))
+    assert (r.n_ctx, r.n_ctx_seq) == expect
 
 
 def test_ubatch_capped_by_batch_and_unpadded_ctx(llama):
-    assert resolve_ctx(llama, KVSettings(ctx_size=100, batch_size=2048, ubatch_size=512))[2:] == (100, 100)
-    assert resolve_ctx(llama, KVSettings(ctx_size=4096, batch_size=64, ubatch_size=512))[2:] == (64, 64)
+    r = resolved(llama, KVSettings(ctx_size=100, batch_size=2048, ubatch_size=512))
+    assert (r.n_batch, r.n_ubatch) == (100, 100)
+    r = resolved(llama, KVSettings(ctx_size=4096, batch_size=64, ubatch_size=512))
+    assert (r.n_batch, r.n_ubatch) == (64, 64)
 
 
 def test_plain_cache_bytes(llama):
@@ -76,13 +78,15 @@ def test_mib_formatting_matches_printf():
 
 
 @pytest.mark.parametrize("kwargs,msg", [
-    (dict(ctx_size=-1), "--ctx-size must be >= 0"),
+    (dict(ctx_size=-1), "--ctx-size must be an integer from 0"),
+    (dict(ctx_size=2**32), "--ctx-size must be an integer from 0 to 4294967295"),
     (dict(parallel=0), "--parallel must be between 1 and 256"),
     (dict(parallel=257), "--parallel must be between 1 and 256"),
     (dict(cache_type_k="q6_k"), "unsupported cache type 'q6_k'"),
     (dict(cache_type_v="q4_0", flash_attn="off"), "requires flash attention"),
     (dict(flash_attn="maybe"), "--flash-attn must be one of"),
-    (dict(ubatch_size=0), "--ubatch-size must be >= 1"),
+    (dict(ubatch_size=0), "--ubatch-size must be an integer from 1"),
+    (dict(ubatch_size=2**32 + 1), "--ubatch-size must be an integer from 1 to 4294967295"),
 ])
 def test_invalid_settings(llama, kwargs, msg):
     with pytest.raises(GgufprofError, match=msg):
@@ -96,7 +100,22 @@ def test_quantized_k_needs_block_aligned_heads_with_flash_attn(tmp_path):
     predict(m, KVSettings(cache_type_k="f16"))  # float caches have no block constraint
 
 
-def test_unmodelled_architecture_refused(tmp_path):
-    m = load_model_info(llama_like(tmp_path / "m.gguf", arch="rwkv7"))
-    with pytest.raises(GgufprofError, match="not modelled yet for architecture 'rwkv7'"):
-        predict(m, KVSettings())
+def test_mla_cache_is_k_only_and_one_type(tmp_path):
+    """deepseek2: one latent K row of kv_lora_rank + n_rot per layer and token, no V."""
+    m = load_model_info(llama_like(tmp_path / "d.gguf", arch="deepseek2", attention__head_count=1,
+                                   attention__head_count_kv=1, attention__key_length=576, attention__value_length=512,
+                                   attention__kv_lora_rank=512, attention__key_length_mla=192,
+                                   attention__value_length_mla=128, rope__dimension_count=64,
+                                   attention__layer_norm_rms_epsilon=1e-5, attention__q_lora_rank=64,
+                                   expert_feed_forward_length=64, expert_shared_count=1))
+    (c,) = predict(m, KVSettings(ctx_size=1024)).caches
+    assert (c.kind, c.v_bytes, c.k_bytes) == ("mla", 0, 4 * 576 * 1024 * 2)
+    with pytest.raises(GgufprofError, match="different K \\(q8_0\\) and V \\(f16\\)"):
+        predict(m, KVSettings(cache_type_k="q8_0", cache_type_v="f16"))
+
+
+def test_grok_forces_flash_attention_off(tmp_path):
+    m = load_model_info(llama_like(tmp_path / "g.gguf", arch="grok"))
+    assert predict(m, KVSettings(flash_attn="auto")).v_trans
+    with pytest.raises(GgufprofError, match="forces flash attention off for grok"):
+        predict(m, KVSettings(cache_type_v="q8_0"))

@@ -1,0 +1,101 @@
+"""Every architecture llama.cpp runs, against llama.cpp itself.
+
+* The table of architectures (``ARCH_HPARAMS``) has a rule for every architecture of the vendored
+  ``src/llama-arch.cpp``: a new llama.cpp architecture is a test failure, not a silent refusal.
+* For every model of llama.cpp's own architecture suite (``scripts/archs_suite.sh``), real contexts
+  over a grid of settings: every cache and state llama.cpp logs (KV, SWA, MLA, indexer, recurrent,
+  DSV4 compressed caches and compressor state) equals the prediction at its printed precision, and
+  both refuse the same settings. Architectures llama.cpp cannot load or run are listed with
+  llama.cpp's own error in the summary at the end of the run, never skipped silently.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ggufprof.checks import kv_mismatches
+from ggufprof.errors import GgufprofError
+from ggufprof.llama_log import parse_log
+from ggufprof.memory import create
+from ggufprof.memory.predict import predict
+from ggufprof.memory.settings import KVSettings
+from ggufprof.model.arch_hparams import ARCH_HPARAMS
+from ggufprof.model.hparams import RECURRENT_ARCHS
+from ggufprof.model.model_info import load_model_info
+
+from .archs_suite import probe_all, settings_grid, suite_dir, suite_models
+from .conftest import REPORT_NOTES
+
+# In llama-arch.cpp's name table but without a model class in llama-model.cpp (cannot be loaded).
+NO_MODEL_CLASS = {"gptj", "(unknown)"}
+
+
+def vendored_arch_names() -> list[str]:
+    src = suite_dir().parent / f"llama-tools-{suite_dir().name.split('-', 1)[1]}" / "src" / "src" / "llama-arch.cpp"
+    if not src.exists():
+        pytest.fail(f"{src} is missing: run scripts/archs_suite.sh (make archs) first")
+    return re.findall(r'\{\s*LLM_ARCH_\w+,\s*"([^"]+)"\s*\}', src.read_text())
+
+
+def test_every_vendored_architecture_has_a_rule():
+    names = set(vendored_arch_names())
+    assert len(names) > 100
+    missing = sorted(names - set(ARCH_HPARAMS) - NO_MODEL_CLASS)
+    assert not missing, f"architectures of the vendored llama.cpp without a hyper-parameter rule: {missing}"
+    stale = sorted(set(ARCH_HPARAMS) - names)
+    assert not stale, f"rules for architectures llama.cpp no longer has: {stale}"
+
+
+def test_memory_tables_name_real_architectures():
+    for table in (create.NO_MEMORY, create.HYBRID_ARCHS, set(create.UNMODELLED), create.NEEDS_TARGET, RECURRENT_ARCHS):
+        assert set(table) <= set(ARCH_HPARAMS), sorted(set(table) - set(ARCH_HPARAMS))
+
+
+@pytest.fixture(scope="module")
+def suite_results():
+    models = suite_models()
+    if not models:
+        pytest.fail(f"no models in {suite_dir()}: run scripts/archs_suite.sh (make archs) first")
+    return probe_all(models, settings_grid())
+
+
+def test_suite_covers_the_architectures(suite_results):
+    archs = {load_model_info(m).architecture for m in suite_results if "load_error" not in suite_results[m]}
+    assert len(archs) >= 120, f"only {len(archs)} architectures in the suite"
+
+
+def test_every_suite_model_is_exact(suite_results):
+    exact, crashes, load_errors, failures, contexts = [], [], [], [], 0
+    for path, r in sorted(suite_results.items()):
+        if "load_error" in r:
+            load_errors.append(f"{path.name}: {r['load_error']}")
+            continue
+        info = load_model_info(path)
+        bad = []
+        for out in r["results"]:
+            s = KVSettings(**out["settings"])
+            try:
+                pred, refused = predict(info, s), None
+            except GgufprofError as e:
+                pred, refused = None, str(e)
+            if out.get("crashed"):
+                crashes.append(f"{path.name} {s}: {out['error']}")
+            elif not out["ok"]:
+                if pred is not None:
+                    bad.append(f"{s}: llama.cpp refused ({out['error']}), we predicted")
+            elif pred is None:
+                bad.append(f"{s}: llama.cpp created it, we refused: {refused}")
+            else:
+                contexts += 1
+                log = parse_log(out["log"])
+                if mism := kv_mismatches(pred, log, out["n_ctx"], out["n_ctx_seq"]):
+                    bad.append(f"{s}: " + "; ".join(map(str, mism[:4])))
+        (failures if bad else exact).append((path.name, bad))
+    REPORT_NOTES.append(f"architecture suite: {len(exact)} of {len(suite_results)} models exact over "
+                        f"{contexts} real contexts ({len(settings_grid())} settings each)")
+    REPORT_NOTES.extend(f"llama.cpp cannot load {e}" for e in load_errors)
+    REPORT_NOTES.extend(f"llama.cpp aborts on {c}" for c in crashes)
+    assert contexts > 1000
+    assert not failures, "\n".join(f"{name}: {bad[0]} (+{len(bad) - 1} more)" for name, bad in failures)
