@@ -47,7 +47,7 @@ def _emit_json(obj: dict) -> None:
 def inspect(model: Path = MODEL, as_json: bool = JSON) -> None:
     """Show a model's layers, what memory each keeps, and the KV bytes one token costs per cache type."""
     from .model.model_info import load_model_info
-    from .console import inspect_json, print_inspect
+    from .present.console import inspect_json, print_inspect
 
     info = load_model_info(model)
     if as_json:
@@ -82,7 +82,7 @@ def estimate(
     from .memory.settings import KVSettings
     from .memory.predict import predict
     from .model.model_info import load_model_info
-    from .console import estimate_json, print_estimate
+    from .present.console import estimate_json, print_estimate
 
     settings = KVSettings(ctx_size, cache_type_k, cache_type_v, parallel, kv_unified, swa_full,
                           batch_size, ubatch_size, flash_attn.lower())
@@ -91,7 +91,7 @@ def estimate(
     pred = predict(info, settings)
     placement = None
     if n_gpu_layers is not None or no_kv_offload:
-        from .placement import place
+        from .memory.placement import place
 
         placement = place(info, pred, n_gpu_layers if n_gpu_layers is not None else 0, not no_kv_offload)
     if as_json:
@@ -134,10 +134,10 @@ def sweep(
     """
     from rich.console import Console
 
-    from .grid import GridSpec, default_ctx_sizes, on_off_both, parse_cache_types, parse_choice_list, parse_int_list
+    from .measure.grid import GridSpec, default_ctx_sizes, on_off_both, parse_cache_types, parse_choice_list, parse_int_list
     from .measure.runner import Sweep, default_out_dir, default_threads
     from .model.model_info import load_model_info
-    from .sweep_view import SweepView
+    from .present.sweep_view import SweepView
 
     for flag, value in (("--n-prompt", n_prompt), ("--n-gen", n_gen)):
         if value < 0:
@@ -166,7 +166,7 @@ def sweep(
         if out is None:
             raise GgufprofError("--recheck needs --out DIR (the results to check again)")
         from .measure.runner import SweepSummary
-        from .results import results_file
+        from .results.store import results_file
 
         results_file(out_dir)
         recs = Sweep(info, spec, out_dir).recheck()
@@ -201,7 +201,7 @@ def results(
 ) -> None:
     """Load sweep results into pandas and print a summary (the same DataFrame notebooks get from
     ``ggufprof.results.load_dataframe``)."""
-    from .results import load_dataframe
+    from .results.store import load_dataframe
 
     df = load_dataframe(*paths)
     show = {"status": "status", "settings.cache_type_k": "K", "settings.cache_type_v": "V",
@@ -223,7 +223,7 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: the first result directory)."),
 ) -> None:
     """Write report.html (self-contained) and report.md with its plots from sweep results; nothing is re-measured."""
-    from .report import write_report
+    from .present.report import write_report
 
     written = write_report(paths, out)
     typer.echo(f"wrote {written['html']} and {written['md']} (+{len(written) - 2} plot PNGs)")
@@ -249,9 +249,9 @@ def compare(
     flagged only when the drop is significant (Welch's t or Mann-Whitney U, one-sided, at --alpha)
     AND larger than --max-tps-drop. Configurations are matched by their settings.
     """
-    from .compare import Thresholds, compare_paths, parse_fraction
-    from .compare_output import FORMATS, print_table, to_json, to_junit, to_markdown
-    from .deploy import parse_size
+    from .results.compare import Thresholds, compare_paths, parse_fraction
+    from .present.compare_output import FORMATS, print_table, to_json, to_junit, to_markdown
+    from .results.deploy import parse_size
 
     fmt = fmt.lower()
     if fmt not in FORMATS:
@@ -297,8 +297,9 @@ def check(
 
     from rich.console import Console
 
-    from .deploy import load_deployments
-    from .deploy_check import check_deployment, out_subdir, print_checks, run_deployment
+    from .results.deploy import load_deployments
+    from .present.deploy_output import print_checks
+    from .results.deploy_check import check_deployment, out_subdir, run_deployment
     from .measure.runner import default_threads
 
     deployments = load_deployments(deploy_file, default_threads(), measuring=not estimate_only)
@@ -335,8 +336,8 @@ def export(
 ) -> None:
     """Write sweep results as llama-bench JSONL: one pp and one tg test per configuration, readable
     by llama.cpp's scripts/compare-llama-bench.py."""
-    from .llama_bench_io import write_export
-    from .results import load_records
+    from .results.llama_bench_io import write_export
+    from .results.store import load_records
 
     if fmt != "llama-bench":
         raise GgufprofError(f"--format: only llama-bench is supported, got '{fmt}'")
@@ -355,7 +356,7 @@ def import_(
 ) -> None:
     """Turn llama-bench results into ggufprof records (env.source = llama-bench; a pp and a tg test of
     the same settings become one record), so reports show them beside our sweeps."""
-    from .llama_bench_io import import_llama_bench, write_records
+    from .results.llama_bench_io import import_llama_bench, write_records
 
     summary = import_llama_bench(path)
     if not summary.records:

@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ggufprof.report import write_report  # noqa: E402
-from ggufprof.report.browser import full_page_png, images, open_chromium, severe_console_entries  # noqa: E402
+from ggufprof.present.report import write_report  # noqa: E402
+from ggufprof.present.report.browser import full_page_png, images, open_chromium, severe_console_entries  # noqa: E402
 
 
 def shrink(png: Path, colors: int) -> None:

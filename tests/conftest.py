@@ -44,7 +44,7 @@ def sweep_dirs(tmp_path_factory):
     llama-gqa: f16, q8_0, q4_0 x ctx 512/2048 x depth 0/256, flash attention auto (12 records).
     gemma3-swa: f16, q8_0 x ctx 1024 x swa_full on/off x parallel 2 unified on/off (8 records).
     """
-    from ggufprof.grid import GridSpec
+    from ggufprof.measure.grid import GridSpec
     from ggufprof.measure.runner import Sweep
     from ggufprof.model.model_info import load_model_info
 

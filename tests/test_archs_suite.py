@@ -15,9 +15,9 @@ import re
 
 import pytest
 
-from ggufprof.checks import kv_mismatches
+from ggufprof.results.checks import kv_mismatches
 from ggufprof.errors import GgufprofError
-from ggufprof.llama_log import parse_log
+from ggufprof.measure.llama_log import parse_log
 from ggufprof.memory import create
 from ggufprof.memory.predict import predict
 from ggufprof.memory.settings import KVSettings

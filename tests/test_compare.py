@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ggufprof.cli import app
-from ggufprof.compare import Thresholds, compare_memory, compare_speed, parse_fraction, short_labels
+from ggufprof.results.compare import Thresholds, compare_memory, compare_speed, parse_fraction, short_labels
 from ggufprof.memory.caches import mib_f32
-from ggufprof.results import load_records
+from ggufprof.results.store import load_records
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ggufprof.checks import kv_mismatches
+from ggufprof.results.checks import kv_mismatches
 from ggufprof.memory.settings import KVSettings
 from ggufprof.memory.predict import bytes_per_token, predict
 from ggufprof.model.model_info import load_model_info

@@ -12,7 +12,7 @@ import itertools
 import pytest
 
 from ggufprof.model import ggml_types
-from ggufprof.checks import kv_mismatches
+from ggufprof.results.checks import kv_mismatches
 from ggufprof.errors import GgufprofError
 from ggufprof.memory.settings import KVSettings
 from ggufprof.memory.predict import predict

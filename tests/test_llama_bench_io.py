@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ggufprof.cli import app
-from ggufprof.llama_bench_io import FIELDS, import_llama_bench
-from ggufprof.results import load_records
-from ggufprof.schema import validate
+from ggufprof.results.llama_bench_io import FIELDS, import_llama_bench
+from ggufprof.results.store import load_records
+from ggufprof.results.schema import validate
 
 SAMPLE = Path(__file__).parent / "data" / "llama-bench-llama-gqa.jsonl"
 runner = CliRunner()

@@ -13,13 +13,13 @@ import shutil
 
 import pytest
 
-from ggufprof.grid import GridSpec
+from ggufprof.measure.grid import GridSpec
 from ggufprof.model.gguf_reader import GgufFile, LargeArray, TensorInfo
 from ggufprof.memory.settings import KVSettings
 from ggufprof.memory.predict import predict
 from ggufprof.measure.runner import Sweep
 from ggufprof.model.model_info import load_model_info, model_info_from_gguf
-from ggufprof.placement import CPU, GPU, alloc_size, gpu_layers, place
+from ggufprof.memory.placement import CPU, GPU, alloc_size, gpu_layers, place
 from ggufprof.model import ggml_types
 
 from .conftest import ROOT, fixture_path

@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 
 from ggufprof.cli import app
 from ggufprof.errors import GgufprofError
-from ggufprof.grid import GridSpec
+from ggufprof.measure.grid import GridSpec
 from ggufprof.measure.runner import Sweep
 from ggufprof.model.model_info import load_model_info
-from ggufprof.report import write_report
-from ggufprof.report import data as report_data
+from ggufprof.present.report import write_report
+from ggufprof.present.report import data as report_data
 
 from .conftest import fixture_path
 
@@ -188,7 +188,7 @@ def test_report_package_imports_no_pandas_or_pyplot_eagerly():
     import subprocess
     import sys
 
-    code = ("import sys, ggufprof.report, ggufprof.report.data, ggufprof.report.plots, ggufprof.report.html; "
+    code = ("import sys, ggufprof.present.report, ggufprof.present.report.data, ggufprof.present.report.plots, ggufprof.present.report.html; "
             "print('pandas' in sys.modules, 'matplotlib.pyplot' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

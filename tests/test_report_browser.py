@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ggufprof.report import write_report
-from ggufprof.report.browser import BrowserMissing, images, open_chromium, severe_console_entries
+from ggufprof.present.report import write_report
+from ggufprof.present.report.browser import BrowserMissing, images, open_chromium, severe_console_entries
 
 
 @pytest.fixture(scope="module")

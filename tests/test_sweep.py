@@ -8,12 +8,12 @@ import pytest
 from typer.testing import CliRunner
 
 from ggufprof.cli import app
-from ggufprof.grid import GridSpec
+from ggufprof.measure.grid import GridSpec
 from ggufprof.measure.runner import Sweep, SweepSummary
 from ggufprof.memory.predict import bytes_per_token
 from ggufprof.model.model_info import load_model_info
-from ggufprof.results import load_dataframe
-from ggufprof.schema import Record, iter_records, validate
+from ggufprof.results.store import load_dataframe
+from ggufprof.results.schema import Record, iter_records, validate
 
 from .conftest import fixture_path
 

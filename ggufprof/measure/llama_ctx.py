@@ -16,7 +16,7 @@ import llama_cpp as L
 from ..model import ggml_types
 from ..errors import GgufprofError
 from ..memory.settings import KVSettings
-from ..llama_log import LlamaLog, parse_log
+from .llama_log import LlamaLog, parse_log
 
 _FLASH = {"on": L.LLAMA_FLASH_ATTN_TYPE_ENABLED, "off": L.LLAMA_FLASH_ATTN_TYPE_DISABLED,
           "auto": L.LLAMA_FLASH_ATTN_TYPE_AUTO}

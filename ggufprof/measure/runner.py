@@ -25,15 +25,15 @@ from typing import Callable
 
 import psutil
 
-from ..checks import failed_checks, kv_mismatches
+from ..results.checks import failed_checks, kv_mismatches
 from ..errors import GgufprofError
-from ..grid import GridSpec, RunSettings, expand
+from .grid import GridSpec, RunSettings, expand
 from ..memory.caches import mib_f64
 from ..memory.predict import predict
-from ..llama_log import LlamaLog, parse_log
+from .llama_log import LlamaLog, parse_log
 from ..model.model_info import ModelInfo
-from ..placement import Placement, place
-from ..schema import Record, append_record, flatten, iter_records
+from ..memory.placement import Placement, place
+from ..results.schema import Record, append_record, flatten, iter_records
 
 RSS_TOL_ABS = 4 * 1024 * 1024  # allocator and graph metadata beside the KV buffer
 RSS_TOL_REL = 0.01

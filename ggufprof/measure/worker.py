@@ -27,8 +27,8 @@ from pathlib import Path
 import llama_cpp as L
 
 from ..errors import GgufprofError
-from ..grid import RunSettings
-from ..schema import speed_block
+from .grid import RunSettings
+from ..results.schema import speed_block
 from .llama_ctx import LlamaModel, log_capture
 from .memory import RssSampler, Vram, peak_rss_rusage
 from . import environment

@@ -6,8 +6,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
-from .schema import Record
-from .units import human_bytes
+from ..results.schema import Record
+from ..units import human_bytes
 
 # (title, width); a negative width means left-aligned. Fixed widths keep rows printed one at a
 # time aligned under the header.

@@ -13,10 +13,10 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..checks import failed_checks
-from ..errors import GgufprofError
-from ..results import load_records
-from ..schema import Record
+from ...results.checks import failed_checks
+from ...errors import GgufprofError
+from ...results.store import load_records
+from ...results.schema import Record
 
 CACHE_KEYS = ("cache_type_k", "cache_type_v")
 # settings shown as columns when they vary, in this order (ctx and depth are always shown)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import GgufprofError
+from ...errors import GgufprofError
 
 
 def write_report(dirs: list[Path], out_dir: Path | None = None) -> dict[str, Path]:

@@ -15,8 +15,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from .compare import Comparison, MetricResult, Unpaired
-from .units import human_bytes
+from ..results.compare import Comparison, MetricResult, Unpaired
+from ..units import human_bytes
 
 FORMATS = ("table", "md", "json", "junit")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..units import human_bytes
+from ...units import human_bytes
 from .data import AXIS_LABELS, ReportData, cache_summary, check_failures, comparison_rows, environments, \
     not_measured, pair_label
 

@@ -24,11 +24,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import GgufprofError
-from .grid import RunSettings, skip_reason
-from .memory.predict import validate
-from .memory.settings import KVSettings
-from .model.model_info import ModelInfo, load_model_info
+from ..errors import GgufprofError
+from ..measure.grid import RunSettings, skip_reason
+from ..memory.predict import validate
+from ..memory.settings import KVSettings
+from ..model.model_info import ModelInfo, load_model_info
 
 KV_KEYS = ("ctx_size", "cache_type_k", "cache_type_v", "parallel", "kv_unified", "swa_full", "batch_size",
            "ubatch_size", "flash_attn")
@@ -181,7 +181,7 @@ def _kv_settings(table: dict, info: ModelInfo, ctx: _Context) -> KVSettings:
                 return True
         involved = [k for k in sorted(given, key=ctx.line) if not still_fails(k)] or list(given)
         raise ctx.fail(involved[0], str(e), "", *involved[1:]) from None
-    from .model.ggml_types import kv_cache_type
+    from ..model.ggml_types import kv_cache_type
 
     return dataclasses.replace(kv, cache_type_k=kv_cache_type(kv.cache_type_k).name,
                                cache_type_v=kv_cache_type(kv.cache_type_v).name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import GgufprofError
+from ..errors import GgufprofError
 from .schema import Record, flatten, iter_records
 
 

@@ -12,10 +12,10 @@ import io
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ..errors import GgufprofError
-from ..memory.settings import KVSettings
-from ..memory.predict import predict
-from ..model.model_info import ModelInfo, load_model_info
+from ...errors import GgufprofError
+from ...memory.settings import KVSettings
+from ...memory.predict import predict
+from ...model.model_info import ModelInfo, load_model_info
 from .data import CACHE_KEYS, AXIS_LABELS, Item, ReportData, measured_kv_bytes, pair_label, speed
 from .tables import fmt_setting
 

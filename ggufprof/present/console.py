@@ -10,13 +10,13 @@ from rich.table import Table
 
 from rich.text import Text
 
-from .errors import GgufprofError
-from .memory.create import UNMODELLED, memory_kind
-from .memory.predict import MemoryPrediction, bytes_per_token, recurrent_bytes_per_sequence
-from .model import ggml_types
-from .model.model_info import ModelInfo
-from .placement import Placement
-from .units import human_bytes, human_count
+from ..errors import GgufprofError
+from ..memory.create import UNMODELLED, memory_kind
+from ..memory.predict import MemoryPrediction, bytes_per_token, recurrent_bytes_per_sequence
+from ..model import ggml_types
+from ..model.model_info import ModelInfo
+from ..memory.placement import Placement
+from ..units import human_bytes, human_count
 
 
 def _per_token(info: ModelInfo) -> dict[str, int] | None:

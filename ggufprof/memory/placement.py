@@ -23,10 +23,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .memory.caches import Cache, pad
-from .memory.predict import MemoryPrediction
-from .model import ggml_types
-from .model.model_info import ModelInfo
+from .caches import Cache, pad
+from .predict import MemoryPrediction
+from ..model import ggml_types
+from ..model.model_info import ModelInfo
 
 CPU, GPU = "CPU", "CUDA0"
 ALIGNMENT = {CPU: 32, GPU: 128}

@@ -41,8 +41,8 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
 
-from .errors import GgufprofError
-from .results import load_records
+from ..errors import GgufprofError
+from .store import load_records
 from .schema import Record
 
 MEMORY_METRICS = ("kv_predicted", "kv_logged", "rss_context", "rss_peak")

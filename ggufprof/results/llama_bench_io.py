@@ -32,9 +32,9 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import GgufprofError
-from .grid import RunSettings
-from .memory.settings import KVSettings
+from ..errors import GgufprofError
+from ..measure.grid import RunSettings
+from ..memory.settings import KVSettings
 from .schema import Record, speed_block, validate
 
 # test::get_fields(), in llama-bench's order; then its jsonl printer adds samples_ns and samples_ts
@@ -71,7 +71,7 @@ def _model_facts(path: str | None, cache: dict) -> tuple[int, int]:
     if not path:
         return 0, 0
     if path not in cache:
-        from .model.model_info import load_model_info
+        from ..model.model_info import load_model_info
 
         try:
             info = load_model_info(path)
@@ -224,7 +224,7 @@ def write_records(records: list[Record], out_dir: Path) -> Path:
     kept as results.jsonl.<time>.bak, as the sweep does."""
     import time
 
-    from .measure.runner import write_csv
+    from ..measure.runner import write_csv
     from .schema import append_record
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .llama_log import LlamaLog
-from .memory.caches import mib_f32, mib_f64
-from .memory.predict import MemoryPrediction
-from .placement import Placement
+from ..measure.llama_log import LlamaLog
+from ..memory.caches import mib_f32, mib_f64
+from ..memory.predict import MemoryPrediction
+from ..memory.placement import Placement
 
 
 @dataclass(frozen=True)

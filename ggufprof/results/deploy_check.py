@@ -26,15 +26,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
 from .deploy import SIZE_LIMITS, Deployment
-from .grid import GridSpec
-from .memory.predict import predict
+from ..measure.grid import GridSpec
+from ..memory.predict import predict
 from .schema import Record
-from .units import human_bytes
 
 ESTIMATE_ONLY = "estimate only"
 
@@ -51,7 +46,7 @@ class LimitCheck:
 
 def run_deployment(dep: Deployment, out_dir: Path, timeout: float = 600) -> Record:
     """Measure one deployment as a one-configuration sweep in ``out_dir``; its record."""
-    from .measure.runner import Sweep
+    from ..measure.runner import Sweep
 
     rs, kv = dep.run, dep.run.kv
     spec = GridSpec(cache_types=[(kv.cache_type_k, kv.cache_type_v)], ctx_sizes=[kv.ctx_size], swa_full=[kv.swa_full],
@@ -117,34 +112,3 @@ def check_deployment(dep: Deployment, rec: Record | None) -> list[LimitCheck]:
             else:
                 add(limit, allowed, value, note)
     return rows
-
-
-def _fmt(limit: str, v) -> str:
-    if v is None:
-        return "-"
-    if limit in SIZE_LIMITS:
-        return human_bytes(v)
-    return f"{v:,.1f} t/s"
-
-
-def print_checks(rows: list[LimitCheck], console: Console, deployments: list[Deployment]) -> None:
-    """One table per deployment: limit, value, allowed, result and where the value comes from."""
-    style = {"pass": "green", "fail": "bold red", "not checked": "yellow"}
-    for dep in deployments:
-        mine = [r for r in rows if r.deployment == dep.name]
-        if not mine:
-            console.print(f"[yellow]{dep.name}: no limits stated[/yellow]")
-            continue
-        t = Table(title=f"{dep.name} ({dep.model.name})", title_justify="left", box=box.SIMPLE_HEAD)
-        for col, just in (("limit", "left"), ("value", "right"), ("allowed", "right"), ("result", "left")):
-            t.add_column(col, justify=just, no_wrap=True)
-        t.add_column("source", min_width=20)
-        for r in mine:
-            allowed = ("≤ " if r.limit.startswith("max_") else "≥ ") + _fmt(r.limit, r.allowed)
-            t.add_row(r.limit, _fmt(r.limit, r.value), allowed,
-                      f"[{style[r.verdict]}]{r.verdict}[/{style[r.verdict]}]", r.note)
-        console.print(t)
-    n = {v: sum(r.verdict == v for r in rows) for v in ("pass", "fail", "not checked")}
-    console.print(("[bold red]" if n["fail"] else "[green]")
-                  + f"{n['pass']} passed, {n['fail']} failed, {n['not checked']} not checked"
-                  + ("[/bold red]" if n["fail"] else "[/green]"))

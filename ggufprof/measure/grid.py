@@ -11,11 +11,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass, field
 
-from .errors import GgufprofError
-from .model.ggml_types import kv_cache_type
-from .memory.settings import KVSettings
-from .memory.predict import bytes_per_token, resolved, validate
-from .model.model_info import ModelInfo
+from ..errors import GgufprofError
+from ..model.ggml_types import kv_cache_type
+from ..memory.settings import KVSettings
+from ..memory.predict import bytes_per_token, resolved, validate
+from ..model.model_info import ModelInfo
 
 
 @dataclass(frozen=True)

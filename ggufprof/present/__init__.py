@@ -1,0 +1,1 @@
+"""Presentation: terminal tables (rich), live sweep view, compare output formats, reports."""

@@ -1,0 +1,44 @@
+"""What ``ggufprof check`` prints: one table per deployment (limits, values, verdicts).
+
+Deployment names, model file names and notes are data, never markup: they go into rich ``Text``.
+"""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..results.deploy import SIZE_LIMITS, Deployment
+from ..results.deploy_check import LimitCheck
+from ..units import human_bytes
+
+
+def _fmt(limit: str, v) -> str:
+    if v is None:
+        return "-"
+    if limit in SIZE_LIMITS:
+        return human_bytes(v)
+    return f"{v:,.1f} t/s"
+
+
+def print_checks(rows: list[LimitCheck], console: Console, deployments: list[Deployment]) -> None:
+    """One table per deployment: limit, value, allowed, result and where the value comes from."""
+    style = {"pass": "green", "fail": "bold red", "not checked": "yellow"}
+    for dep in deployments:
+        mine = [r for r in rows if r.deployment == dep.name]
+        if not mine:
+            console.print(Text(f"{dep.name}: no limits stated", style="yellow"))
+            continue
+        t = Table(title=Text(f"{dep.name} ({dep.model.name})"), title_justify="left", box=box.SIMPLE_HEAD)
+        for col, just in (("limit", "left"), ("value", "right"), ("allowed", "right"), ("result", "left")):
+            t.add_column(col, justify=just, no_wrap=True)
+        t.add_column("source", min_width=20)
+        for r in mine:
+            allowed = ("≤ " if r.limit.startswith("max_") else "≥ ") + _fmt(r.limit, r.allowed)
+            t.add_row(r.limit, _fmt(r.limit, r.value), allowed, Text(r.verdict, style=style[r.verdict]), Text(r.note))
+        console.print(t)
+    n = {v: sum(r.verdict == v for r in rows) for v in ("pass", "fail", "not checked")}
+    console.print(Text(f"{n['pass']} passed, {n['fail']} failed, {n['not checked']} not checked",
+                       style="bold red" if n["fail"] else "green"))
