@@ -38,6 +38,14 @@ def _one_line_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def _warn(problems: list[str], limit: int = 10) -> None:
+    """Lines of results that were ignored (torn, not JSON, not a record): said on stderr, not fatal."""
+    for p in problems[:limit]:
+        typer.echo(f"warning: {p}", err=True)
+    if len(problems) > limit:
+        typer.echo(f"warning: {len(problems) - limit} more unreadable lines ignored", err=True)
+
+
 def _emit_json(obj: dict) -> None:
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
 
@@ -60,32 +68,43 @@ def inspect(model: Path = MODEL, as_json: bool = JSON) -> None:
 @_one_line_errors
 def estimate(
     model: Path = MODEL,
-    ctx_size: int = typer.Option(512, "--ctx-size", "-c", help="Context size in tokens (llama.cpp's n_ctx; 0 = the model's training context)."),
-    cache_type_k: str = typer.Option("f16", "--cache-type-k", "-ctk", help="K cache type: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1."),
-    cache_type_v: str = typer.Option("f16", "--cache-type-v", "-ctv", help="V cache type (quantized V needs flash attention)."),
-    parallel: int = typer.Option(1, "--parallel", "-np", help="Number of parallel sequences (n_seq_max)."),
-    kv_unified: bool = typer.Option(False, "--kv-unified/--no-kv-unified", "-kvu", help="One KV buffer shared by all sequences."),
-    swa_full: bool = typer.Option(True, "--swa-full/--no-swa-full", help="Full-size SWA cache. The library default is on; llama-cli and llama-server default to off."),
-    batch_size: int = typer.Option(2048, "--batch-size", "-b", help="Logical batch size (n_batch)."),
-    ubatch_size: int = typer.Option(512, "--ubatch-size", "-ub", help="Physical batch size (n_ubatch); sizes the SWA cache."),
-    flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", help="on, off or auto. Off transposes V, which pads V rows to the widest layer."),
-    n_gpu_layers: Optional[int] = typer.Option(None, "--n-gpu-layers", "-ngl", help="Layers offloaded to one GPU (the output layer counts as one; -1 = all): splits KV and weights per device."),
+    ctx_size: Optional[str] = typer.Option(None, "--ctx-size", "-c", metavar="N", help="Context size in tokens (llama.cpp's n_ctx): 4096, 32k; 0 = the model's training context. Default 512 (library) or 0 (server)."),
+    cache_type: Optional[str] = typer.Option(None, "--cache-type", "-ct", metavar="TYPE", help="K and V cache type at once (q8_0), or K:V (q8_0:q4_0)."),
+    cache_type_k: Optional[str] = typer.Option(None, "--cache-type-k", "-ctk", metavar="TYPE", help="K cache type: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (default f16)."),
+    cache_type_v: Optional[str] = typer.Option(None, "--cache-type-v", "-ctv", metavar="TYPE", help="V cache type (default f16; quantized V needs flash attention)."),
+    parallel: Optional[int] = typer.Option(None, "--parallel", "-np", metavar="N", help="Number of parallel sequences (n_seq_max). Default 1 (library) or 4 (server)."),
+    kv_unified: Optional[bool] = typer.Option(None, "--kv-unified/--no-kv-unified", "-kvu", help="One KV buffer shared by all sequences. Default off (library) or on (server)."),
+    swa_full: Optional[bool] = typer.Option(None, "--swa-full/--no-swa-full", help="Full-size SWA cache. Default on (library); llama-cli and llama-server use off."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", metavar="N", help="Logical batch size (n_batch, default 2048)."),
+    ubatch_size: Optional[int] = typer.Option(None, "--ubatch-size", "-ub", metavar="N", help="Physical batch size (n_ubatch, default 512); sizes the SWA cache."),
+    flash_attn: Optional[str] = typer.Option(None, "--flash-attn", "-fa", metavar="on|off|auto", help="Default auto. Off transposes V, which pads V rows to the widest layer (also 1/0)."),
+    defaults: str = typer.Option("library", "--defaults", metavar="library|server", help="Defaults of unset flags: llama.cpp's library (llama_context_default_params) or llama-server's."),
+    n_gpu_layers: Optional[int] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N", help="Layers offloaded to one GPU (the output layer counts as one; -1 = all): splits KV and weights per device."),
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
     as_json: bool = JSON,
 ) -> None:
     """Predict every KV cache and recurrent state llama.cpp allocates, byte-exactly.
 
-    Defaults are llama.cpp's library defaults (llama_context_default_params): n_ctx 512, f16/f16,
-    1 sequence, per-sequence (not unified) cache, swa_full on, n_batch 2048, n_ubatch 512,
-    flash attention auto.
+    Unset flags take llama.cpp's library defaults (llama_context_default_params: n_ctx 512, f16/f16,
+    1 sequence, per-sequence cache, swa_full on, n_batch 2048, n_ubatch 512, flash attention auto),
+    or with --defaults server llama-server's (training context, 4 slots, unified cache, swa_full off).
     """
-    from .memory.settings import KVSettings
+    from .flags import parse_cache_types, parse_count, parse_flash_attn
     from .memory.predict import predict
+    from .memory.settings import DEFAULTS_NOTE, with_defaults
     from .model.model_info import load_model_info
     from .present.console import estimate_json, print_estimate
 
-    settings = KVSettings(ctx_size, cache_type_k, cache_type_v, parallel, kv_unified, swa_full,
-                          batch_size, ubatch_size, flash_attn.lower())
+    tk = tv = None
+    if cache_type is not None:
+        ((tk, tv),) = parse_cache_types(cache_type, flag="--cache-type")
+    if cache_type_k is not None or cache_type_v is not None:
+        ((tk2, tv2),) = parse_cache_types(None, cache_type_k or tk or "f16", cache_type_v or tv or "f16")
+        tk, tv = tk2, tv2
+    settings = with_defaults(
+        defaults, ctx_size=None if ctx_size is None else parse_count(ctx_size, "--ctx-size"), cache_type_k=tk,
+        cache_type_v=tv, parallel=parallel, kv_unified=kv_unified, swa_full=swa_full, batch_size=batch_size,
+        ubatch_size=ubatch_size, flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
     settings.validate()  # settings errors first: they do not need the file
     info = load_model_info(model)
     pred = predict(info, settings)
@@ -95,73 +114,92 @@ def estimate(
 
         placement = place(info, pred, n_gpu_layers if n_gpu_layers is not None else 0, not no_kv_offload)
     if as_json:
-        _emit_json(estimate_json(info, pred, placement))
+        _emit_json({**estimate_json(info, pred, placement), "defaults": defaults})
     else:
-        print_estimate(info, pred, placement=placement)
+        print_estimate(info, pred, placement=placement, defaults_note=DEFAULTS_NOTE[defaults])
+
+
+LLAMA_BENCH_FORMATS = ("csv", "json", "jsonl", "md", "sql")
 
 
 @app.command()
 @_one_line_errors
 def sweep(
     model: Path = MODEL,
-    cache_types: str = typer.Option("f16,q8_0,q4_0", "--cache-types", "-ct", help="Comma-separated cache types; K:V for a mixed pair (q8_0:q4_0)."),
-    ctx_sizes: Optional[str] = typer.Option(None, "--ctx-sizes", "-c", help="Comma-separated context sizes. Default: 2048, 8192, 32768 up to min(n_ctx_train, what fits in memory)."),
-    swa_full: str = typer.Option("both", "--swa-full", help="on, off or both (only on models with SWA layers)."),
-    parallel: str = typer.Option("1", "--parallel", "-np", help="Comma-separated numbers of parallel sequences."),
-    kv_unified: str = typer.Option("both", "--kv-unified", "-kvu", help="on, off or both (only when parallel > 1)."),
-    flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", help="Comma-separated: on, off, auto."),
-    threads: Optional[int] = typer.Option(None, "--threads", "-t", help="Threads (default: physical cores)."),
-    batch_size: int = typer.Option(2048, "--batch-size", "-b"),
-    ubatch_size: int = typer.Option(512, "--ubatch-size", "-ub"),
-    n_prompt: int = typer.Option(512, "--n-prompt", "-p", help="Prompt tokens per pp test (0: no pp test)."),
-    n_gen: int = typer.Option(128, "--n-gen", "-n", help="Generated tokens per tg test (0: no tg test)."),
-    depth: str = typer.Option("0", "--depth", "-d", help="Comma-separated context depths filled before each timed test."),
-    repetitions: int = typer.Option(3, "--repetitions", "-r", help="Timed repetitions after one warm-up."),
-    n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", help="Comma-separated layer counts to offload to the GPU."),
-    kv_offload: str = typer.Option("on", "--kv-offload", help="on, off (llama.cpp's --no-kv-offload) or both."),
+    cache_types: Optional[str] = typer.Option(None, "--cache-types", "-ct", metavar="LIST", help="Comma-separated cache types for K and V; K:V for a mixed pair (q8_0:q4_0). Default f16,q8_0,q4_0."),
+    cache_type_k: Optional[str] = typer.Option(None, "--cache-type-k", "-ctk", metavar="LIST", help="K cache types; with -ctv, every K x V pair is run (as llama-bench)."),
+    cache_type_v: Optional[str] = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk)."),
+    ctx_sizes: Optional[str] = typer.Option(None, "--ctx-sizes", "-c", metavar="LIST", help="Comma-separated context sizes (4096, 32k). Default: 2048, 8192, 32768 up to min(n_ctx_train, what fits in memory)."),
+    swa_full: Optional[str] = typer.Option(None, "--swa-full", metavar="on|off|both", help="Full-size SWA cache (only on models with SWA layers). Default both (library) or off (server)."),
+    parallel: Optional[str] = typer.Option(None, "--parallel", "-np", metavar="LIST", help="Comma-separated numbers of parallel sequences. Default 1 (library) or 4 (server)."),
+    kv_unified: Optional[str] = typer.Option(None, "--kv-unified", "-kvu", metavar="on|off|both", help="Unified cache (only when parallel > 1). Default both (library) or on (server)."),
+    flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", metavar="LIST", help="Comma-separated: on, off, auto (or 1, 0)."),
+    defaults: str = typer.Option("library", "--defaults", metavar="library|server", help="Defaults of unset axes: llama.cpp's library or llama-server's (4 slots, unified, swa_full off)."),
+    threads: Optional[int] = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores)."),
+    batch_size: int = typer.Option(2048, "--batch-size", "-b", metavar="N"),
+    ubatch_size: int = typer.Option(512, "--ubatch-size", "-ub", metavar="N"),
+    n_prompt: int = typer.Option(512, "--n-prompt", "-p", metavar="N", help="Prompt tokens per pp test (0: no pp test)."),
+    n_gen: int = typer.Option(128, "--n-gen", "-n", metavar="N", help="Generated tokens per tg test (0: no tg test)."),
+    depth: str = typer.Option("0", "--depth", "-d", metavar="LIST", help="Comma-separated context depths filled before each timed test."),
+    repetitions: int = typer.Option(3, "--repetitions", "-r", metavar="N", help="Timed repetitions after one warm-up."),
+    n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="LIST", help="Comma-separated layer counts to offload to the GPU."),
+    kv_offload: str = typer.Option("on", "--kv-offload", metavar="on|off|both", help="on, off (llama.cpp's --no-kv-offload) or both."),
     repack: bool = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default; AMX, ...). --no-repack when they crash on this CPU."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default ./ggufprof-out/<model>-<timestamp>/)."),
-    resume: bool = typer.Option(False, "--resume", help="Skip configurations already in --out's results.jsonl."),
-    timeout: float = typer.Option(600, "--timeout", help="Seconds one configuration may run before it is killed."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Output directory (default ./ggufprof-out/<model>-<timestamp>/). Results are always JSONL + CSV."),
+    resume: bool = typer.Option(False, "--resume", help="Run only what --out's results.jsonl lacks (failed configurations are run again)."),
+    retry_failed: bool = typer.Option(True, "--retry-failed/--no-retry-failed", help="With --resume: run failed configurations again (default) or keep them."),
+    timeout: float = typer.Option(600, "--timeout", metavar="SECONDS", help="Seconds one configuration may run before it is killed."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any measurement disagrees with the prediction."),
     recheck: bool = typer.Option(False, "--recheck", help="Measure nothing: recompute predictions and checks of --out's results from their stored llama.cpp logs."),
 ) -> None:
     """Measure KV memory, RSS and tokens/s in real llama.cpp runs over a grid, checked against the model.
 
     Each configuration runs in its own worker process; results.jsonl gets a record as each one
-    ends (Ctrl-C keeps what was measured; --resume goes on). Exit 1 when a configuration failed,
-    or with --strict when a measurement disagrees with the prediction.
+    ends (Ctrl-C or SIGTERM keep what was measured; --resume goes on). Exit 1 when a configuration
+    failed, or with --strict when a measurement disagrees with the prediction.
     """
     from rich.console import Console
+    from rich.text import Text
 
-    from .measure.grid import GridSpec, default_ctx_sizes, on_off_both, parse_cache_types, parse_choice_list, parse_int_list
+    from .flags import on_off_both, parse_cache_types, parse_count_list, parse_flash_attn_list, parse_int_list, \
+        parse_seconds
+    from .measure.grid import GridSpec, default_ctx_sizes
     from .measure.runner import Sweep, default_out_dir, default_threads
+    from .memory.settings import DEFAULTS_NOTE
     from .model.model_info import load_model_info
     from .present.sweep_view import SweepView
 
-    for flag, value in (("--n-prompt", n_prompt), ("--n-gen", n_gen)):
-        if value < 0:
-            raise GgufprofError(f"{flag} must be >= 0, got {value}")
-    if repetitions < 1:
-        raise GgufprofError(f"--repetitions must be >= 1, got {repetitions}")
-    info = load_model_info(model)
+    if out is not None and str(out).lower() in LLAMA_BENCH_FORMATS and not out.exists():
+        raise GgufprofError(f"-o {out}: ggufprof's -o/--out is the results directory (llama-bench's -o is a format); "
+                            "results are always results.jsonl + results.csv, and `ggufprof export --format "
+                            f"llama-bench` writes llama-bench JSONL. Use --out ./{out} to mean a directory named {out}.")
+    if defaults not in DEFAULTS_NOTE:
+        raise GgufprofError(f"--defaults must be library or server, got '{defaults}'")
+    server = defaults == "server"
+    timeout = parse_seconds(timeout, "--timeout")
     depths = parse_int_list(depth, "--depth")
+    pairs = parse_cache_types(cache_types if cache_types or cache_type_k or cache_type_v else "f16,q8_0,q4_0",
+                              cache_type_k, cache_type_v)
+    spec = GridSpec(
+        cache_types=pairs, ctx_sizes=[], swa_full=on_off_both(swa_full or ("off" if server else "both"), "--swa-full"),
+        parallel=parse_int_list(parallel or ("4" if server else "1"), "--parallel", minimum=1),
+        kv_unified=on_off_both(kv_unified or ("on" if server else "both"), "--kv-unified"),
+        flash_attn=parse_flash_attn_list(flash_attn), depths=depths, threads=threads or default_threads(),
+        n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions, batch_size=batch_size, ubatch_size=ubatch_size,
+        n_gpu_layers=parse_int_list(n_gpu_layers, "--n-gpu-layers", minimum=-1), repack=repack,
+        offload_kqv=on_off_both(kv_offload, "--kv-offload"),
+    )
     if ctx_sizes:
-        sizes = parse_int_list(ctx_sizes, "--ctx-sizes", minimum=1)
-    else:
+        spec.ctx_sizes = parse_count_list(ctx_sizes, "--ctx-sizes", minimum=1)
+    spec.validate()  # refused values: exit 2 before anything is read, run or rotated
+    info = load_model_info(model)
+    if not spec.ctx_sizes:
         import psutil
 
-        sizes = default_ctx_sizes(info, max(depths) + max(n_prompt, n_gen), psutil.virtual_memory().available // 2)
-    spec = GridSpec(
-        cache_types=parse_cache_types(cache_types), ctx_sizes=sizes, swa_full=on_off_both(swa_full, "--swa-full"),
-        parallel=parse_int_list(parallel, "--parallel", minimum=1), kv_unified=on_off_both(kv_unified, "--kv-unified"),
-        flash_attn=parse_choice_list(flash_attn, "--flash-attn", ("on", "off", "auto")), depths=depths,
-        threads=threads or default_threads(), n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions,
-        batch_size=batch_size, ubatch_size=ubatch_size, n_gpu_layers=parse_int_list(n_gpu_layers, "--n-gpu-layers"),
-        repack=repack, offload_kqv=on_off_both(kv_offload, "--kv-offload"),
-    )
+        spec.ctx_sizes = default_ctx_sizes(info, max(depths) + max(n_prompt, n_gen),
+                                           psutil.virtual_memory().available // 2)
     out_dir = out or default_out_dir(model)
-    console = Console(stderr=False)
+    console = Console(stderr=False, highlight=False)
     if recheck:
         if out is None:
             raise GgufprofError("--recheck needs --out DIR (the results to check again)")
@@ -169,26 +207,33 @@ def sweep(
         from .results.store import results_file
 
         results_file(out_dir)
-        recs = Sweep(info, spec, out_dir).recheck()
+        runner = Sweep(info, spec, out_dir)
+        recs = runner.recheck()
+        _warn(runner.problems)
         summary = SweepSummary(out_dir, records=recs)
-        console.print(f"rechecked {summary.count('ok')} records; {summary.mismatches} disagree with the prediction")
+        console.print(Text(f"rechecked {summary.count('ok')} records; {summary.mismatches} disagree with the prediction"))
         raise typer.Exit(1 if strict and summary.mismatches else 0)
-    console.print(f"[bold]{info.name}[/bold] ({info.architecture}) → {out_dir}/results.jsonl")
-    runner = Sweep(info, spec, out_dir, timeout=timeout, resume=resume)
-    n = len([p for p in runner.planned()])
+    console.print(Text.assemble((info.name, "bold"), f" ({info.architecture}) → {out_dir}/results.jsonl"))
+    console.print(Text(f"unset axes: {DEFAULTS_NOTE[defaults]}", style="dim"))
+    if info.n_ctx_train and max(spec.ctx_sizes) > info.n_ctx_train:
+        console.print(Text(f"warning: context sizes above the model's training context ({info.n_ctx_train}) "
+                           "are measured, but llama.cpp warns of a possible training context overflow", style="yellow"))
+    runner = Sweep(info, spec, out_dir, timeout=timeout, resume=resume, retry_failed=retry_failed)
+    n = len(runner.planned())
     with SweepView(console, n) as view:
         runner.on_start, runner.on_record = view.started, view.finished
         try:
             summary = runner.run()
         except KeyboardInterrupt:
-            console.print(f"[yellow]interrupted: the configurations measured so far are in {out_dir}/results.jsonl "
-                          "(--resume goes on)[/yellow]")
+            _warn(runner.problems)
+            console.print(Text(f"interrupted: the configurations measured so far are in {out_dir}/results.jsonl "
+                               "and results.csv (--resume goes on)", style="yellow"))
             raise typer.Exit(130) from None
-    console.print(
+    _warn(runner.problems)
+    console.print(Text(
         f"{summary.count('ok')} measured, {summary.count('skipped')} skipped, {summary.count('failed')} failed"
         + (f", {summary.resumed} already in the results" if summary.resumed else "")
-        + f"; {summary.mismatches} disagree with the prediction. Results: {out_dir}/results.jsonl, results.csv"
-    )
+        + f"; {summary.mismatches} disagree with the prediction. Results: {out_dir}/results.jsonl, results.csv"))
     if summary.count("failed") or (strict and summary.mismatches):
         raise typer.Exit(1)
 
@@ -201,8 +246,9 @@ def results(
 ) -> None:
     """Load sweep results into pandas and print a summary (the same DataFrame notebooks get from
     ``ggufprof.results.load_dataframe``)."""
-    from .results.store import load_dataframe
+    from .results.store import load_dataframe, refuse_overwrite
 
+    refuse_overwrite(csv, paths)
     df = load_dataframe(*paths)
     show = {"status": "status", "settings.cache_type_k": "K", "settings.cache_type_v": "V",
             "settings.ctx_size": "ctx", "settings.parallel": "np", "settings.kv_unified": "unified",
@@ -212,7 +258,10 @@ def results(
     view = df[[c for c in show if c in df.columns]].rename(columns=show)
     typer.echo(view.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
     if csv:
-        df.to_csv(csv, index=False)
+        try:
+            df.to_csv(csv, index=False)
+        except OSError as e:
+            raise GgufprofError(f"{csv}: cannot write: {e.strerror}") from None
         typer.echo(f"wrote {csv}")
 
 
@@ -225,7 +274,9 @@ def report(
     """Write report.html (self-contained) and report.md with its plots from sweep results; nothing is re-measured."""
     from .present.report import write_report
 
-    written = write_report(paths, out)
+    problems: list[str] = []
+    written = write_report(paths, out, problems)
+    _warn(problems)
     typer.echo(f"wrote {written['html']} and {written['md']} (+{len(written) - 2} plot PNGs)")
 
 
@@ -240,10 +291,12 @@ def compare(
     max_tps_drop: str = typer.Option("5%", "--max-tps-drop", help="Minimum drop of mean tokens/s (pp, tg) that can count as a regression."),
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the one-sided Welch t / Mann-Whitney U tests."),
     force: bool = typer.Option(False, "--force", help="Compare results of different models or machines anyway."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Do not fail when configurations ok in the baseline are missing, failed or skipped in the new results, or when nothing matched."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, md (GitHub markdown), json or junit (XML)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
-    """Compare two sweeps for CI: exit 1 on a regression, 0 otherwise, 2 on bad input.
+    """Compare two sweeps for CI: exit 1 on a regression or when configurations ok in the baseline are
+    missing, failed or skipped in the new results (or nothing matched), 0 otherwise, 2 on bad input.
 
     Memory (KV bytes, RSS) is deterministic and compared exactly against its threshold; tokens/s is
     flagged only when the drop is significant (Welch's t or Mann-Whitney U, one-sided, at --alpha)
@@ -261,7 +314,9 @@ def compare(
     th = Thresholds(parse_fraction(max_kv_increase, "--max-kv-increase"),
                     parse_fraction(max_mem_increase, "--max-mem-increase"), parse_size(rss_noise, "--rss-noise"),
                     parse_fraction(max_tps_drop, "--max-tps-drop"), alpha)
-    result = compare_paths(baseline, new, th, force=force)
+    problems: list[str] = []
+    result = compare_paths(baseline, new, th, force=force, allow_missing=allow_missing, problems=problems)
+    _warn(problems)
     if fmt == "table":
         from rich.console import Console
 
@@ -279,7 +334,7 @@ def compare(
             output.write_text(text, encoding="utf-8")
         else:
             sys.stdout.write(text)
-    if result.regressions:
+    if result.failed:
         raise typer.Exit(1)
 
 
@@ -337,11 +392,14 @@ def export(
     """Write sweep results as llama-bench JSONL: one pp and one tg test per configuration, readable
     by llama.cpp's scripts/compare-llama-bench.py."""
     from .results.llama_bench_io import write_export
-    from .results.store import load_records
+    from .results.store import load_records, refuse_overwrite
 
     if fmt != "llama-bench":
         raise GgufprofError(f"--format: only llama-bench is supported, got '{fmt}'")
-    text = write_export(load_records(path), output, build_commit)
+    refuse_overwrite(output, [path])
+    problems: list[str] = []
+    text = write_export(load_records(path, problems), output, build_commit)
+    _warn(problems)
     if output is None:
         sys.stdout.write(text)
     else:

@@ -109,13 +109,16 @@ def test_configurations_on_one_side_are_listed(gqa, tmp_path):
     base = write_copy(gqa, tmp_path / "base", keep=set(ids[:-1]))
     new = write_copy(gqa, tmp_path / "new", keep=set(ids[1:]))
     r = run(base, new, "--format", "json")
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # ids[0] was ok in the baseline and is gone: the gate fails
     d = json.loads(r.stdout)
     assert [x["id"] for x in d["only_baseline"]] == [ids[0]]
     assert [x["id"] for x in d["only_new"]] == [ids[-1]]
+    assert [x["id"] for x in d["lost"]] == [ids[0]] and d["failed"]
     assert d["matched"] == len(ids) - 2
     table = run(base, new)
     assert "only in the baseline" in table.stdout and "only in the new results" in table.stdout
+    assert "FAILED" in table.stdout
+    assert run(base, new, "--allow-missing").exit_code == 0
 
 
 def test_failed_and_skipped_records_are_listed(gqa, tmp_path):
@@ -125,9 +128,58 @@ def test_failed_and_skipped_records_are_listed(gqa, tmp_path):
         if d["id"] == target:
             d.update(status="failed", reason="worker killed by SIGKILL")
     new = write_copy(gqa, tmp_path / "new", fail)
-    d = json.loads(run(gqa, new, "--format", "json").stdout)
+    r = run(gqa, new, "--format", "json")
+    assert r.exit_code == 1
+    d = json.loads(r.stdout)
     assert [(x["id"], x["new_status"]) for x in d["not_compared"]] == [(target, "failed")]
     assert "SIGKILL" in d["not_compared"][0]["reason"]
+
+
+@pytest.mark.parametrize("how", ["all_failed", "empty", "no_match"])
+def test_gate_cannot_pass_by_accident(gqa, tmp_path, how):
+    """Every configuration failed (--timeout 0), nothing measured, or grids that do not overlap:
+    exit 1 and a JUnit failure, never a green build (--allow-missing relaxes it)."""
+    if how == "all_failed":
+        new = write_copy(gqa, tmp_path / "new", lambda d: d.update(status="failed", reason="timed out after 0 s"))
+    elif how == "empty":
+        new = write_copy(gqa, tmp_path / "new", keep=set())
+    else:
+        new = write_copy(gqa, tmp_path / "new", lambda d: d.update(id=d["id"] + ",other",
+                                                                  settings={**d["settings"], "ctx_size": 12345}))
+    r = run(gqa, new)
+    assert r.exit_code == 1, r.output
+    junit = run(gqa, new, "--format", "junit").stdout
+    assert 'failures="0"' not in junit and "<failure" in junit
+    assert run(gqa, new, "--allow-missing").exit_code == 0
+
+
+def test_markup_and_huge_reasons_are_data(gqa, tmp_path):
+    target = ok_records(gqa)[0].id
+
+    def fail(d):
+        if d["id"] == target:
+            d.update(status="failed", reason="[/bold] evil [red" + "x" * (16 << 20))
+    new = write_copy(gqa, tmp_path / "ne[/b]w", fail)
+    r = run(gqa, new)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "[/bold] evil" in r.stdout and len(r.stdout) < 100_000
+
+
+def test_unreadable_lines_are_reported_and_ignored(gqa, tmp_path):
+    """A torn last line (full disk), JSON that is not a record, wrong types, NaN samples: each is one
+    warning; the configurations they held count as lost, so the gate fails."""
+    new = write_copy(gqa, tmp_path / "new")
+    lines = (new / "results.jsonl").read_text().splitlines()
+    bad = json.loads(lines[1])
+    bad["settings"] = "x"
+    nan = lines[2].replace('"samples_tps": [', '"samples_tps": [NaN, ', 1)
+    (new / "results.jsonl").write_text("\n".join([lines[0], json.dumps(bad), nan, "[]", "42", "null"] + lines[3:-1]
+                                                 + [lines[-1][: len(lines[-1]) // 2]]))
+    r = run(gqa, new)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning: ")]
+    assert len(warnings) == 6 and "torn" in warnings[-1]
+    assert runner.invoke(app, ["report", str(new), "--out", str(tmp_path / "rep")]).exit_code == 0
 
 
 def test_different_model_refused_unless_forced(gqa, tmp_path):

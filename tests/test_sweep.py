@@ -13,7 +13,8 @@ from ggufprof.measure.runner import Sweep, SweepSummary
 from ggufprof.memory.predict import bytes_per_token
 from ggufprof.model.model_info import load_model_info
 from ggufprof.results.store import load_dataframe
-from ggufprof.results.schema import Record, iter_records, validate
+from ggufprof.results.schema import Record, validate
+from ggufprof.results.store import read_records
 
 from .conftest import fixture_path
 
@@ -111,7 +112,7 @@ def test_crash_in_worker_costs_one_configuration(tmp_path, monkeypatch):
     assert [r.status for r in summary.records] == ["ok", "failed", "ok"]
     failed = summary.records[1]
     assert "SIGABRT" in failed.reason and "GGUFPROF_WORKER_ABORT matched" in failed.reason
-    assert [r.status for r in iter_records(tmp_path / "results.jsonl")] == ["ok", "failed", "ok"]
+    assert [r.status for r in read_records(tmp_path / "results.jsonl")] == ["ok", "failed", "ok"]
 
 
 def test_resume_runs_only_what_is_missing(tmp_path):
@@ -122,7 +123,7 @@ def test_resume_runs_only_what_is_missing(tmp_path):
                    resume=True).run()
     assert second.resumed == 1
     assert [r.settings["cache_type_k"] for r in second.records] == ["q8_0"]
-    assert len(list(iter_records(tmp_path / "results.jsonl"))) == 2
+    assert len(list(read_records(tmp_path / "results.jsonl"))) == 2
 
 
 def test_timeout_is_a_failed_record(tmp_path):
@@ -167,11 +168,42 @@ def test_sweep_cli_and_results(tmp_path):
     (["-c", "0"], "--ctx-sizes: every value must be >= 1"),
     (["-fa", "maybe"], "--flash-attn"),
     (["--swa-full", "sometimes"], "--swa-full: expected on, off or both"),
-    (["-r", "0"], "--repetitions must be >= 1"),
+    (["-r", "0"], "--repetitions must be an integer from 1"),
+    (["-np", "257"], "--parallel must be between 1 and 256"),
+    (["-ub", "0"], "--ubatch-size must be an integer from 1"),
+    (["-b", "4294967296"], "--batch-size must be an integer from 1 to 4294967295"),
+    (["-c", "4294967296"], "--ctx-size must be an integer from 0 to 4294967295"),
+    (["-c", "1e20"], "--ctx-sizes: expected a number of tokens"),
+    (["--timeout", "0"], "--timeout must be a number of seconds > 0"),
+    (["--timeout", "-1"], "--timeout must be a number of seconds > 0"),
+    (["--timeout", "nan"], "--timeout must be a number of seconds > 0"),
+    (["-ct", "q8_0:"], "--cache-types: an empty cache type"),
 ])
 def test_sweep_bad_options(tmp_path, args, msg):
+    """Refused before anything runs: exit 2, one line, and the previous results are not rotated."""
+    (tmp_path / "results.jsonl").write_text("previous\n")
     r = CliRunner().invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path)] + args)
-    assert r.exit_code == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.exit_code == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert (tmp_path / "results.jsonl").read_text() == "previous\n" and not list(tmp_path.glob("*.bak"))
+
+
+def test_llama_bench_habits_are_understood(tmp_path):
+    """-ctk/-ctv lists (the cross product, as llama-bench), 32k sizes, -fa 1, duplicates dropped; and
+    llama-bench's `-o json` is not silently taken for a directory."""
+    from ggufprof.flags import parse_cache_types, parse_count_list, parse_flash_attn_list
+
+    assert parse_cache_types(None, "f16,q8_0", "f16,q8_0") == [("f16", "f16"), ("f16", "q8_0"), ("q8_0", "f16"),
+                                                             ("q8_0", "q8_0")]
+    assert parse_cache_types("f16,f16,F16,q8_0:q4_0") == [("f16", "f16"), ("q8_0", "q4_0")]
+    assert parse_count_list("32k,4096,4k", "-c") == [32768, 4096]
+    assert parse_flash_attn_list("1,0,auto,on") == ["on", "off", "auto"]
+    r = CliRunner().invoke(app, ["sweep", str(fixture_path("llama-gqa")), "-o", "json", "-c", "512"])
+    assert r.exit_code == 2 and "llama-bench's -o is a format" in r.stderr
+    r = CliRunner().invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path), "-ctk", "f16,q8_0",
+                                 "-ctv", "f16", "-c", "1k", "-p", "16", "-n", "4", "-r", "1", "-fa", "1"])
+    assert r.exit_code == 0, r.output
+    ids = [rec.id for rec in read_records(tmp_path / "results.jsonl")]
+    assert len(ids) == 2 and all("c=1024" in i and "fa=on" in i for i in ids)
 
 
 def _suite_model(name: str):

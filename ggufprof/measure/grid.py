@@ -12,8 +12,8 @@ import itertools
 from dataclasses import asdict, dataclass, field
 
 from ..errors import GgufprofError
-from ..model.ggml_types import kv_cache_type
-from ..memory.settings import KVSettings
+from ..flags import parse_cache_types  # noqa: F401  (re-exported for existing callers)
+from ..memory.settings import UINT32_MAX, KVSettings
 from ..memory.predict import bytes_per_token, resolved, validate
 from ..model.model_info import ModelInfo
 
@@ -72,45 +72,25 @@ class GridSpec:
     offload_kqv: list[bool] = field(default_factory=lambda: [True])
     repack: bool = True
 
-
-def parse_cache_types(text: str) -> list[tuple[str, str]]:
-    """'f16,q8_0,q8_0:q4_0' -> [(f16, f16), (q8_0, q8_0), (q8_0, q4_0)]; names checked."""
-    pairs = []
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        k, _, v = item.partition(":")
-        try:
-            pairs.append((kv_cache_type(k).name, kv_cache_type(v or k).name))
-        except ValueError as e:
-            raise GgufprofError(f"--cache-types: {e}") from None
-    if not pairs:
-        raise GgufprofError("--cache-types is empty")
-    return pairs
-
-
-def parse_int_list(text: str, flag: str, minimum: int = 0) -> list[int]:
-    try:
-        values = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise GgufprofError(f"{flag}: expected comma-separated integers, got '{text}'") from None
-    if not values or any(v < minimum for v in values):
-        raise GgufprofError(f"{flag}: every value must be >= {minimum}, got '{text}'")
-    return values
-
-
-def parse_choice_list(text: str, flag: str, choices: tuple[str, ...]) -> list[str]:
-    values = [s.strip().lower() for s in text.split(",") if s.strip()]
-    bad = [v for v in values if v not in choices]
-    if bad or not values:
-        raise GgufprofError(f"{flag}: '{text}' is not a list of {', '.join(choices)}")
-    return values
-
-
-def on_off_both(text: str, flag: str) -> list[bool]:
-    v = text.strip().lower()
-    table = {"on": [True], "off": [False], "both": [False, True]}
-    if v not in table:
-        raise GgufprofError(f"{flag}: expected on, off or both, got '{text}'")
-    return table[v]
+    def validate(self) -> None:
+        """Values llama.cpp refuses whatever the model are refused up front (one error, exit 2),
+        never swept as a grid of skipped records; each value through KVSettings, the one home of
+        those rules."""
+        for ctx in self.ctx_sizes:
+            KVSettings(ctx_size=ctx).validate()
+        for par in self.parallel:
+            KVSettings(parallel=par).validate()
+        KVSettings(batch_size=self.batch_size, ubatch_size=self.ubatch_size).validate()
+        for fa in self.flash_attn:
+            KVSettings(flash_attn=fa).validate()
+        for tk, tv in self.cache_types:
+            KVSettings(cache_type_k=tk, cache_type_v=tv, flash_attn="on").validate()
+        for flag, values, lo in (("--depth", self.depths, 0), ("--n-prompt", [self.n_prompt], 0),
+                                 ("--n-gen", [self.n_gen], 0), ("--repetitions", [self.repetitions], 1),
+                                 ("--threads", [self.threads], 1), ("--n-gpu-layers", self.n_gpu_layers, -1)):
+            for v in values:
+                if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= UINT32_MAX:
+                    raise GgufprofError(f"{flag} must be an integer from {lo} to {UINT32_MAX}, got {v!r}")
 
 
 def default_ctx_sizes(model: ModelInfo, needed: int, mem_budget: int) -> list[int]:

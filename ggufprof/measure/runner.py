@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -33,7 +32,8 @@ from ..memory.predict import predict
 from .llama_log import LlamaLog, parse_log
 from ..model.model_info import ModelInfo
 from ..memory.placement import Placement, place
-from ..results.schema import Record, append_record, flatten, iter_records
+from ..results.schema import Record
+from ..results.store import ResultsLock, append_record, backup, check_same_model, read_records, rewrite, write_csv
 
 RSS_TOL_ABS = 4 * 1024 * 1024  # allocator and graph metadata beside the KV buffer
 RSS_TOL_REL = 0.01
@@ -90,39 +90,71 @@ class SweepSummary:
 class Sweep:
     def __init__(self, model: ModelInfo, spec: GridSpec, out_dir: Path, timeout: float = 600,
                  resume: bool = False, on_record: Callable[[Record, int, int], None] | None = None,
-                 on_start: Callable[[RunSettings, int, int], None] | None = None):
+                 on_start: Callable[[RunSettings, int, int], None] | None = None, retry_failed: bool = True):
         self.model, self.spec, self.out_dir = model, spec, out_dir
-        self.timeout, self.resume = timeout, resume
+        self.timeout, self.resume, self.retry_failed = timeout, resume, retry_failed
         self.on_record = on_record or (lambda r, i, n: None)
         self.on_start = on_start or (lambda s, i, n: None)
         self.results = out_dir / "results.jsonl"
         self.logs = out_dir / "logs"
+        self.problems: list[str] = []  # unreadable lines of existing results, reported by the CLI
+        self._sha256: str | None = None
+
+    @property
+    def sha256(self) -> str | None:
+        """The model file's sha256; None for a model described without its file (tests of stored
+        results from another machine), which then cannot be checked against the results."""
+        if self._sha256 is None and self.model.path.is_file():
+            self._sha256 = sha256_file(self.model.path)
+        return self._sha256
 
     def planned(self) -> list[tuple[RunSettings, str | None]]:
         return expand(self.model, self.spec)
 
+    def _existing(self) -> list[Record]:
+        """The records already in --out, refused when they are of another model file."""
+        if not self.results.exists():
+            return []
+        records = read_records(self.results, self.problems)
+        if self.sha256 is not None:
+            check_same_model(records, self.sha256, self.model.path, self.out_dir)
+        return records
+
     def run(self) -> SweepSummary:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(exist_ok=True)
-        done = set()
-        if self.resume and self.results.exists():
-            done = {r.id for r in iter_records(self.results)}
-        elif self.results.exists() and self.results.stat().st_size:
-            self.results.rename(self.results.with_suffix(f".jsonl.{int(time.time())}.bak"))
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.logs.mkdir(exist_ok=True)
+        except OSError as e:
+            raise GgufprofError(f"{self.out_dir}: cannot create the results directory: {e.strerror}") from None
+        with ResultsLock(self.out_dir), _terminate_as_interrupt():
+            return self._run_locked()
+
+    def _run_locked(self) -> SweepSummary:
+        done: set[str] = set()
+        if self.resume:
+            existing = self._existing()
+            keep = [r for r in existing if r.status != "failed" or not self.retry_failed]
+            if len(keep) < len(existing) or self.problems:  # failed ones are measured again, torn lines dropped
+                rewrite(self.results, keep)
+            done = {r.id for r in keep}
+        else:
+            backup(self.results)
         model_block = {
             "path": str(self.model.path.resolve()), "name": self.model.name, "architecture": self.model.architecture,
-            "size": self.model.file_size, "sha256": sha256_file(self.model.path),
+            "size": self.model.file_size, "sha256": self.sha256,
         }
         plan = [(rs, why) for rs, why in self.planned() if rs.id not in done]
         summary = SweepSummary(self.out_dir, resumed=len(done))
-        for i, (rs, why) in enumerate(plan):
-            self.on_start(rs, i, len(plan))
-            rec = self._skipped(rs, why) if why else self._run_one(rs, i)
-            rec.model = model_block
-            append_record(self.results, rec)
-            summary.records.append(rec)
-            self.on_record(rec, i, len(plan))
-        write_csv(self.results, self.out_dir / "results.csv")
+        try:
+            for i, (rs, why) in enumerate(plan):
+                self.on_start(rs, i, len(plan))
+                rec = self._skipped(rs, why) if why else self._run_one(rs, i)
+                rec.model = model_block
+                append_record(self.results, rec)
+                summary.records.append(rec)
+                self.on_record(rec, i, len(plan))
+        finally:  # Ctrl-C, SIGTERM or an error: results.csv still matches what was measured
+            write_csv(self.results, self.out_dir / "results.csv")
         return summary
 
     def _base(self, rs: RunSettings) -> Record:
@@ -162,7 +194,8 @@ class Sweep:
             cfg.write_text(json.dumps({"model_path": str(self.model.path), "settings": rs.to_dict()}))
             cmd = [sys.executable, "-m", "ggufprof.measure.worker", str(cfg), str(out), str(log_path)]
             try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout)
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout,
+                                      preexec_fn=_die_with_parent)
             except subprocess.TimeoutExpired as e:
                 rec.status = "failed"
                 rec.reason = f"timed out after {self.timeout:g} s" + _tail(e.stderr)
@@ -207,20 +240,35 @@ class Sweep:
 
     def recheck(self) -> list[Record]:
         """Recompute every ok record's prediction and checks from its stored llama.cpp log, without
-        measuring again (for results made before a fix to the model or the checks)."""
-        out = []
-        for rec in iter_records(self.results):
-            log_file = rec.measured.get("log_file")
-            if rec.status == "ok" and log_file and (self.out_dir / log_file).exists():
-                self._check(rec, RunSettings.from_dict(rec.settings), parse_log((self.out_dir / log_file).read_text()))
-            out.append(rec)
-        tmp = self.results.with_suffix(".jsonl.tmp")
-        tmp.unlink(missing_ok=True)
-        for rec in out:
-            append_record(tmp, rec)
-        tmp.replace(self.results)
+        measuring again (for results made before a fix to the model or the checks). The old file is
+        kept as a backup; a record whose log is missing or not a log file keeps its old checks."""
+        with ResultsLock(self.out_dir):
+            out = self._existing()
+            for rec in out:
+                log = self._stored_log(rec)
+                if rec.status == "ok" and log is not None:
+                    self._check(rec, RunSettings.from_dict(rec.settings), parse_log(log))
+            rewrite(self.results, out)
         write_csv(self.results, self.out_dir / "results.csv")
         return out
+
+    def _stored_log(self, rec: Record) -> str | None:
+        """A record's llama.cpp log: a regular file inside the results directory, of sane size."""
+        name = rec.measured.get("log_file")
+        if not isinstance(name, str):
+            return None
+        path = (self.out_dir / name).resolve()
+        try:
+            ok = path.is_relative_to(self.out_dir.resolve()) and path.is_file() and path.stat().st_size <= LOG_MAX
+        except OSError:
+            ok = False
+        if not ok:
+            self.problems.append(f"{rec.id}: log {name!r} is not a log file of these results; its checks are kept")
+            return None
+        return path.read_text(encoding="utf-8", errors="replace")
+
+
+LOG_MAX = 256 << 20  # a llama.cpp log of one configuration is a few hundred KiB
 
 
 VRAM_TOL = 8 * 1024 * 1024  # stated before the H100 run; ~4 MiB was seen there in an earlier session
@@ -249,6 +297,38 @@ def weights_check(placement: Placement, log: LlamaLog) -> dict:
             "weights_gpu_exact": mib_f64(placement.gpu_weights_buffer) == logged}
 
 
+def _die_with_parent() -> None:
+    """In the worker, before exec: be killed (SIGKILL) when the sweep process dies, however it dies
+    (prctl PR_SET_PDEATHSIG on Linux), so no worker outlives an interrupted or killed sweep."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
+class _terminate_as_interrupt:
+    """SIGTERM handled like Ctrl-C while a sweep runs (in the main thread): the record being written
+    completes, results.csv is written, and the caller sees KeyboardInterrupt."""
+
+    def __enter__(self):
+        import threading
+
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+
+
 def _tail(stderr: str | bytes | None, n: int = 800) -> str:
     if not stderr:
         return ""
@@ -256,20 +336,6 @@ def _tail(stderr: str | bytes | None, n: int = 800) -> str:
         stderr = stderr.decode("utf-8", "replace")
     lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
     return ": " + " | ".join(lines[-5:])[-n:] if lines else ""
-
-
-def write_csv(jsonl: Path, csv_path: Path) -> None:
-    """results.csv: one flattened row per record (dotted column names), for pandas or a spreadsheet."""
-    import csv
-
-    rows = [flatten(r.to_dict()) for r in iter_records(jsonl)] if jsonl.exists() else []
-    cols: list[str] = []
-    for row in rows:
-        cols.extend(k for k in row if k not in cols)
-    with open(csv_path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
 
 
 def default_out_dir(model: Path) -> Path:

@@ -10,6 +10,7 @@ resolves them (``llama_context::llama_context`` in src/llama-context.cpp).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ..errors import GgufprofError
@@ -58,6 +59,28 @@ class KVSettings:
                 f"a quantized V cache ({tv.name}) requires flash attention: use --flash-attn on or auto, "
                 "or a float V cache (f16, bf16, f32)"
             )
+
+
+# Which defaults apply when a flag is not given. The library's (llama_context_default_params) are
+# what llama-cpp-python and this tool's worker get; llama-server's are how people deploy: n_ctx 0 (the
+# training context), -np auto = 4 slots sharing one unified cache, swa_full off (common/arg.cpp,
+# tools/server). llama-cli also turns swa_full off.
+DEFAULTS = {
+    "library": KVSettings(),
+    "server": KVSettings(ctx_size=0, parallel=4, kv_unified=True, swa_full=False),
+}
+DEFAULTS_NOTE = {
+    "library": "llama.cpp library defaults (llama_context_default_params: n_ctx 512, 1 sequence, swa_full on; "
+               "llama-server: --defaults server)",
+    "server": "llama-server defaults (n_ctx = training context, 4 slots in a unified cache, swa_full off)",
+}
+
+
+def with_defaults(name: str, **given: object) -> KVSettings:
+    """KVSettings from the flags a user gave (None = not given) over the named defaults."""
+    if name not in DEFAULTS:
+        raise GgufprofError(f"--defaults must be library or server, got '{name}'")
+    return dataclasses.replace(DEFAULTS[name], **{k: v for k, v in given.items() if v is not None})
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..results.compare import Comparison, MetricResult, Unpaired
 from ..units import human_bytes
@@ -66,9 +67,11 @@ def _metrics_not_compared(cmp: Comparison) -> list[str]:
 
 def summary(cmp: Comparison) -> str:
     n = {v: len(cmp.where(v)) for v in ("regression", "improvement", "unchanged", "not_compared")}
-    return (f"{n['regression']} regression(s), {n['improvement']} improvement(s), {n['unchanged']} unchanged "
+    text = (f"{n['regression']} regression(s), {n['improvement']} improvement(s), {n['unchanged']} unchanged "
             f"over {cmp.matched} matched configuration(s); {len(cmp.only_baseline)} only in the baseline, "
             f"{len(cmp.only_new)} only in the new results, {len(cmp.not_compared)} not compared (not ok)")
+    gate = cmp.gate_failures()
+    return text + ("; FAILED: " + "; ".join(gate) if gate else "")
 
 
 def _unpaired_lines(cmp: Comparison, labels: dict[str, str]) -> list[tuple[str, list[str]]]:
@@ -81,11 +84,12 @@ def _unpaired_lines(cmp: Comparison, labels: dict[str, str]) -> list[tuple[str, 
 
 
 def print_table(cmp: Comparison, console: Console) -> None:
+    """Paths, labels and reasons are data: they are printed as Text, never parsed as markup."""
     labels = cmp.labels()
     th = cmp.thresholds
-    console.print(f"baseline [bold]{cmp.baseline}[/bold] → new [bold]{cmp.new}[/bold]")
-    console.print(f"thresholds: KV +{th.max_kv_increase:.2%}, RSS +{th.max_mem_increase:.2%} (noise "
-                  f"{human_bytes(th.rss_noise)}), tokens/s -{th.max_tps_drop:.2%} at alpha {th.alpha:g}")
+    console.print(Text.assemble("baseline ", (cmp.baseline, "bold"), " → new ", (cmp.new, "bold")))
+    console.print(Text(f"thresholds: KV +{th.max_kv_increase:.2%}, RSS +{th.max_mem_increase:.2%} (noise "
+                       f"{human_bytes(th.rss_noise)}), tokens/s -{th.max_tps_drop:.2%} at alpha {th.alpha:g}"))
     rows = _rows(cmp)
     if rows:
         t = Table(box=box.SIMPLE_HEAD)
@@ -94,14 +98,13 @@ def print_table(cmp: Comparison, console: Console) -> None:
             t.add_column(col, justify="left" if col in ("metric", "verdict") else "right", no_wrap=True)
         style = {"regression": "red", "improvement": "green"}
         for r in rows:
-            t.add_row(labels[r.id], r.metric, fmt_value(r.metric, r.baseline), fmt_value(r.metric, r.new),
-                      fmt_change(r), fmt_p(r), f"[{style[r.verdict]}]{r.verdict}[/{style[r.verdict]}]")
+            t.add_row(Text(labels[r.id]), r.metric, fmt_value(r.metric, r.baseline), fmt_value(r.metric, r.new),
+                      fmt_change(r), fmt_p(r), Text(r.verdict, style=style[r.verdict]))
         console.print(t)
     for title, lines in _unpaired_lines(cmp, labels):
         if lines:
-            console.print(f"[yellow]{title}[/yellow]: " + "; ".join(lines))
-    console.print(("[red]" if cmp.regressions else "[green]") + summary(cmp)
-                  + ("[/red]" if cmp.regressions else "[/green]"))
+            console.print(Text.assemble((title, "yellow"), ": " + "; ".join(lines)))
+    console.print(Text(summary(cmp), style="red" if cmp.failed else "green"))
 
 
 def to_markdown(cmp: Comparison) -> str:
@@ -137,12 +140,23 @@ def to_junit(cmp: Comparison) -> str:
             ET.SubElement(case, "skipped", message=r.note)
         else:
             ET.SubElement(case, "system-out").text = f"{r.verdict}: {what}"
+    lost = {id(u) for u in cmp.lost} if not cmp.allow_missing else set()
     for u, why in ([(u, "only in the baseline") for u in cmp.only_baseline]
                    + [(u, "only in the new results") for u in cmp.only_new]
                    + [(u, u.reason) for u in cmp.not_compared]):
-        n_skip += 1
         case = ET.SubElement(suite, "testcase", classname=u.id, name="configuration")
-        ET.SubElement(case, "skipped", message=why)
+        if id(u) in lost:
+            n_fail += 1
+            msg = f"ok in the baseline, {u.new_status or 'missing'} in the new results" + (f": {why}" if why else "")
+            ET.SubElement(case, "failure", message=msg, type="lost").text = msg
+        else:
+            n_skip += 1
+            ET.SubElement(case, "skipped", message=why)
+    if cmp.matched == 0 and not cmp.allow_missing:
+        n_fail += 1
+        case = ET.SubElement(suite, "testcase", classname="ggufprof", name="matched configurations")
+        ET.SubElement(case, "failure", message="nothing was compared", type="empty").text = \
+            "no configuration was measured on both sides"
     suite.set("tests", str(len(suite)))
     suite.set("failures", str(n_fail))
     suite.set("skipped", str(n_skip))

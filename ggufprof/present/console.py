@@ -141,7 +141,7 @@ def print_placement(p: Placement, c: Console) -> None:
 
 
 def print_estimate(info: ModelInfo, pred: MemoryPrediction, console: Console | None = None,
-                   placement: Placement | None = None) -> None:
+                   placement: Placement | None = None, defaults_note: str | None = None) -> None:
     c = console or Console(highlight=False)
     s = pred.settings
     c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name}, {info.architecture})"))
@@ -150,6 +150,11 @@ def print_estimate(info: ModelInfo, pred: MemoryPrediction, console: Console | N
                  f"n_ubatch {pred.n_ubatch} · flash attention {s.flash_attn}"
                  + (f" · swa_full {'on' if s.swa_full else 'off'}" if info.has_swa else "")))
     c.print(Text(f"memory: {MEMORY_KINDS.get(pred.kind, pred.kind)}"))
+    if defaults_note:
+        c.print(Text(f"unset flags: {defaults_note}", style="dim"))
+    if info.n_ctx_train and pred.n_ctx_seq > info.n_ctx_train:
+        c.print(Text(f"warning: {pred.n_ctx_seq} cells per sequence exceed the model's training context "
+                     f"{info.n_ctx_train} (llama.cpp: possible training context overflow)", style="yellow"))
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("cache", "layers", "cells×streams", "K/V types", "K", "V", "total"):
         t.add_column(col, justify="left" if col == "cache" else "right", no_wrap=True)

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
+from ..results.checks import failed_checks
 from ..results.schema import Record
 from ..units import human_bytes
 
@@ -15,17 +16,23 @@ COLUMNS = (("K/V", -9), ("ctx", 6), ("seqs", 4), ("swa", 3), ("fa", -4), ("depth
            ("KV check", -8), ("RSS Δctx", 9), ("pp t/s", 11), ("tg t/s", 11))
 
 
-def _fmt(cells: list[str]) -> str:
-    out = []
-    for (_, w), cell in zip(COLUMNS, cells):
-        plain = len(Text.from_markup(cell).plain)
-        pad = " " * max(abs(w) - plain, 0)
-        out.append(cell + pad if w < 0 else pad + cell)
-    return " ".join(out)
+Cell = str | Text  # plain strings are data, never markup
 
 
-def header_line() -> str:
-    return "[bold]" + _fmt([t for t, _ in COLUMNS]) + "[/bold]"
+def _fmt(cells: list[Cell]) -> Text:
+    out = Text()
+    for n, ((_, w), cell) in enumerate(zip(COLUMNS, cells)):
+        cell = cell if isinstance(cell, Text) else Text(cell)
+        pad = " " * max(abs(w) - cell.cell_len, 0)
+        out.append_text(Text(" ") if n else Text())
+        out.append_text(Text.assemble(cell, pad) if w < 0 else Text.assemble(pad, cell))
+    return out
+
+
+def header_line() -> Text:
+    line = _fmt([t for t, _ in COLUMNS])
+    line.stylize("bold")
+    return line
 
 
 def _tps(block: dict | None) -> str:
@@ -34,7 +41,7 @@ def _tps(block: dict | None) -> str:
     return f"{block['tps_mean']:.0f}±{block['tps_stddev']:.0f}"
 
 
-def row(rec: Record) -> list[str]:
+def row(rec: Record) -> list[Cell]:
     s = rec.settings
     seqs = f"{s['parallel']}{'u' if s['kv_unified'] else ''}"
     base = [f"{s['cache_type_k']}/{s['cache_type_v']}", str(s["ctx_size"]), seqs,
@@ -42,13 +49,17 @@ def row(rec: Record) -> list[str]:
             s["flash_attn"], str(s["depth"]),
             human_bytes(rec.predicted["kv_bytes"]) if "kv_bytes" in rec.predicted else "-"]
     if rec.status != "ok":
-        color = "yellow" if rec.status == "skipped" else "red"
-        return base + [f"[{color}]{rec.status}: {rec.reason}[/{color}]"]
-    kv = {True: "[green]exact[/green]", False: "[red]MISMATCH[/red]"}.get(rec.check.get("kv_exact"), "not predicted")
+        reason = str(rec.reason or "")
+        return base + [Text(f"{rec.status}: {reason[:500]}", style="yellow" if rec.status == "skipped" else "red")]
+    failed = failed_checks(rec.check)
+    if failed:  # the one predicate the summary counts: a row never reads "exact" when a check failed
+        kv = Text("MISMATCH" if "kv_exact" in failed else "exact*", style="red")
+    elif rec.check.get("kv_exact") is None:
+        kv = Text("no model", style="yellow")
+    else:
+        kv = Text("exact", style="green")
     growth = rec.check.get("rss_growth")
-    rss = "-" if growth is None else human_bytes(growth)
-    if rec.check.get("rss_explained") is False:
-        rss = f"[red]{rss}[/red]"
+    rss = Text("-" if growth is None else human_bytes(growth), style="red" if "rss_explained" in failed else "")
     return base + [kv, rss, _tps(rec.measured.get("pp")), _tps(rec.measured.get("tg"))]
 
 

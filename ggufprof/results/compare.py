@@ -97,6 +97,29 @@ class Comparison:
     only_new: list[Unpaired] = field(default_factory=list)
     not_compared: list[Unpaired] = field(default_factory=list)
     matched: int = 0
+    allow_missing: bool = False  # --allow-missing: configurations lost in the new results do not fail
+
+    @property
+    def lost(self) -> list[Unpaired]:
+        """Configurations measured (ok) in the baseline that the new results lack, or that failed or
+        were skipped there: a CI gate must not pass because the new run measured nothing."""
+        return ([u for u in self.only_baseline if u.baseline_status == "ok"]
+                + [u for u in self.not_compared if u.baseline_status == "ok" and u.new_status != "ok"])
+
+    def gate_failures(self) -> list[str]:
+        """Why the gate fails besides regressions: lost configurations, or nothing matched at all."""
+        if self.allow_missing:
+            return []
+        out = [f"{len(self.lost)} configuration(s) ok in the baseline are missing, failed or skipped in the "
+               "new results"] if self.lost else []
+        if self.matched == 0:
+            out.append("no configuration was measured on both sides: nothing was compared")
+        return out
+
+    @property
+    def failed(self) -> bool:
+        """The gate's verdict: exit 1."""
+        return bool(self.regressions or self.gate_failures())
 
     def where(self, verdict: str) -> list[MetricResult]:
         return [r for r in self.results if r.verdict == verdict]
@@ -119,6 +142,7 @@ class Comparison:
             "improvements": rows(self.where("improvement")), "unchanged": rows(self.where("unchanged")),
             "only_baseline": rows(self.only_baseline), "only_new": rows(self.only_new),
             "not_compared": rows(self.not_compared) + rows(self.where("not_compared")),
+            "lost": rows(self.lost), "gate_failures": self.gate_failures(), "failed": self.failed,
         }
 
 
@@ -217,19 +241,27 @@ def compare_speed(id_: str, metric: str, base: list[float], new: list[float], th
     return MetricResult(id_, metric, verdict, mb, mn, change, p_w, p_u, list(base), list(new))
 
 
+REASON_MAX = 300  # characters of a record's reason carried into a comparison (a reason can be huge)
+
+
+def _reason(rec: Record) -> str:
+    r = str(rec.reason or "")
+    return r if len(r) <= REASON_MAX else r[:REASON_MAX] + "…"
+
+
 def compare_records(base: list[Record], new: list[Record], th: Thresholds, baseline_name: str = "baseline",
-                    new_name: str = "new", force: bool = False) -> Comparison:
+                    new_name: str = "new", force: bool = False, allow_missing: bool = False) -> Comparison:
     if not force:
         _identity_check(base, new)
     b_by, n_by = {_key(r): r for r in base}, {_key(r): r for r in new}
-    out = Comparison(baseline_name, new_name, th)
+    out = Comparison(baseline_name, new_name, th, allow_missing=allow_missing)
     for k, b in b_by.items():
         n = n_by.get(k)
         if n is None:
-            out.only_baseline.append(Unpaired(b.id, b.status, None, b.reason or ""))
+            out.only_baseline.append(Unpaired(b.id, b.status, None, _reason(b)))
             continue
         if b.status != "ok" or n.status != "ok":
-            why = "; ".join(f"{side}: {r.status}" + (f" ({r.reason})" if r.reason else "")
+            why = "; ".join(f"{side}: {r.status}" + (f" ({_reason(r)})" if r.reason else "")
                             for side, r in (("baseline", b), ("new", n)) if r.status != "ok")
             out.not_compared.append(Unpaired(b.id, b.status, n.status, why))
             continue
@@ -250,9 +282,13 @@ def compare_records(base: list[Record], new: list[Record], th: Thresholds, basel
             sn = (n.measured.get(metric[:2]) or {}).get("samples_tps") or []
             if sb or sn:
                 out.results.append(compare_speed(b.id, metric, sb, sn, th))
-    out.only_new = [Unpaired(r.id, None, r.status, r.reason or "") for k, r in n_by.items() if k not in b_by]
+    out.only_new = [Unpaired(r.id, None, r.status, _reason(r)) for k, r in n_by.items() if k not in b_by]
     return out
 
 
-def compare_paths(baseline: str | Path, new: str | Path, th: Thresholds, force: bool = False) -> Comparison:
-    return compare_records(load_records(baseline), load_records(new), th, str(baseline), str(new), force)
+def compare_paths(baseline: str | Path, new: str | Path, th: Thresholds, force: bool = False,
+                  allow_missing: bool = False, problems: list[str] | None = None) -> Comparison:
+    """Unreadable results lines are ignored and described in ``problems``: a configuration whose
+    line is torn in the new results counts as lost."""
+    return compare_records(load_records(baseline, problems), load_records(new, problems), th, str(baseline),
+                           str(new), force, allow_missing)

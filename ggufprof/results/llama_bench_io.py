@@ -130,7 +130,10 @@ def export_lines(records: list[Record], build_commit: str | None = None) -> list
 def write_export(records: list[Record], output: Path | None, build_commit: str | None = None) -> str:
     text = "".join(json.dumps(line) + "\n" for line in export_lines(records, build_commit))
     if output:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise GgufprofError(f"{output}: cannot write: {e.strerror}") from None
     return text
 
 
@@ -221,17 +224,15 @@ def import_llama_bench(path: Path) -> ImportSummary:
 
 def write_records(records: list[Record], out_dir: Path) -> Path:
     """results.jsonl (+ results.csv) in ``out_dir``, as a sweep writes them; an existing file is
-    kept as results.jsonl.<time>.bak, as the sweep does."""
-    import time
+    kept as a backup (results.jsonl.<time>.<n>.bak), as the sweep does."""
+    from .store import RESULTS, ResultsLock, rewrite, write_csv
 
-    from ..measure.runner import write_csv
-    from .schema import append_record
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = out_dir / "results.jsonl"
-    if results.exists() and results.stat().st_size:
-        results.rename(results.with_suffix(f".jsonl.{int(time.time())}.bak"))
-    for rec in records:
-        append_record(results, rec)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GgufprofError(f"{out_dir}: cannot create the results directory: {e.strerror}") from None
+    results = out_dir / RESULTS
+    with ResultsLock(out_dir):
+        rewrite(results, records)
     write_csv(results, out_dir / "results.csv")
     return results

@@ -15,11 +15,9 @@ Format history (SCHEMA_VERSION):
 from __future__ import annotations
 
 import json
-import os
+import math
 import statistics
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Iterator
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "skipped", "failed")
@@ -63,6 +61,7 @@ def validate(d: dict) -> list[str]:
         problems.append(f"status: {d.get('status')!r} is not one of {STATUSES}")
     if d.get("status") in ("skipped", "failed") and not d.get("reason"):
         problems.append("reason: required when status is skipped or failed")
+    problems += _typed_fields(d)
     if d.get("status") == "ok":
         m = d.get("measured", {})
         # llama-bench measures speed only: an imported record (env.source "llama-bench") has no KV,
@@ -77,6 +76,46 @@ def validate(d: dict) -> list[str]:
     return problems
 
 
+# Fields readers compute with: a record whose values have other types is refused, not half-read.
+_SETTING_TYPES = {"ctx_size": int, "parallel": int, "batch_size": int, "ubatch_size": int, "depth": int,
+                  "n_prompt": int, "n_gen": int, "repetitions": int, "threads": int, "n_gpu_layers": int,
+                  "kv_unified": bool, "swa_full": bool, "offload_kqv": bool, "repack": bool,
+                  "cache_type_k": str, "cache_type_v": str, "flash_attn": str}
+
+
+def _is(value: object, typ: type) -> bool:
+    return isinstance(value, typ) and (typ is bool or not isinstance(value, bool))
+
+
+def _finite(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _typed_fields(d: dict) -> list[str]:
+    problems = []
+    settings = d.get("settings") if isinstance(d.get("settings"), dict) else {}
+    for key, typ in _SETTING_TYPES.items():
+        if key in settings and not _is(settings[key], typ):
+            problems.append(f"settings.{key}: expected {typ.__name__}, got {settings[key]!r:.40}")
+    predicted = d.get("predicted") if isinstance(d.get("predicted"), dict) else {}
+    for key in ("kv_bytes", "recurrent_bytes", "total_bytes", "n_ctx", "n_ctx_seq"):
+        if key in predicted and not _is(predicted[key], int):
+            problems.append(f"predicted.{key}: expected int, got {predicted[key]!r:.40}")
+    measured = d.get("measured") if isinstance(d.get("measured"), dict) else {}
+    for test in ("pp", "tg"):
+        block = measured.get(test)
+        if block is None:
+            continue
+        if not isinstance(block, dict):
+            problems.append(f"measured.{test}: expected an object")
+            continue
+        for key in ("samples_tps", "samples_s"):
+            xs = block.get(key, [])
+            if not isinstance(xs, list) or not all(_finite(x) for x in xs):
+                problems.append(f"measured.{test}.{key}: expected a list of finite numbers")
+    return problems
+
+
 def speed_block(n_tokens: int, samples_s: list[float], samples_tps: list[float]) -> dict:
     """``measured.pp`` / ``measured.tg``: raw samples per repetition, their mean and stddev."""
     return {
@@ -86,24 +125,6 @@ def speed_block(n_tokens: int, samples_s: list[float], samples_tps: list[float])
         "tps_mean": statistics.fmean(samples_tps) if samples_tps else None,
         "tps_stddev": statistics.stdev(samples_tps) if len(samples_tps) > 1 else 0.0,
     }
-
-
-def append_record(path: Path, rec: Record) -> None:
-    """Append one line and flush it to disk at once, so a crash loses nothing already measured."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(rec.to_dict(), sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def iter_records(path: Path) -> Iterator[Record]:
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    yield Record.from_dict(json.loads(line))
-                except (json.JSONDecodeError, ValueError, TypeError) as e:
-                    raise ValueError(f"{path}:{n}: {e}") from None
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

@@ -11,8 +11,9 @@ from pathlib import Path
 from ...errors import GgufprofError
 
 
-def write_report(dirs: list[Path], out_dir: Path | None = None) -> dict[str, Path]:
+def write_report(dirs: list[Path], out_dir: Path | None = None, problems: list[str] | None = None) -> dict[str, Path]:
     """Write report.html, report.md and the plots' PNGs into ``out_dir`` (default: the first directory).
+    Results lines that cannot be read are ignored and described in ``problems``.
 
     Returns {"html": ..., "md": ..., "png:<slug>": ...}. GgufprofError for a directory without
     results.jsonl or directories holding different models."""
@@ -28,7 +29,10 @@ def write_report(dirs: list[Path], out_dir: Path | None = None) -> dict[str, Pat
     out = Path(out_dir) if out_dir is not None else dirs[0]
     if out.exists() and not out.is_dir():
         raise GgufprofError(f"{out}: not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GgufprofError(f"{out}: cannot create the report directory: {e.strerror}") from None
     tables = {"compare": [summary_table(data), comparison_table(data)], "checks": checks_table(data),
               "skipped": not_measured_table(data), "env": [model_table(data), environment_table(data)]}
     plots, notes = make_plots(data)
@@ -37,4 +41,6 @@ def write_report(dirs: list[Path], out_dir: Path | None = None) -> dict[str, Pat
     paths["md"] = md
     for p, png in zip(plots, pngs):
         paths[f"png:{p.slug}"] = png
+    if problems is not None:
+        problems.extend(data.problems)
     return paths

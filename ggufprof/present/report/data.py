@@ -55,6 +55,7 @@ class ReportData:
     hosts: list[str] = field(default_factory=list)
     pairs: list[tuple[str, str]] = field(default_factory=list)  # in the order the sweeps ran them
     varying: list[str] = field(default_factory=list)  # settings (not cache types) with more than one value
+    problems: list[str] = field(default_factory=list)  # results lines that could not be read (ignored)
 
     def count(self, status: str) -> int:
         return sum(i.rec.status == status for i in self.items)
@@ -88,7 +89,8 @@ def load(dirs: list[Path]) -> ReportData:
     """All records of ``dirs``, labelled by host; GgufprofError when they hold different models."""
     if not dirs:
         raise GgufprofError("no result directories given")
-    loaded = [(Path(d), load_records(d)) for d in dirs]
+    problems: list[str] = []
+    loaded = [(Path(d), load_records(d, problems)) for d in dirs]
     first: tuple[Path, dict] | None = None
     for d, recs in loaded:
         if not recs:
@@ -113,7 +115,7 @@ def load(dirs: list[Path]) -> ReportData:
     for it in items:  # one host swept twice: tell the directories apart
         if len(dirs_of[it.host]) > 1:
             it.host = f"{it.host} ({it.source.resolve().name})"
-    data = ReportData(model=first[1], sources=[d for d, _ in loaded], items=items)
+    data = ReportData(model=first[1], sources=[d for d, _ in loaded], items=items, problems=problems)
     data.hosts = list(dict.fromkeys(i.host for i in items))
     data.pairs = list(dict.fromkeys(i.pair for i in items))
     data.varying = [a for a in AXES if len({repr(i.rec.settings.get(a)) for i in items}) > 1]

@@ -1,0 +1,120 @@
+"""Command-line values as llama.cpp users write them, parsed in one place (pure).
+
+* Token counts take llama.cpp-style suffixes: ``32k`` = 32768, ``1M`` = 1048576 (binary, as
+  context sizes are); plain integers otherwise. Floats, ``1e20`` and negative numbers are refused.
+* Flash attention takes ``on/off/auto`` and the ``1/0``, ``true/false``, ``enabled/disabled``
+  spellings of llama.cpp's tools.
+* Lists are comma-separated; repeated values are dropped (``-ct f16,f16,F16`` is one cache type).
+* Cache types: ``-ct q8_0`` means K and V both; ``-ct q8_0:q4_0`` a mixed pair; ``-ctk a,b -ctv
+  c,d`` the cross product of K and V types, as llama-bench runs them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from .errors import GgufprofError
+from .model.ggml_types import kv_cache_type
+
+_COUNT = re.compile(r"(\d+)\s*([kKmM]?)")
+_SUFFIX = {"": 1, "k": 1024, "m": 1024 * 1024}
+FLASH_ATTN_SPELLINGS = {"on": "on", "1": "on", "true": "on", "enabled": "on", "yes": "on",
+                        "off": "off", "0": "off", "false": "off", "disabled": "off", "no": "off", "auto": "auto"}
+
+
+def unique(values: list) -> list:
+    """Values in their first order, each once."""
+    return list(dict.fromkeys(values))
+
+
+def parse_count(text: str | int, flag: str) -> int:
+    """A token count: ``4096``, ``32k``, ``1M``."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    m = _COUNT.fullmatch(str(text).strip())
+    if not m:
+        raise GgufprofError(f"{flag}: expected a number of tokens such as 4096 or 32k, got '{text}'")
+    return int(m.group(1)) * _SUFFIX[m.group(2).lower()]
+
+
+def parse_count_list(text: str, flag: str, minimum: int = 0) -> list[int]:
+    values = unique([parse_count(s, flag) for s in str(text).split(",") if s.strip()])
+    if not values:
+        raise GgufprofError(f"{flag}: expected comma-separated numbers, got '{text}'")
+    if any(v < minimum for v in values):
+        raise GgufprofError(f"{flag}: every value must be >= {minimum}, got '{text}'")
+    return values
+
+
+def parse_flash_attn(text: str | bool, flag: str = "--flash-attn") -> str:
+    key = str(text).strip().lower()
+    if key not in FLASH_ATTN_SPELLINGS:
+        raise GgufprofError(f"{flag}: expected on, off or auto (or 1/0, true/false), got '{text}'")
+    return FLASH_ATTN_SPELLINGS[key]
+
+
+def parse_flash_attn_list(text: str, flag: str = "--flash-attn") -> list[str]:
+    values = unique([parse_flash_attn(s, flag) for s in str(text).split(",") if s.strip()])
+    if not values:
+        raise GgufprofError(f"{flag}: expected on, off or auto, got '{text}'")
+    return values
+
+
+def _type_name(name: str, flag: str) -> str:
+    if not name.strip():
+        raise GgufprofError(f"{flag}: an empty cache type (write q8_0 for both K and V, or q8_0:q4_0)")
+    try:
+        return kv_cache_type(name).name
+    except ValueError as e:
+        raise GgufprofError(f"{flag}: {e}") from None
+
+
+def parse_cache_types(text: str | None = None, k_list: str | None = None, v_list: str | None = None,
+                      flag: str = "--cache-types") -> list[tuple[str, str]]:
+    """'f16,q8_0,q8_0:q4_0' -> [(f16, f16), (q8_0, q8_0), (q8_0, q4_0)]; and/or the K x V cross product
+    of ``-ctk`` / ``-ctv`` lists (a missing one of the two defaults to f16, as in llama.cpp)."""
+    pairs: list[tuple[str, str]] = []
+    for item in filter(None, (s.strip() for s in (text or "").split(","))):
+        k, sep, v = item.partition(":")
+        pairs.append((_type_name(k, flag), _type_name(v if sep else k, flag)))
+    if k_list is not None or v_list is not None:
+        ks = [_type_name(s, "--cache-type-k") for s in (k_list or "f16").split(",")]
+        vs = [_type_name(s, "--cache-type-v") for s in (v_list or "f16").split(",")]
+        pairs += [(k, v) for k in ks for v in vs]
+    pairs = unique(pairs)
+    if not pairs:
+        raise GgufprofError(f"{flag} is empty")
+    return pairs
+
+
+def parse_int_list(text: str, flag: str, minimum: int = 0) -> list[int]:
+    try:
+        values = unique([int(s) for s in text.split(",") if s.strip()])
+    except ValueError:
+        raise GgufprofError(f"{flag}: expected comma-separated integers, got '{text}'") from None
+    if not values or any(v < minimum for v in values):
+        raise GgufprofError(f"{flag}: every value must be >= {minimum}, got '{text}'")
+    return values
+
+
+def parse_choice_list(text: str, flag: str, choices: tuple[str, ...]) -> list[str]:
+    values = unique([s.strip().lower() for s in text.split(",") if s.strip()])
+    bad = [v for v in values if v not in choices]
+    if bad or not values:
+        raise GgufprofError(f"{flag}: '{text}' is not a list of {', '.join(choices)}")
+    return values
+
+
+def on_off_both(text: str, flag: str) -> list[bool]:
+    v = text.strip().lower()
+    table = {"on": [True], "off": [False], "both": [False, True]}
+    if v not in table:
+        raise GgufprofError(f"{flag}: expected on, off or both, got '{text}'")
+    return table[v]
+
+
+def parse_seconds(value: float, flag: str) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise GgufprofError(f"{flag} must be a number of seconds > 0, got {value}")
+    return value
