@@ -20,10 +20,11 @@ app = typer.Typer(
     help="What the llama.cpp KV cache costs you: predicted byte-exactly, measured in real runs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="rich",  # help text brackets are escaped (\\[) where they must show
     add_completion=False,
 )
 
-MODEL = typer.Argument(..., help="Path to a GGUF model file.", show_default=False)
+MODEL = typer.Argument(..., metavar="MODEL.gguf", help="Path to a GGUF model file.", show_default=False)
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
 
 
@@ -233,19 +234,20 @@ def sweep(
     console.print(Text(
         f"{summary.count('ok')} measured, {summary.count('skipped')} skipped, {summary.count('failed')} failed"
         + (f", {summary.resumed} already in the results" if summary.resumed else "")
+        + (f" ({summary.kept_failed} of them failed, kept by --no-retry-failed)" if summary.kept_failed else "")
         + f"; {summary.mismatches} disagree with the prediction. Results: {out_dir}/results.jsonl, results.csv"))
-    if summary.count("failed") or (strict and summary.mismatches):
+    if summary.count("failed") or summary.kept_failed or (strict and summary.mismatches):
         raise typer.Exit(1)
 
 
 @app.command()
 @_one_line_errors
 def results(
-    paths: list[Path] = typer.Argument(..., help="Result directories (or results.jsonl files)."),
+    paths: list[Path] = typer.Argument(..., metavar="DIR...", help="Result directories (or results.jsonl files)."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the flattened table to this CSV file."),
 ) -> None:
     """Load sweep results into pandas and print a summary (the same DataFrame notebooks get from
-    ``ggufprof.results.load_dataframe``)."""
+    ggufprof.results.load_dataframe)."""
     from .results.store import load_dataframe, refuse_overwrite
 
     refuse_overwrite(csv, paths)
@@ -268,7 +270,7 @@ def results(
 @app.command()
 @_one_line_errors
 def report(
-    paths: list[Path] = typer.Argument(..., help="Result directories of one model (e.g. the same sweep on several hosts)."),
+    paths: list[Path] = typer.Argument(..., metavar="DIR...", help="Result directories of one model (e.g. the same sweep on several hosts)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: the first result directory)."),
 ) -> None:
     """Write report.html (self-contained) and report.md with its plots from sweep results; nothing is re-measured."""
@@ -283,8 +285,8 @@ def report(
 @app.command()
 @_one_line_errors
 def compare(
-    baseline: Path = typer.Argument(..., help="Baseline result directory (or results.jsonl)."),
-    new: Path = typer.Argument(..., help="New result directory (or results.jsonl)."),
+    baseline: Path = typer.Argument(..., metavar="BASELINE", help="Baseline result directory (or results.jsonl)."),
+    new: Path = typer.Argument(..., metavar="NEW", help="New result directory (or results.jsonl)."),
     max_kv_increase: str = typer.Option("0", "--max-kv-increase", help="KV size growth allowed (predicted bytes and llama.cpp's logged MiB), e.g. 0, 0.5% or 0.005. Default 0: the KV cache is deterministic."),
     max_mem_increase: str = typer.Option("1%", "--max-mem-increase", help="RSS growth allowed (at context creation and peak), e.g. 1% or 0.01."),
     rss_noise: str = typer.Option("1 MiB", "--rss-noise", help="RSS change always ignored (page and allocator noise), e.g. '1 MiB' or bytes."),
@@ -341,7 +343,7 @@ def compare(
 @app.command()
 @_one_line_errors
 def check(
-    deploy_file: Path = typer.Argument(..., help="TOML file with [[deployment]] tables and their [deployment.limits]."),
+    deploy_file: Path = typer.Argument(..., metavar="DEPLOY.toml", help="TOML file with \\[\\[deployment]] tables and their \\[deployment.limits]."),
     estimate_only: bool = typer.Option(False, "--estimate-only", help="Only predict memory and check max_kv_bytes; run nothing."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for the measurements (OUT/<name>/results.jsonl); default a temporary one."),
     timeout: float = typer.Option(600, "--timeout", help="Seconds one deployment's run may take before it is killed."),
@@ -384,7 +386,7 @@ def check(
 @app.command()
 @_one_line_errors
 def export(
-    path: Path = typer.Argument(..., help="Result directory (or results.jsonl)."),
+    path: Path = typer.Argument(..., metavar="DIR", help="Result directory (or results.jsonl)."),
     fmt: str = typer.Option("llama-bench", "--format", "-f", help="Output format: llama-bench (its -o jsonl lines)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     build_commit: Optional[str] = typer.Option(None, "--build-commit", help="build_commit to write (compare-llama-bench.py compares builds by it). Default: llama-cpp-python-<version>."),
@@ -409,7 +411,7 @@ def export(
 @app.command(name="import")
 @_one_line_errors
 def import_(
-    path: Path = typer.Argument(..., help="llama-bench output (-o jsonl, or -o json)."),
+    path: Path = typer.Argument(..., metavar="FILE.jsonl", help="llama-bench output (-o jsonl, or -o json)."),
     out: Path = typer.Option(..., "--out", "-o", help="Result directory to write results.jsonl and results.csv into."),
 ) -> None:
     """Turn llama-bench results into ggufprof records (env.source = llama-bench; a pp and a tg test of

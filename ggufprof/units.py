@@ -1,4 +1,4 @@
-"""Human-readable sizes for tables (exact bytes stay in JSON)."""
+"""Human-readable sizes for tables (exact bytes stay in JSON), and text from files made safe to show."""
 
 
 def human_bytes(n: float) -> str:
@@ -14,3 +14,10 @@ def human_count(n: int) -> str:
         if n >= div:
             return f"{n / div:.2f}{unit}"
     return str(n)
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Text from a file (a model's name, an architecture) safe for a terminal: control characters
+    (escape sequences included) become '?', and it is cut at ``limit`` characters."""
+    out = "".join(ch if ch.isprintable() else "?" for ch in str(text)[:limit])
+    return out + ("…" if len(str(text)) > limit else "")

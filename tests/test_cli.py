@@ -12,7 +12,7 @@ from ggufprof.model.model_info import load_model_info
 
 from .conftest import FIXTURE_NAMES, fixture_path
 
-runner = CliRunner()
+runner = CliRunner(mix_stderr=False)
 
 
 def run(*args):

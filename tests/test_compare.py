@@ -15,7 +15,7 @@ from ggufprof.results.compare import Thresholds, compare_memory, compare_speed, 
 from ggufprof.memory.caches import mib_f32
 from ggufprof.results.store import load_records
 
-runner = CliRunner()
+runner = CliRunner(mix_stderr=False)
 
 
 def run(*args):

@@ -17,7 +17,7 @@ from ggufprof.model.model_info import load_model_info
 
 from .conftest import fixture_path
 
-runner = CliRunner()
+runner = CliRunner(mix_stderr=False)
 MODEL = fixture_path("llama-gqa")
 
 GOOD = f"""\
@@ -65,6 +65,12 @@ def one_line_error(r):
     ('cache_type_v = "q8_0"', 'cache_type_v = "q8_0"\nflash_attn = "off"', 6,
      ["cache_type_v, flash_attn", "requires flash attention"]),
     ("parallel = 2", "parallel = = 2", 7, ["invalid TOML", "line 7"]),
+    ('name = "chat"', 'name = ".."', 2, ["name", "is not a name"]),
+    ('name = "chat"', 'name = "a/b"', 2, ["name", "is not a name"]),
+    ('name = "chat"', 'name = "a b"', 2, ["name", "is not a name"]),
+    ('name = "chat"', 'name = "[/x] evil"', 2, ["name", "is not a name"]),
+    ("ctx_size = 4096", "ctx_size = " + "9" * 400, 4, ["ctx_size", "4294967295"]),
+    ('flash_attn = "auto"', 'flash_attn = "maybe"', 10, ["flash_attn", "expected on, off or auto"]),
 ])
 def test_bad_file_names_key_and_line(tmp_path, old, new, line, words):
     text = GOOD.replace(old, new)
@@ -75,7 +81,7 @@ def test_bad_file_names_key_and_line(tmp_path, old, new, line, words):
     for w in words:
         assert w in msg, msg
     if "TOML" not in msg:
-        assert "deployment 'chat'" in msg
+        assert ("deployment #1" if "not a name" in msg else "deployment 'chat'") in msg
 
 
 def test_missing_required_key_and_top_level_key(tmp_path):
@@ -84,7 +90,7 @@ def test_missing_required_key_and_top_level_key(tmp_path):
     msg = one_line_error(check(tmp_path, "version = 1\n" + GOOD, "--estimate-only"))
     assert ":1: unknown top-level key 'version'" in msg
     msg = one_line_error(check(tmp_path, GOOD + GOOD, "--estimate-only"))
-    assert ":16: deployment 'chat': name: must be unique" in msg
+    assert ":16: deployment 'chat': name: 'chat' is used twice: names must be unique" in msg
 
 
 def test_relative_model_path_is_relative_to_the_file(tmp_path):
@@ -154,3 +160,23 @@ def test_parse_size():
     for bad in ("64 MeB", "-1 MiB", "", True, 1.5):
         with pytest.raises(GgufprofError):
             parse_size(bad, "x")
+
+
+def test_flash_attn_spellings_and_non_utf8(tmp_path):
+    deps = load_deployments(_write(tmp_path, GOOD.replace('flash_attn = "auto"', "flash_attn = true")), 2)
+    assert deps[0].run.kv.flash_attn == "on"
+    (tmp_path / "bin.toml").write_bytes(b"[[deployment]]\nname = \"\xff\xfe\"\n")
+    assert "not UTF-8" in one_line_error(runner.invoke(app, ["check", str(tmp_path / "bin.toml")]))
+
+
+def test_names_are_unique_and_write_inside_out(tmp_path):
+    twice = GOOD + GOOD
+    assert "used twice" in one_line_error(check(tmp_path, twice))
+    r = check(tmp_path, GOOD.replace('"chat"', '"chat.v2"'), "--estimate-only", "--out", str(tmp_path / "out"))
+    assert r.exit_code == 0, r.output
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "deploy.toml"
+    path.write_text(text)
+    return path

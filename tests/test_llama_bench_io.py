@@ -19,7 +19,7 @@ from ggufprof.results.store import load_records
 from ggufprof.results.schema import validate
 
 SAMPLE = Path(__file__).parent / "data" / "llama-bench-llama-gqa.jsonl"
-runner = CliRunner()
+runner = CliRunner(mix_stderr=False)
 
 # scripts/compare-llama-bench.py (vendored llama.cpp): the columns it stores, and the keys it joins
 # baseline and compare rows on (every one must be present and non-null, or no row matches)

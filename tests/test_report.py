@@ -167,7 +167,7 @@ def test_check_failures_side_by_side(sweep_dirs, tmp_path):
 
 
 def test_cli_report(sweep_dirs, tmp_path):
-    r = CliRunner().invoke(app, ["report", str(sweep_dirs["gemma3-swa"]), "--out", str(tmp_path / "out")])
+    r = CliRunner(mix_stderr=False).invoke(app, ["report", str(sweep_dirs["gemma3-swa"]), "--out", str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "out" / "report.html").exists() and (tmp_path / "out" / "report.md").exists()
 
@@ -176,7 +176,7 @@ def test_cli_report_refuses_a_directory_without_results(sweep_dirs, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     for args in ([str(empty)], [str(sweep_dirs["llama-gqa"]), str(sweep_dirs["gemma3-swa"])]):
-        r = CliRunner().invoke(app, ["report", *args, "--out", str(tmp_path / "out")])
+        r = CliRunner(mix_stderr=False).invoke(app, ["report", *args, "--out", str(tmp_path / "out")])
         assert r.exit_code == 2
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: "), r.stderr

@@ -151,7 +151,7 @@ def test_strict_counts_mismatches():
 
 
 def test_sweep_cli_and_results(tmp_path):
-    runner = CliRunner()
+    runner = CliRunner(mix_stderr=False)
     out = tmp_path / "out"
     r = runner.invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(out), "-ct", "f16,q8_0",
                             "-c", "512", "-p", "32", "-n", "8", "-r", "2", "-t", "2"])
@@ -182,7 +182,7 @@ def test_sweep_cli_and_results(tmp_path):
 def test_sweep_bad_options(tmp_path, args, msg):
     """Refused before anything runs: exit 2, one line, and the previous results are not rotated."""
     (tmp_path / "results.jsonl").write_text("previous\n")
-    r = CliRunner().invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path)] + args)
+    r = CliRunner(mix_stderr=False).invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path)] + args)
     assert r.exit_code == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert (tmp_path / "results.jsonl").read_text() == "previous\n" and not list(tmp_path.glob("*.bak"))
 
@@ -197,9 +197,9 @@ def test_llama_bench_habits_are_understood(tmp_path):
     assert parse_cache_types("f16,f16,F16,q8_0:q4_0") == [("f16", "f16"), ("q8_0", "q4_0")]
     assert parse_count_list("32k,4096,4k", "-c") == [32768, 4096]
     assert parse_flash_attn_list("1,0,auto,on") == ["on", "off", "auto"]
-    r = CliRunner().invoke(app, ["sweep", str(fixture_path("llama-gqa")), "-o", "json", "-c", "512"])
+    r = CliRunner(mix_stderr=False).invoke(app, ["sweep", str(fixture_path("llama-gqa")), "-o", "json", "-c", "512"])
     assert r.exit_code == 2 and "llama-bench's -o is a format" in r.stderr
-    r = CliRunner().invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path), "-ctk", "f16,q8_0",
+    r = CliRunner(mix_stderr=False).invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path), "-ctk", "f16,q8_0",
                                  "-ctv", "f16", "-c", "1k", "-p", "16", "-n", "4", "-r", "1", "-fa", "1"])
     assert r.exit_code == 0, r.output
     ids = [rec.id for rec in read_records(tmp_path / "results.jsonl")]

@@ -78,6 +78,7 @@ class SweepSummary:
     out_dir: Path
     records: list[Record] = field(default_factory=list)
     resumed: int = 0
+    kept_failed: int = 0  # failed records of an earlier run kept by --resume --no-retry-failed
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.records)
@@ -137,14 +138,16 @@ class Sweep:
             if len(keep) < len(existing) or self.problems:  # failed ones are measured again, torn lines dropped
                 rewrite(self.results, keep)
             done = {r.id for r in keep}
+            kept_failed = sum(r.status == "failed" for r in keep)
         else:
+            kept_failed = 0
             backup(self.results)
         model_block = {
             "path": str(self.model.path.resolve()), "name": self.model.name, "architecture": self.model.architecture,
             "size": self.model.file_size, "sha256": self.sha256,
         }
         plan = [(rs, why) for rs, why in self.planned() if rs.id not in done]
-        summary = SweepSummary(self.out_dir, resumed=len(done))
+        summary = SweepSummary(self.out_dir, resumed=len(done), kept_failed=kept_failed)
         try:
             for i, (rs, why) in enumerate(plan):
                 self.on_start(rs, i, len(plan))

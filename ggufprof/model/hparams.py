@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import GgufprofError
+from ..units import printable
 from .gguf_reader import GgufFile, LargeArray
 
 LLAMA_MAX_LAYERS = 512  # src/llama-hparams.h
@@ -312,7 +313,7 @@ def load_hparams(gf: GgufFile) -> HParams:
     arch = str(arch_value)
     if arch not in ARCH_HPARAMS:
         raise GgufprofError(
-            f"{gf.path}: unknown model architecture '{arch}': llama.cpp (as vendored by the pinned "
+            f"{gf.path}: unknown model architecture '{printable(arch, 60)}': llama.cpp (as vendored by the pinned "
             "llama-cpp-python) cannot load it")
     ml = Loader(gf, arch)
     hp = HParams(arch)

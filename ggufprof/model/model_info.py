@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import ggml_types
 from .gguf_reader import GgufFile, TensorInfo, read_gguf
+from ..units import printable
 from .hparams import HParams, load_hparams
 
 # What a layer keeps per token or per sequence (inspect's "memory" column).
@@ -132,7 +133,7 @@ def model_info_from_gguf(gf: GgufFile) -> ModelInfo:
     return ModelInfo(
         path=gf.path,
         architecture=hp.arch,
-        name=str(kv.get("general.name", gf.path.stem)),
+        name=printable(str(kv.get("general.name", gf.path.stem))),
         hparams=hp,
         n_vocab=n_vocab,
         n_params=sum(t.n_elements for t in gf.tensors),

@@ -27,18 +27,20 @@ from pathlib import Path
 from ..errors import GgufprofError
 from ..measure.grid import RunSettings, skip_reason
 from ..memory.predict import validate
+from ..flags import parse_flash_attn
 from ..memory.settings import KVSettings
 from ..model.model_info import ModelInfo, load_model_info
 
 KV_KEYS = ("ctx_size", "cache_type_k", "cache_type_v", "parallel", "kv_unified", "swa_full", "batch_size",
            "ubatch_size", "flash_attn")
-KEY_TYPES: dict[str, type] = {
+KEY_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "model": str, "ctx_size": int, "cache_type_k": str, "cache_type_v": str, "parallel": int,
-    "kv_unified": bool, "swa_full": bool, "batch_size": int, "ubatch_size": int, "flash_attn": str,
+    "kv_unified": bool, "swa_full": bool, "batch_size": int, "ubatch_size": int, "flash_attn": (str, bool),
     "threads": int, "n_gpu_layers": int, "offload_kqv": bool, "repack": bool, "n_prompt": int, "n_gen": int,
     "depth": int, "repetitions": int, "limits": dict,
 }
 REQUIRED = ("name", "model", "ctx_size")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a safe directory name: no '..', '/', spaces
 MINIMUM = {"threads": 1, "n_gpu_layers": -1, "n_prompt": 0, "n_gen": 0, "depth": 0, "repetitions": 1}
 SIZE_LIMITS = ("max_kv_bytes", "max_rss", "max_vram")
 SPEED_LIMITS = ("min_pp_tps", "min_tg_tps")
@@ -137,8 +139,9 @@ def _check_keys(table: dict, allowed: dict | tuple, ctx: _Context, sub: str = ""
                            + f"; known keys: {', '.join(allowed)}", sub)
         want = allowed[key] if isinstance(allowed, dict) else None
         if want is not None and (not isinstance(value, want) or (want is int and isinstance(value, bool))):
-            raise ctx.fail(key, f"expected {'a table' if want is dict else want.__name__}, got "
-                                f"{type(value).__name__} {value!r}", sub)
+            names = " or ".join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))
+            raise ctx.fail(key, f"expected {'a table' if want is dict else names}, got "
+                                f"{type(value).__name__} {value!r:.60}", sub)
 
 
 def _limits(table: dict, run: RunSettings, ctx: _Context) -> Limits:
@@ -162,6 +165,11 @@ def _limits(table: dict, run: RunSettings, ctx: _Context) -> Limits:
 
 def _kv_settings(table: dict, info: ModelInfo, ctx: _Context) -> KVSettings:
     given = {k: table[k] for k in KV_KEYS if k in table}
+    if "flash_attn" in given:  # flash_attn = true / "on" / "1", as llama.cpp's tools take it
+        try:
+            given["flash_attn"] = parse_flash_attn(given["flash_attn"], "flash_attn")
+        except GgufprofError as e:
+            raise ctx.fail("flash_attn", str(e).removeprefix("flash_attn: ")) from None
     for key, value in given.items():  # each key alone first, so the error names the right one
         try:
             KVSettings(**{key: value}).validate()
@@ -224,6 +232,8 @@ def load_deployments(path: str | Path, default_threads: int = 1, measuring: bool
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise GgufprofError(f"{path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise GgufprofError(f"{path}: not UTF-8 text (byte {e.start}): a deployment file is TOML, which is UTF-8") from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -243,8 +253,11 @@ def load_deployments(path: str | Path, default_threads: int = 1, measuring: bool
         if not isinstance(table, dict):
             raise GgufprofError(f"{path}:{top.line('deployment')}: deployment must be a table ([[deployment]])")
         name = table.get("name") if isinstance(table.get("name"), str) else None
-        ctx = _Context(path, lines, headers, idx, name)
-        if name is not None and (not name.strip() or any(d.name == name for d in out)):
-            raise ctx.fail("name", "must be unique and not empty")
+        ctx = _Context(path, lines, headers, idx, name if name is not None and NAME.fullmatch(name) else None)
+        if name is not None and not NAME.fullmatch(name):
+            raise ctx.fail("name", f"{name!r:.60} is not a name: letters, digits, '_', '.', '-', starting with a "
+                                   "letter or digit (it names the deployment's results directory)")
+        if name is not None and any(d.name == name for d in out):
+            raise ctx.fail("name", f"'{name}' is used twice: names must be unique")
         out.append(_deployment(table, path.parent, ctx, default_threads, measuring))
     return out

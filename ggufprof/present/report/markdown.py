@@ -6,6 +6,8 @@ GitHub; the PNGs sit next to the file so the links work wherever the directory i
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 from .data import ReportData
@@ -13,8 +15,20 @@ from .plots import Plot
 from .tables import Table
 
 
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|])")  # intraword _ and # mid-line are inert on GitHub
+
+
+def md_text(text: object) -> str:
+    """Text from results or a model file, inert in Markdown: HTML escaped, line breaks (which could
+    start a heading) flattened, and the characters that make links, emphasis, code or table cells
+    backslash-escaped."""
+    s = html.escape(str(text), quote=False)
+    s = re.sub(r"\s*[\r\n]+\s*", " ", s)
+    return _MD_SPECIAL.sub(r"\\\1", s)
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md_text(text)
 
 
 def table_md(t: Table, level: str = "###") -> str:
@@ -34,9 +48,9 @@ def header_md(data: ReportData) -> str:
     m = data.model
     sha = str(m.get("sha256") or "")[:12]
     return "\n".join([
-        f"# KV cache report: {m.get('name') or 'unknown model'}", "",
-        f"{m.get('architecture', '')} · `{Path(str(m.get('path', ''))).name}` · sha256 `{sha}`  ",
-        f"hosts: {', '.join(data.hosts)} · {len(data.items)} configurations: {data.count('ok')} ok, "
+        f"# KV cache report: {md_text(m.get('name') or 'unknown model')}", "",
+        f"{md_text(m.get('architecture', ''))} · {md_text(Path(str(m.get('path', ''))).name)} · sha256 `{md_text(sha)}`  ",
+        f"hosts: {md_text(', '.join(data.hosts))} · {len(data.items)} configurations: {data.count('ok')} ok, "
         f"{data.count('skipped')} skipped, {data.count('failed')} failed", ""])
 
 

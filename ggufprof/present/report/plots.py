@@ -38,6 +38,8 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # labels carry host names and model data: '$' must stay a dollar sign, never start mathtext
+    plt.rcParams["text.parse_math"] = False
     return plt
 
 
