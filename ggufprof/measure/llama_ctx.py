@@ -87,7 +87,8 @@ def context_params(s: KVSettings, n_threads: int | None = None, offload_kqv: boo
 
 
 class ContextRefused(GgufprofError):
-    """llama_init_from_model returned NULL; ``log_text`` keeps what llama.cpp logged while refusing."""
+    """llama.cpp refused the model or the context (NULL returned); ``log_text`` keeps what it logged
+    while refusing, so the refusal's log is stored like any other."""
 
     def __init__(self, message: str, log_text: str):
         super().__init__(message)
@@ -116,7 +117,7 @@ class LlamaModel:
         self.model = L.llama_model_load_from_file(str(path).encode(), mp)
         self.load_log_text = self._log.take()
         if not self.model:
-            raise GgufprofError(f"llama.cpp could not load {path}: {_last_error(self.load_log_text)}")
+            raise ContextRefused(f"llama.cpp could not load {path}: {_last_error(self.load_log_text)}", self.load_log_text)
         self.load_log = parse_log(self.load_log_text)
 
     def create_context(self, s: KVSettings, n_threads: int | None = None, offload_kqv: bool = True) -> CreatedContext:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 
 # "creating <label> KV cache" announcements of the composite memories (iSWA, DSA, MSA, hybrid_idx)
 _CREATING = re.compile(r"llama_\w+: creating\s+(non-SWA|SWA|DSA|main|indexer) KV cache")
@@ -123,3 +124,26 @@ def parse_log(text: str) -> LlamaLog:
         elif m := _N_CTX_SEQ.search(line):
             out.n_ctx_seq = int(m.group(1))
     return out
+
+
+def mib_bytes(mib: str | Decimal) -> int:
+    """Bytes of a MiB figure as llama.cpp prints it (two decimals): the one conversion of logged
+    sizes, exact in Decimal, rounded to a byte (within 0.005 MiB of what was allocated)."""
+    return int((Decimal(str(mib)) * 2**20).to_integral_value())
+
+
+def logged_mib(caches: list[dict] | None, kinds: tuple[str, ...] | None = None) -> Decimal | None:
+    """The sum of the ``total_mib`` llama.cpp printed for the logged caches (of ``kinds``: "kv",
+    "rs", "state"; all when None), as printed; None when there is none or a value is not a number."""
+    mine = [c for c in caches or [] if isinstance(c, dict) and (kinds is None or c.get("kind", "kv") in kinds)]
+    if not mine:
+        return None
+    try:
+        return sum((Decimal(str(c["total_mib"])) for c in mine), Decimal(0))
+    except (KeyError, InvalidOperation):
+        return None
+
+
+def buffer_bytes(buffers: dict[str, str], device_re: str) -> int:
+    """Bytes of the logged buffers of the devices matching ``device_re`` (e.g. r"CUDA\\d+")."""
+    return sum(mib_bytes(mib) for dev, mib in buffers.items() if re.fullmatch(device_re, dev))

@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -24,19 +23,16 @@ from typing import Callable
 
 import psutil
 
-from ..results.checks import failed_checks, kv_mismatches
+from ..results.checks import failed_checks, kv_mismatches, rss_check, vram_check, weights_check
 from ..errors import GgufprofError
 from .grid import GridSpec, RunSettings, expand
-from ..memory.caches import mib_f64
 from ..memory.predict import predict
 from .llama_log import LlamaLog, parse_log
 from ..model.model_info import ModelInfo
-from ..memory.placement import Placement, place
+from ..memory.placement import place
 from ..results.schema import Record
 from ..results.store import ResultsLock, append_record, backup, check_same_model, read_records, rewrite, write_csv
 
-RSS_TOL_ABS = 4 * 1024 * 1024  # allocator and graph metadata beside the KV buffer
-RSS_TOL_REL = 0.01
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
@@ -45,32 +41,6 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
         while b := f.read(chunk):
             h.update(b)
     return h.hexdigest()
-
-
-def _mib_bytes(buffers: dict[str, str], device_re: str) -> int:
-    return sum(round(float(mib) * 2**20) for dev, mib in buffers.items() if re.fullmatch(device_re, dev))
-
-
-def rss_check(rec: Record, placement: Placement, log: LlamaLog) -> dict:
-    """RSS growth at context creation vs the KV buffers in host memory (llama.cpp clears them, so
-    their pages are touched; the compute buffer is touched only by the first decode).
-
-    Stated tolerance, fixed before measuring: 4 MiB + 1 % of the KV buffers (allocator and graph
-    metadata beside the KV buffer; ~1.2 MiB was seen on SmolLM2)."""
-    rss = rec.measured["rss"]
-    growth = rss["after_context"] - rss["after_load"]
-    expected = placement.kv_buffer("CPU")
-    tol = RSS_TOL_ABS + int(RSS_TOL_REL * expected)
-    if any(dev != "CPU" for dev in log.compute_buffers_mib):
-        # With the CUDA backend, context creation also allocates pinned host compute buffers
-        # (CUDA_Host, counted below) and CUDA runtime memory that llama.cpp does not log: reported
-        # (4.8 to 11 MiB above KV + pinned buffers on the H200 run), not judged.
-        expected += _mib_bytes(log.compute_buffers_mib, r"CUDA_Host")
-        return {"rss_growth": growth, "rss_expected": expected, "rss_error": growth - expected,
-                "rss_explained": None,
-                "rss_note": "GPU backend: CUDA runtime host allocations are not in llama.cpp's log"}
-    return {"rss_growth": growth, "rss_expected": expected, "rss_tolerance": tol,
-            "rss_error": growth - expected, "rss_explained": abs(growth - expected) <= tol}
 
 
 @dataclass
@@ -272,32 +242,6 @@ class Sweep:
 
 
 LOG_MAX = 256 << 20  # a llama.cpp log of one configuration is a few hundred KiB
-
-
-VRAM_TOL = 8 * 1024 * 1024  # stated before the H100 run; ~4 MiB was seen there in an earlier session
-
-
-def vram_check(rec: Record, placement: Placement, log) -> dict:
-    """VRAM growth of this process at context creation vs the GPU's KV buffer + GPU compute buffer
-    (both allocated by llama_init_from_model)."""
-    v = rec.measured.get("vram")
-    if not v or v.get("after_context_process") is None or v.get("after_load_process") is None:
-        return {}
-    growth = v["after_context_process"] - v["after_load_process"]
-    # device buffers only: CUDA_Host is pinned *host* memory
-    expected = placement.kv_buffer("CUDA0") + _mib_bytes(log.compute_buffers_mib, r"CUDA\d+")
-    return {"vram_growth": growth, "vram_expected": expected, "vram_tolerance": VRAM_TOL,
-            "vram_error": growth - expected, "vram_explained": abs(growth - expected) <= VRAM_TOL}
-
-
-def weights_check(placement: Placement, log: LlamaLog) -> dict:
-    """GPU weights: predicted CUDA0 model buffer (tensors padded as the CUDA buffer type allocates)
-    vs llama.cpp's 'CUDA0 model buffer size'. Host weights are mmapped file ranges: reported only."""
-    logged = log.model_buffers_mib.get("CUDA0")
-    if logged is None:
-        return {}
-    return {"weights_gpu_predicted": placement.gpu_weights_buffer, "weights_gpu_logged_mib": logged,
-            "weights_gpu_exact": mib_f64(placement.gpu_weights_buffer) == logged}
 
 
 def _die_with_parent() -> None:

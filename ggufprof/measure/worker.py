@@ -29,7 +29,7 @@ import llama_cpp as L
 from ..errors import GgufprofError
 from .grid import RunSettings
 from ..results.schema import speed_block
-from .llama_ctx import LlamaModel, log_capture
+from .llama_ctx import ContextRefused, LlamaModel, log_capture
 from .memory import RssSampler, Vram, peak_rss_rusage
 from . import environment
 
@@ -98,7 +98,11 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
     try:
         with sampler:
             t = time.perf_counter()
-            lm = LlamaModel(model_path, rs.n_gpu_layers, rs.repack)
+            try:
+                lm = LlamaModel(model_path, rs.n_gpu_layers, rs.repack)
+            except ContextRefused as e:
+                log_text += e.log_text
+                raise
             log_text += lm.load_log_text
             timings["load_s"] = time.perf_counter() - t
             rss["after_load"] = sampler.rss()
@@ -106,9 +110,9 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
             t = time.perf_counter()
             try:
                 c = lm.create_context(rs.kv, rs.threads, rs.offload_kqv)
-            except GgufprofError as e:
-                log_text += capture.take()
-                raise e
+            except ContextRefused as e:  # its log is llama.cpp's reason: keep it with the record
+                log_text += e.log_text
+                raise
             log_text += c.log_text
             timings["context_s"] = time.perf_counter() - t
             rss["after_context"] = sampler.rss()
@@ -156,7 +160,7 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
                 t = time.perf_counter()
                 dec.generate(rs.n_gen)
                 tg_s.append(time.perf_counter() - t)
-            vram_m["peak_process"] = vram.process_bytes(pid)  # after the run: NVML has no per-process peak
+            vram_m["after_run_process"] = vram.process_bytes(pid)  # NVML has no per-process peak
             resolved = {
                 "n_ctx": c.n_ctx,
                 "n_ctx_seq": c.n_ctx_seq,

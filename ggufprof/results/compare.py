@@ -37,11 +37,12 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
 from ..errors import GgufprofError
+from ..measure.llama_log import logged_mib
 from .store import load_records
 from .schema import Record
 
@@ -190,13 +191,9 @@ def _identity_check(base: list[Record], new: list[Record]) -> None:
 
 
 def _logged_kv(rec: Record) -> Decimal | None:
-    caches = rec.measured.get("kv", {}).get("caches") if isinstance(rec.measured.get("kv"), dict) else None
-    if not caches:
-        return None
-    try:
-        return sum((Decimal(c["total_mib"]) for c in caches), Decimal(0))
-    except (KeyError, InvalidOperation):
-        return None
+    """Everything llama.cpp logged for the context's memory (KV caches and any recurrent state)."""
+    kv = rec.measured.get("kv")
+    return logged_mib(kv.get("caches") if isinstance(kv, dict) else None)
 
 
 def _memory_value(rec: Record, metric: str) -> int | Decimal | None:

@@ -22,11 +22,11 @@ every measured limit (the deployment does not work as stated).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 from .deploy import SIZE_LIMITS, Deployment
 from ..measure.grid import GridSpec
+from ..measure.llama_log import logged_mib, mib_bytes
 from ..memory.predict import predict
 from .schema import Record
 
@@ -66,9 +66,15 @@ def out_subdir(out: Path, name: str) -> Path:
 def _measured_kv(rec: Record) -> tuple[int | None, str]:
     if rec.check.get("kv_exact"):
         return rec.predicted.get("kv_bytes"), "predicted = llama.cpp's log"
-    caches = rec.measured.get("kv", {}).get("caches") or []
-    mib = sum((Decimal(c["total_mib"]) for c in caches), Decimal(0))
-    return round(mib * 2**20), "llama.cpp's log (disagrees with the prediction)"
+    mib = logged_mib(rec.measured.get("kv", {}).get("caches"), kinds=("kv",))
+    return (None if mib is None else mib_bytes(mib)), "llama.cpp's log (disagrees with the prediction)"
+
+
+def _vram_after_run(measured: dict) -> int | None:
+    """The process's GPU memory after the run (NVML has no per-process peak); records before
+    schema 2 called it ``peak_process``."""
+    v = measured.get("vram") or {}
+    return v.get("after_run_process", v.get("peak_process"))
 
 
 def check_deployment(dep: Deployment, rec: Record | None) -> list[LimitCheck]:
@@ -92,7 +98,7 @@ def check_deployment(dep: Deployment, rec: Record | None) -> list[LimitCheck]:
     m = rec.measured if rec is not None else {}
     measured = {
         "max_rss": lambda: ((m.get("rss") or {}).get("peak"), "peak RSS, Python included"),
-        "max_vram": lambda: ((m.get("vram") or {}).get("peak_process"), "GPU memory after the run"),
+        "max_vram": lambda: (_vram_after_run(m), "GPU memory after the run"),
         "min_pp_tps": lambda: ((m.get("pp") or {}).get("tps_mean"), f"mean of {dep.run.repetitions} runs"),
         "min_tg_tps": lambda: ((m.get("tg") or {}).get("tps_mean"), f"mean of {dep.run.repetitions} runs"),
     }

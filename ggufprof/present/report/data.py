@@ -13,6 +13,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...measure.llama_log import logged_mib, mib_bytes
 from ...results.checks import failed_checks
 from ...errors import GgufprofError
 from ...results.store import load_records
@@ -130,8 +131,8 @@ def other_settings(rec: Record) -> tuple:
 def measured_kv_bytes(rec: Record, kinds: tuple[str, ...] = ("kv",)) -> float | None:
     """Bytes llama.cpp logged for its KV caches (``kinds`` ("rs", "state") for the fixed-size
     recurrent / compressor state): MiB with two decimals, so within 0.005 MiB per cache."""
-    caches = [c for c in rec.measured.get("kv", {}).get("caches") or [] if c.get("kind", "kv") in kinds]
-    return sum(float(c["total_mib"]) * 2**20 for c in caches) if caches else None
+    mib = logged_mib(rec.measured.get("kv", {}).get("caches"), kinds)
+    return None if mib is None else float(mib_bytes(mib))
 
 
 def rss_growth(rec: Record) -> int | None:
