@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import typer
 
 from .errors import GgufprofError
+from .units import printable
 
 app = typer.Typer(
     help="What the llama.cpp KV cache costs you: predicted byte-exactly, measured in real runs.",
@@ -33,8 +34,8 @@ def _one_line_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except GgufprofError as e:
-            typer.echo(f"Error: {e}", err=True)
+        except GgufprofError as e:  # one line, whatever the data in the message holds
+            typer.echo(f"Error: {printable(str(e), 4000)}", err=True)
             raise typer.Exit(2) from None
     return wrapper
 
