@@ -90,11 +90,14 @@ def _llama_layers(t: _Weights, n_layer: int, n_embd: int, n_ff: int, head: int, 
         t.mat(p + "ffn_down.weight", n_embd, n_ff)
 
 
-def make_llama_like(path: Path, arch: str, name: str, kv_heads: list[int] | int, seed: int) -> None:
+def make_llama_like(path: Path, arch: str, name: str, kv_heads: list[int] | int, seed: int,
+                    split_max_tensors: int = 0) -> None:
+    """With ``split_max_tensors`` the model is written as shards of that many tensors each, named as
+    llama-gguf-split names them (``<stem>-00001-of-0000N.gguf``), metadata in the first."""
     n_layer, n_embd, n_ff, n_head = 4, 128, 128, 4
     head = n_embd // n_head
     per_layer = kv_heads if isinstance(kv_heads, list) else [kv_heads] * n_layer
-    w = gguf.GGUFWriter(str(path), arch)
+    w = gguf.GGUFWriter(str(path), arch, split_max_tensors=split_max_tensors)
     _common(w, name, n_layer, n_embd, n_ff, n_head, kv_heads, 4096)
     w.add_rope_dimension_count(head)
     t = _Weights(w, seed)
@@ -162,14 +165,19 @@ FIXTURES = {
     "llama-gqa.gguf": lambda p: make_llama_like(p, "llama", "tiny llama GQA", 2, seed=1),
     "gemma3-swa.gguf": lambda p: make_gemma3(p, seed=2),
     "deci-varkv.gguf": lambda p: make_llama_like(p, "deci", "tiny deci per-layer KV heads", [2, 1, 4, 2], seed=3),
+    # llama-gqa again, split in 3 shards (split/llama-gqa-split-0000N-of-00003.gguf)
+    "split/llama-gqa-split.gguf": lambda p: make_llama_like(p, "llama", "tiny llama GQA", 2, seed=1,
+                                                             split_max_tensors=16),
 }
 
 
 def main(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, make in FIXTURES.items():
+        (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
         make(out_dir / name)
-        print(f"wrote {out_dir / name} ({(out_dir / name).stat().st_size} bytes)")
+        for f in sorted((out_dir / name).parent.glob(Path(name).stem + "*.gguf")):
+            print(f"wrote {f} ({f.stat().st_size} bytes)")
 
 
 if __name__ == "__main__":

@@ -108,12 +108,18 @@ class CreatedContext:
 class LlamaModel:
     """A loaded model; ``create_context`` may be called many times, ``close`` frees it."""
 
-    def __init__(self, path: str | os.PathLike, n_gpu_layers: int = 0, repack: bool = True):
+    def __init__(self, path: str | os.PathLike, n_gpu_layers: int = 0, repack: bool = True, dry_run: bool = False):
+        """``dry_run``: llama.cpp's own dry run (``no_alloc``, as its --fit uses): nothing is loaded
+        or allocated, yet every context created from it logs its compute buffers exactly as a real
+        one does. ``load_mode`` 0 (no mmap), since mmap with no_alloc trips an assert."""
         self._log = log_capture()
         self._log.take()
         mp = L.llama_model_default_params()
         mp.n_gpu_layers = n_gpu_layers
         mp.use_extra_bufts = repack
+        if dry_run:
+            mp.no_alloc = True
+            mp.load_mode = 0
         self.model = L.llama_model_load_from_file(str(path).encode(), mp)
         self.load_log_text = self._log.take()
         if not self.model:

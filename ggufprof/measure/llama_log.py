@@ -113,8 +113,9 @@ def parse_log(text: str) -> LlamaLog:
             c.type_k, c.k_mib, c.type_v, c.v_mib, c.p_mib = m.group(6, 7, 8, 9, 11)
         elif m := _COMPUTE.search(line):
             out.compute_buffers_mib[m.group(1)] = m.group(2)
-        elif m := _MODEL.search(line):
-            out.model_buffers_mib[m.group(1)] = m.group(2)
+        elif m := _MODEL.search(line):  # one line per shard of a split model: summed per buffer type
+            prev = out.model_buffers_mib.get(m.group(1))
+            out.model_buffers_mib[m.group(1)] = m.group(2) if prev is None else str(Decimal(prev) + Decimal(m.group(2)))
         elif m := _FA.search(line):  # "auto" resolved by probing the backend
             out.flash_attn_resolved = m.group(1) == "enabled"
         elif m := _FA_PARAM.search(line):  # on, off, or auto already forced on (quantized V)

@@ -1,8 +1,11 @@
 """Create contexts for one model and report what llama.cpp logged, one JSON line per setting.
 
-``python -m ggufprof.measure.probe MODEL`` reads settings (one JSON object of KVSettings fields per
-line) on stdin and writes, per setting, ``{"settings", "ok", "error", "n_ctx", "n_ctx_seq",
-"log"}`` where ``log`` keeps llama.cpp's memory lines (cache creation, buffer and size lines).
+``python -m ggufprof.measure.probe MODEL [--dry-run] [--n-gpu-layers N]`` reads settings (one JSON
+object of KVSettings fields per line, plus an optional ``offload_kqv``) on stdin and writes, per
+setting, ``{"settings", "ok", "error", "n_ctx", "n_ctx_seq", "log"}`` where ``log`` keeps
+llama.cpp's memory lines (cache creation, buffer and size lines), flushed at once: a caller may
+ask one setting at a time (the dry run's search does). With ``--dry-run`` the model is loaded
+with ``no_alloc``: nothing is allocated, and the compute buffers are logged as for real.
 The model is loaded once, every context created and freed in turn. It runs in its own process so
 that an abort inside llama.cpp (some architectures assert on some settings) costs that model's
 remaining settings, not the caller: the caller sees the lines written so far and the exit status.
@@ -28,20 +31,29 @@ def memory_lines(text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
+    import argparse
+
     from .llama_ctx import LlamaModel
 
+    ap = argparse.ArgumentParser(prog="python -m ggufprof.measure.probe")
+    ap.add_argument("model")
+    ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--n-gpu-layers", type=int, default=0)
+    args = ap.parse_args(argv)
     try:
-        model = LlamaModel(argv[0])
+        model = LlamaModel(args.model, args.n_gpu_layers, dry_run=args.dry_run)
     except GgufprofError as e:
         print(json.dumps({"load_error": str(e)}), flush=True)
         return 0
     for line in sys.stdin:
         if not line.strip():
             continue
-        s = KVSettings(**json.loads(line))
-        out = {"settings": json.loads(line), "ok": False, "error": None, "n_ctx": None, "n_ctx_seq": None, "log": ""}
+        asked = json.loads(line)
+        offload_kqv = asked.pop("offload_kqv", True)
+        s = KVSettings(**asked)
+        out = {"settings": asked, "ok": False, "error": None, "n_ctx": None, "n_ctx_seq": None, "log": ""}
         try:
-            c = model.create_context(s)
+            c = model.create_context(s, offload_kqv=offload_kqv)
         except GgufprofError as e:
             out["error"] = str(e)
             out["log"] = memory_lines(getattr(e, "log_text", ""))

@@ -8,12 +8,14 @@ tensor table, parameter and weight totals) and per-layer views for display.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ggml_types
 from .gguf_reader import GgufFile, TensorInfo, read_gguf
+from ..errors import GgufprofError
 from ..units import printable
 from .hparams import HParams, load_hparams
 
@@ -33,7 +35,8 @@ class ModelInfo:
     weight_bytes: int
     file_size: int
     tensor_types: dict[str, int] = field(default_factory=dict)  # ggml type name -> tensor count
-    tensors: tuple[TensorInfo, ...] = ()
+    tensors: tuple[TensorInfo, ...] = ()  # of every shard of a split model
+    n_shards: int = 1
 
     # --- views of the hyper-parameters, over the main model's layers (NextN layers excluded) ---
 
@@ -123,24 +126,52 @@ class ModelInfo:
         }
 
 
+SPLIT_NAME = re.compile(r"(.+)-(\d{5})-of-(\d{5})\.gguf")  # llama_split_path: "%s-%05d-of-%05d.gguf"
+
+
+def read_shards(first: GgufFile) -> list[GgufFile]:
+    """Every shard of a split model (``split.count`` > 1, as ``llama-gguf-split`` writes them), read
+    from the first one's name as llama.cpp finds them (``llama_split_prefix`` / ``llama_split_path``);
+    ``[first]`` for a whole model. Metadata lives in the first shard; tensors in all of them."""
+    count = first.kv.get("split.count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count <= 1:
+        return [first]
+    m = SPLIT_NAME.fullmatch(first.path.name)
+    no = first.kv.get("split.no", 0)
+    if no != 0 or not m or int(m.group(2)) != 1:
+        first_name = f"{m.group(1) if m else '<prefix>'}-00001-of-{count:05d}.gguf"
+        raise GgufprofError(f"{first.path}: shard {no + 1 if isinstance(no, int) else no} of {count} of a split "
+                            f"model: give the first one ({first_name}), as llama.cpp loads it")
+    shards = [first]
+    for i in range(2, count + 1):
+        path = first.path.with_name(f"{m.group(1)}-{i:05d}-of-{count:05d}.gguf")
+        if not path.is_file():
+            raise GgufprofError(f"{first.path}: shard {i} of {count} is missing: {path.name} (llama.cpp needs every shard)")
+        shards.append(read_gguf(path))
+    return shards
+
+
 def model_info_from_gguf(gf: GgufFile) -> ModelInfo:
+    shards = read_shards(gf)  # first: a later shard has no hyper-parameters to read
     hp = load_hparams(gf)
     kv = gf.kv
+    tensors = tuple(t for shard in shards for t in shard.tensors)
     tokens = kv.get("tokenizer.ggml.tokens")
     vocab_size = kv.get(f"{hp.arch}.vocab_size", 0)
     n_vocab = len(tokens) if tokens is not None else int(vocab_size if isinstance(vocab_size, int) else 0)
-    types = Counter(ggml_types.type_name(t.type_id) for t in gf.tensors)
+    types = Counter(ggml_types.type_name(t.type_id) for t in tensors)
     return ModelInfo(
         path=gf.path,
         architecture=hp.arch,
         name=printable(str(kv.get("general.name", gf.path.stem))),
         hparams=hp,
         n_vocab=n_vocab,
-        n_params=sum(t.n_elements for t in gf.tensors),
-        weight_bytes=sum(t.n_bytes for t in gf.tensors),
-        file_size=gf.file_size,
+        n_params=sum(t.n_elements for t in tensors),
+        weight_bytes=sum(t.n_bytes for t in tensors),
+        file_size=sum(shard.file_size for shard in shards),
         tensor_types=dict(types.most_common()),
-        tensors=gf.tensors,
+        tensors=tensors,
+        n_shards=len(shards),
     )
 
 

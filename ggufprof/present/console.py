@@ -141,7 +141,8 @@ def print_placement(p: Placement, c: Console) -> None:
 
 
 def print_estimate(info: ModelInfo, pred: MemoryPrediction, console: Console | None = None,
-                   placement: Placement | None = None, defaults_note: str | None = None) -> None:
+                   placement: Placement | None = None, defaults_note: str | None = None,
+                   devices: list | None = None) -> None:
     c = console or Console(highlight=False)
     s = pred.settings
     c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name}, {info.architecture})"))
@@ -169,8 +170,82 @@ def print_estimate(info: ModelInfo, pred: MemoryPrediction, console: Console | N
         c.print(Text("(recurrent caches list R and S as K and V; compressor state its kv and score rows)", style="dim"))
     if not pred.caches:
         c.print(Text("llama.cpp creates no KV cache for this model.", style="dim"))
-    if placement is not None:
+    if devices is not None:
+        print_footprint(devices, c)
+    elif placement is not None:
         print_placement(placement, c)
     if pred.v_trans and info.hparams.is_n_embd_v_gqa_variable():
         c.print(Text("flash attention off: V is stored transposed and every layer's V rows are padded "
                      "to the widest layer.", style="dim"))
+
+
+def print_footprint(devices: list, c: Console) -> None:
+    """Per device, as llama.cpp's memory breakdown: model / context (KV, state) / compute / output."""
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="Whole footprint per device", title_justify="left")
+    for col in ("device", "weights", "KV", "recurrent", "compute", "output", "total"):
+        t.add_column(col, justify="left" if col == "device" else "right", no_wrap=True)
+    for d in devices:
+        t.add_row(d.device, human_bytes(d.weights_bytes) + (" (mmap)" if d.weights_mapped and d.weights_bytes else ""),
+                  human_bytes(d.kv_bytes), human_bytes(d.recurrent_bytes), human_bytes(d.compute_bytes),
+                  human_bytes(d.output_bytes), human_bytes(d.total_bytes))
+    c.print(t)
+    c.print(Text("Compute buffers from llama.cpp's own dry run (printed to 0.01 MiB); CPU weights are mmapped file "
+                 "pages, counted in full (the safe bound); the output buffer holds one row of logits per sequence.",
+                 style="dim"))
+
+
+def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, measured: list[dict] | None,
+              console: Console | None = None) -> None:
+    c = console or Console(highlight=False)
+    c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name}, {info.architecture}, trained context "
+                                               f"{info.n_ctx_train})"))
+    parts = [f"host {human_bytes(budget.host)}" if budget.host else "", f"GPU {human_bytes(budget.vram)}" if budget.vram else ""]
+    c.print(Text(f"budget: {', '.join(p for p in parts if p)}, minus a margin of {human_bytes(budget.margin)} · "
+                 f"{base.parallel} sequence(s){' unified' if base.kv_unified else ''} · n_ubatch {base.ubatch_size} · "
+                 f"flash attention {base.flash_attn}"))
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    cols = ["K/V", "max context", "per sequence", "KV", "compute", "total", "headroom"]
+    if measured:
+        cols += ["measured peak", "fits"]
+    for col in cols:
+        t.add_column(col, justify="left" if col == "K/V" else "right", no_wrap=True)
+    for i, r in enumerate(results):
+        d = r.to_dict()
+        row = [f"{r.cache_type_k}/{r.cache_type_v}", f"{r.ctx_size:,}" + (" (n_ctx_train)" if r.capped else ""),
+               f"{r.n_ctx_seq:,}", human_bytes(d["kv_bytes"] + d["recurrent_bytes"]), human_bytes(d["compute_bytes"]),
+               human_bytes(d["total_bytes"]), "-" if r.headroom is None else human_bytes(r.headroom)]
+        if measured:
+            m = measured[i]
+            row += ["-" if m.get("rss_peak_growth") is None else human_bytes(m["rss_peak_growth"]),
+                    Text({True: "yes", False: "NO", None: "-"}[m.get("fits")],
+                         style={True: "green", False: "bold red", None: ""}[m.get("fits")])]
+        t.add_row(*row)
+    c.print(t)
+    for r in results:
+        if r.note:
+            c.print(Text(f"{r.cache_type_k}/{r.cache_type_v}: {r.note}", style="yellow"))
+    best = max(results, key=lambda r: r.ctx_size)
+    if best.ctx_size:
+        c.print(Text(f"{best.cache_type_k}/{best.cache_type_v} gives the most context: {best.ctx_size:,} tokens"
+                     + (f" ({note})" if note else "")))
+    c.print(Text("Totals are allocated bytes (weights, KV, recurrent state, compute and output buffers); "
+                 "the next 256-cell step of each answer is over budget (JSON: next_step_total_bytes).", style="dim"))
+
+
+def speed_note(results: list, results_dir) -> str | None:
+    """What the cache type with the most context cost in speed in a sweep of this model, if measured."""
+    import statistics
+
+    from ..results.store import load_records
+
+    best = max(results, key=lambda r: r.ctx_size)
+    tg: dict[tuple[str, str], list[float]] = {}
+    for rec in load_records(results_dir):
+        block = rec.measured.get("tg") or {}
+        if rec.status == "ok" and block.get("tps_mean"):
+            tg.setdefault((rec.settings["cache_type_k"], rec.settings["cache_type_v"]), []).append(block["tps_mean"])
+    mine, f16 = tg.get((best.cache_type_k, best.cache_type_v)), tg.get(("f16", "f16"))
+    if not mine or not f16:
+        return f"no generation speed of {best.cache_type_k}/{best.cache_type_v} and f16 in {results_dir}"
+    ratio = statistics.median(mine) / statistics.median(f16)
+    return f"generation at {ratio:.2f}x f16's speed in {results_dir} (median over its configurations)"

@@ -27,12 +27,14 @@ class Mismatch:
 
 
 def kv_mismatches(pred: MemoryPrediction, log: LlamaLog, n_ctx: int | None = None,
-                  n_ctx_seq: int | None = None, placement: Placement | None = None) -> list[Mismatch]:
+                  n_ctx_seq: int | None = None, placement: Placement | None = None,
+                  check_buffers: bool = True) -> list[Mismatch]:
     """Every field where the prediction and llama.cpp's log (and llama_n_ctx*) disagree.
 
     Caches are matched in creation order (the log's labels differ between memory kinds); every
     cache and recurrent state is compared. Without ``placement`` each is expected in one CPU
-    buffer; with it, each device's buffer line is compared with that device's share."""
+    buffer; with it, each device's buffer line is compared with that device's share.
+    ``check_buffers`` False for a dry run, whose buffers are dummies of 0 bytes."""
     out: list[Mismatch] = []
 
     def cmp(what: str, p: object, m: object) -> None:
@@ -60,6 +62,8 @@ def kv_mismatches(pred: MemoryPrediction, log: LlamaLog, n_ctx: int | None = Non
             if pc.log_kind == "rs":
                 cmp(f"{n}.p_mib", mib_f32(pc.p_bytes), lc.p_mib)
             cmp(f"{n}.total_mib", mib_f32(pc.bytes), lc.total_mib)
+        if not check_buffers:
+            continue
         if placement is None:
             expected = {"CPU": pc.buffer_bytes} if pc.tensors else {}
         else:

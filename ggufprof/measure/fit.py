@@ -1,0 +1,153 @@
+"""``ggufprof fit``: the largest context per cache type whose whole footprint fits a memory budget.
+
+For each cache type pair the context is searched in the steps llama.cpp pads to (256 cells per
+stream), up to the training context: the footprint (memory/footprint.py: weights, KV, recurrent
+state, compute, output) grows with the context, so a binary search finds the largest size whose
+predicted total, on every budgeted device, is within the budget minus the margin. Each step asks
+llama.cpp's dry run for the compute buffers (~3 ms, nothing allocated) and checks the dry run's
+KV sizes against the prediction.
+
+The budget is checked against *allocated* bytes (weights counted in full, mmapped or not), the safe
+bound llama.cpp's own ``--fit`` uses; what is actually resident is measured by ``--verify``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..errors import GgufprofError
+from ..memory.footprint import HOST, DeviceFootprint, footprint
+from ..memory.placement import place
+from ..memory.predict import MemoryPrediction, predict
+from ..memory.settings import KVSettings
+from ..model.model_info import ModelInfo
+from .dry_run import DryRun, cross_check
+
+STEP = 256  # cells: llama.cpp pads n_ctx (and each stream) to 256
+DEFAULT_MARGIN = 1 << 30  # llama.cpp's --fit-target default on a GPU (1024 MiB); we keep it for host memory too
+
+
+@dataclass(frozen=True)
+class Budget:
+    host: int | None = None  # bytes of host memory, or None (not budgeted)
+    vram: int | None = None  # bytes per GPU, or None
+    margin: int = DEFAULT_MARGIN
+
+    def over(self, devices: list[DeviceFootprint]) -> list[str]:
+        """The devices whose total exceeds its budget minus the margin."""
+        out = []
+        for d in devices:
+            limit = self.host if d.device == HOST else self.vram
+            if limit is not None and d.total_bytes > limit - self.margin:
+                out.append(d.device)
+        return out
+
+    def headroom(self, devices: list[DeviceFootprint]) -> int | None:
+        """Bytes left under the budget (margin not subtracted) on the tightest budgeted device."""
+        rooms = [(self.host if d.device == HOST else self.vram) - d.total_bytes for d in devices
+                 if (self.host if d.device == HOST else self.vram) is not None]
+        return min(rooms) if rooms else None
+
+
+@dataclass
+class FitResult:
+    cache_type_k: str
+    cache_type_v: str
+    ctx_size: int  # n_ctx to pass to llama.cpp; 0 when nothing fits
+    n_ctx_seq: int = 0
+    prediction: MemoryPrediction | None = None
+    devices: list[DeviceFootprint] = field(default_factory=list)
+    headroom: int | None = None
+    next_total: dict[str, int] = field(default_factory=dict)  # the next 256-cell step, per device: over budget
+    capped: bool = False  # stopped by the training context, not by memory
+    note: str = ""
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(d.total_bytes for d in self.devices)
+
+    def device(self, name: str) -> DeviceFootprint | None:
+        return next((d for d in self.devices if d.device == name), None)
+
+    def to_dict(self) -> dict:
+        p = self.prediction
+        return {
+            "cache_type_k": self.cache_type_k, "cache_type_v": self.cache_type_v, "ctx_size": self.ctx_size,
+            "n_ctx_seq": self.n_ctx_seq, "kv_bytes": p.kv_bytes if p else 0,
+            "recurrent_bytes": p.recurrent_bytes if p else 0,
+            "compute_bytes": sum(d.compute_bytes for d in self.devices), "total_bytes": self.total_bytes,
+            "headroom_bytes": self.headroom, "capped_by_n_ctx_train": self.capped,
+            "next_step_total_bytes": self.next_total, "devices": [d.to_dict() for d in self.devices],
+            "note": self.note,
+        }
+
+
+class Fitter:
+    def __init__(self, model: ModelInfo, base: KVSettings, budget: Budget, n_gpu_layers: int = 0,
+                 offload_kqv: bool = True, has_gpu: bool = False):
+        self.model, self.base, self.budget = model, base, budget
+        self.ngl, self.offload_kqv, self.has_gpu = n_gpu_layers, offload_kqv, has_gpu
+        self.streams = 1 if base.kv_unified else base.parallel
+        self.dry = DryRun(model.path, n_gpu_layers if has_gpu else 0)
+
+    def close(self) -> None:
+        self.dry.close()
+
+    def total(self, s: KVSettings) -> tuple[MemoryPrediction, list[DeviceFootprint]]:
+        pred = predict(self.model, s)
+        dry = self.dry.ask(s, self.offload_kqv)
+        cross_check(pred, dry)
+        placement = place(self.model, pred, self.ngl, self.offload_kqv, self.has_gpu)
+        return pred, footprint(self.model, pred, placement, dry.compute_bytes)
+
+    def settings(self, k: int, tk: str, tv: str) -> KVSettings:
+        """k steps of 256 cells per stream."""
+        return dataclasses.replace(self.base, ctx_size=k * STEP * self.streams, cache_type_k=tk, cache_type_v=tv)
+
+    def fit(self, tk: str, tv: str) -> FitResult:
+        train = self.model.n_ctx_train
+        k_max = max(1, train // STEP) if train else (1 << 20) // STEP  # no stated context: up to 1M cells
+        ok: dict[int, tuple] = {}
+
+        def fits(k: int) -> bool:
+            pred, devs = self.total(self.settings(k, tk, tv))
+            if self.budget.over(devs):
+                return False
+            ok[k] = (pred, devs)
+            return True
+
+        try:
+            if not fits(1):
+                _, devs = self.total(self.settings(1, tk, tv))
+                return FitResult(tk, tv, 0, devices=devs, headroom=self.budget.headroom(devs),
+                                 note="nothing fits: the smallest context (256 cells per sequence) is over budget")
+        except GgufprofError as e:
+            return FitResult(tk, tv, 0, note=str(e))
+        lo, hi = 1, k_max
+        if fits(hi):
+            lo = hi
+        while hi - lo > 1:  # invariant: lo fits, hi does not
+            mid = (lo + hi) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid
+        pred, devs = ok[lo]
+        result = FitResult(tk, tv, self.settings(lo, tk, tv).ctx_size, pred.n_ctx_seq, pred, devs,
+                           self.budget.headroom(devs), capped=lo == k_max)
+        if lo < k_max:
+            _, nxt = self.total(self.settings(lo + 1, tk, tv))
+            result.next_total = {d.device: d.total_bytes for d in nxt}
+        return result
+
+
+def fit_all(model: ModelInfo, pairs: list[tuple[str, str]], base: KVSettings, budget: Budget, n_gpu_layers: int = 0,
+            offload_kqv: bool = True, has_gpu: bool = False) -> list[FitResult]:
+    if budget.host is None and budget.vram is None:
+        raise GgufprofError("give a budget: --memory SIZE (host) and/or --vram SIZE (per GPU)")
+    fitter = Fitter(model, base, budget, n_gpu_layers, offload_kqv, has_gpu)
+    try:
+        return [fitter.fit(tk, tv) for tk, tv in pairs]
+    finally:
+        fitter.close()

@@ -1,0 +1,119 @@
+"""The whole footprint (estimate --total), llama.cpp's dry run, ``fit`` and split models, on real llama.cpp."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ggufprof.cli import app
+from ggufprof.measure.dry_run import DryRun, cross_check
+from ggufprof.measure.fit import Budget, fit_all
+from ggufprof.memory.predict import predict
+from ggufprof.memory.settings import KVSettings
+from ggufprof.model.model_info import load_model_info
+
+from .conftest import FIXTURES, fixture_path
+
+runner = CliRunner(mix_stderr=False)
+SPLIT = FIXTURES / "split" / "llama-gqa-split-00001-of-00003.gguf"
+MIB = 1 << 20
+
+
+def test_dry_run_compute_buffer_equals_a_real_context(llama_models):
+    """The dry run (no_alloc) logs the compute and output buffers a real context allocates, and its KV
+    sizes equal the prediction, for a grid of settings."""
+    n = 0
+    for name in ("llama-gqa", "gemma3-swa"):
+        info = load_model_info(fixture_path(name))
+        with DryRun(info.path) as dry:
+            for ctx, ub, np_, fa, t in itertools.product([512, 3000, 8192], [128, 512], [1, 3], ["on", "off"],
+                                                          ["f16", "q8_0"]):
+                s = KVSettings(ctx_size=ctx, ubatch_size=ub, parallel=np_, flash_attn=fa, cache_type_k=t,
+                               cache_type_v=t if fa == "on" else "f16", swa_full=False)
+                d = dry.ask(s)
+                cross_check(predict(info, s), d)
+                real = llama_models[name].create_context(s)
+                try:
+                    assert d.log.compute_buffers_mib == real.log.compute_buffers_mib, s
+                    assert d.log.compute_buffers_mib["CPU"] != "0.00"
+                finally:
+                    llama_models[name].free_context(real)
+                n += 1
+    assert n == 96
+
+
+def test_estimate_total_per_device_json():
+    r = runner.invoke(app, ["estimate", str(fixture_path("llama-gqa")), "-c", "4096", "-np", "2", "--total", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    cpu = d["total"]["CPU"]
+    assert set(cpu) >= {"weights_bytes", "kv_bytes", "recurrent_bytes", "compute_bytes", "output_bytes", "total_bytes"}
+    assert cpu["kv_bytes"] == d["kv_bytes"]  # every buffer 32-byte aligned already
+    assert cpu["weights_bytes"] == load_model_info(fixture_path("llama-gqa")).weight_bytes
+    assert cpu["output_bytes"] == 384 * 2 * 4  # n_vocab x n_seq_max floats
+    assert cpu["total_bytes"] == sum(cpu[k] for k in ("weights_bytes", "kv_bytes", "recurrent_bytes", "compute_bytes",
+                                                     "output_bytes"))
+
+
+def test_split_model_equals_the_whole_file():
+    whole, split = load_model_info(fixture_path("llama-gqa")), load_model_info(SPLIT)
+    assert split.n_shards == 3
+    assert (split.n_params, split.weight_bytes, split.tensor_types) == (whole.n_params, whole.weight_bytes, whole.tensor_types)
+    a = json.loads(runner.invoke(app, ["estimate", str(fixture_path("llama-gqa")), "--total", "--json"]).stdout)
+    b = json.loads(runner.invoke(app, ["estimate", str(SPLIT), "--total", "--json"]).stdout)
+    assert a["total"] == b["total"] and a["caches"] == b["caches"]
+    assert json.loads(runner.invoke(app, ["inspect", str(SPLIT), "--json"]).stdout)["n_params"] == whole.n_params
+
+
+def test_split_model_missing_or_later_shard(tmp_path):
+    for shard in SPLIT.parent.glob("*.gguf"):
+        if "-00003-of-" not in shard.name:
+            (tmp_path / shard.name).write_bytes(shard.read_bytes())
+    r = runner.invoke(app, ["inspect", str(tmp_path / SPLIT.name)])
+    assert r.exit_code == 2 and "shard 3 of 3 is missing" in r.stderr
+    r = runner.invoke(app, ["inspect", str(tmp_path / SPLIT.name.replace("00001-of", "00002-of"))])
+    assert r.exit_code == 2 and "give the first one" in r.stderr
+
+
+def test_fit_answer_fits_and_the_next_step_does_not(llama_models):
+    """A budget tight enough to bind below the training context: the answer's total is within
+    budget - margin, the next 256-cell step's is not, and the answer is created for real."""
+    info = load_model_info(fixture_path("gemma3-swa"))
+    budget = Budget(host=(1 << 30) + 20 * MIB, margin=1 << 30)
+    base = KVSettings(swa_full=True, parallel=1)
+    results = fit_all(info, [("f16", "f16"), ("q8_0", "q8_0"), ("q4_0", "q4_0")], base, budget)
+    sizes = [r.ctx_size for r in results]
+    assert 0 < sizes[0] < sizes[1] < sizes[2] <= 8192 and all(s % 256 == 0 for s in sizes)
+    for r in results:
+        limit = budget.host - budget.margin
+        assert r.device("CPU").total_bytes <= limit
+        if not r.capped:
+            assert r.next_total["CPU"] > limit
+        s = KVSettings(ctx_size=r.ctx_size, cache_type_k=r.cache_type_k, cache_type_v=r.cache_type_v, swa_full=True)
+        real = llama_models["gemma3-swa"].create_context(s)
+        llama_models["gemma3-swa"].free_context(real)
+
+
+def test_fit_cli_json_verify_and_nothing_fits():
+    r = runner.invoke(app, ["fit", str(fixture_path("llama-gqa")), "--memory", "1.02GiB", "-ct", "f16,q4_0",
+                            "--verify", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [(x["cache_type_k"], x["cache_type_v"]) for x in rows] == [("f16", "f16"), ("q4_0", "q4_0")]
+    assert all(x["ctx_size"] > 0 and x["verify"]["fits"] and x["verify"]["status"] == "ok" for x in rows)
+    r = runner.invoke(app, ["fit", str(fixture_path("llama-gqa")), "--memory", "1GiB", "--json"])
+    assert r.exit_code == 0 and all(x["ctx_size"] == 0 for x in json.loads(r.stdout))
+
+
+@pytest.mark.parametrize("budget", ["0", "-1", "abc", "1e30", "99999999999 GiB"])
+def test_bad_budgets(budget):
+    r = runner.invoke(app, ["fit", str(fixture_path("llama-gqa")), "--memory", budget])
+    assert r.exit_code == 2 and r.stderr.startswith("Error: --memory") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_vram_budget_without_a_gpu():
+    r = runner.invoke(app, ["fit", str(fixture_path("llama-gqa")), "--vram", "24GiB"])
+    assert r.exit_code == 2 and "no GPU is visible" in r.stderr
