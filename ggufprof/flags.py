@@ -114,6 +114,21 @@ def on_off_both(text: str, flag: str) -> list[bool]:
     return table[v]
 
 
+def parse_repetitions(text: str | int, flag: str = "--repetitions") -> int:
+    """A number of timed repetitions >= 1, or ``auto`` (0): until the 95 % CI is within ±3 %."""
+    from .results.noise import AUTO
+
+    if str(text).strip().lower() == "auto":
+        return AUTO
+    try:
+        n = int(str(text).strip())
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise GgufprofError(f"{flag} must be auto or an integer >= 1, got '{text}'")
+    return n
+
+
 def parse_seconds(value: float, flag: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise GgufprofError(f"{flag} must be a number of seconds > 0, got {value}")

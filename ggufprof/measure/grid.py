@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from ..errors import GgufprofError
 from ..flags import parse_cache_types  # noqa: F401  (re-exported for existing callers)
 from ..memory.settings import UINT32_MAX, KVSettings
+from ..results.noise import AUTO
 from ..memory.predict import bytes_per_token, resolved, validate
 from ..model.model_info import ModelInfo
 
@@ -38,7 +39,8 @@ class RunSettings:
         return (f"ctk={k.cache_type_k},ctv={k.cache_type_v},c={k.ctx_size},np={k.parallel},"
                 f"kvu={int(k.kv_unified)},swa_full={int(k.swa_full)},fa={k.flash_attn},b={k.batch_size},"
                 f"ub={k.ubatch_size},t={self.threads},ngl={self.n_gpu_layers},nkvo={int(not self.offload_kqv)},"
-                f"pp={self.n_prompt},tg={self.n_gen},d={self.depth},r={self.repetitions}"
+                f"pp={self.n_prompt},tg={self.n_gen},d={self.depth},"
+                f"r={'auto' if self.repetitions == AUTO else self.repetitions}"
                 + ("" if self.repack else ",repack=0"))
 
     def to_dict(self) -> dict:
@@ -86,41 +88,53 @@ class GridSpec:
         for tk, tv in self.cache_types:
             KVSettings(cache_type_k=tk, cache_type_v=tv, flash_attn="on").validate()
         for flag, values, lo in (("--depth", self.depths, 0), ("--n-prompt", [self.n_prompt], 0),
-                                 ("--n-gen", [self.n_gen], 0), ("--repetitions", [self.repetitions], 1),
+                                 ("--n-gen", [self.n_gen], 0), ("--repetitions", [self.repetitions], AUTO),
                                  ("--threads", [self.threads], 1), ("--n-gpu-layers", self.n_gpu_layers, -1)):
             for v in values:
                 if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= UINT32_MAX:
                     raise GgufprofError(f"{flag} must be an integer from {lo} to {UINT32_MAX}, got {v!r}")
 
 
-def default_ctx_sizes(model: ModelInfo, needed: int, mem_budget: int) -> list[int]:
-    """A few sizes from 2048 up to the limit: min(n_ctx_train, 131072, what fits in ``mem_budget``
-    bytes of f16 KV by the estimate), the limit itself included."""
-    limit = min(model.n_ctx_train or 131072, 131072)
+DEFAULT_CTX_MAX = 32768
+
+
+def default_points(model: ModelInfo, n_tokens: int, mem_budget: int) -> tuple[list[int], list[int]]:
+    """The default grid's context size and depths: where speed and memory differ.
+
+    Memory depends on the context size, but the prediction covers every size exactly without a run
+    (``estimate``); speed depends on how full the cache is (the depth), not on the size allocated. So
+    one context -- min(n_ctx_train, 32768, what fits in ``mem_budget`` bytes of f16 KV) -- and two
+    depths: 0 and a deep point, half of that context (where quantized K/V costs show, llama.cpp
+    #21385), leaving room for the ``n_tokens`` timed after it."""
+    limit = min(model.n_ctx_train or DEFAULT_CTX_MAX, DEFAULT_CTX_MAX)
     try:
         per_token = bytes_per_token(model, "f16")
-    except GgufprofError:  # a memory we do not model: no estimate to cap the sizes with
+    except GgufprofError:  # a memory we do not model: no estimate to cap the size with
         per_token = 0
     if per_token:
         limit = min(limit, mem_budget // per_token)
-    limit = max(limit // 256 * 256, 256)
-    sizes = [c for c in (2048, 8192, 32768) if needed <= c < limit] + [max(limit, needed)]
-    return sorted(set(sizes))
+    ctx = max(limit // 256 * 256, 256, -(-n_tokens // 256) * 256)
+    deep = min(ctx // 2, ctx - n_tokens) // 256 * 256
+    return [ctx], ([0, deep] if deep > 0 else [0])
 
 
 def expand(model: ModelInfo, spec: GridSpec) -> list[tuple[RunSettings, str | None]]:
-    """Every configuration of the grid, each with a skip reason or None."""
+    """Every configuration of the grid, each with a skip reason or None, in the order they run.
+
+    The cache type is the innermost axis: consecutive configurations differ only in their cache
+    types, round-robin, so a slow period of the machine (another job, thermal throttling) lands on
+    every cache type alike instead of making one of them look slow."""
     out = []
     swa_values = spec.swa_full if model.has_swa else [True]
-    for (tk, tv), ctx, swa, par, fa, depth, ngl, okqv in itertools.product(
-        spec.cache_types, spec.ctx_sizes, swa_values, spec.parallel, spec.flash_attn, spec.depths,
-        spec.n_gpu_layers, spec.offload_kqv,
+    for ctx, swa, par, fa, depth, ngl, okqv in itertools.product(
+        spec.ctx_sizes, swa_values, spec.parallel, spec.flash_attn, spec.depths, spec.n_gpu_layers, spec.offload_kqv,
     ):
         for uni in (spec.kv_unified if par > 1 else [False]):
-            kv = KVSettings(ctx, tk, tv, par, uni, swa, spec.batch_size, spec.ubatch_size, fa)
-            rs = RunSettings(kv, spec.threads, spec.n_prompt, spec.n_gen, depth, spec.repetitions, ngl, okqv,
-                             spec.repack)
-            out.append((rs, skip_reason(model, rs)))
+            for tk, tv in spec.cache_types:
+                kv = KVSettings(ctx, tk, tv, par, uni, swa, spec.batch_size, spec.ubatch_size, fa)
+                rs = RunSettings(kv, spec.threads, spec.n_prompt, spec.n_gen, depth, spec.repetitions, ngl, okqv,
+                                 spec.repack)
+                out.append((rs, skip_reason(model, rs)))
     return out
 
 

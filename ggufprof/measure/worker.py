@@ -15,6 +15,7 @@ creating the context, to prove a crash costs one configuration only.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import random
@@ -25,15 +26,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 import llama_cpp as L
+import psutil
 
 from ..errors import GgufprofError
 from .grid import RunSettings
+from ..results.noise import AUTO, enough
 from ..results.schema import speed_block
 from .llama_ctx import ContextRefused, LlamaModel, log_capture
 from .memory import RssSampler, Vram, peak_rss_rusage
 from . import environment
 
 EXIT_REFUSED = 3  # llama.cpp refused the model or context: a clean, explained failure
+NOISE_MIN_WALL = 0.2  # seconds: below, CPU-time shares are within the kernel's 10 ms tick of zero
 
 
 class _Decoder:
@@ -80,8 +84,119 @@ class _Decoder:
         L.llama_memory_clear(self.mem, False)
 
 
-def _speed(n_tokens: int, samples_s: list[float]) -> dict:
-    return speed_block(n_tokens, samples_s, [n_tokens / s for s in samples_s if s > 0])
+class _ParallelDecoder:
+    """``n_seq`` sequences decoded together, as llama-batched-bench (tools/batched-bench) times them:
+    pp = every sequence's prompt in one batch, decoded in ``n_batch`` views (decode_helper); tg = one
+    token per sequence per step. Batches are built before the clock starts, as there."""
+
+    def __init__(self, dec: _Decoder, n_seq: int):
+        self.dec, self.n_seq = dec, n_seq
+        self.pos = [0] * n_seq
+
+    def _batch(self, n_tokens: int):
+        return L.llama_batch_init(max(n_tokens, 1), 0, 1)
+
+    @staticmethod
+    def _view(batch, start: int, n: int):
+        """llama_batch of ``n`` tokens starting at ``start`` of ``batch`` (pointers offset, no copy)."""
+        v = L.llama_batch()
+        v.n_tokens = n
+        for name, ctype in (("token", L.llama_token), ("pos", L.llama_pos), ("n_seq_id", ctypes.c_int32),
+                            ("seq_id", ctypes.POINTER(L.llama_seq_id)), ("logits", ctypes.c_int8)):
+            base = ctypes.cast(getattr(batch, name), ctypes.c_void_p).value
+            setattr(v, name, ctypes.cast(base + start * ctypes.sizeof(ctype), ctypes.POINTER(ctype)))
+        return v
+
+    def prompt(self, n: int) -> float:
+        """Seconds to decode ``n`` prompt tokens in each sequence (positions continue per sequence)."""
+        d = self.dec
+        batch = self._batch(n * self.n_seq)
+        try:
+            i = 0
+            for s in range(self.n_seq):
+                for k in range(n):
+                    batch.token[i] = d.bos if (self.pos[s] == 0 and k == 0 and d.bos is not None) else d.rng.randrange(d.n_vocab)
+                    batch.pos[i] = self.pos[s] + k
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = s
+                    batch.logits[i] = k == n - 1
+                    i += 1
+                self.pos[s] += n
+            t = time.perf_counter()
+            for start in range(0, i, d.n_batch):
+                d._decode(self._view(batch, start, min(d.n_batch, i - start)))
+            L.llama_synchronize(d.ctx)
+            return time.perf_counter() - t
+        finally:
+            L.llama_batch_free(batch)
+
+    def generate(self, n: int) -> float:
+        """Seconds for ``n`` steps of one new token in every sequence."""
+        d = self.dec
+        batch = self._batch(self.n_seq)
+        try:
+            batch.n_tokens = self.n_seq
+            for s in range(self.n_seq):
+                batch.n_seq_id[s] = 1
+                batch.seq_id[s][0] = s
+                batch.logits[s] = True
+            decode, sync, ctx, rand, n_vocab = L.llama_decode, L.llama_synchronize, d.ctx, d.rng.randrange, d.n_vocab
+            t = time.perf_counter()
+            for _ in range(n):
+                for s in range(self.n_seq):
+                    batch.token[s] = rand(n_vocab)
+                    batch.pos[s] = self.pos[s]
+                    self.pos[s] += 1
+                if decode(ctx, batch) != 0:
+                    raise GgufprofError("llama_decode failed during parallel generation")
+                sync(ctx)
+            return time.perf_counter() - t
+        finally:
+            L.llama_batch_free(batch)
+
+    def clear(self) -> None:
+        self.dec.clear()
+        self.pos = [0] * self.n_seq
+
+
+def _speed(n_tokens: int, samples_s: list[float], n_seq: int = 1, noise: list[dict] | None = None) -> dict:
+    """A speed block; with ``n_seq`` sequences decoded together its tokens/s is the aggregate
+    (n_seq x n_tokens / s, llama-batched-bench's S_PP / S_TG) and ``tps_per_seq`` one sequence's."""
+    block = speed_block(n_tokens * n_seq, samples_s, [n_tokens * n_seq / s for s in samples_s if s > 0])
+    block["n_seq"] = n_seq
+    block["tokens_per_seq"] = n_tokens
+    block["tps_per_seq"] = block["tps_mean"] / n_seq if block["tps_mean"] else None
+    block["samples_noise"] = noise or []
+    return block
+
+
+def _more(repetitions: int, samples_s: list[float], n_tokens: int) -> bool:
+    """Whether to time one more repetition: a fixed count, or (``AUTO``) until the 95 % CI of the
+    mean tokens/s is within the target (results/noise.py)."""
+    if repetitions != AUTO:
+        return len(samples_s) < repetitions
+    return not enough([n_tokens / s for s in samples_s if s > 0])
+
+
+def _machine() -> tuple[float, float, float]:
+    """(wall, this process's CPU seconds, the machine's busy CPU seconds) now."""
+    ct = psutil.cpu_times()
+    busy = ct.user + ct.system + getattr(ct, "nice", 0) + getattr(ct, "irq", 0) + getattr(ct, "softirq", 0)
+    return time.perf_counter(), time.process_time(), busy
+
+
+def _noise_sample(before: tuple[float, float, float], after: tuple[float, float, float]) -> dict:
+    """The machine during one repetition: load average, our CPU use, and the share of all cores
+    that other processes used (busy CPU time not ours / wall x cores)."""
+    wall = max(after[0] - before[0], 1e-9)
+    own = after[1] - before[1]
+    freq = psutil.cpu_freq() if hasattr(psutil, "cpu_freq") else None
+    sample = {"loadavg1": os.getloadavg()[0], "cpu_per_wall": None, "others_cpu_share": None,
+              "freq_mhz": freq.current if freq else None}
+    if wall >= NOISE_MIN_WALL:  # the kernel counts CPU time in 10 ms ticks: shorter runs say nothing
+        others = max(0.0, (after[2] - before[2]) - own) / (wall * (os.cpu_count() or 1))
+        sample.update(cpu_per_wall=own / wall, others_cpu_share=min(others, 1.0))
+    return sample
 
 
 def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> dict:
@@ -134,32 +249,58 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
             timings["warmup_s"] = time.perf_counter() - t
             rss["after_warmup"] = sampler.rss()
 
+            n_seq = rs.kv.parallel
+            par = _ParallelDecoder(dec, n_seq) if n_seq > 1 else None
             state = None
             if rs.depth > 0:
                 dec.clear()
                 t = time.perf_counter()
-                dec.prompt(rs.depth)
+                if par is None:
+                    dec.prompt(rs.depth)
+                    size = L.llama_state_seq_get_size(c.ctx, 0)
+                    state = (L.ctypes.c_uint8 * size)()
+                    L.llama_state_seq_get_data(c.ctx, state, size, 0)
+                else:  # every sequence at the depth: the whole context's state
+                    par.clear()
+                    par.prompt(rs.depth)
+                    size = L.llama_state_get_size(c.ctx)
+                    state = (L.ctypes.c_uint8 * size)()
+                    L.llama_state_get_data(c.ctx, state, size)
                 timings["depth_fill_s"] = time.perf_counter() - t
-                size = L.llama_state_seq_get_size(c.ctx, 0)
-                state = (L.ctypes.c_uint8 * size)()
-                L.llama_state_seq_get_data(c.ctx, state, size, 0)
 
             def reset() -> None:
-                dec.clear()
-                if state is not None and L.llama_state_seq_set_data(c.ctx, state, len(state), 0) == 0:
-                    dec.prompt(rs.depth)  # state rejected: rebuild the depth, as llama-bench does
+                if par is None:
+                    dec.clear()
+                    if state is not None and L.llama_state_seq_set_data(c.ctx, state, len(state), 0) == 0:
+                        dec.prompt(rs.depth)  # state rejected: rebuild the depth, as llama-bench does
+                    return
+                par.clear()
+                if state is not None:
+                    L.llama_state_set_data(c.ctx, state, len(state))
+                    par.pos = [rs.depth] * n_seq
 
-            pp_s, tg_s = [], []
-            for _ in range(rs.repetitions if rs.n_prompt > 0 else 0):
-                reset()
+            def timed_pp() -> float:
+                if par is not None:
+                    return par.prompt(rs.n_prompt)
                 t = time.perf_counter()
                 dec.prompt(rs.n_prompt)
-                pp_s.append(time.perf_counter() - t)
-            for _ in range(rs.repetitions if rs.n_gen > 0 else 0):
-                reset()
+                return time.perf_counter() - t
+
+            def timed_tg() -> float:
+                if par is not None:
+                    return par.generate(rs.n_gen)
                 t = time.perf_counter()
                 dec.generate(rs.n_gen)
-                tg_s.append(time.perf_counter() - t)
+                return time.perf_counter() - t
+
+            pp_s, tg_s, pp_noise, tg_noise = [], [], [], []
+            for n_tokens, timed, samples, noise in ((rs.n_prompt, timed_pp, pp_s, pp_noise),
+                                                    (rs.n_gen, timed_tg, tg_s, tg_noise)):
+                while n_tokens > 0 and _more(rs.repetitions, samples, n_tokens * n_seq):
+                    reset()
+                    before = _machine()
+                    samples.append(timed())
+                    noise.append(_noise_sample(before, _machine()))
             vram_m["after_run_process"] = vram.process_bytes(pid)  # NVML has no per-process peak
             resolved = {
                 "n_ctx": c.n_ctx,
@@ -191,8 +332,8 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
             "model_buffers_mib": lm.load_log.model_buffers_mib,
             "rss": rss,
             "vram": vram_m if vram.available else None,
-            "pp": _speed(rs.n_prompt, pp_s),
-            "tg": _speed(rs.n_gen, tg_s),
+            "pp": _speed(rs.n_prompt, pp_s, rs.kv.parallel, pp_noise),
+            "tg": _speed(rs.n_gen, tg_s, rs.kv.parallel, tg_noise),
             "ttft_ms": statistics.fmean(pp_s) * 1000 if pp_s else None,
             "timings": timings,
         },

@@ -13,7 +13,7 @@ from ..units import human_bytes
 # (title, width); a negative width means left-aligned. Fixed widths keep rows printed one at a
 # time aligned under the header.
 COLUMNS = (("K/V", -9), ("ctx", 6), ("seqs", 4), ("swa", 3), ("fa", -4), ("depth", 5), ("KV pred", 10),
-           ("KV check", -8), ("RSS Δctx", 9), ("pp t/s", 11), ("tg t/s", 11))
+           ("KV check", -8), ("RSS Δctx", 9), ("pp t/s", 14), ("tg t/s", 14))
 
 
 Cell = str | Text  # plain strings are data, never markup
@@ -35,10 +35,14 @@ def header_line() -> Text:
     return line
 
 
-def _tps(block: dict | None) -> str:
+def _tps(block: dict | None, noisy: bool = False) -> Text:
+    """Mean ± stddev tokens/s; the aggregate of n_seq sequences decoded together shows as "×n";
+    a noisy measurement (results/noise.py) is marked "~" in yellow."""
     if not block or block.get("tps_mean") is None:
-        return "-"
-    return f"{block['tps_mean']:.0f}±{block['tps_stddev']:.0f}"
+        return Text("-")
+    n_seq = block.get("n_seq") or 1
+    text = f"{'~' if noisy else ''}{block['tps_mean']:.0f}±{block['tps_stddev']:.0f}" + (f"×{n_seq}" if n_seq > 1 else "")
+    return Text(text, style="yellow" if noisy else "")
 
 
 def row(rec: Record) -> list[Cell]:
@@ -60,7 +64,8 @@ def row(rec: Record) -> list[Cell]:
         kv = Text("exact", style="green")
     growth = rec.check.get("rss_growth")
     rss = Text("-" if growth is None else human_bytes(growth), style="red" if "rss_explained" in failed else "")
-    return base + [kv, rss, _tps(rec.measured.get("pp")), _tps(rec.measured.get("tg"))]
+    noise = rec.check.get("speed_noise") or {}
+    return base + [kv, rss, _tps(rec.measured.get("pp"), "pp" in noise), _tps(rec.measured.get("tg"), "tg" in noise)]
 
 
 class SweepView:

@@ -1,0 +1,76 @@
+"""How trustworthy a speed measurement is: one home for the noise rules (pure).
+
+Per repetition the worker records the machine's state (``samples_noise``: 1-minute load average,
+this process's CPU time / wall time, the share of the machine other processes used, CPU frequency
+where readable). A speed block is *noisy* when
+
+* its repetitions spread: coefficient of variation above ``CV_MAX`` (10 %), or
+* other processes took more than ``OTHERS_MAX`` (25 %) of the machine's CPU time during a
+  repetition (the run competed for cores), or
+* with automatic repetitions, the 95 % confidence interval never got within the target.
+
+Noisy rows are marked in the live table and the report, and ``compare`` reports them as "noisy",
+never as regressions or improvements, unless ``--strict-noise``.
+
+``--repetitions auto`` repeats until the 95 % confidence interval of the mean (Student's t) is
+within ±``CI_TARGET`` (3 %) of it, between ``AUTO_MIN`` and ``AUTO_MAX`` repetitions, as pyperf and
+hyperfine do.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+CV_MAX = 0.10
+OTHERS_MAX = 0.25
+CI_TARGET = 0.03
+AUTO_MIN, AUTO_MAX = 3, 20
+AUTO = 0  # RunSettings.repetitions value meaning "auto"
+
+# Student's t, two-sided 95 %, by degrees of freedom (1..19); 1.96 beyond
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093]
+
+
+def ci95_rel(samples: list[float]) -> float:
+    """Half-width of the 95 % confidence interval of the mean, relative to the mean (inf below 2)."""
+    n = len(samples)
+    if n < 2:
+        return math.inf
+    mean = statistics.fmean(samples)
+    if mean <= 0:
+        return math.inf
+    t = _T975[n - 2] if n - 2 < len(_T975) else 1.96
+    return t * statistics.stdev(samples) / math.sqrt(n) / mean
+
+
+def enough(samples: list[float], target: float = CI_TARGET) -> bool:
+    """Whether automatic repetitions may stop."""
+    return len(samples) >= AUTO_MAX or (len(samples) >= AUTO_MIN and ci95_rel(samples) <= target)
+
+
+def noise_reasons(block: dict | None, auto: bool = False) -> list[str]:
+    """Why a speed block (measured.pp / measured.tg) is not to be trusted; empty when it is."""
+    if not block:
+        return []
+    xs = [x for x in block.get("samples_tps") or [] if isinstance(x, (int, float))]
+    out = []
+    if len(xs) >= 2 and statistics.fmean(xs) > 0:
+        cv = statistics.stdev(xs) / statistics.fmean(xs)
+        if cv > CV_MAX:
+            out.append(f"spread {cv:.0%} > {CV_MAX:.0%}")
+    others = [s.get("others_cpu_share") for s in block.get("samples_noise") or [] if isinstance(s, dict)]
+    others = [x for x in others if isinstance(x, (int, float))]
+    if others and max(others) > OTHERS_MAX:
+        out.append(f"other processes used {max(others):.0%} of the CPU")
+    if auto and len(xs) >= AUTO_MAX and ci95_rel(xs) > CI_TARGET:
+        out.append(f"95% CI ±{ci95_rel(xs):.0%} after {len(xs)} repetitions")
+    return out
+
+
+def record_noise(measured: dict, auto: bool = False) -> dict:
+    """The check entries of a record: ``speed_noisy`` and, per test, the reasons."""
+    reasons = {t: noise_reasons(measured.get(t), auto) for t in ("pp", "tg")}
+    reasons = {t: r for t, r in reasons.items() if r}
+    return {"speed_noisy": bool(reasons), "speed_noise": reasons}
