@@ -26,6 +26,12 @@ def load_swa_pattern(ml: Loader, hp: HParams, n: int, dense_first: bool = False)
     hp.set_swa_pattern(n, dense_first)
 
 
+def _plain(ml: Loader, hp: HParams) -> None:
+    """The architectures whose ``load_arch_hparams`` sets nothing that shapes memory (only rope,
+    norm, expert or output parameters): the shared load_hparams says it all. clip never gets here
+    (load_hparams returns early for it)."""
+
+
 def _afmoe(ml: Loader, hp: HParams) -> None:
     """src/models/afmoe.cpp"""
     hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
@@ -40,26 +46,10 @@ def _afmoe(ml: Loader, hp: HParams) -> None:
         hp.swa_type = SWA_NONE
 
 
-def _apertus(ml: Loader, hp: HParams) -> None:
-    """src/models/apertus.cpp: nothing memory-relevant"""
-
-
-def _arcee(ml: Loader, hp: HParams) -> None:
-    """src/models/arcee.cpp: nothing memory-relevant"""
-
-
-def _arctic(ml: Loader, hp: HParams) -> None:
-    """src/models/arctic.cpp: nothing memory-relevant"""
-
-
 def _arwkv7(ml: Loader, hp: HParams) -> None:
     """src/models/arwkv7.cpp"""
     hp.wkv_head_size = int(ml.get_key("wkv.head_size"))
     hp.token_shift_count = int(ml.get_key("token_shift_count", hp.token_shift_count))
-
-
-def _baichuan(ml: Loader, hp: HParams) -> None:
-    """src/models/baichuan.cpp: nothing memory-relevant"""
 
 
 def _bailingmoe(ml: Loader, hp: HParams) -> None:
@@ -86,38 +76,6 @@ def _bailingmoe3(ml: Loader, hp: HParams) -> None:
         hp.is_recr_impl[il] = int(hp.n_head_kv(il) == 0)
 
 
-def _bert(ml: Loader, hp: HParams) -> None:
-    """src/models/bert.cpp: nothing memory-relevant"""
-
-
-def _bitnet(ml: Loader, hp: HParams) -> None:
-    """src/models/bitnet.cpp: nothing memory-relevant"""
-
-
-def _bloom(ml: Loader, hp: HParams) -> None:
-    """src/models/bloom.cpp: nothing memory-relevant"""
-
-
-def _chameleon(ml: Loader, hp: HParams) -> None:
-    """src/models/chameleon.cpp: nothing memory-relevant"""
-
-
-def _chatglm(ml: Loader, hp: HParams) -> None:
-    """src/models/chatglm.cpp: nothing memory-relevant"""
-
-
-def _clip(ml: Loader, hp: HParams) -> None:
-    """src/models/clip.cpp: nothing memory-relevant (never called: load_hparams returns early for CLIP)"""
-
-
-def _codeshell(ml: Loader, hp: HParams) -> None:
-    """src/models/codeshell.cpp: nothing memory-relevant"""
-
-
-def _cogvlm(ml: Loader, hp: HParams) -> None:
-    """src/models/cogvlm.cpp: nothing memory-relevant"""
-
-
 def _cohere2(ml: Loader, hp: HParams) -> None:
     """src/models/cohere2.cpp"""
     hp.swa_type = SWA_STANDARD
@@ -133,18 +91,6 @@ def _cohere2moe(ml: Loader, hp: HParams) -> None:
 
     hp.swa_type = SWA_STANDARD
     load_swa_pattern(ml, hp, 4, True)
-
-
-def _command_r(ml: Loader, hp: HParams) -> None:
-    """src/models/command-r.cpp: nothing memory-relevant"""
-
-
-def _dbrx(ml: Loader, hp: HParams) -> None:
-    """src/models/dbrx.cpp: nothing memory-relevant"""
-
-
-def _deci(ml: Loader, hp: HParams) -> None:
-    """src/models/deci.cpp: nothing memory-relevant"""
 
 
 def _deepseek(ml: Loader, hp: HParams) -> None:
@@ -280,18 +226,10 @@ def _dream(ml: Loader, hp: HParams) -> None:
     hp.causal_attn = False
 
 
-def _eagle3(ml: Loader, hp: HParams) -> None:
-    """src/models/eagle3.cpp: nothing memory-relevant"""
-
-
 def _ernie4_5(ml: Loader, hp: HParams) -> None:
     """src/models/ernie4-5.cpp"""
     if hp.arch == "ernie4_5-moe":
         hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
-
-
-def _eurobert(ml: Loader, hp: HParams) -> None:
-    """src/models/eurobert.cpp: nothing memory-relevant"""
 
 
 def _exaone_moe(ml: Loader, hp: HParams) -> None:
@@ -302,10 +240,6 @@ def _exaone_moe(ml: Loader, hp: HParams) -> None:
 
     hp.n_swa = int(ml.get_key("attention.sliding_window"))
     hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
-
-
-def _exaone(ml: Loader, hp: HParams) -> None:
-    """src/models/exaone.cpp: nothing memory-relevant"""
 
 
 def _exaone4(ml: Loader, hp: HParams) -> None:
@@ -330,10 +264,6 @@ def _falcon_h1(ml: Loader, hp: HParams) -> None:
     hp.is_recr_impl = [1] * len(hp.is_recr_impl)
 
 
-def _falcon(ml: Loader, hp: HParams) -> None:
-    """src/models/falcon.cpp: nothing memory-relevant"""
-
-
 def _gemma_embedding(ml: Loader, hp: HParams) -> None:
     """src/models/gemma-embedding.cpp"""
     hp.swa_type = SWA_SYMMETRIC
@@ -342,10 +272,6 @@ def _gemma_embedding(ml: Loader, hp: HParams) -> None:
     hp.causal_attn = False  # embeddings do not use causal attention
 
     hp.n_swa = int(ml.get_key("attention.sliding_window"))
-
-
-def _gemma(ml: Loader, hp: HParams) -> None:
-    """src/models/gemma.cpp: nothing memory-relevant"""
 
 
 def _gemma2(ml: Loader, hp: HParams) -> None:
@@ -392,27 +318,27 @@ def _gemma4_assistant(ml: Loader, hp: HParams) -> None:
 
 _PART1: dict[str, Callable[[Loader, HParams], None]] = {
     "afmoe": _afmoe,
-    "apertus": _apertus,
-    "arcee": _arcee,
-    "arctic": _arctic,
+    "apertus": _plain,
+    "arcee": _plain,
+    "arctic": _plain,
     "arwkv7": _arwkv7,
-    "baichuan": _baichuan,
+    "baichuan": _plain,
     "bailingmoe": _bailingmoe,
     "bailingmoe2": _bailingmoe2,
     "bailingmoe3": _bailingmoe3,
-    "bert": _bert,
-    "bitnet": _bitnet,
-    "bloom": _bloom,
-    "chameleon": _chameleon,
-    "chatglm": _chatglm,
-    "clip": _clip,
-    "codeshell": _codeshell,
-    "cogvlm": _cogvlm,
+    "bert": _plain,
+    "bitnet": _plain,
+    "bloom": _plain,
+    "chameleon": _plain,
+    "chatglm": _plain,
+    "clip": _plain,
+    "codeshell": _plain,
+    "cogvlm": _plain,
     "cohere2": _cohere2,
     "cohere2moe": _cohere2moe,
-    "command-r": _command_r,
-    "dbrx": _dbrx,
-    "deci": _deci,
+    "command-r": _plain,
+    "dbrx": _plain,
+    "deci": _plain,
     "deepseek": _deepseek,
     "deepseek2": _deepseek2,
     "mistral4": _deepseek2,
@@ -423,18 +349,18 @@ _PART1: dict[str, Callable[[Loader, HParams], None]] = {
     "dots1": _dots1,
     "dots3note": _dots3note,
     "dream": _dream,
-    "eagle3": _eagle3,
+    "eagle3": _plain,
     "ernie4_5": _ernie4_5,
     "ernie4_5-moe": _ernie4_5,
     "paddleocr": _ernie4_5,
-    "eurobert": _eurobert,
+    "eurobert": _plain,
     "exaone-moe": _exaone_moe,
-    "exaone": _exaone,
+    "exaone": _plain,
     "exaone4": _exaone4,
     "falcon-h1": _falcon_h1,
-    "falcon": _falcon,
+    "falcon": _plain,
     "gemma-embedding": _gemma_embedding,
-    "gemma": _gemma,
+    "gemma": _plain,
     "gemma2": _gemma2,
     "gemma3": _gemma3,
     "gemma3n": _gemma3n,
@@ -445,13 +371,10 @@ _PART1: dict[str, Callable[[Loader, HParams], None]] = {
 # --- B --------------------------------------------------------------------------------
 
 
-
 def _i32(x: int) -> int:
     """C++ conversion of an unsigned 32-bit result to ``int32_t`` (two's complement wrap)."""
     x &= 0xFFFFFFFF
     return x - (1 << 32) if x >= (1 << 31) else x
-
-
 
 
 def _gemma4(ml: Loader, hp: HParams) -> None:
@@ -505,10 +428,6 @@ def _glm4_moe(ml: Loader, hp: HParams) -> None:
     hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
 
 
-def _glm4(ml: Loader, hp: HParams) -> None:
-    """src/models/glm4.cpp: nothing memory-relevant"""
-
-
 def _glm5_next(ml: Loader, hp: HParams) -> None:
     """src/models/glm5-next.cpp"""
     hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla"))
@@ -547,14 +466,6 @@ def _glm5_next(ml: Loader, hp: HParams) -> None:
             f"(glm5-next: hyper_connection.count = {hp.dsv4_hc_mult})")
 
 
-def _gpt2(ml: Loader, hp: HParams) -> None:
-    """src/models/gpt2.cpp: nothing memory-relevant"""
-
-
-def _gptneox(ml: Loader, hp: HParams) -> None:
-    """src/models/gptneox.cpp: nothing memory-relevant"""
-
-
 def _granite_hybrid(ml: Loader, hp: HParams) -> None:
     """src/models/granite-hybrid.cpp"""
     hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
@@ -566,10 +477,6 @@ def _granite_hybrid(ml: Loader, hp: HParams) -> None:
     # A layer is recurrent IFF the n_head_kv value is set to 0
     for i in range(hp.n_layer()):
         hp.is_recr_impl[i] = int(hp.n_head_kv(i) == 0)
-
-
-def _granite_moe(ml: Loader, hp: HParams) -> None:
-    """src/models/granite-moe.cpp: nothing memory-relevant"""
 
 
 def _granite_swa(ml: Loader, hp: HParams) -> None:
@@ -599,18 +506,6 @@ def _granite_switch(ml: Loader, hp: HParams) -> None:
     hp.n_ff_arr[n_real] = 0
 
 
-def _granite(ml: Loader, hp: HParams) -> None:
-    """src/models/granite.cpp: nothing memory-relevant"""
-
-
-def _grok(ml: Loader, hp: HParams) -> None:
-    """src/models/grok.cpp: nothing memory-relevant"""
-
-
-def _grovemoe(ml: Loader, hp: HParams) -> None:
-    """src/models/grovemoe.cpp: nothing memory-relevant"""
-
-
 def _hrm_text(ml: Loader, hp: HParams) -> None:
     """src/models/hrm-text.cpp"""
     n_hrm_layers_per_stack = int(ml.get_key("hrm.layers_per_stack"))
@@ -630,18 +525,6 @@ def _hrm_text(ml: Loader, hp: HParams) -> None:
         raise GgufprofError(
             f"GGML_ASSERT(hparams.n_layer() == n_slot) failed (hrm_text: n_layer = {hp.n_layer()}, "
             f"layers_per_stack * h_cycles * (l_cycles + 1) = {n_slot})")
-
-
-def _hunyuan_moe(ml: Loader, hp: HParams) -> None:
-    """src/models/hunyuan-moe.cpp: nothing memory-relevant"""
-
-
-def _hunyuan_vl(ml: Loader, hp: HParams) -> None:
-    """src/models/hunyuan-vl.cpp: nothing memory-relevant"""
-
-
-def _hy_v3(ml: Loader, hp: HParams) -> None:
-    """src/models/hy-v3.cpp: nothing memory-relevant"""
 
 
 def _hy_v4(ml: Loader, hp: HParams) -> None:
@@ -671,18 +554,6 @@ def _hy_v4(ml: Loader, hp: HParams) -> None:
         raise GgufprofError("GGML_ASSERT(hparams.is_mla()) failed (hy_v4)")
 
 
-def _internlm2(ml: Loader, hp: HParams) -> None:
-    """src/models/internlm2.cpp: nothing memory-relevant"""
-
-
-def _jais(ml: Loader, hp: HParams) -> None:
-    """src/models/jais.cpp: nothing memory-relevant"""
-
-
-def _jais2(ml: Loader, hp: HParams) -> None:
-    """src/models/jais2.cpp: nothing memory-relevant"""
-
-
 def _jamba(ml: Loader, hp: HParams) -> None:
     """src/models/jamba.cpp"""
     hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
@@ -692,14 +563,6 @@ def _jamba(ml: Loader, hp: HParams) -> None:
 
     for i in range(hp.n_layer()):
         hp.is_recr_impl[i] = int(hp.n_head_kv(i) == 0)
-
-
-def _jina_bert_v2(ml: Loader, hp: HParams) -> None:
-    """src/models/jina-bert-v2.cpp: nothing memory-relevant"""
-
-
-def _jina_bert_v3(ml: Loader, hp: HParams) -> None:
-    """src/models/jina-bert-v3.cpp: nothing memory-relevant"""
 
 
 def _kimi_k3(ml: Loader, hp: HParams) -> None:
@@ -793,10 +656,6 @@ def _llada(ml: Loader, hp: HParams) -> None:
     hp.causal_attn = False
 
 
-def _llama(ml: Loader, hp: HParams) -> None:
-    """src/models/llama.cpp: nothing memory-relevant"""
-
-
 def _llama4(ml: Loader, hp: HParams) -> None:
     """src/models/llama4.cpp"""
     found_swa = ml.has("attention.sliding_window")
@@ -808,10 +667,6 @@ def _llama4(ml: Loader, hp: HParams) -> None:
         hp.n_swa = 8192  # hard-coded: overrides any non-zero sliding_window from the GGUF
 
         load_swa_pattern(ml, hp, 4)  # pattern: 3 chunked - 1 full
-
-
-def _maincoder(ml: Loader, hp: HParams) -> None:
-    """src/models/maincoder.cpp: nothing memory-relevant"""
 
 
 def _mamba(ml: Loader, hp: HParams) -> None:
@@ -856,29 +711,29 @@ _PART2: dict[str, Callable[[Loader, HParams], None]] = {
     "gemma4": _gemma4,
     "glm-dsa": _glm_dsa,
     "glm4moe": _glm4_moe,
-    "glm4": _glm4,
+    "glm4": _plain,
     "glm5-next": _glm5_next,
-    "gpt2": _gpt2,
-    "gptneox": _gptneox,
+    "gpt2": _plain,
+    "gptneox": _plain,
     "granitehybrid": _granite_hybrid,
-    "granitemoe": _granite_moe,
+    "granitemoe": _plain,
     "granite_swa": _granite_swa,
     "graniteswitch": _granite_switch,
-    "granite": _granite,
-    "grok": _grok,
-    "grovemoe": _grovemoe,
+    "granite": _plain,
+    "grok": _plain,
+    "grovemoe": _plain,
     "hrm_text": _hrm_text,
-    "hunyuan-moe": _hunyuan_moe,
-    "hunyuan-dense": _hunyuan_vl,  # llama_model_hunyuan_dense derives from llama_model_hunyuan_vl
-    "hunyuan_vl": _hunyuan_vl,
-    "hy_v3": _hy_v3,
+    "hunyuan-moe": _plain,
+    "hunyuan-dense": _plain,  # llama_model_hunyuan_dense derives from llama_model_hunyuan_vl
+    "hunyuan_vl": _plain,
+    "hy_v3": _plain,
     "hy_v4": _hy_v4,
-    "internlm2": _internlm2,
-    "jais": _jais,
-    "jais2": _jais2,
+    "internlm2": _plain,
+    "jais": _plain,
+    "jais2": _plain,
     "jamba": _jamba,
-    "jina-bert-v2": _jina_bert_v2,
-    "jina-bert-v3": _jina_bert_v3,
+    "jina-bert-v2": _plain,
+    "jina-bert-v3": _plain,
     "kimi-k3": _kimi_k3,
     "kimi-linear": _kimi_linear,
     "laguna": _laguna,
@@ -886,10 +741,10 @@ _PART2: dict[str, Callable[[Loader, HParams], None]] = {
     "lfm2moe": _lfm2moe,
     "llada-moe": _llada_moe,
     "llada": _llada,
-    "llama": _llama,
-    "llama-embed": _llama,  # llama_model_llama_embed derives from llama_model_llama
+    "llama": _plain,
+    "llama-embed": _plain,  # llama_model_llama_embed derives from llama_model_llama
     "llama4": _llama4,
-    "maincoder": _maincoder,
+    "maincoder": _plain,
     "mamba": _mamba,
     "mamba2": _mamba2,
     "maple": _maple,
@@ -900,8 +755,6 @@ _PART2: dict[str, Callable[[Loader, HParams], None]] = {
 # --- C --------------------------------------------------------------------------------
 LLAMA_MAX_PLE_NGRAM = 8  # src/llama-hparams.h (qwen4exp)
 LLAMA_MAX_PLE_HEADS = 64  # src/llama-hparams.h (qwen4exp)
-
-
 
 
 def _recr_every(hp: HParams, full_attn_interval: int) -> None:
@@ -925,10 +778,6 @@ def _mimo2(ml: Loader, hp: HParams) -> None:
     ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
 
 
-def _minicpm(ml: Loader, hp: HParams) -> None:
-    """src/models/minicpm.cpp: nothing memory-relevant"""
-
-
 def _minicpm3(ml: Loader, hp: HParams) -> None:
     """src/models/minicpm3.cpp"""
     hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
@@ -945,10 +794,6 @@ def _minimax_01(ml: Loader, hp: HParams) -> None:
         _recr_every(hp, full_attn_interval)
 
 
-def _minimax_m2(ml: Loader, hp: HParams) -> None:
-    """src/models/minimax-m2.cpp: nothing memory-relevant"""
-
-
 def _minimax_m3(ml: Loader, hp: HParams) -> None:
     """src/models/minimax-m3.cpp"""
     # create_memory: sparse (MSA) layers carry an indexer key cache, but leading dense layers do not
@@ -956,10 +801,6 @@ def _minimax_m3(ml: Loader, hp: HParams) -> None:
     hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
     hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
     hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
-
-
-def _mistral3(ml: Loader, hp: HParams) -> None:
-    """src/models/mistral3.cpp: nothing memory-relevant"""
 
 
 def _modern_bert(ml: Loader, hp: HParams) -> None:
@@ -971,10 +812,6 @@ def _modern_bert(ml: Loader, hp: HParams) -> None:
         load_swa_pattern(ml, hp, 3, True)
     else:
         hp.swa_type = SWA_NONE
-
-
-def _mpt(ml: Loader, hp: HParams) -> None:
-    """src/models/mpt.cpp: nothing memory-relevant"""
 
 
 def _muse_glimmer(ml: Loader, hp: HParams) -> None:
@@ -1029,26 +866,6 @@ def _nemotron_h(ml: Loader, hp: HParams) -> None:
         hp.is_recr_impl[i] = int(i < hp.n_layer() and hp.n_head_kv(i) == 0 and hp.n_ff(i) == 0)
 
 
-def _nemotron(ml: Loader, hp: HParams) -> None:
-    """src/models/nemotron.cpp: nothing memory-relevant"""
-
-
-def _neo_bert(ml: Loader, hp: HParams) -> None:
-    """src/models/neo-bert.cpp: nothing memory-relevant"""
-
-
-def _nomic_bert_moe(ml: Loader, hp: HParams) -> None:
-    """src/models/nomic-bert-moe.cpp: nothing memory-relevant"""
-
-
-def _nomic_bert(ml: Loader, hp: HParams) -> None:
-    """src/models/nomic-bert.cpp: nothing memory-relevant"""
-
-
-def _olmo(ml: Loader, hp: HParams) -> None:
-    """src/models/olmo.cpp: nothing memory-relevant"""
-
-
 def _olmo2(ml: Loader, hp: HParams) -> None:
     """src/models/olmo2.cpp"""
     found_swa = ml.has("attention.sliding_window")
@@ -1060,32 +877,12 @@ def _olmo2(ml: Loader, hp: HParams) -> None:
         hp.swa_type = SWA_NONE
 
 
-def _olmoe(ml: Loader, hp: HParams) -> None:
-    """src/models/olmoe.cpp: nothing memory-relevant"""
-
-
 def _openai_moe(ml: Loader, hp: HParams) -> None:
     """src/models/openai-moe.cpp"""
     hp.n_swa = int(ml.get_key("attention.sliding_window"))
 
     hp.swa_type = SWA_STANDARD
     load_swa_pattern(ml, hp, 2)
-
-
-def _openelm(ml: Loader, hp: HParams) -> None:
-    """src/models/openelm.cpp: nothing memory-relevant"""
-
-
-def _orion(ml: Loader, hp: HParams) -> None:
-    """src/models/orion.cpp: nothing memory-relevant"""
-
-
-def _pangu_embed(ml: Loader, hp: HParams) -> None:
-    """src/models/pangu-embed.cpp: nothing memory-relevant"""
-
-
-def _phi2(ml: Loader, hp: HParams) -> None:
-    """src/models/phi2.cpp: nothing memory-relevant"""
 
 
 def _phi3(ml: Loader, hp: HParams) -> None:
@@ -1100,14 +897,6 @@ def _phi3(ml: Loader, hp: HParams) -> None:
 
         hp.n_swa = 0
         hp.set_swa_pattern(1)
-
-
-def _phimoe(ml: Loader, hp: HParams) -> None:
-    """src/models/phimoe.cpp: nothing memory-relevant"""
-
-
-def _plamo(ml: Loader, hp: HParams) -> None:
-    """src/models/plamo.cpp: nothing memory-relevant"""
 
 
 def _plamo2(ml: Loader, hp: HParams) -> None:
@@ -1144,30 +933,6 @@ def _plm(ml: Loader, hp: HParams) -> None:
     hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
 
 
-def _pockettts(ml: Loader, hp: HParams) -> None:
-    """src/models/pockettts.cpp: nothing memory-relevant"""
-
-
-def _qwen(ml: Loader, hp: HParams) -> None:
-    """src/models/qwen.cpp: nothing memory-relevant"""
-
-
-def _qwen2(ml: Loader, hp: HParams) -> None:
-    """src/models/qwen2.cpp: nothing memory-relevant"""
-
-
-def _qwen2moe(ml: Loader, hp: HParams) -> None:
-    """src/models/qwen2moe.cpp: nothing memory-relevant"""
-
-
-def _qwen2vl(ml: Loader, hp: HParams) -> None:
-    """src/models/qwen2vl.cpp: nothing memory-relevant"""
-
-
-def _qwen3(ml: Loader, hp: HParams) -> None:
-    """src/models/qwen3.cpp: nothing memory-relevant"""
-
-
 def _qwen35(ml: Loader, hp: HParams) -> None:
     """src/models/qwen35.cpp"""
     # Load linear attention (gated delta net) parameters
@@ -1200,10 +965,6 @@ def _qwen35moe(ml: Loader, hp: HParams) -> None:
         _recr_every(hp, full_attn_interval)
 
 
-def _qwen3moe(ml: Loader, hp: HParams) -> None:
-    """src/models/qwen3moe.cpp: nothing memory-relevant"""
-
-
 def _qwen3next(ml: Loader, hp: HParams) -> None:
     """src/models/qwen3next.cpp"""
     # Load linear attention (gated delta net) parameters
@@ -1217,14 +978,6 @@ def _qwen3next(ml: Loader, hp: HParams) -> None:
     if not ml.get_key_or_arr("attention.recurrent_layers", hp.is_recr_impl, hp.n_layer_all, False):
         full_attn_interval = int(ml.get_key("full_attention_interval", 4))
         _recr_every(hp, full_attn_interval)
-
-
-def _qwen3vl(ml: Loader, hp: HParams) -> None:
-    """src/models/qwen3vl.cpp: nothing memory-relevant"""
-
-
-def _qwen3vlmoe(ml: Loader, hp: HParams) -> None:
-    """src/models/qwen3vlmoe.cpp: nothing memory-relevant"""
 
 
 def _qwen4exp_require_nonzero(ml: Loader, name: str, value: int) -> None:
@@ -1300,10 +1053,6 @@ def _qwen4exp(ml: Loader, hp: HParams) -> None:
             raise GgufprofError(f"PLE layer {i} is not a linear attention layer")
 
 
-def _refact(ml: Loader, hp: HParams) -> None:
-    """src/models/refact.cpp: nothing memory-relevant"""
-
-
 def _rnd1(ml: Loader, hp: HParams) -> None:
     """src/models/rnd1.cpp"""
     # Set non-causal attention for diffusion models
@@ -1328,10 +1077,6 @@ def _rwkv7(ml: Loader, hp: HParams) -> None:
     hp.token_shift_count = int(ml.get_key("token_shift_count", hp.token_shift_count))
 
 
-def _seed_oss(ml: Loader, hp: HParams) -> None:
-    """src/models/seed-oss.cpp: nothing memory-relevant"""
-
-
 def _smallthinker(ml: Loader, hp: HParams) -> None:
     """src/models/smallthinker.cpp"""
     found_swa = ml.has("attention.sliding_window")
@@ -1345,10 +1090,6 @@ def _smallthinker(ml: Loader, hp: HParams) -> None:
         hp.swa_type = SWA_NONE
 
 
-def _smollm3(ml: Loader, hp: HParams) -> None:
-    """src/models/smollm3.cpp: nothing memory-relevant"""
-
-
 def _spark2_5(ml: Loader, hp: HParams) -> None:
     """src/models/spark2-5.cpp"""
     hp.n_swa = int(ml.get_key("attention.sliding_window"))
@@ -1356,18 +1097,6 @@ def _spark2_5(ml: Loader, hp: HParams) -> None:
     hp.swa_type = SWA_STANDARD
     # get_arr's `required` defaults to true in llama_model_loader
     ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
-
-
-def _stablelm(ml: Loader, hp: HParams) -> None:
-    """src/models/stablelm.cpp: nothing memory-relevant"""
-
-
-def _starcoder(ml: Loader, hp: HParams) -> None:
-    """src/models/starcoder.cpp: nothing memory-relevant"""
-
-
-def _starcoder2(ml: Loader, hp: HParams) -> None:
-    """src/models/starcoder2.cpp: nothing memory-relevant"""
 
 
 def _step35(ml: Loader, hp: HParams) -> None:
@@ -1383,90 +1112,70 @@ def _step35(ml: Loader, hp: HParams) -> None:
     ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
 
 
-def _t5(ml: Loader, hp: HParams) -> None:
-    """src/models/t5.cpp: nothing memory-relevant"""
-
-
-def _t5encoder(ml: Loader, hp: HParams) -> None:
-    """src/models/t5encoder.cpp: nothing memory-relevant"""
-
-
-def _talkie(ml: Loader, hp: HParams) -> None:
-    """src/models/talkie.cpp: nothing memory-relevant"""
-
-
-def _wavtokenizer_dec(ml: Loader, hp: HParams) -> None:
-    """src/models/wavtokenizer-dec.cpp: nothing memory-relevant"""
-
-
-def _xverse(ml: Loader, hp: HParams) -> None:
-    """src/models/xverse.cpp: nothing memory-relevant"""
-
-
 _PART3: dict[str, Callable[[Loader, HParams], None]] = {
     "mimo2": _mimo2,
-    "minicpm": _minicpm,
+    "minicpm": _plain,
     "minicpm3": _minicpm3,
     "minimax-01": _minimax_01,
-    "minimax-m2": _minimax_m2,
+    "minimax-m2": _plain,
     "minimax-m3": _minimax_m3,
-    "mistral3": _mistral3,
+    "mistral3": _plain,
     "modern-bert": _modern_bert,
-    "mpt": _mpt,
+    "mpt": _plain,
     "muse-glimmer": _muse_glimmer,
     "nanbeige": _nanbeige,
     "nemotron_h": _nemotron_h,
     "nemotron_h_moe": _nemotron_h,  # llama_model_nemotron_h_moe uses llama_model_nemotron_h's
-    "nemotron": _nemotron,
-    "neo-bert": _neo_bert,
-    "nomic-bert-moe": _nomic_bert_moe,
-    "nomic-bert": _nomic_bert,
-    "olmo": _olmo,
+    "nemotron": _plain,
+    "neo-bert": _plain,
+    "nomic-bert-moe": _plain,
+    "nomic-bert": _plain,
+    "olmo": _plain,
     "olmo2": _olmo2,
-    "olmoe": _olmoe,
+    "olmoe": _plain,
     "gpt-oss": _openai_moe,
-    "openelm": _openelm,
-    "orion": _orion,
-    "pangu-embedded": _pangu_embed,
-    "phi2": _phi2,
+    "openelm": _plain,
+    "orion": _plain,
+    "pangu-embedded": _plain,
+    "phi2": _plain,
     "phi3": _phi3,
-    "phimoe": _phimoe,
-    "plamo": _plamo,
+    "phimoe": _plain,
+    "plamo": _plain,
     "plamo2": _plamo2,
     "plamo3": _plamo3,
     "plm": _plm,
-    "pockettts": _pockettts,
-    "qwen": _qwen,
-    "qwen2": _qwen2,
-    "qwen2moe": _qwen2moe,
-    "qwen2vl": _qwen2vl,
-    "qwen3": _qwen3,
+    "pockettts": _plain,
+    "qwen": _plain,
+    "qwen2": _plain,
+    "qwen2moe": _plain,
+    "qwen2vl": _plain,
+    "qwen3": _plain,
     "qwen35": _qwen35,
     "qwen35moe": _qwen35moe,
-    "qwen3moe": _qwen3moe,
+    "qwen3moe": _plain,
     "qwen3next": _qwen3next,
-    "qwen3vl": _qwen3vl,
-    "qwen3tts": _qwen3vl,  # llama_model_qwen3tts uses llama_model_qwen3vl's
-    "qwen3vlmoe": _qwen3vlmoe,
+    "qwen3vl": _plain,
+    "qwen3tts": _plain,  # llama_model_qwen3tts uses llama_model_qwen3vl's
+    "qwen3vlmoe": _plain,
     "qwen4exp": _qwen4exp,
-    "refact": _refact,
+    "refact": _plain,
     "rnd1": _rnd1,
     "rwkv6": _rwkv6,
     "rwkv6qwen2": _rwkv6qwen2,
     "rwkv7": _rwkv7,
-    "seed_oss": _seed_oss,
+    "seed_oss": _plain,
     "smallthinker": _smallthinker,
-    "smollm3": _smollm3,
+    "smollm3": _plain,
     "spark2_5": _spark2_5,
-    "stablelm": _stablelm,
-    "starcoder": _starcoder,
-    "starcoder2": _starcoder2,
+    "stablelm": _plain,
+    "starcoder": _plain,
+    "starcoder2": _plain,
     "step35": _step35,
-    "t5": _t5,
-    "t5encoder": _t5encoder,
-    "talkie": _talkie,
-    "wavtokenizer-dec": _wavtokenizer_dec,
-    "xverse": _xverse,
+    "t5": _plain,
+    "t5encoder": _plain,
+    "talkie": _plain,
+    "wavtokenizer-dec": _plain,
+    "xverse": _plain,
 }
 
 
