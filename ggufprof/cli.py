@@ -83,6 +83,7 @@ def estimate(
     defaults: str = typer.Option("library", "--defaults", metavar="library|server", help="Defaults of unset flags: llama.cpp's library (llama_context_default_params) or llama-server's."),
     n_gpu_layers: Optional[int] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N", help="Layers offloaded to one GPU (the output layer counts as one; -1 = all): splits KV and weights per device."),
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
+    total: bool = typer.Option(False, "--total", help="The whole footprint per device: weights, KV, recurrent state, compute and output buffers (compute from llama.cpp's own dry run)."),
     as_json: bool = JSON,
 ) -> None:
     """Predict every KV cache and recurrent state llama.cpp allocates, byte-exactly.
@@ -111,14 +112,135 @@ def estimate(
     info = load_model_info(model)
     pred = predict(info, settings)
     placement = None
-    if n_gpu_layers is not None or no_kv_offload:
+    if n_gpu_layers is not None or no_kv_offload or total:
         from .memory.placement import place
 
-        placement = place(info, pred, n_gpu_layers if n_gpu_layers is not None else 0, not no_kv_offload)
+        placement = place(info, pred, n_gpu_layers if n_gpu_layers is not None else 0, not no_kv_offload,
+                          has_gpu=_has_gpu() if total else True)
+    devices = None
+    if total:
+        from .measure.dry_run import DryRun, cross_check
+        from .memory.footprint import footprint
+
+        with DryRun(info.path, n_gpu_layers or 0) as dry:
+            result = dry.ask(settings, not no_kv_offload)
+        cross_check(pred, result)
+        devices = footprint(info, pred, placement, result.compute_bytes)
     if as_json:
-        _emit_json({**estimate_json(info, pred, placement), "defaults": defaults})
+        extra = {"total": {d.device: d.to_dict() for d in devices}} if devices is not None else {}
+        _emit_json({**estimate_json(info, pred, placement), "defaults": defaults, **extra})
     else:
-        print_estimate(info, pred, placement=placement, defaults_note=DEFAULTS_NOTE[defaults])
+        print_estimate(info, pred, placement=placement, defaults_note=DEFAULTS_NOTE[defaults], devices=devices)
+
+
+def _has_gpu() -> bool:
+    """Whether llama.cpp here has a GPU backend device (the CUDA build on the device machine)."""
+    from .measure.memory import Vram
+
+    return Vram().available
+
+
+def _budget(text: str | None, flag: str) -> int | None:
+    from .results.deploy import parse_size
+
+    if text is None:
+        return None
+    n = parse_size(text, flag)
+    if not 0 < n < 1 << 60:
+        raise GgufprofError(f"{flag} must be a size above 0 such as 8GiB, got '{text}'")
+    return n
+
+
+@app.command()
+@_one_line_errors
+def fit(
+    model: Path = MODEL,
+    memory: Optional[str] = typer.Option(None, "--memory", metavar="SIZE", help="Host memory budget (8GiB, 16 GB): weights, KV, state, compute and output in host memory must fit."),
+    vram: Optional[str] = typer.Option(None, "--vram", metavar="SIZE", help="GPU memory budget per GPU, with -ngl (default all layers when a GPU is visible)."),
+    margin: str = typer.Option("1024 MiB", "--margin", metavar="SIZE", help="Kept free on each budgeted device (llama.cpp's --fit-target default, 1024 MiB)."),
+    cache_types: str = typer.Option("f16,q8_0,q4_0", "--cache-types", "-ct", metavar="LIST", help="Cache types; K:V for a mixed pair."),
+    parallel: Optional[int] = typer.Option(None, "--parallel", "-np", metavar="N", help="Sequences: the context found is per sequence (n_ctx = N x that unless unified)."),
+    kv_unified: Optional[bool] = typer.Option(None, "--kv-unified/--no-kv-unified", "-kvu"),
+    swa_full: Optional[bool] = typer.Option(None, "--swa-full/--no-swa-full"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", metavar="N"),
+    ubatch_size: Optional[int] = typer.Option(None, "--ubatch-size", "-ub", metavar="N"),
+    flash_attn: Optional[str] = typer.Option(None, "--flash-attn", "-fa", metavar="on|off|auto"),
+    defaults: str = typer.Option("library", "--defaults", metavar="library|server"),
+    n_gpu_layers: Optional[int] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N", help="Layers on the GPU (-1 = all, the default when a GPU is visible)."),
+    no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo"),
+    results_dir: Optional[Path] = typer.Option(None, "--results", metavar="DIR", help="A sweep of this model: say what the cache type with the most context costs in speed."),
+    verify: bool = typer.Option(False, "--verify", help="Create each answer for real, decode a batch, and compare measured memory with the prediction; exit 1 if one does not fit."),
+    as_json: bool = JSON,
+) -> None:
+    """The largest context per cache type whose whole footprint fits a memory budget.
+
+    Searched in llama.cpp's 256-cell steps up to the training context, each step's compute buffers
+    from llama.cpp's own dry run. Budgets count allocated bytes (weights in full), the safe bound
+    llama.cpp's --fit uses; --verify measures what is resident.
+    """
+    from .flags import parse_cache_types, parse_flash_attn
+    from .measure.fit import Budget, fit_all
+    from .memory.settings import with_defaults
+    from .model.model_info import load_model_info
+    from .present.console import print_fit, speed_note
+
+    budget = Budget(_budget(memory, "--memory"), _budget(vram, "--vram"), _budget(margin, "--margin"))
+    base = with_defaults(defaults, parallel=parallel, kv_unified=kv_unified, swa_full=swa_full,
+                         batch_size=batch_size, ubatch_size=ubatch_size,
+                         flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
+    base.validate()
+    pairs = parse_cache_types(cache_types)
+    info = load_model_info(model)
+    gpu = _has_gpu()
+    if budget.vram is not None and not gpu:
+        raise GgufprofError("--vram: no GPU is visible to llama.cpp here (a CPU-only build or no device); use --memory")
+    ngl = n_gpu_layers if n_gpu_layers is not None else (-1 if gpu else 0)
+    results = fit_all(info, pairs, base, budget, ngl, not no_kv_offload, gpu)
+    note = speed_note(results, results_dir) if results_dir else None
+    measured = _verify_fit(info, results, base, budget, ngl, not no_kv_offload) if verify else None
+    if as_json:
+        sys.stdout.write(json.dumps([{**r.to_dict(), **({"verify": measured[i]} if measured else {})}
+                                     for i, r in enumerate(results)], indent=2) + "\n")
+    else:
+        print_fit(info, results, budget, base, note, measured)
+    if measured and any(m.get("fits") is False for m in measured):
+        raise typer.Exit(1)
+
+
+def _verify_fit(info, results, base, budget, ngl: int, offload_kqv: bool) -> list[dict]:
+    """Each answer created for real in a sweep worker (a batch of n_ubatch tokens decoded): measured
+    RSS / VRAM growth beside the predicted total. It fits when the worker ran and its peak RSS
+    (Python and llama.cpp code included) stays within the host budget."""
+    import dataclasses
+    import tempfile
+
+    from .measure.grid import GridSpec
+    from .measure.runner import Sweep, default_threads
+
+    out = []
+    with tempfile.TemporaryDirectory(prefix="ggufprof-fit-") as tmp:
+        for i, r in enumerate(results):
+            if r.ctx_size == 0:
+                out.append({"fits": None, "note": "nothing to verify"})
+                continue
+            kv = dataclasses.replace(base, ctx_size=r.ctx_size, cache_type_k=r.cache_type_k, cache_type_v=r.cache_type_v)
+            spec = GridSpec([(kv.cache_type_k, kv.cache_type_v)], [kv.ctx_size], [kv.swa_full], [kv.parallel],
+                            [kv.kv_unified], [kv.flash_attn], [0], default_threads(), n_prompt=min(kv.ubatch_size, r.n_ctx_seq),
+                            n_gen=4, repetitions=1, batch_size=kv.batch_size, ubatch_size=kv.ubatch_size,
+                            n_gpu_layers=[ngl], offload_kqv=[offload_kqv])
+            (rec,) = Sweep(info, spec, Path(tmp) / str(i)).run().records
+            host = r.device("CPU")
+            rss = rec.measured.get("rss") or {}
+            peak = (rss.get("peak") or 0) - (rss.get("baseline") or 0) if rss else None
+            entry = {"status": rec.status, "reason": rec.reason, "predicted_host_bytes": host.total_bytes if host else None,
+                     "rss_growth_after_warmup": (rss.get("after_warmup") or 0) - (rss.get("baseline") or 0) if rss else None,
+                     "rss_peak_growth": peak}
+            v = rec.measured.get("vram") or {}
+            if v.get("after_context_process") is not None:
+                entry["vram_growth"] = v["after_context_process"] - (v.get("baseline_process") or 0)
+            entry["fits"] = rec.status == "ok" and (budget.host is None or (rss.get("peak") or 0) <= budget.host)
+            out.append(entry)
+    return out
 
 
 LLAMA_BENCH_FORMATS = ("csv", "json", "jsonl", "md", "sql")
@@ -131,8 +253,8 @@ def sweep(
     cache_types: Optional[str] = typer.Option(None, "--cache-types", "-ct", metavar="LIST", help="Comma-separated cache types for K and V; K:V for a mixed pair (q8_0:q4_0). Default f16,q8_0,q4_0."),
     cache_type_k: Optional[str] = typer.Option(None, "--cache-type-k", "-ctk", metavar="LIST", help="K cache types; with -ctv, every K x V pair is run (as llama-bench)."),
     cache_type_v: Optional[str] = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk)."),
-    ctx_sizes: Optional[str] = typer.Option(None, "--ctx-sizes", "-c", metavar="LIST", help="Comma-separated context sizes (4096, 32k). Default: 2048, 8192, 32768 up to min(n_ctx_train, what fits in memory)."),
-    swa_full: Optional[str] = typer.Option(None, "--swa-full", metavar="on|off|both", help="Full-size SWA cache (only on models with SWA layers). Default both (library) or off (server)."),
+    ctx_sizes: Optional[str] = typer.Option(None, "--ctx-sizes", "-c", metavar="LIST", help="Comma-separated context sizes (4096, 32k). Default one: min(n_ctx_train, 32768, what fits in memory) -- memory at other sizes is predicted exactly by `estimate`, speed depends on the depth."),
+    swa_full: Optional[str] = typer.Option(None, "--swa-full", metavar="on|off|both", help="Full-size SWA cache (only on models with SWA layers). Default on (library) or off (server); both to measure the two."),
     parallel: Optional[str] = typer.Option(None, "--parallel", "-np", metavar="LIST", help="Comma-separated numbers of parallel sequences. Default 1 (library) or 4 (server)."),
     kv_unified: Optional[str] = typer.Option(None, "--kv-unified", "-kvu", metavar="on|off|both", help="Unified cache (only when parallel > 1). Default both (library) or on (server)."),
     flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", metavar="LIST", help="Comma-separated: on, off, auto (or 1, 0)."),
@@ -142,8 +264,8 @@ def sweep(
     ubatch_size: int = typer.Option(512, "--ubatch-size", "-ub", metavar="N"),
     n_prompt: int = typer.Option(512, "--n-prompt", "-p", metavar="N", help="Prompt tokens per pp test (0: no pp test)."),
     n_gen: int = typer.Option(128, "--n-gen", "-n", metavar="N", help="Generated tokens per tg test (0: no tg test)."),
-    depth: str = typer.Option("0", "--depth", "-d", metavar="LIST", help="Comma-separated context depths filled before each timed test."),
-    repetitions: int = typer.Option(3, "--repetitions", "-r", metavar="N", help="Timed repetitions after one warm-up."),
+    depth: Optional[str] = typer.Option(None, "--depth", "-d", metavar="LIST", help="Comma-separated context depths filled before each timed test. Default 0 and half the context (speed differs with depth)."),
+    repetitions: str = typer.Option("3", "--repetitions", "-r", metavar="N|auto", help="Timed repetitions after one warm-up; auto: until the 95% CI of the mean is within ±3% (3 to 20)."),
     n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="LIST", help="Comma-separated layer counts to offload to the GPU."),
     kv_offload: str = typer.Option("on", "--kv-offload", metavar="on|off|both", help="on, off (llama.cpp's --no-kv-offload) or both."),
     repack: bool = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default; AMX, ...). --no-repack when they crash on this CPU."),
@@ -153,6 +275,10 @@ def sweep(
     timeout: float = typer.Option(600, "--timeout", metavar="SECONDS", help="Seconds one configuration may run before it is killed."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any measurement disagrees with the prediction."),
     recheck: bool = typer.Option(False, "--recheck", help="Measure nothing: recompute predictions and checks of --out's results from their stored llama.cpp logs."),
+    quality: bool = typer.Option(False, "--quality", help="Also measure each cache type's quality against f16/f16 (KL divergence, top-1, perplexity, as `ggufprof quality`), first; each record gets a quality block."),
+    quality_ctx: Optional[str] = typer.Option(None, "--quality-ctx", metavar="N", help="With --quality: tokens per chunk of the text (llama-perplexity's -c). Default 2048, capped at n_ctx_train."),
+    chunks: Optional[int] = typer.Option(None, "--chunks", metavar="N", help="With --quality: chunks of the text to evaluate (llama-perplexity's --chunks). Default all."),
+    text: Optional[Path] = typer.Option(None, "--text", metavar="FILE", help="With --quality: a UTF-8 text. Default: the English text packaged with ggufprof."),
 ) -> None:
     """Measure KV memory, RSS and tokens/s in real llama.cpp runs over a grid, checked against the model.
 
@@ -164,8 +290,8 @@ def sweep(
     from rich.text import Text
 
     from .flags import on_off_both, parse_cache_types, parse_count_list, parse_flash_attn_list, parse_int_list, \
-        parse_seconds
-    from .measure.grid import GridSpec, default_ctx_sizes
+        parse_repetitions, parse_seconds
+    from .measure.grid import GridSpec, default_points
     from .measure.runner import Sweep, default_out_dir, default_threads
     from .memory.settings import DEFAULTS_NOTE
     from .model.model_info import load_model_info
@@ -179,15 +305,16 @@ def sweep(
         raise GgufprofError(f"--defaults must be library or server, got '{defaults}'")
     server = defaults == "server"
     timeout = parse_seconds(timeout, "--timeout")
-    depths = parse_int_list(depth, "--depth")
+    reps = parse_repetitions(repetitions)
+    depths = parse_int_list(depth, "--depth") if depth is not None else [0]
     pairs = parse_cache_types(cache_types if cache_types or cache_type_k or cache_type_v else "f16,q8_0,q4_0",
                               cache_type_k, cache_type_v)
     spec = GridSpec(
-        cache_types=pairs, ctx_sizes=[], swa_full=on_off_both(swa_full or ("off" if server else "both"), "--swa-full"),
+        cache_types=pairs, ctx_sizes=[], swa_full=on_off_both(swa_full or ("off" if server else "on"), "--swa-full"),
         parallel=parse_int_list(parallel or ("4" if server else "1"), "--parallel", minimum=1),
         kv_unified=on_off_both(kv_unified or ("on" if server else "both"), "--kv-unified"),
         flash_attn=parse_flash_attn_list(flash_attn), depths=depths, threads=threads or default_threads(),
-        n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions, batch_size=batch_size, ubatch_size=ubatch_size,
+        n_prompt=n_prompt, n_gen=n_gen, repetitions=reps, batch_size=batch_size, ubatch_size=ubatch_size,
         n_gpu_layers=parse_int_list(n_gpu_layers, "--n-gpu-layers", minimum=-1), repack=repack,
         offload_kqv=on_off_both(kv_offload, "--kv-offload"),
     )
@@ -195,11 +322,14 @@ def sweep(
         spec.ctx_sizes = parse_count_list(ctx_sizes, "--ctx-sizes", minimum=1)
     spec.validate()  # refused values: exit 2 before anything is read, run or rotated
     info = load_model_info(model)
-    if not spec.ctx_sizes:
+    if not spec.ctx_sizes or depth is None:
         import psutil
 
-        spec.ctx_sizes = default_ctx_sizes(info, max(depths) + max(n_prompt, n_gen),
-                                           psutil.virtual_memory().available // 2)
+        ctx_d, depths_d = default_points(info, max(n_prompt, n_gen) + (max(depths) if depth is not None else 0),
+                                         psutil.virtual_memory().available // 2)
+        spec.ctx_sizes = spec.ctx_sizes or ctx_d
+        if depth is None:
+            spec.depths = [d for d in depths_d if d + max(n_prompt, n_gen) <= min(spec.ctx_sizes) // max(spec.parallel)] or [0]
     out_dir = out or default_out_dir(model)
     console = Console(stderr=False, highlight=False)
     if recheck:
@@ -220,7 +350,13 @@ def sweep(
     if info.n_ctx_train and max(spec.ctx_sizes) > info.n_ctx_train:
         console.print(Text(f"warning: context sizes above the model's training context ({info.n_ctx_train}) "
                            "are measured, but llama.cpp warns of a possible training context overflow", style="yellow"))
-    runner = Sweep(info, spec, out_dir, timeout=timeout, resume=resume, retry_failed=retry_failed)
+    qs = None
+    if quality:
+        qs = _quality_settings(pairs, quality_ctx, chunks, text, spec.threads, info, repack=repack)
+        console.print(Text(f"quality: every cache type against f16/f16 first ({_quality_what(qs, info)})", style="dim"))
+    elif quality_ctx or chunks or text:
+        raise GgufprofError("--quality-ctx, --chunks and --text shape the quality measurement: add --quality")
+    runner = Sweep(info, spec, out_dir, timeout=timeout, resume=resume, retry_failed=retry_failed, quality=qs)
     n = len(runner.planned())
     with SweepView(console, n) as view:
         runner.on_start, runner.on_record = view.started, view.finished
@@ -241,6 +377,101 @@ def sweep(
         raise typer.Exit(1)
 
 
+def _quality_settings(pairs: list[tuple[str, str]], ctx: Optional[str], chunks: Optional[int], text: Optional[Path],
+                      threads: int, info, flash_attn: str = "auto", **run: object):
+    """QualitySettings from the flags, every value checked before anything runs (one Error line, exit 2)."""
+    from .flags import parse_count
+    from .memory.settings import KVSettings
+    from .results.quality import QualitySettings, check_counts, read_text, resolve_ctx
+
+    n_ctx = parse_count(ctx, "--quality-ctx") if ctx is not None else None
+    check_counts(n_ctx, chunks)
+    resolve_ctx(n_ctx, info.n_ctx_train)
+    for k, v in pairs:  # a quantized V cache needs flash attention: llama.cpp's own refusal, worded once
+        KVSettings(cache_type_k=k, cache_type_v=v, flash_attn=flash_attn).validate()
+    read_text(str(text) if text else None)
+    return QualitySettings(cache_types=tuple(pairs), ctx=n_ctx, chunks=chunks, text=str(text) if text else None,
+                           threads=threads, flash_attn=flash_attn, **run)
+
+
+def _quality_what(qs, info) -> str:
+    from .results.quality import resolve_ctx
+
+    chunks = f"{qs.chunks} chunk(s)" if qs.chunks else "every chunk"
+    return (f"{chunks} of {resolve_ctx(qs.ctx, info.n_ctx_train)} tokens of "
+            + (printable(qs.text) if qs.text else "the packaged English text"))
+
+
+@app.command()
+@_one_line_errors
+def quality(
+    model: Path = MODEL,
+    cache_types: Optional[str] = typer.Option(None, "--cache-types", "-ct", metavar="LIST", help="Comma-separated cache types for K and V; K:V for a mixed pair (q8_0:q4_0). Default f16,q8_0,q4_0."),
+    cache_type_k: Optional[str] = typer.Option(None, "--cache-type-k", "-ctk", metavar="LIST", help="K cache types; with -ctv, every K x V pair."),
+    cache_type_v: Optional[str] = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk)."),
+    text: Optional[Path] = typer.Option(None, "--text", "--file", "-f", metavar="FILE", help="A UTF-8 text, tokenized by the model (llama-perplexity's -f). Default: the English text packaged with ggufprof (~44 KB)."),
+    quality_ctx: Optional[str] = typer.Option(None, "--quality-ctx", "--ctx-size", "-c", metavar="N", help="Tokens per chunk (llama-perplexity's -c); the second half of each chunk is scored. Default 2048, capped at n_ctx_train."),
+    chunks: Optional[int] = typer.Option(None, "--chunks", metavar="N", help="At most this many chunks (llama-perplexity's --chunks). Default all the text holds."),
+    threads: Optional[int] = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores)."),
+    flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", metavar="on|off|auto", help="Flash attention, for the baseline and every cache type alike (a quantized V cache needs it)."),
+    ubatch_size: int = typer.Option(512, "--ubatch-size", "-ub", metavar="N", help="Tokens per decode (n_ubatch); also bounds the logits held per context."),
+    n_gpu_layers: int = typer.Option(0, "--n-gpu-layers", "-ngl", metavar="N", help="Layers offloaded to the GPU."),
+    kv_offload: bool = typer.Option(True, "--kv-offload/--no-kv-offload", "-kvo/-nkvo", help="KV cache on the GPU with its layers (llama.cpp's default) or in host memory."),
+    repack: bool = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default). --no-repack when they crash on this CPU."),
+    timeout: float = typer.Option(3600, "--timeout", metavar="SECONDS", help="Seconds the whole measurement may run before it is killed."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per cache type pair."),
+) -> None:
+    """What each KV cache type costs in quality: the same text evaluated with an f16/f16 cache and with
+    each cache type, compared at every scored position as llama-perplexity --kl-divergence does
+    (mean/median/p99/max KL divergence, top-1 agreement, perplexity of both), in one run.
+
+    The model is loaded once, in a worker process; one context per cache type plus the baseline are
+    decoded chunk by chunk, and only one chunk piece's logits per context are held at a time.
+    """
+    from rich.console import Console
+    from rich.text import Text
+
+    from .flags import parse_cache_types, parse_flash_attn, parse_seconds
+    from .measure.quality_runner import QualityFailed, run_quality
+    from .measure.runner import default_threads
+    from .memory.predict import bytes_per_token
+    from .model.model_info import load_model_info
+    from .present.quality_output import print_quality
+
+    pairs = parse_cache_types(cache_types if cache_types or cache_type_k or cache_type_v else "f16,q8_0,q4_0",
+                              cache_type_k, cache_type_v)
+    timeout = parse_seconds(timeout, "--timeout")
+    if ubatch_size < 1 or n_gpu_layers < -1 or (threads is not None and threads < 1):
+        raise GgufprofError("--ubatch-size and --threads must be >= 1, --n-gpu-layers >= -1")
+    info = load_model_info(model)
+    qs = _quality_settings(pairs, quality_ctx, chunks, text, threads or default_threads(), info,
+                           parse_flash_attn(flash_attn), ubatch_size=ubatch_size, n_gpu_layers=n_gpu_layers,
+                           offload_kqv=kv_offload, repack=repack)
+    err = Console(stderr=True, highlight=False)
+    if err.is_terminal:  # progress for people; scripts get nothing but the result (or one Error line)
+        err.print(Text(f"{printable(info.name)}: {', '.join(f'{k}/{v}' for k, v in pairs)} against f16/f16 over "
+                       f"{_quality_what(qs, info)}", style="dim"))
+    try:
+        run = run_quality(model, qs, timeout)
+    except QualityFailed as e:
+        typer.echo(f"Error: {printable(str(e), 4000)}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        sys.stdout.write(json.dumps(run["results"], indent=2) + "\n")
+        return
+
+    def ratio(k: str, v: str) -> float | None:
+        try:
+            return bytes_per_token(info, k, v) / bytes_per_token(info, "f16", "f16")
+        except (GgufprofError, ZeroDivisionError):
+            return None
+
+    console = Console(highlight=False)
+    if not console.is_terminal:  # logs do not wrap: do not squeeze the table into 80 columns
+        console = Console(highlight=False, width=max(console.width, 140))
+    print_quality(console, info.name, run, {p: ratio(*p) for p in pairs})
+
+
 @app.command()
 @_one_line_errors
 def results(
@@ -257,9 +488,12 @@ def results(
             "settings.ctx_size": "ctx", "settings.parallel": "np", "settings.kv_unified": "unified",
             "settings.swa_full": "swa_full", "settings.flash_attn": "fa", "settings.depth": "depth",
             "predicted.kv_bytes": "KV bytes", "check.kv_exact": "KV exact", "measured.pp.tps_mean": "pp t/s",
-            "measured.tg.tps_mean": "tg t/s"}
+            "measured.tg.tps_mean": "tg t/s", "quality.kld_mean": "KLD", "quality.top1_agreement": "top-1"}
     view = df[[c for c in show if c in df.columns]].rename(columns=show)
-    typer.echo(view.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+    from .results.quality import fmt_kld
+
+    quality_fmt = {"KLD": lambda v: "-" if v != v else fmt_kld(v), "top-1": lambda v: "-" if v != v else f"{v:.1%}"}
+    typer.echo(view.to_string(index=False, float_format=lambda x: f"{x:.1f}", formatters=quality_fmt))
     if csv:
         try:
             df.to_csv(csv, index=False)
@@ -293,7 +527,9 @@ def compare(
     rss_noise: str = typer.Option("1 MiB", "--rss-noise", help="RSS change always ignored (page and allocator noise), e.g. '1 MiB' or bytes."),
     max_tps_drop: str = typer.Option("5%", "--max-tps-drop", help="Minimum drop of mean tokens/s (pp, tg) that can count as a regression."),
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the one-sided Welch t / Mann-Whitney U tests."),
+    max_kld_increase: float = typer.Option(0.001, "--max-kld-increase", metavar="NATS", help="Growth of the mean KL divergence against f16/f16 (sweep --quality) that counts as a regression, in nats (absolute)."),
     force: bool = typer.Option(False, "--force", help="Compare results of different models or machines anyway."),
+    strict_noise: bool = typer.Option(False, "--strict-noise", help="Judge speed changes of measurements flagged noisy too (by default they are reported as noisy, never as regressions)."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Do not fail when configurations ok in the baseline are missing, failed or skipped in the new results, or when nothing matched."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, md (GitHub markdown), json or junit (XML)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
@@ -303,7 +539,8 @@ def compare(
 
     Memory (KV bytes, RSS) is deterministic and compared exactly against its threshold; tokens/s is
     flagged only when the drop is significant (Welch's t or Mann-Whitney U, one-sided, at --alpha)
-    AND larger than --max-tps-drop. Configurations are matched by their settings.
+    AND larger than --max-tps-drop; quality (sweep --quality) when the mean KLD against f16/f16
+    grows by more than --max-kld-increase. Configurations are matched by their settings.
     """
     from .results.compare import Thresholds, compare_paths, parse_fraction
     from .present.compare_output import FORMATS, print_table, to_json, to_junit, to_markdown
@@ -316,7 +553,8 @@ def compare(
         raise GgufprofError(f"--alpha must be between 0 and 1, got {alpha}")
     th = Thresholds(parse_fraction(max_kv_increase, "--max-kv-increase"),
                     parse_fraction(max_mem_increase, "--max-mem-increase"), parse_size(rss_noise, "--rss-noise"),
-                    parse_fraction(max_tps_drop, "--max-tps-drop"), alpha)
+                    parse_fraction(max_tps_drop, "--max-tps-drop"), alpha,
+                    parse_fraction(max_kld_increase, "--max-kld-increase"), strict_noise)
     problems: list[str] = []
     result = compare_paths(baseline, new, th, force=force, allow_missing=allow_missing, problems=problems)
     _warn(problems)

@@ -238,3 +238,21 @@ def test_thresholds_and_rules():
     # a 30 % drop inside wild noise is not significant
     assert compare_speed("c", "tg_tps", [50.0, 150.0, 100.0], [40.0, 110.0, 60.0], th).verdict == "unchanged"
     assert compare_speed("c", "tg_tps", [100.0], [50.0], th).verdict == "not_compared"
+
+
+def test_noisy_rows_are_reported_not_judged(gqa, tmp_path):
+    """A 20 % drop on a measurement flagged noisy is 'noisy', not a regression, unless --strict-noise."""
+    plain = json.loads(run(gqa, write_copy(gqa, tmp_path / "plain", scale_tg(0.8)), "--format", "json").stdout)
+    target = next(x["id"] for x in plain["regressions"] if x["metric"] == "tg_tps")
+
+    def slower_and_noisy(d):
+        scale_tg(0.8)(d)
+        if d["id"] == target:
+            d["check"]["speed_noise"] = {"tg": ["spread 35% > 10%"]}
+            d["check"]["speed_noisy"] = True
+    new = write_copy(gqa, tmp_path / "new", slower_and_noisy)
+    d = json.loads(run(gqa, new, "--format", "json").stdout)
+    assert (target, "tg_tps") in [(x["id"], x["metric"]) for x in d["noisy"]]
+    assert (target, "tg_tps") not in [(x["id"], x["metric"]) for x in d["regressions"]]
+    strict = json.loads(run(gqa, new, "--format", "json", "--strict-noise").stdout)
+    assert (target, "tg_tps") in [(x["id"], x["metric"]) for x in strict["regressions"]] and not strict["noisy"]

@@ -20,9 +20,11 @@ def _make_fixtures_module():
 def test_regenerated_fixtures_are_identical(tmp_path):
     mod = _make_fixtures_module()
     mod.main(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.gguf" for n in FIXTURE_NAMES)
-    for name in FIXTURE_NAMES:
-        assert (tmp_path / f"{name}.gguf").read_bytes() == fixture_path(name).read_bytes(), name
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.gguf"))
+    committed = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*.gguf"))
+    assert written == committed and len(written) == len(FIXTURE_NAMES) + 3  # + the 3 shards of the split model
+    for rel in written:
+        assert (tmp_path / rel).read_bytes() == (FIXTURES / rel).read_bytes(), rel
 
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)

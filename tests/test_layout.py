@@ -6,7 +6,8 @@ import sys
 CORE = ["ggufprof.model.model_info", "ggufprof.model.arch_hparams", "ggufprof.memory.predict",
         "ggufprof.memory.placement", "ggufprof.results.schema", "ggufprof.results.checks", "ggufprof.results.compare",
         "ggufprof.results.deploy", "ggufprof.results.deploy_check", "ggufprof.results.store",
-        "ggufprof.results.llama_bench_io", "ggufprof.measure.grid", "ggufprof.measure.llama_log"]
+        "ggufprof.results.llama_bench_io", "ggufprof.measure.grid", "ggufprof.measure.llama_log",
+        "ggufprof.results.quality", "ggufprof.measure.kld", "ggufprof.measure.quality_runner"]
 
 
 def test_pure_core_imports_no_llama_cpp_typer_or_rich():

@@ -29,6 +29,7 @@ def test_report_renders_in_chromium(driver, sweep_dirs, tmp_path, name):
     assert severe_console_entries(driver) == []
     imgs = images(driver)
     assert len(imgs) >= 2
+    assert any(img["alt"] == "By cache type" for img in imgs)  # drawn whatever else varies in the sweep
     for img in imgs:
         assert img["complete"] and img["naturalWidth"] > 0, img
         assert img["width"] > 0 and img["height"] > 0, img

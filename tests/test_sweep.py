@@ -70,7 +70,9 @@ def test_speed_samples_per_repetition(gemma_sweep):
         if r.status == "ok":
             for test, n in (("pp", 32), ("tg", 8)):
                 block = r.measured[test]
-                assert block["n_tokens"] == n and len(block["samples_tps"]) == 2
+                # n_seq sequences decoded together: n_tokens counts them all
+                assert block["tokens_per_seq"] == n and block["n_tokens"] == n * r.settings["parallel"]
+                assert len(block["samples_tps"]) == 2
                 assert all(t > 0 for t in block["samples_tps"])
                 assert block["tps_mean"] == pytest.approx(sum(block["samples_tps"]) / 2)
             assert r.measured["vram"] is None and r.env["gpu_unavailable"]
@@ -168,7 +170,7 @@ def test_sweep_cli_and_results(tmp_path):
     (["-c", "0"], "--ctx-sizes: every value must be >= 1"),
     (["-fa", "maybe"], "--flash-attn"),
     (["--swa-full", "sometimes"], "--swa-full: expected on, off or both"),
-    (["-r", "0"], "--repetitions must be an integer from 1"),
+    (["-r", "0"], "--repetitions must be auto or an integer >= 1"),
     (["-np", "257"], "--parallel must be between 1 and 256"),
     (["-ub", "0"], "--ubatch-size must be an integer from 1"),
     (["-b", "4294967296"], "--batch-size must be an integer from 1 to 4294967295"),
@@ -241,3 +243,20 @@ def test_model_without_a_prediction_is_still_measured(tmp_path, monkeypatch):
     assert [c["kind"] for c in r.measured["kv"]["caches"]] == ["kv", "rs"]
     assert r.measured["pp"]["tps_mean"] > 0 and summary.mismatches == 0
     assert validate(json.loads((tmp_path / "results.jsonl").read_text().splitlines()[0])) == []
+
+
+def test_parallel_sequences_are_timed_together(tmp_path):
+    """-np 3: every sequence's prompt in one batch and one token per sequence per step, as
+    llama-batched-bench; tokens/s is the aggregate (S_PP / S_TG) and records n_seq."""
+    info = load_model_info(fixture_path("llama-gqa"))
+    summary = Sweep(info, spec(cache_types=[("f16", "f16")], flash_attn=["auto"], parallel=[1, 3],
+                               kv_unified=[False, True], depths=[0, 32], n_prompt=32, n_gen=8, repetitions=2),
+                    tmp_path).run()
+    recs = {(r.settings["parallel"], r.settings["kv_unified"], r.settings["depth"]): r for r in summary.records}
+    assert all(r.status == "ok" for r in recs.values()), [r.reason for r in recs.values()]
+    for (par, _, _), r in recs.items():
+        for test, n in (("pp", 32), ("tg", 8)):
+            block = r.measured[test]
+            assert block["n_seq"] == par and block["tokens_per_seq"] == n and block["n_tokens"] == n * par
+            assert block["tps_mean"] > 0 and abs(block["tps_per_seq"] * par - block["tps_mean"]) < 1e-6
+            assert len(block["samples_noise"]) == 2 and "loadavg1" in block["samples_noise"][0]

@@ -30,6 +30,8 @@ from ..memory.predict import predict
 from .llama_log import LlamaLog, parse_log
 from ..model.model_info import ModelInfo
 from ..memory.placement import place
+from ..results.quality import QualitySettings
+from ..results.noise import AUTO, record_noise
 from ..results.schema import Record
 from ..results.store import ResultsLock, append_record, backup, check_same_model, read_records, rewrite, write_csv
 
@@ -61,8 +63,10 @@ class SweepSummary:
 class Sweep:
     def __init__(self, model: ModelInfo, spec: GridSpec, out_dir: Path, timeout: float = 600,
                  resume: bool = False, on_record: Callable[[Record, int, int], None] | None = None,
-                 on_start: Callable[[RunSettings, int, int], None] | None = None, retry_failed: bool = True):
+                 on_start: Callable[[RunSettings, int, int], None] | None = None, retry_failed: bool = True,
+                 quality: QualitySettings | None = None):
         self.model, self.spec, self.out_dir = model, spec, out_dir
+        self.quality = quality  # sweep --quality: each ok record gets its cache type's quality block
         self.timeout, self.resume, self.retry_failed = timeout, resume, retry_failed
         self.on_record = on_record or (lambda r, i, n: None)
         self.on_start = on_start or (lambda s, i, n: None)
@@ -118,17 +122,31 @@ class Sweep:
         }
         plan = [(rs, why) for rs, why in self.planned() if rs.id not in done]
         summary = SweepSummary(self.out_dir, resumed=len(done), kept_failed=kept_failed)
+        quality = self._quality_blocks(plan)
         try:
             for i, (rs, why) in enumerate(plan):
                 self.on_start(rs, i, len(plan))
                 rec = self._skipped(rs, why) if why else self._run_one(rs, i)
                 rec.model = model_block
+                if self.quality is not None and rec.status == "ok":
+                    rec.quality = quality.get(rs.id)
                 append_record(self.results, rec)
                 summary.records.append(rec)
                 self.on_record(rec, i, len(plan))
         finally:  # Ctrl-C, SIGTERM or an error: results.csv still matches what was measured
             write_csv(self.results, self.out_dir / "results.csv")
         return summary
+
+    def _quality_blocks(self, plan: list[tuple[RunSettings, str | None]]) -> dict[str, dict]:
+        """--quality: {configuration id: quality block}, measured before the configurations (one worker
+        per group, measure/quality_runner.py) so that each record is written once, complete."""
+        if self.quality is None or not any(why is None for _, why in plan):
+            return {}
+        from .quality_runner import quality_key, sweep_quality
+
+        pairs = {(rs.kv.cache_type_k, rs.kv.cache_type_v) for rs, why in plan if why is None}
+        blocks = sweep_quality(self.model.path, plan, self.quality, self.timeout * (len(pairs) + 1), self.logs)
+        return {rs.id: blocks[quality_key(rs)] for rs, why in plan if why is None and quality_key(rs) in blocks}
 
     def _base(self, rs: RunSettings) -> Record:
         rec = Record(id=rs.id, status="ok", settings=rs.to_dict(),
@@ -162,44 +180,29 @@ class Sweep:
             rec.status, rec.reason = "skipped", why
             return rec
         log_path = self.logs / f"{index:04d}-{hashlib.sha1(rs.id.encode()).hexdigest()[:8]}.log"
-        with tempfile.TemporaryDirectory(prefix="ggufprof-") as tmp:
-            cfg, out = Path(tmp) / "config.json", Path(tmp) / "result.json"
-            cfg.write_text(json.dumps({"model_path": str(self.model.path), "settings": rs.to_dict()}))
-            cmd = [sys.executable, "-m", "ggufprof.measure.worker", str(cfg), str(out), str(log_path)]
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout,
-                                      preexec_fn=_die_with_parent)
-            except subprocess.TimeoutExpired as e:
-                rec.status = "failed"
-                rec.reason = f"timed out after {self.timeout:g} s" + _tail(e.stderr)
-                return rec
-            result = json.loads(out.read_text()) if out.exists() and out.stat().st_size else None
-        rec.measured["log_file"] = str(log_path.relative_to(self.out_dir)) if log_path.exists() else None
-        if proc.returncode != 0 or result is None or "error" in result:
-            rec.status = "failed"
-            if result and "error" in result:
-                rec.reason = result["error"]
-            elif proc.returncode < 0:
-                sig = signal.Signals(-proc.returncode).name
-                rec.reason = f"worker killed by {sig}" + _tail(proc.stderr)
-                if sig == "SIGILL" and rs.repack:
-                    rec.reason += (" (an instruction this CPU cannot run inside llama.cpp, e.g. AMX kernels for "
-                                   "repacked weights in a VM: try --no-repack)")
-            else:
-                rec.reason = f"worker exited with code {proc.returncode}" + _tail(proc.stderr)
+        run = spawn_worker("ggufprof.measure.worker", {"model_path": str(self.model.path), "settings": rs.to_dict()},
+                           self.timeout, log_path, rs.repack)
+        if run.timed_out:
+            rec.status, rec.reason = "failed", run.failure
             return rec
+        rec.measured["log_file"] = str(log_path.relative_to(self.out_dir)) if log_path.exists() else None
+        if run.failure:
+            rec.status, rec.reason = "failed", run.failure
+            return rec
+        result = run.result
         rec.resolved, rec.env = result["resolved"], result["env"]
         rec.measured.update(result["measured"])
         self._check(rec, rs, parse_log(log_path.read_text()))
         return rec
 
     def _check(self, rec: Record, rs: RunSettings, log: LlamaLog) -> None:
+        noise = record_noise(rec.measured, rs.repetitions == AUTO)  # speed trust, whatever the memory
         try:
             pred = predict(self.model, rs.kv)
         except GgufprofError as e:
             # measured all the same (every logged buffer is in measured.kv); nothing to judge against
             rec.predicted = {"unavailable": str(e)}
-            rec.check = {"kv_exact": None, "kv_mismatches": [], "prediction": f"not predicted: {e}"}
+            rec.check = {"kv_exact": None, "kv_mismatches": [], "prediction": f"not predicted: {e}", **noise}
             return
         has_gpu = any(dev != "CPU" for c in log.caches for dev in c.buffers_mib) or any(
             k.startswith("CUDA") for k in log.model_buffers_mib)
@@ -210,6 +213,7 @@ class Sweep:
         rec.check.update(rss_check(rec, placement, log))
         rec.check.update(vram_check(rec, placement, log))
         rec.check.update(weights_check(placement, log))
+        rec.check.update(noise)
 
     def recheck(self) -> list[Record]:
         """Recompute every ok record's prediction and checks from its stored llama.cpp log, without
@@ -274,6 +278,44 @@ class _terminate_as_interrupt:
     def __exit__(self, *exc: object) -> None:
         if self.old is not None:
             signal.signal(signal.SIGTERM, self.old)
+
+
+@dataclass
+class WorkerRun:
+    """What one worker process left: its result JSON, or why there is none (``failure``)."""
+
+    result: dict | None
+    failure: str | None  # None when the worker wrote a result without an "error"
+    timed_out: bool = False
+
+
+def spawn_worker(module: str, config: dict, timeout: float | None, log_path: Path | None = None,
+                 repack: bool = True) -> WorkerRun:
+    """Run ``python -m <module> CONFIG.json RESULT.json [LOG]`` (the sweep's worker, the quality
+    worker) and read its result back; a refusal, a crash, a signal or the timeout becomes
+    ``failure``, worded for a record's ``reason``."""
+    with tempfile.TemporaryDirectory(prefix="ggufprof-") as tmp:
+        cfg, out = Path(tmp) / "config.json", Path(tmp) / "result.json"
+        cfg.write_text(json.dumps(config))
+        cmd = [sys.executable, "-m", module, str(cfg), str(out)] + ([str(log_path)] if log_path else [])
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=_die_with_parent)
+        except subprocess.TimeoutExpired as e:
+            return WorkerRun(None, f"timed out after {timeout:g} s" + _tail(e.stderr), True)
+        result = json.loads(out.read_text()) if out.exists() and out.stat().st_size else None
+    if proc.returncode == 0 and result is not None and "error" not in result:
+        return WorkerRun(result, None)
+    if result and "error" in result:
+        why = result["error"]
+    elif proc.returncode < 0:
+        sig = signal.Signals(-proc.returncode).name
+        why = f"worker killed by {sig}" + _tail(proc.stderr)
+        if sig == "SIGILL" and repack:
+            why += (" (an instruction this CPU cannot run inside llama.cpp, e.g. AMX kernels for "
+                    "repacked weights in a VM: try --no-repack)")
+    else:
+        why = f"worker exited with code {proc.returncode}" + _tail(proc.stderr)
+    return WorkerRun(result, why)
 
 
 def _tail(stderr: str | bytes | None, n: int = 800) -> str:

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..results.compare import Comparison, MetricResult, Unpaired
+from ..results.quality import fmt_kld
 from ..units import human_bytes
 
 FORMATS = ("table", "md", "json", "junit")
@@ -31,10 +32,14 @@ def fmt_value(metric: str, v: object) -> str:
         return f"{v} MiB"
     if metric.startswith("rss"):
         return human_bytes(v)
+    if metric == "kld_mean":
+        return f"{fmt_kld(v)} nats"
     return f"{v:,.1f} t/s"
 
 
 def fmt_change(r: MetricResult) -> str:
+    if r.metric == "kld_mean" and r.baseline is not None and r.new is not None:  # judged in absolute nats
+        return f"{r.new - r.baseline:+.2g} nats"
     if r.change is None:
         return "-"
     if math.isinf(r.change):
@@ -51,7 +56,7 @@ def fmt_p(r: MetricResult) -> str:
 
 
 def _rows(cmp: Comparison) -> list[MetricResult]:
-    return cmp.where("regression") + cmp.where("improvement")
+    return cmp.where("regression") + cmp.where("improvement") + cmp.where("noisy")
 
 
 def _metrics_not_compared(cmp: Comparison) -> list[str]:
@@ -66,8 +71,8 @@ def _metrics_not_compared(cmp: Comparison) -> list[str]:
 
 
 def summary(cmp: Comparison) -> str:
-    n = {v: len(cmp.where(v)) for v in ("regression", "improvement", "unchanged", "not_compared")}
-    text = (f"{n['regression']} regression(s), {n['improvement']} improvement(s), {n['unchanged']} unchanged "
+    n = {v: len(cmp.where(v)) for v in ("regression", "improvement", "unchanged", "not_compared", "noisy")}
+    text = (f"{n['regression']} regression(s), {n['improvement']} improvement(s), {n['noisy']} noisy, {n['unchanged']} unchanged "
             f"over {cmp.matched} matched configuration(s); {len(cmp.only_baseline)} only in the baseline, "
             f"{len(cmp.only_new)} only in the new results, {len(cmp.not_compared)} not compared (not ok)")
     gate = cmp.gate_failures()
@@ -89,14 +94,15 @@ def print_table(cmp: Comparison, console: Console) -> None:
     th = cmp.thresholds
     console.print(Text.assemble("baseline ", (cmp.baseline, "bold"), " → new ", (cmp.new, "bold")))
     console.print(Text(f"thresholds: KV +{th.max_kv_increase:.2%}, RSS +{th.max_mem_increase:.2%} (noise "
-                       f"{human_bytes(th.rss_noise)}), tokens/s -{th.max_tps_drop:.2%} at alpha {th.alpha:g}"))
+                       f"{human_bytes(th.rss_noise)}), tokens/s -{th.max_tps_drop:.2%} at alpha {th.alpha:g}, "
+                       f"mean KLD +{th.max_kld_increase:g} nats"))
     rows = _rows(cmp)
     if rows:
         t = Table(box=box.SIMPLE_HEAD)
         t.add_column("configuration", overflow="fold", min_width=min(max(len(labels[r.id]) for r in rows), 28))
         for col in ("metric", "baseline", "new", "change", "p Welch/MWU", "verdict"):
             t.add_column(col, justify="left" if col in ("metric", "verdict") else "right", no_wrap=True)
-        style = {"regression": "red", "improvement": "green"}
+        style = {"regression": "red", "improvement": "green", "noisy": "yellow"}
         for r in rows:
             t.add_row(Text(labels[r.id]), r.metric, fmt_value(r.metric, r.baseline), fmt_value(r.metric, r.new),
                       fmt_change(r), fmt_p(r), Text(r.verdict, style=style[r.verdict]))
@@ -114,7 +120,8 @@ def to_markdown(cmp: Comparison) -> str:
     if rows:
         out += ["| configuration | metric | baseline | new | change | p Welch / MWU | verdict |",
                 "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
-        icon = {"regression": ":x: regression", "improvement": ":white_check_mark: improvement"}
+        icon = {"regression": ":x: regression", "improvement": ":white_check_mark: improvement",
+                "noisy": ":warning: noisy"}
         for r in rows:
             out.append(f"| `{labels[r.id]}` | {r.metric} | {fmt_value(r.metric, r.baseline)} | "
                        f"{fmt_value(r.metric, r.new)} | {fmt_change(r)} | {fmt_p(r)} | {icon[r.verdict]} |")

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from ..results.deploy import SIZE_LIMITS, Deployment
 from ..results.deploy_check import LimitCheck
+from ..results.quality import fmt_kld
 from ..units import human_bytes
 
 
@@ -20,6 +21,8 @@ def _fmt(limit: str, v) -> str:
         return "-"
     if limit in SIZE_LIMITS:
         return human_bytes(v)
+    if limit == "max_kld":
+        return f"{fmt_kld(v)} nats"
     return f"{v:,.1f} t/s"
 
 

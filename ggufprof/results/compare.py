@@ -30,10 +30,19 @@ p <= alpha: Welch for the usual near-normal case, Mann-Whitney for robustness to
 Each test alone has size alpha; the union at most 2 * alpha, and the minimum-effect gate is what
 keeps noise from failing CI (a 1 % change never fails, whatever the p-value). scipy errors are not
 caught. A metric with fewer than 2 samples on a side is reported as not compared.
+
+Quality (``sweep --quality``): ``kld_mean``, the mean KL divergence against f16/f16, is a regression
+when it grows by more than ``max_kld_increase`` nats (absolute, 0.001 by default, the
+recommendation's MAX_KLD in results/quality.py). Absolute because f16/f16 is exactly 0, where no
+ratio exists, and because what matters to a user is how far the cache type moved from f16, not by
+what factor. KLD is deterministic for one build on one machine (two runs give the same digits), so
+there is no test; only records measured over the same text (sha256), chunk length and chunk count
+are compared, others are reported as not compared.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -48,8 +57,9 @@ from .schema import Record
 
 MEMORY_METRICS = ("kv_predicted", "kv_logged", "rss_context", "rss_peak")
 SPEED_METRICS = ("pp_tps", "tg_tps")
+QUALITY_METRICS = ("kld_mean",)
 UNITS = {"kv_predicted": "bytes", "kv_logged": "MiB", "rss_context": "bytes", "rss_peak": "bytes",
-         "pp_tps": "tokens/s", "tg_tps": "tokens/s"}
+         "pp_tps": "tokens/s", "tg_tps": "tokens/s", "kld_mean": "nats"}
 
 
 @dataclass(frozen=True)
@@ -59,11 +69,14 @@ class Thresholds:
     rss_noise: int = 1 << 20  # bytes of RSS change always ignored
     max_tps_drop: float = 0.05  # minimum effect on the mean tokens/s
     alpha: float = 0.05
+    max_kld_increase: float = 0.001  # nats of mean KLD against f16/f16 (absolute)
+    strict_noise: bool = False  # --strict-noise: judge speed rows flagged noisy like the others
 
 
 @dataclass
 class MetricResult:
-    """One configuration x metric verdict: regression, improvement, unchanged or not_compared."""
+    """One configuration x metric verdict: regression, improvement, unchanged, noisy (a speed change
+    on a measurement flagged noisy: reported, not judged) or not_compared."""
 
     id: str
     metric: str
@@ -141,6 +154,7 @@ class Comparison:
             "baseline": self.baseline, "new": self.new, "thresholds": asdict(self.thresholds),
             "matched": self.matched, "regressions": rows(self.where("regression")),
             "improvements": rows(self.where("improvement")), "unchanged": rows(self.where("unchanged")),
+            "noisy": rows(self.where("noisy")),
             "only_baseline": rows(self.only_baseline), "only_new": rows(self.only_new),
             "not_compared": rows(self.not_compared) + rows(self.where("not_compared")),
             "lost": rows(self.lost), "gate_failures": self.gate_failures(), "failed": self.failed,
@@ -238,6 +252,32 @@ def compare_speed(id_: str, metric: str, base: list[float], new: list[float], th
     return MetricResult(id_, metric, verdict, mb, mn, change, p_w, p_u, list(base), list(new))
 
 
+def compare_quality(id_: str, base: dict | None, new: dict | None, th: Thresholds) -> MetricResult | None:
+    """Mean KLD against f16/f16: regression when new > base + max_kld_increase; None when neither
+    side measured quality."""
+    if not base and not new:
+        return None
+
+    def measured(q: dict | None) -> bool:
+        return isinstance(q, dict) and "kld_mean" in q
+
+    if not (measured(base) and measured(new)):
+        side = "baseline" if not measured(base) else "new"
+        q = base if side == "baseline" else new
+        why = f"not measured in the {side} results" + (f" ({q['error']})" if isinstance(q, dict) and "error" in q else "")
+        return MetricResult(id_, "kld_mean", "not_compared", note=why[:REASON_MAX])
+    same = [(base.get("text") or {}).get("sha256") == (new.get("text") or {}).get("sha256"),
+            base.get("n_ctx") == new.get("n_ctx"), base.get("n_chunks") == new.get("n_chunks")]
+    if not all(same):
+        return MetricResult(id_, "kld_mean", "not_compared", base["kld_mean"], new["kld_mean"],
+                            note="quality measured over a different text, chunk length or chunk count")
+    b, n = base["kld_mean"], new["kld_mean"]
+    verdict = ("regression" if n > b + th.max_kld_increase else
+               "improvement" if n < b - th.max_kld_increase else "unchanged")
+    change = (n - b) / b if b else (None if n == b else float("inf"))
+    return MetricResult(id_, "kld_mean", verdict, b, n, change)
+
+
 REASON_MAX = 300  # characters of a record's reason carried into a comparison (a reason can be huge)
 
 
@@ -278,7 +318,16 @@ def compare_records(base: list[Record], new: list[Record], th: Thresholds, basel
             sb = (b.measured.get(metric[:2]) or {}).get("samples_tps") or []
             sn = (n.measured.get(metric[:2]) or {}).get("samples_tps") or []
             if sb or sn:
-                out.results.append(compare_speed(b.id, metric, sb, sn, th))
+                r = compare_speed(b.id, metric, sb, sn, th)
+                noisy = [side for side, rec in (("baseline", b), ("new", n))
+                         if metric[:2] in (rec.check.get("speed_noise") or {})]
+                if noisy and r.verdict in ("regression", "improvement") and not th.strict_noise:
+                    # a flagged measurement (results/noise.py) is reported, never judged
+                    r = dataclasses.replace(r, verdict="noisy", note=f"{' and '.join(noisy)} flagged noisy: "
+                                            f"would be a {r.verdict}; --strict-noise to judge it")
+                out.results.append(r)
+        if (q := compare_quality(b.id, b.quality, n.quality, th)) is not None:
+            out.results.append(q)
     out.only_new = [Unpaired(r.id, None, r.status, _reason(r)) for k, r in n_by.items() if k not in b_by]
     return out
 

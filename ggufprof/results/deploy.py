@@ -30,6 +30,7 @@ from ..memory.predict import validate
 from ..flags import parse_flash_attn
 from ..memory.settings import KVSettings
 from ..model.model_info import ModelInfo, load_model_info
+from .quality import QualitySettings
 
 KV_KEYS = ("ctx_size", "cache_type_k", "cache_type_v", "parallel", "kv_unified", "swa_full", "batch_size",
            "ubatch_size", "flash_attn")
@@ -38,12 +39,15 @@ KEY_TYPES: dict[str, type | tuple[type, ...]] = {
     "kv_unified": bool, "swa_full": bool, "batch_size": int, "ubatch_size": int, "flash_attn": (str, bool),
     "threads": int, "n_gpu_layers": int, "offload_kqv": bool, "repack": bool, "n_prompt": int, "n_gen": int,
     "depth": int, "repetitions": int, "limits": dict,
+    "quality_ctx": int, "quality_chunks": int, "quality_text": str,  # how limits.max_kld is measured
 }
 REQUIRED = ("name", "model", "ctx_size")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a safe directory name: no '..', '/', spaces
 MINIMUM = {"threads": 1, "n_gpu_layers": -1, "n_prompt": 0, "n_gen": 0, "depth": 0, "repetitions": 1}
 SIZE_LIMITS = ("max_kv_bytes", "max_rss", "max_vram")
 SPEED_LIMITS = ("min_pp_tps", "min_tg_tps")
+QUALITY_LIMITS = ("max_kld",)  # mean KL divergence against f16/f16, in nats (results/quality.py)
+QUALITY_KEYS = ("quality_ctx", "quality_chunks", "quality_text")
 SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
@@ -56,6 +60,7 @@ class Limits:
     max_vram: int | None = None
     min_pp_tps: float | None = None
     min_tg_tps: float | None = None
+    max_kld: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Deployment:
     limits: Limits
     line: int  # the [[deployment]] header, for messages
     info: ModelInfo = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+    quality: QualitySettings | None = None  # measured with the deployment when limits.max_kld is set
 
 
 def parse_size(value: object, what: str) -> int:
@@ -145,10 +151,14 @@ def _check_keys(table: dict, allowed: dict | tuple, ctx: _Context, sub: str = ""
 
 
 def _limits(table: dict, run: RunSettings, ctx: _Context) -> Limits:
-    _check_keys(table, SIZE_LIMITS + SPEED_LIMITS, ctx, "limits")
+    _check_keys(table, SIZE_LIMITS + SPEED_LIMITS + QUALITY_LIMITS, ctx, "limits")
     values: dict = {}
     for key, value in table.items():
-        if key in SIZE_LIMITS:
+        if key in QUALITY_LIMITS:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ctx.fail(key, f"expected a mean KL divergence in nats >= 0 (e.g. 0.001), got {value!r}", "limits")
+            values[key] = float(value)
+        elif key in SIZE_LIMITS:
             try:
                 values[key] = parse_size(value, key)
             except GgufprofError as e:
@@ -219,7 +229,42 @@ def _deployment(table: dict, base: Path, ctx: _Context, default_threads: int, me
     if why:
         raise ctx.fail("ctx_size", why)
     limits = _limits(table.get("limits", {}), run, ctx)
-    return Deployment(table["name"], model, run, limits, ctx.headers.get(ctx.idx, 1), info)
+    quality = _quality(table, limits, run, info, base, ctx)
+    return Deployment(table["name"], model, run, limits, ctx.headers.get(ctx.idx, 1), info, quality)
+
+
+def _quality(table: dict, limits: Limits, run: RunSettings, info: ModelInfo, base: Path,
+             ctx: _Context) -> QualitySettings | None:
+    """How max_kld is measured: the deployment's cache types against f16/f16 with its run settings,
+    over ``quality_text`` (relative to the file; default the packaged text) in chunks of
+    ``quality_ctx`` tokens (default 2048 capped at n_ctx_train), ``quality_chunks`` of them (default all)."""
+    given = [k for k in QUALITY_KEYS if k in table]
+    if limits.max_kld is None:
+        if given:
+            raise ctx.fail(given[0], "only used to measure limits.max_kld, which is not set")
+        return None
+    from .quality import check_counts, read_text, resolve_ctx
+
+    for key, check in (("quality_ctx", lambda v: (check_counts(v, None), resolve_ctx(v, info.n_ctx_train))),
+                       ("quality_chunks", lambda v: check_counts(None, v))):
+        if key in table:
+            try:
+                check(table[key])
+            except GgufprofError as e:
+                raise ctx.fail(key, re.sub(r"--(quality-ctx|chunks) ?", "", str(e))) from None
+    text = None
+    if "quality_text" in table:
+        text = Path(table["quality_text"]).expanduser()
+        text = str(text if text.is_absolute() else base / text)
+        try:
+            read_text(text)
+        except GgufprofError as e:
+            raise ctx.fail("quality_text", str(e).removeprefix("--text ")) from None
+    kv = run.kv
+    return QualitySettings(cache_types=((kv.cache_type_k, kv.cache_type_v),), ctx=table.get("quality_ctx"),
+                           chunks=table.get("quality_chunks"), text=text, threads=run.threads,
+                           flash_attn=kv.flash_attn, n_gpu_layers=run.n_gpu_layers, offload_kqv=run.offload_kqv,
+                           repack=run.repack)
 
 
 def load_deployments(path: str | Path, default_threads: int = 1, measuring: bool = True) -> list[Deployment]:

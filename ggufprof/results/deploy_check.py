@@ -14,6 +14,9 @@ What each limit is compared with, and why:
 * ``max_vram``: the worker's GPU memory after the run (NVML has no per-process peak); not checked
   where there is no NVML reading.
 * ``min_pp_tps`` / ``min_tg_tps``: the mean tokens/s over the repetitions.
+* ``max_kld``: the mean KL divergence of the deployment's cache types against f16/f16 (the
+  record's quality block, measured first by the same sweep, results/quality.py), over
+  ``quality_text`` in chunks of ``quality_ctx`` tokens; a quality run that failed fails it.
 
 A limit that cannot be checked is reported as such and does not fail; a run that failed fails
 every measured limit (the deployment does not work as stated).
@@ -53,7 +56,7 @@ def run_deployment(dep: Deployment, out_dir: Path, timeout: float = 600) -> Reco
                     threads=rs.threads, n_prompt=rs.n_prompt, n_gen=rs.n_gen, repetitions=rs.repetitions,
                     batch_size=kv.batch_size, ubatch_size=kv.ubatch_size, n_gpu_layers=[rs.n_gpu_layers],
                     offload_kqv=[rs.offload_kqv], repack=rs.repack)
-    summary = Sweep(dep.info, spec, out_dir, timeout=timeout).run()
+    summary = Sweep(dep.info, spec, out_dir, timeout=timeout, quality=dep.quality).run()
     (rec,) = summary.records  # single-value axes: exactly one configuration
     return rec
 
@@ -117,4 +120,17 @@ def check_deployment(dep: Deployment, rec: Record | None) -> list[LimitCheck]:
                 add(limit, allowed, None, unchecked=f"not measured ({why})")
             else:
                 add(limit, allowed, value, note)
+    if lim.max_kld is not None:
+        q = rec.quality if rec is not None else None
+        if rec is None:
+            add("max_kld", lim.max_kld, None, unchecked=ESTIMATE_ONLY)
+        elif rec.status != "ok":
+            rows.append(LimitCheck(dep.name, "max_kld", lim.max_kld, None, "fail",
+                                   f"not measured: {rec.status}: {rec.reason}"))
+        elif isinstance(q, dict) and "kld_mean" in q:
+            add("max_kld", lim.max_kld, q["kld_mean"],
+                f"mean KLD vs f16/f16, top-1 {q['top1_agreement']:.1%}, {q['n_chunks']} x {q['n_ctx']} tokens")
+        else:
+            why = q["error"] if isinstance(q, dict) and "error" in q else "no quality block in the record"
+            rows.append(LimitCheck(dep.name, "max_kld", lim.max_kld, None, "fail", f"quality not measured: {why}"))
     return rows

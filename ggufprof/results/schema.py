@@ -10,6 +10,9 @@ Format history (SCHEMA_VERSION):
      timings), check (kv_exact, kv_mismatches, rss_*), env, started_at.
      Records imported from llama-bench (env.source == "llama-bench") are ok with measured.pp/tg
      only: no kv, rss or check.* (llama-bench does not measure them).
+  2  adds ``quality`` (None when not measured): the cache type's quality against f16/f16 from
+     ``sweep --quality`` (results/quality.py, QualityResult.to_dict()), or {"error": reason} when
+     that measurement failed. Version-1 records load as version 2 with ``quality`` None.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import math
 import statistics
 from dataclasses import asdict, dataclass, field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # older versions are upgraded on load
 STATUSES = ("ok", "skipped", "failed")
 
 
@@ -37,6 +41,7 @@ class Record:
     env: dict = field(default_factory=dict)
     started_at: str | None = None
     schema_version: int = SCHEMA_VERSION
+    quality: dict | None = None  # version 2
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,10 +49,12 @@ class Record:
     @classmethod
     def from_dict(cls, d: dict) -> "Record":
         version = d.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"results schema version {version} is not supported (this ggufprof reads {SCHEMA_VERSION})")
+        if version not in READABLE_VERSIONS:
+            raise ValueError(f"results schema version {version} is not supported (this ggufprof reads "
+                             f"{', '.join(map(str, READABLE_VERSIONS))})")
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        # version 1 -> 2: no quality block; the record is upgraded, so a rewrite writes version 2
+        return cls(**{**{k: v for k, v in d.items() if k in known}, "schema_version": SCHEMA_VERSION})
 
 
 def validate(d: dict) -> list[str]:
@@ -62,6 +69,7 @@ def validate(d: dict) -> list[str]:
     if d.get("status") in ("skipped", "failed") and not d.get("reason"):
         problems.append("reason: required when status is skipped or failed")
     problems += _typed_fields(d)
+    problems += _quality_problems(d.get("quality"))
     if d.get("status") == "ok":
         m = d.get("measured", {})
         # llama-bench measures speed only: an imported record (env.source "llama-bench") has no KV,
@@ -74,6 +82,22 @@ def validate(d: dict) -> list[str]:
             if key not in d.get("check", {}):
                 problems.append(f"check.{key}: missing in an ok record")
     return problems
+
+
+QUALITY_NUMBERS = ("kld_mean", "kld_p99", "top1_agreement", "ppl", "ppl_base")
+
+
+def _quality_problems(q: object) -> list[str]:
+    """The version-2 ``quality`` block: absent/None, {"error": reason}, or a measured result."""
+    if q is None:
+        return []
+    if not isinstance(q, dict):
+        return [f"quality: expected an object or null, got {type(q).__name__}"]
+    if "error" in q:
+        return [] if isinstance(q["error"], str) else ["quality.error: expected a string"]
+    bad = [k for k in ("cache_type_k", "cache_type_v") if not isinstance(q.get(k), str)]
+    bad += [k for k in QUALITY_NUMBERS if not _finite(q.get(k))]
+    return [f"quality.{k}: missing or of the wrong type" for k in bad]
 
 
 # Fields readers compute with: a record whose values have other types is refused, not half-read.

@@ -22,7 +22,7 @@ def write_report(dirs: list[Path], out_dir: Path | None = None, problems: list[s
     from .markdown import write_markdown
     from .plots import make_plots
     from .tables import checks_table, comparison_table, environment_table, model_table, not_measured_table, \
-        summary_table
+        recommendation_table, summary_table
 
     dirs = [Path(d) for d in dirs]
     data = data_mod.load(dirs)
@@ -33,7 +33,8 @@ def write_report(dirs: list[Path], out_dir: Path | None = None, problems: list[s
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise GgufprofError(f"{out}: cannot create the report directory: {e.strerror}") from None
-    tables = {"compare": [summary_table(data), comparison_table(data)], "checks": checks_table(data),
+    tables = {"compare": [recommendation_table(data), summary_table(data), comparison_table(data)],
+              "checks": checks_table(data),
               "skipped": not_measured_table(data), "env": [model_table(data), environment_table(data)]}
     plots, notes = make_plots(data)
     paths = {"html": write_html(out / "report.html", data, tables, plots, notes)}

@@ -189,8 +189,38 @@ def comparison_rows(data: ReportData) -> list[dict]:
             "vram_growth": vram_growth(r),
             "pp": pp, "pp_sd": pp_sd, "pp_ratio": _ratio(pp, speed(base, "pp")[0] if base else None),
             "tg": tg, "tg_sd": tg_sd, "tg_ratio": _ratio(tg, speed(base, "tg")[0] if base else None),
+            **quality_values(r),
         })
     return rows
+
+
+def quality_block(rec: Record) -> dict | None:
+    """The record's measured quality against f16/f16 (sweep --quality); None when absent or failed."""
+    q = rec.quality
+    return q if isinstance(q, dict) and "kld_mean" in q else None
+
+
+def quality_values(rec: Record) -> dict:
+    q = quality_block(rec) or {}
+    return {"kld": q.get("kld_mean"), "kld_p99": q.get("kld_p99"), "top1": q.get("top1_agreement"),
+            "dppl": q.get("delta_ppl")}
+
+
+def quality_by_pair(data: ReportData) -> dict[tuple[str, str], dict]:
+    """Per cache type pair, its measured quality block; the worst (largest mean KLD) when hosts or
+    settings measured it differently, so a recommendation never rests on the best run."""
+    out: dict[tuple[str, str], dict] = {}
+    for it in data.ok:
+        q = quality_block(it.rec)
+        if q is not None and (it.pair not in out or q["kld_mean"] > out[it.pair]["kld_mean"]):
+            out[it.pair] = q
+    return out
+
+
+def quality_errors(data: ReportData) -> list[str]:
+    """Why quality was not measured, where a sweep with --quality failed to measure it."""
+    return list(dict.fromkeys(it.rec.quality["error"] for it in data.ok
+                              if isinstance(it.rec.quality, dict) and "error" in it.rec.quality))
 
 
 def cache_summary(rows: list[dict], data: ReportData) -> list[dict]:
@@ -208,7 +238,9 @@ def cache_summary(rows: list[dict], data: ReportData) -> list[dict]:
             out.append({"pair": pair, "host": host, "configs": len(mine),
                         "kv_ratio": (min(vals("kv_ratio")), max(vals("kv_ratio"))) if vals("kv_ratio") else None,
                         "pp_ratio": statistics.median(vals("pp_ratio")) if vals("pp_ratio") else None,
-                        "tg_ratio": statistics.median(vals("tg_ratio")) if vals("tg_ratio") else None})
+                        "tg_ratio": statistics.median(vals("tg_ratio")) if vals("tg_ratio") else None,
+                        **{k: max(vals(k)) if k in ("kld", "dppl") else min(vals(k))
+                           for k in ("kld", "top1", "dppl") if vals(k)}})
     return out
 
 

@@ -241,10 +241,77 @@ def unified_plot(data: ReportData) -> Plot | str:
                 _png(fig), True)
 
 
+def _bar_panel(ax, labels: list[str], series: dict[str, list[tuple[float | None, float | None]]], fmt,
+               colors: list[str]) -> None:
+    """Bars per cache type: one series each in the cache type's colour (as in the other plots), or, with
+    several series (hosts), one colour per host; values printed on the bars with ``fmt``."""
+    width = 0.8 / max(len(series), 1)
+    for n, (name, vals) in enumerate(series.items()):
+        xs = [g + (n - (len(series) - 1) / 2) * width for g in range(len(labels))]
+        errs = [e or 0 for _, e in vals]
+        bars = ax.bar(xs, [v or 0 for v, _ in vals], width, yerr=errs if any(errs) else None, capsize=3,
+                      color=colors if len(series) == 1 else f"C{n}", label=name)
+        ax.bar_label(bars, labels=["n/a" if v is None else fmt(v) for v, _ in vals], fontsize=7, padding=2)
+    ax.set_xticks(range(len(labels)), labels, fontsize=8, rotation=30 if len(labels) > 4 else 0)
+    ax.set_ylim(bottom=0)
+    ax.margins(y=0.15)
+    ax.grid(alpha=0.3, axis="y")
+    if len(series) > 1:
+        ax.legend(fontsize=7)
+
+
+def cache_type_chart(data: ReportData) -> Plot | str:
+    """Always drawn when anything was measured: KV bytes, tokens/s and (when measured) mean KLD per
+    cache type side by side, at the reference configuration holding the most cache types."""
+    from ...results.quality import fmt_kld
+    from .data import quality_block
+
+    if not data.ok:
+        return "By cache type: not drawn, no configuration was measured."
+    ref = _reference(data, data.ok, set(CACHE_KEYS))
+    items = _matching(data.ok, ref)
+    pairs = [p for p in data.pairs if any(i.pair == p for i in items)]
+    by = {(i.host, i.pair): i for i in items}
+    hosts = [h for h in data.hosts if any(i.host == h for i in items)]
+    tests = [t for t in ("pp", "tg") if any(speed(i.rec, t)[0] is not None for i in items)]
+    quality = any(quality_block(i.rec) for i in items)
+    panels = ["kv"] + tests + (["kld"] if quality else [])
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels) + 1, 4.0), squeeze=False,
+                             layout="constrained")
+    labels = [pair_label(p) for p in pairs]
+    colors = [f"C{data.pairs.index(p)}" for p in pairs]
+    for ax, panel in zip(axes[0], panels):
+        if panel == "kv":  # the same bytes on every host: one series
+            first = {p: next(by[(h, p)] for h in hosts if (h, p) in by) for p in pairs}
+            kv = [first[p].rec.predicted.get("kv_bytes") or measured_kv_bytes(first[p].rec) for p in pairs]
+            _bar_panel(ax, labels, {"KV cache": [(None if b is None else b / MIB, None) for b in kv]},
+                       lambda v: f"{v:.2f}", colors)
+            ax.set_title("KV cache (MiB)", fontsize=10)
+        elif panel in ("pp", "tg"):
+            series = {h: [speed(by[(h, p)].rec, panel) if (h, p) in by else (None, None) for p in pairs]
+                      for h in hosts}
+            _bar_panel(ax, labels, series, lambda v: f"{v:,.0f}", colors)
+            ax.set_title(f"{panel} tokens/s (± stddev)", fontsize=10)
+        else:
+            def kld(h: str, p: tuple[str, str]) -> tuple[float | None, None]:
+                q = quality_block(by[(h, p)].rec) if (h, p) in by else None
+                return (q["kld_mean"] if q else None), None
+            _bar_panel(ax, labels, {h: [kld(h, p) for p in pairs] for h in hosts}, fmt_kld, colors)
+            ax.set_title("mean KLD vs f16/f16 (nats)", fontsize=10)
+    return Plot("cache-types", "By cache type",
+                "KV bytes (predicted), tokens/s (mean ± stddev over the repetitions)"
+                + (" and mean KL divergence against f16/f16 (sweep --quality)" if quality else
+                   "; no quality measured (sweep --quality adds mean KLD)")
+                + f". At {_ref_text(ref)}" + ("; colours: hosts" if len(hosts) > 1 else "") + ".",
+                _png(fig), True)
+
+
 def make_plots(data: ReportData) -> tuple[list[Plot], list[str]]:
-    """Every plot the data supports, and a note for each one it does not."""
+    """Every plot the data supports, and a note for each one it does not. The cache-type chart comes
+    first and is drawn whatever varies in the sweep."""
     plots, notes = [], []
-    for fn in (kv_vs_ctx, speed_vs_depth, swa_full_plot, unified_plot):
+    for fn in (cache_type_chart, kv_vs_ctx, speed_vs_depth, swa_full_plot, unified_plot):
         result = fn(data) if data.items else "no records"
         (plots if isinstance(result, Plot) else notes).append(result)
     return plots, notes

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...units import human_bytes
+from ...results.quality import fmt_kld, recommendation
 from .data import AXIS_LABELS, ReportData, cache_summary, check_failures, comparison_rows, environments, \
-    not_measured, pair_label
+    not_measured, pair_label, quality_by_pair, quality_errors
 
 DASH = "—"
 
@@ -46,14 +47,26 @@ def fmt_setting(v: object) -> str:
     return DASH if v is None else str(v)
 
 
+QUALITY_HEADERS = ["KLD", "top-1", "Δppl"]
+QUALITY_NOTE = (" KLD: mean KL divergence of the next-token distribution against f16/f16 over the same text, "
+                "top-1: how often the most likely token agrees, Δppl: relative change of perplexity "
+                "(sweep --quality; as llama-perplexity --kl-divergence).")
+
+
+def fmt_quality(kld: float | None, top1: float | None, dppl: float | None) -> list[str]:
+    return [fmt_kld(kld) if kld is not None else DASH, DASH if top1 is None else f"{top1:.1%}",
+            DASH if dppl is None else f"{dppl:+.2%}"]
+
+
 def comparison_table(data: ReportData) -> Table:
     rows = comparison_rows(data)
     hosts = len(data.hosts) > 1
     vram = any(r["vram_growth"] is not None for r in rows)
+    quality = any(r["kld"] is not None for r in rows)
     axes = data.shown_axes
     headers = (["host"] if hosts else []) + ["K/V"] + [AXIS_LABELS[a] for a in axes] + \
         ["KV cache", "KV ×f16", "RSS growth", "peak RSS"] + (["VRAM growth"] if vram else []) + \
-        ["pp t/s", "pp ×f16", "tg t/s", "tg ×f16"]
+        ["pp t/s", "pp ×f16", "tg t/s", "tg ×f16"] + (QUALITY_HEADERS if quality else [])
     out, starts, prev = [], [], None
     for r in rows:
         group = (r["host"], tuple(r["settings"].items()))
@@ -64,12 +77,14 @@ def comparison_table(data: ReportData) -> Table:
                    + [fmt_bytes(r["kv_bytes"]), fmt_ratio(r["kv_ratio"], 3), fmt_bytes(r["rss_growth"]),
                       fmt_bytes(r["rss_peak"])] + ([fmt_bytes(r["vram_growth"])] if vram else [])
                    + [fmt_tps(r["pp"], r["pp_sd"]), fmt_ratio(r["pp_ratio"]),
-                      fmt_tps(r["tg"], r["tg_sd"]), fmt_ratio(r["tg_ratio"])])
+                      fmt_tps(r["tg"], r["tg_sd"]), fmt_ratio(r["tg_ratio"])]
+                   + (fmt_quality(r["kld"], r["top1"], r["dppl"]) if quality else []))
     n_text = int(hosts) + 1
     numeric = [False] * n_text + [True] * (len(headers) - n_text)
     note = ("KV cache: the predicted bytes (llama.cpp's log agrees, see Checks). RSS growth: resident memory "
             "added by creating the context. t/s: mean ± standard deviation over the repetitions. "
-            "×f16: ratio to f16/f16 at the same other settings" + (" on the same host." if hosts else "."))
+            "×f16: ratio to f16/f16 at the same other settings" + (" on the same host." if hosts else ".")
+            + (QUALITY_NOTE if quality else ""))
     if not any(r["pair"] == ("f16", "f16") for r in rows):
         note += " No f16/f16 configuration was measured, so there are no ratios."
     return Table("All measured configurations", headers, out, numeric, note if rows else "Nothing was measured.",
@@ -79,19 +94,40 @@ def comparison_table(data: ReportData) -> Table:
 def summary_table(data: ReportData) -> Table:
     hosts = len(data.hosts) > 1
     rows = cache_summary(comparison_rows(data), data)
+    quality = any(s.get("kld") is not None for s in rows)
     out = []
     for s in rows:
         lo_hi = s["kv_ratio"]
         kv = DASH if lo_hi is None else (fmt_ratio(lo_hi[0], 3) if abs(lo_hi[1] - lo_hi[0]) < 5e-4
                                           else f"{fmt_ratio(lo_hi[0], 3)} – {fmt_ratio(lo_hi[1], 3)}")
         out.append([pair_label(s["pair"])] + ([s["host"]] if hosts else [])
-                   + [str(s["configs"]), kv, fmt_ratio(s["pp_ratio"]), fmt_ratio(s["tg_ratio"])])
+                   + [str(s["configs"]), kv, fmt_ratio(s["pp_ratio"]), fmt_ratio(s["tg_ratio"])]
+                   + (fmt_quality(s.get("kld"), s.get("top1"), s.get("dppl")) if quality else []))
     headers = ["K/V"] + (["host"] if hosts else []) + ["configurations", "KV ×f16", "pp ×f16 (median)",
-                                                        "tg ×f16 (median)"]
+                                                        "tg ×f16 (median)"] + (QUALITY_HEADERS if quality else [])
     n_text = 1 + int(hosts)
-    return Table("By cache type", headers, out, [False] * n_text + [True] * 4,
+    return Table("By cache type", headers, out, [False] * n_text + [True] * (len(headers) - n_text),
                  "Per K/V cache type pair: the KV size relative to f16/f16 (range over the settings) and the "
-                 "median speed ratio to f16/f16.")
+                 "median speed ratio to f16/f16." + (" Quality: the worst measured over the settings." if quality
+                                                      else ""))
+
+
+def recommendation_table(data: ReportData) -> Table:
+    """The recommendation line (a table with no rows: its note is the line), from measured numbers only."""
+    q = quality_by_pair(data)
+    ratios: dict = {}
+    for s in cache_summary(comparison_rows(data), data):
+        if s["kv_ratio"] is not None:
+            ratios[s["pair"]] = max(ratios.get(s["pair"], 0), s["kv_ratio"][1])
+    # no model name in the line: the report's heading names it, and a note is not escaped markup
+    line = recommendation(None, [(p, q[p], ratios.get(p)) for p in data.pairs if p in q])
+    if q:
+        line += " Mean KLD and top-1 against f16/f16 over the same text; the thresholds are explained in the README."
+    errors = quality_errors(data)
+    if errors:  # the reasons are data (a worker's stderr): counted here, kept in the records' quality.error
+        line += (f" The quality measurement failed for some configurations ({len(errors)} distinct reason(s) in "
+                 "their records' quality.error).")
+    return Table("Recommendation", [], [], [], line)
 
 
 def checks_table(data: ReportData) -> Table:

@@ -1,0 +1,70 @@
+"""The parent side of the quality worker (measure/quality.py): spawn it, read its result back.
+
+As for the sweep's worker, the caller never loads the model: the worker runs in its own process
+(``runner.spawn_worker``), so llama.cpp's memory and a crash stay out of the CLI and the sweep.
+``sweep_quality`` measures a sweep's cache types once per group of settings that change the
+numbers (flash attention, GPU layers, KV offload) and hands back one quality block per
+configuration; the records get it as they are written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ..errors import GgufprofError
+from ..results.quality import QualitySettings
+from .grid import RunSettings
+from .runner import spawn_worker
+
+MODULE = "ggufprof.measure.quality"
+
+
+class QualityFailed(GgufprofError):
+    """The quality worker crashed, was killed or timed out (not a refusal of the input)."""
+
+
+def run_quality(model_path: Path, settings: QualitySettings, timeout: float | None = None,
+                log_path: Path | None = None) -> dict:
+    """The worker's result: {"results": [QualityResult dicts], "text", "n_ctx", "n_chunks", "timings", "env"}.
+
+    GgufprofError for input llama.cpp or the rules refuse (a text too short, a context refused);
+    QualityFailed when the worker died."""
+    run = spawn_worker(MODULE, {"model_path": str(model_path), "settings": settings.to_dict()}, timeout, log_path,
+                       settings.repack)
+    if run.failure is None:
+        return run.result
+    if run.result and "error" in run.result:
+        raise GgufprofError(run.failure)
+    raise QualityFailed(f"the quality worker failed: {run.failure}")
+
+
+def quality_key(rs: RunSettings) -> tuple:
+    """What a configuration's quality depends on besides its cache types (llama-perplexity's
+    settings for the rest: one sequence, n_ubatch 512)."""
+    return rs.kv.flash_attn, rs.n_gpu_layers, rs.offload_kqv, rs.kv.cache_type_k, rs.kv.cache_type_v
+
+
+def sweep_quality(model_path: Path, plan: list[tuple[RunSettings, str | None]], base: QualitySettings,
+                  timeout: float | None, log_dir: Path | None = None) -> dict[tuple, dict]:
+    """One quality run per group of (flash attention, GPU layers, KV offload) among the configurations
+    not skipped; {quality_key(rs): block}. A group whose run fails gets {"error": reason} blocks."""
+    groups: dict[tuple, list[tuple[str, str]]] = {}
+    for rs, why in plan:
+        if why is None:
+            pairs = groups.setdefault(quality_key(rs)[:3], [])
+            if (rs.kv.cache_type_k, rs.kv.cache_type_v) not in pairs:
+                pairs.append((rs.kv.cache_type_k, rs.kv.cache_type_v))
+    out: dict[tuple, dict] = {}
+    for n, (group, pairs) in enumerate(groups.items()):
+        fa, ngl, offload = group
+        settings = dataclasses.replace(base, cache_types=tuple(pairs), flash_attn=fa, n_gpu_layers=ngl,
+                                       offload_kqv=offload)
+        log = log_dir / f"quality-{n:02d}.log" if log_dir else None
+        try:
+            for q in run_quality(model_path, settings, timeout, log)["results"]:
+                out[group + (q["cache_type_k"], q["cache_type_v"])] = q
+        except GgufprofError as e:
+            for p in pairs:
+                out[group + p] = {"error": str(e)}
+    return out

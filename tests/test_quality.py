@@ -1,0 +1,251 @@
+"""``ggufprof quality`` and ``sweep --quality`` on the fixtures, in real llama.cpp (no mocks).
+
+The fixtures have random weights, so their next-token distributions are close to uniform (PPL ~380
+over 384 tokens): KL divergences are small (1e-7 for q8_0, 1e-4 for q4_0) but not zero, and the most
+likely token is a near-tie that a quantized cache flips easily. That is enough for the properties
+that must hold on any model: f16 against f16 is exactly 0 with 100 % top-1 (the same logits
+decoded in two contexts), and q4_0 > q8_0 > 0.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from ggufprof.cli import app
+from ggufprof.present.report import write_report
+from ggufprof.results.store import load_records
+
+from .conftest import ROOT, fixture_path
+
+runner = CliRunner(mix_stderr=False)
+PAIRS = "f16,q8_0,q4_0,q8_0:q4_0"
+
+
+def quality(*args):
+    return runner.invoke(app, ["quality", *[str(a) for a in args]])
+
+
+@pytest.fixture(scope="module")
+def measured():
+    """--json of every fixture: {name: {(k, v): result}}."""
+    out = {}
+    for name in ("llama-gqa", "gemma3-swa", "deci-varkv"):
+        r = quality(fixture_path(name), "-ct", PAIRS, "--quality-ctx", 256, "--chunks", 3, "-t", 2, "--json")
+        assert r.exit_code == 0, r.output
+        out[name] = {(q["cache_type_k"], q["cache_type_v"]): q for q in json.loads(r.stdout)}
+    return out
+
+
+@pytest.mark.parametrize("name", ["llama-gqa", "gemma3-swa", "deci-varkv"])
+def test_f16_against_f16_is_exactly_zero(measured, name):
+    q = measured[name][("f16", "f16")]
+    assert q["kld_mean"] == 0.0 and q["kld_max"] == 0.0 and q["kld_min"] == 0.0 and q["kld_p99"] == 0.0
+    assert q["top1_agreement"] == 1.0
+    assert q["ppl"] == q["ppl_base"] and q["delta_ppl"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["llama-gqa", "gemma3-swa", "deci-varkv"])
+def test_q4_0_loses_more_than_q8_0(measured, name):
+    m = measured[name]
+    q8, q4 = m[("q8_0", "q8_0")], m[("q4_0", "q4_0")]
+    assert q4["kld_mean"] > q8["kld_mean"] > 0
+    assert q4["kld_p99"] > q8["kld_p99"] and q4["top1_agreement"] < 1.0
+    assert 0 < m[("q8_0", "q4_0")]["kld_mean"]
+
+
+def test_json_fields_and_counts(measured):
+    m = measured["llama-gqa"]
+    assert list(m) == [("f16", "f16"), ("q8_0", "q8_0"), ("q4_0", "q4_0"), ("q8_0", "q4_0")]
+    for q in m.values():
+        for key in ("cache_type_k", "cache_type_v", "kld_mean", "kld_median", "kld_p99", "kld_max",
+                    "top1_agreement", "ppl", "ppl_base", "delta_ppl", "by_position", "text"):
+            assert key in q
+        assert 0 <= q["top1_agreement"] <= 1
+        assert q["n_ctx"] == 256 and q["n_chunks"] == 3 and q["n_scored"] == 3 * (256 - 1 - 128)
+        assert sum(b["n"] for b in q["by_position"]) == q["n_scored"]
+        assert q["by_position"][0]["first"] == 128 and q["by_position"][-1]["last"] == 254
+        assert q["text"]["source"].startswith("packaged") and q["text"]["n_tokens"] > 30_000
+    assert len({q["ppl_base"] for q in m.values()}) == 1  # one baseline for every pair
+
+
+def test_table_and_recommendation():
+    r = quality(fixture_path("gemma3-swa"), "-ct", "f16,q4_0", "-c", 256, "--chunks", 2, "-t", 2)
+    assert r.exit_code == 0, r.output
+    out = r.stdout
+    assert "q4_0/q4_0" in out and "mean KLD" in out and "top-1" in out
+    assert "tiny gemma3 iSWA: within mean KLD ≤ 0.001 and top-1 ≥ 99%: f16/f16" in out.replace("\n", " ")
+    assert "by position" in out
+
+
+def test_text_file_and_chunk_cap(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("the cache holds keys and values for every token " * 15, encoding="utf-8")
+    r = quality(fixture_path("llama-gqa"), "-ct", "q8_0", "--text", text, "-c", 128, "--chunks", 99, "-t", 2, "--json")
+    assert r.exit_code == 0, r.output
+    (q,) = json.loads(r.stdout)
+    assert q["text"]["source"] == str(text)
+    assert q["n_chunks"] == q["text"]["n_tokens"] // 128  # --chunks beyond the text: all it holds
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["-c", "8192"], "beyond the model's training context (4096)"),
+    (["-c", "8"], "--quality-ctx must be >= 16"),
+    (["--chunks", "0"], "--chunks must be >= 1"),
+    (["-ct", "q4_0", "-fa", "off"], "requires flash attention"),
+    (["-ct", "q6_k"], "unsupported cache type 'q6_k'"),
+    (["--text", "{tmp}/absent.txt"], "No such file"),
+    (["--text", "{tmp}/latin1.txt"], "not UTF-8"),
+    (["--text", "{tmp}/short.txt", "-c", "256"], "needs at least 512"),
+])
+def test_bad_input_one_line_exit_2(tmp_path, args, msg):
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 " .encode("latin-1") * 100)
+    (tmp_path / "short.txt").write_text("a few words only", encoding="utf-8")
+    r = quality(fixture_path("llama-gqa"), "-t", 2, *[a.format(tmp=tmp_path) for a in args])
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and msg in lines[0], r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_measurement_runs_in_a_worker_process():
+    """The CLI process never loads llama.cpp: the quality worker does."""
+    code = ("import sys; from typer.testing import CliRunner; from ggufprof.cli import app; "
+            f"r = CliRunner().invoke(app, ['quality', {str(fixture_path('llama-gqa'))!r}, '-ct', 'q8_0', '-c', '64', "
+            "'--chunks', '2', '-t', '2', '--json']); assert r.exit_code == 0, r.output; "
+            "print('llama_cpp' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.fixture(scope="module")
+def quality_sweep(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sweep-quality")
+    r = runner.invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(d), "-ct", "f16,q8_0,q4_0",
+                            "-c", "512,1024", "-p", "16", "-n", "4", "-r", "2", "-t", "2", "--quality",
+                            "--quality-ctx", "128", "--chunks", "2"])
+    assert r.exit_code == 0, r.output
+    return d
+
+
+def test_sweep_records_carry_quality(quality_sweep):
+    recs = load_records(quality_sweep)
+    assert len(recs) == 6 and all(r.status == "ok" for r in recs)
+    by = {(r.settings["cache_type_k"], r.settings["ctx_size"]): r.quality for r in recs}
+    assert by[("f16", 512)]["kld_mean"] == 0.0
+    assert by[("q4_0", 512)]["kld_mean"] > by[("q8_0", 512)]["kld_mean"] > 0
+    assert by[("q8_0", 512)] == by[("q8_0", 1024)]  # one measurement per cache type, not per context size
+    assert all(r.schema_version == 2 for r in recs)
+    assert (quality_sweep / "logs" / "quality-00.log").stat().st_size > 0
+
+
+def test_sweep_quality_flags_need_quality(tmp_path):
+    r = runner.invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path / "o"), "--chunks", "2"])
+    assert r.exit_code == 2 and "add --quality" in r.stderr
+
+
+def test_report_shows_quality_and_cache_type_chart(quality_sweep, tmp_path):
+    paths = write_report([quality_sweep], tmp_path)
+    assert "png:cache-types" in paths
+    html = paths["html"].read_text(encoding="utf-8")
+    assert "<th>KLD</th>" in html and "<th>top-1</th>" in html and "<th>Δppl</th>" in html
+    assert "Recommendation" in html and "Within mean KLD ≤ 0.001 and top-1 ≥ 99%" in html
+    md = paths["md"].read_text(encoding="utf-8")
+    assert "| KLD | top-1 | Δppl |" in md and "report-cache-types.png" in md
+
+
+def test_cache_type_chart_without_quality(sweep_dirs, tmp_path):
+    """A sweep over one depth and one context size still gets its chart by cache type."""
+    paths = write_report([sweep_dirs["gemma3-swa"]], tmp_path)
+    assert "png:cache-types" in paths
+    html = paths["html"].read_text(encoding="utf-8")
+    assert "no quality measured" in html and "<th>KLD</th>" not in html
+
+
+def _copy(src, dst, change):
+    dst.mkdir()
+    lines = [json.loads(ln) for ln in (src / "results.jsonl").read_text().splitlines()]
+    for d in lines:
+        change(d)
+    (dst / "results.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+    return dst
+
+
+def test_compare_flags_a_kld_increase(quality_sweep, tmp_path):
+    def worse(d):
+        if d["settings"]["cache_type_k"] == "q4_0":
+            d["quality"]["kld_mean"] += 0.01
+
+    new = _copy(quality_sweep, tmp_path / "new", worse)
+    r = runner.invoke(app, ["compare", str(quality_sweep), str(new), "--max-tps-drop", "1000%", "-f", "json"])
+    assert r.exit_code == 1, r.output
+    regs = json.loads(r.stdout)["regressions"]
+    assert {x["metric"] for x in regs} == {"kld_mean"} and len(regs) == 2
+    r = runner.invoke(app, ["compare", str(quality_sweep), str(new), "--max-tps-drop", "1000%",
+                            "--max-kld-increase", "0.02"])
+    assert r.exit_code == 0, r.output
+
+
+def test_v1_records_still_load_report_and_compare(sweep_dirs, tmp_path):
+    def v1(d):
+        d["schema_version"] = 1
+        d.pop("quality", None)
+
+    old = _copy(sweep_dirs["llama-gqa"], tmp_path / "v1", v1)
+    assert '"schema_version": 1' in (old / "results.jsonl").read_text()
+    recs = load_records(old)
+    assert len(recs) == 12 and all(r.quality is None and r.schema_version == 2 for r in recs)
+    assert write_report([old], tmp_path / "report")["html"].exists()
+    r = runner.invoke(app, ["compare", str(old), str(sweep_dirs["llama-gqa"]), "--max-tps-drop", "1000%"])
+    assert r.exit_code == 0, r.output
+
+
+def test_check_max_kld(tmp_path):
+    toml = tmp_path / "deploy.toml"
+    toml.write_text(f"""\
+[[deployment]]
+name = "q4"
+model = "{fixture_path('llama-gqa')}"
+ctx_size = 512
+cache_type_k = "q4_0"
+cache_type_v = "q4_0"
+threads = 2
+n_prompt = 16
+n_gen = 4
+repetitions = 2
+quality_ctx = 128
+quality_chunks = 2
+[deployment.limits]
+max_kld = 0.00001
+""")
+    r = runner.invoke(app, ["check", str(toml)])
+    assert r.exit_code == 1, r.output
+    assert "max_kld" in r.stdout and "fail" in r.stdout and "mean KLD vs f16/f16" in r.stdout
+    toml.write_text(toml.read_text().replace("max_kld = 0.00001", "max_kld = 0.1"))
+    r = runner.invoke(app, ["check", str(toml)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["check", str(toml), "--estimate-only"])
+    assert r.exit_code == 0 and "not checked" in r.stdout
+    toml.write_text(toml.read_text().replace("max_kld = 0.1", "max_kld = -1"))
+    r = runner.invoke(app, ["check", str(toml)])
+    assert r.exit_code == 2 and "limits.max_kld: expected a mean KL divergence" in r.stderr
+    toml.write_text(toml.read_text().replace("max_kld = -1\n", "max_rss = '1 GiB'\n"))
+    r = runner.invoke(app, ["check", str(toml)])
+    assert r.exit_code == 2 and "quality_ctx: only used to measure limits.max_kld" in r.stderr
+
+
+def test_a_failed_quality_measurement_is_reported_not_hidden(quality_sweep, tmp_path):
+    def failed(d):
+        if d["settings"]["cache_type_k"] == "q4_0":
+            d["quality"] = {"error": "the quality worker failed: worker killed by SIGKILL"}
+
+    new = _copy(quality_sweep, tmp_path / "failed", failed)
+    html = write_report([new], tmp_path / "rep")["html"].read_text(encoding="utf-8")
+    assert "The quality measurement failed for some configurations" in html
+    r = runner.invoke(app, ["compare", str(quality_sweep), str(new), "--max-tps-drop", "1000%", "-f", "json"])
+    rows = [x for x in json.loads(r.stdout)["not_compared"] if x.get("metric") == "kld_mean"]
+    assert len(rows) == 2 and "SIGKILL" in rows[0]["note"]
