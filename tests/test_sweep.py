@@ -260,3 +260,17 @@ def test_parallel_sequences_are_timed_together(tmp_path):
             assert block["n_seq"] == par and block["tokens_per_seq"] == n and block["n_tokens"] == n * par
             assert block["tps_mean"] > 0 and abs(block["tps_per_seq"] * par - block["tps_mean"]) < 1e-6
             assert len(block["samples_noise"]) == 2 and "loadavg1" in block["samples_noise"][0]
+
+
+def test_records_carry_the_whole_footprint(gemma_sweep):
+    """predicted.total per device (compute from the run's own log) and RSS after the warm-up decode
+    within it: an allocation bounds what is resident."""
+    _, summary = gemma_sweep
+    for r in (x for x in summary.records if x.status == "ok"):
+        cpu = r.predicted["total"]["CPU"]
+        assert cpu["total_bytes"] == sum(cpu[k] for k in ("weights_bytes", "kv_bytes", "recurrent_bytes",
+                                                         "compute_bytes", "output_bytes"))
+        assert cpu["kv_bytes"] == r.predicted["kv_bytes"] and cpu["compute_bytes"] > 0
+        c = r.check
+        assert c["total_within_prediction"], (r.id, c["rss_growth_after_warmup"], c["total_host_predicted"])
+        assert c["total_resident_share"] > 0  # tiny fixture: runtime overhead (MiBs) can exceed its total

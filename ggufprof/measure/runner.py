@@ -23,11 +23,12 @@ from typing import Callable
 
 import psutil
 
-from ..results.checks import failed_checks, kv_mismatches, rss_check, vram_check, weights_check
+from ..memory.footprint import footprint
+from ..results.checks import failed_checks, footprint_check, kv_mismatches, rss_check, vram_check, weights_check
 from ..errors import GgufprofError
 from .grid import GridSpec, RunSettings, expand
 from ..memory.predict import predict
-from .llama_log import LlamaLog, parse_log
+from .llama_log import LlamaLog, mib_bytes, parse_log
 from ..model.model_info import ModelInfo
 from ..memory.placement import place
 from ..results.quality import QualitySettings
@@ -207,12 +208,16 @@ class Sweep:
         has_gpu = any(dev != "CPU" for c in log.caches for dev in c.buffers_mib) or any(
             k.startswith("CUDA") for k in log.model_buffers_mib)
         placement = place(self.model, pred, rs.n_gpu_layers, rs.offload_kqv, has_gpu)
-        rec.predicted = {**pred.to_dict(), "placement": placement.to_dict()}
+        devices = footprint(self.model, pred, placement,
+                            {buft: mib_bytes(mib) for buft, mib in log.compute_buffers_mib.items()})
+        rec.predicted = {**pred.to_dict(), "placement": placement.to_dict(),
+                         "total": {d.device: d.to_dict() for d in devices}}
         bad = kv_mismatches(pred, log, rec.resolved["n_ctx"], rec.resolved["n_ctx_seq"], placement)
         rec.check = {"kv_exact": not bad, "kv_mismatches": [str(b) for b in bad]}
         rec.check.update(rss_check(rec, placement, log))
         rec.check.update(vram_check(rec, placement, log))
         rec.check.update(weights_check(placement, log))
+        rec.check.update(footprint_check(rec, devices))
         rec.check.update(noise)
 
     def recheck(self) -> list[Record]:

@@ -77,7 +77,7 @@ def kv_mismatches(pred: MemoryPrediction, log: LlamaLog, n_ctx: int | None = Non
 # The checks a measured record carries, each True (agrees), False (disagrees) or None/absent (not
 # judged: no prediction for this memory, no GPU, ...). One predicate for the live table, the sweep's
 # summary, the report and the gates.
-CHECK_KEYS = ("kv_exact", "rss_explained", "vram_explained", "weights_gpu_exact")
+CHECK_KEYS = ("kv_exact", "rss_explained", "vram_explained", "weights_gpu_exact", "total_within_prediction")
 
 
 def failed_checks(check: dict) -> list[str]:
@@ -137,3 +137,31 @@ def weights_check(placement: Placement, log: LlamaLog) -> dict:
         return {}
     return {"weights_gpu_predicted": placement.gpu_weights_buffer, "weights_gpu_logged_mib": logged,
             "weights_gpu_exact": mib_f64(placement.gpu_weights_buffer) == logged}
+
+
+FOOTPRINT_TOL_ABS = 16 * 1024 * 1024  # Python objects, allocator arenas and thread stacks of the decode
+FOOTPRINT_TOL_REL = 0.02
+
+
+def footprint_check(rec: Record, devices: list) -> dict:
+    """The whole predicted footprint (memory/footprint.py) against what the process holds after the
+    warm-up decode. On the CPU an allocation is an *upper bound* of resident memory (pages never
+    touched are not resident), so the check is RSS growth since before the model was loaded <=
+    predicted host total + 16 MiB + 2 % (stated before measuring); the resident share is reported
+    beside it, never mixed into it. With NVML, VRAM growth is compared with the GPU totals the same way."""
+    host = next((d for d in devices if d.device == "CPU"), None)
+    gpu = sum(d.total_bytes for d in devices if d.device != "CPU")
+    rss = rec.measured.get("rss") or {}
+    out: dict = {}
+    if host is not None and rss.get("after_warmup") is not None and rss.get("baseline") is not None:
+        growth = rss["after_warmup"] - rss["baseline"]
+        tol = FOOTPRINT_TOL_ABS + int(FOOTPRINT_TOL_REL * host.total_bytes)
+        out.update(total_host_predicted=host.total_bytes, rss_growth_after_warmup=growth, total_tolerance=tol,
+                   total_resident_share=growth / host.total_bytes if host.total_bytes else None,
+                   # with a GPU backend the CUDA runtime's host allocations are in no log: reported, not judged
+                   total_within_prediction=None if gpu else growth <= host.total_bytes + tol)
+    v = rec.measured.get("vram") or {}
+    if gpu and v.get("after_context_process") is not None and v.get("baseline_process") is not None:
+        growth = v["after_context_process"] - v["baseline_process"]
+        out.update(total_gpu_predicted=gpu, vram_growth_total=growth)
+    return out

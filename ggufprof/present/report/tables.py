@@ -58,6 +58,10 @@ def fmt_quality(kld: float | None, top1: float | None, dppl: float | None) -> li
             DASH if dppl is None else f"{dppl:+.2%}"]
 
 
+def _noisy(test: str, row: dict) -> str:
+    return "~" if test in row["noisy"] else ""
+
+
 def comparison_table(data: ReportData) -> Table:
     rows = comparison_rows(data)
     hosts = len(data.hosts) > 1
@@ -76,14 +80,16 @@ def comparison_table(data: ReportData) -> Table:
                    + [fmt_setting(r["settings"][a]) for a in axes]
                    + [fmt_bytes(r["kv_bytes"]), fmt_ratio(r["kv_ratio"], 3), fmt_bytes(r["rss_growth"]),
                       fmt_bytes(r["rss_peak"])] + ([fmt_bytes(r["vram_growth"])] if vram else [])
-                   + [fmt_tps(r["pp"], r["pp_sd"]), fmt_ratio(r["pp_ratio"]),
-                      fmt_tps(r["tg"], r["tg_sd"]), fmt_ratio(r["tg_ratio"])]
+                   + [_noisy("pp", r) + fmt_tps(r["pp"], r["pp_sd"]), fmt_ratio(r["pp_ratio"]),
+                      _noisy("tg", r) + fmt_tps(r["tg"], r["tg_sd"]), fmt_ratio(r["tg_ratio"])]
                    + (fmt_quality(r["kld"], r["top1"], r["dppl"]) if quality else []))
     n_text = int(hosts) + 1
     numeric = [False] * n_text + [True] * (len(headers) - n_text)
     note = ("KV cache: the predicted bytes (llama.cpp's log agrees, see Checks). RSS growth: resident memory "
             "added by creating the context. t/s: mean ± standard deviation over the repetitions. "
             "×f16: ratio to f16/f16 at the same other settings" + (" on the same host." if hosts else ".")
+            + (" ~ marks a noisy measurement (repetitions spread by more than 10 %, or other processes used "
+               "over 25 % of the CPU): do not read a difference into it." if any(r["noisy"] for r in rows) else "")
             + (QUALITY_NOTE if quality else ""))
     if not any(r["pair"] == ("f16", "f16") for r in rows):
         note += " No f16/f16 configuration was measured, so there are no ratios."
