@@ -934,8 +934,8 @@ def _plm(ml: Loader, hp: HParams) -> None:
 
 
 def _qwen35(ml: Loader, hp: HParams) -> None:
-    """src/models/qwen35.cpp"""
-    # Load linear attention (gated delta net) parameters
+    """src/models/qwen35.cpp, qwen35moe.cpp and qwen3next.cpp read the same memory keys: the gated
+    delta net's state sizes, then which layers are linear attention (recurrent)."""
     hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
     hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
     hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
@@ -944,37 +944,6 @@ def _qwen35(ml: Loader, hp: HParams) -> None:
 
     # Mark recurrent layers (linear attention layers). MTP layers are dense
     # attention-only and must be flagged non-recurrent.
-    if not ml.get_key_or_arr("attention.recurrent_layers", hp.is_recr_impl, hp.n_layer_all, False):
-        full_attn_interval = int(ml.get_key("full_attention_interval", 4))
-        _recr_every(hp, full_attn_interval)
-
-
-def _qwen35moe(ml: Loader, hp: HParams) -> None:
-    """src/models/qwen35moe.cpp"""
-    # Load linear attention (gated delta net) parameters
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
-    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
-    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
-    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
-
-    # Mark recurrent layers (linear attention layers). MTP layers are dense
-    # attention-only and must be flagged non-recurrent.
-    if not ml.get_key_or_arr("attention.recurrent_layers", hp.is_recr_impl, hp.n_layer_all, False):
-        full_attn_interval = int(ml.get_key("full_attention_interval", 4))
-        _recr_every(hp, full_attn_interval)
-
-
-def _qwen3next(ml: Loader, hp: HParams) -> None:
-    """src/models/qwen3next.cpp"""
-    # Load linear attention (gated delta net) parameters
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
-    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
-    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
-    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
-
-    # Mark recurrent layers (linear attention layers).
     if not ml.get_key_or_arr("attention.recurrent_layers", hp.is_recr_impl, hp.n_layer_all, False):
         full_attn_interval = int(ml.get_key("full_attention_interval", 4))
         _recr_every(hp, full_attn_interval)
@@ -1151,9 +1120,9 @@ _PART3: dict[str, Callable[[Loader, HParams], None]] = {
     "qwen2vl": _plain,
     "qwen3": _plain,
     "qwen35": _qwen35,
-    "qwen35moe": _qwen35moe,
+    "qwen35moe": _qwen35,
     "qwen3moe": _plain,
-    "qwen3next": _qwen3next,
+    "qwen3next": _qwen35,
     "qwen3vl": _plain,
     "qwen3tts": _plain,  # llama_model_qwen3tts uses llama_model_qwen3vl's
     "qwen3vlmoe": _plain,
