@@ -12,7 +12,6 @@ import itertools
 from dataclasses import asdict, dataclass, field
 
 from ..errors import GgufprofError
-from ..flags import parse_cache_types  # noqa: F401  (re-exported for existing callers)
 from ..memory.settings import UINT32_MAX, KVSettings
 from ..results.noise import AUTO
 from ..memory.predict import bytes_per_token, resolved, validate

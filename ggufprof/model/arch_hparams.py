@@ -26,6 +26,13 @@ def load_swa_pattern(ml: Loader, hp: HParams, n: int, dense_first: bool = False)
     hp.set_swa_pattern(n, dense_first)
 
 
+def _recurrent_where_no_kv_heads(hp: HParams, n_layers: int) -> None:
+    """``is_recr_impl[il] = n_head_kv(il) == 0`` for the first ``n_layers`` layers: the rule of the
+    hybrids whose files mark recurrent (SSM, short-conv, KDA) layers by zero KV heads."""
+    for il in range(n_layers):
+        hp.is_recr_impl[il] = int(hp.n_head_kv(il) == 0)
+
+
 def _plain(ml: Loader, hp: HParams) -> None:
     """The architectures whose ``load_arch_hparams`` sets nothing that shapes memory (only rope,
     norm, expert or output parameters): the shared load_hparams says it all. clip never gets here
@@ -72,8 +79,7 @@ def _bailingmoe3(ml: Loader, hp: HParams) -> None:
     hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count"))
 
     # layers without KV heads are KDA (recurrent) layers
-    for il in range(hp.n_layer()):
-        hp.is_recr_impl[il] = int(hp.n_head_kv(il) == 0)
+    _recurrent_where_no_kv_heads(hp, hp.n_layer())
 
 
 def _cohere2(ml: Loader, hp: HParams) -> None:
@@ -439,8 +445,7 @@ def _glm5_next(ml: Loader, hp: HParams) -> None:
     # the MLA cache holds the compressed latent
     hp.n_embd_head_v_full = hp.n_lora_kv
 
-    for i in range(hp.n_layer_all):
-        hp.is_recr_impl[i] = int(hp.n_head_kv(i) == 0)
+    _recurrent_where_no_kv_heads(hp, hp.n_layer_all)
 
     hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
 
@@ -475,8 +480,7 @@ def _granite_hybrid(ml: Loader, hp: HParams) -> None:
     hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
 
     # A layer is recurrent IFF the n_head_kv value is set to 0
-    for i in range(hp.n_layer()):
-        hp.is_recr_impl[i] = int(hp.n_head_kv(i) == 0)
+    _recurrent_where_no_kv_heads(hp, hp.n_layer())
 
 
 def _granite_swa(ml: Loader, hp: HParams) -> None:
@@ -561,8 +565,7 @@ def _jamba(ml: Loader, hp: HParams) -> None:
     hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
     hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
 
-    for i in range(hp.n_layer()):
-        hp.is_recr_impl[i] = int(hp.n_head_kv(i) == 0)
+    _recurrent_where_no_kv_heads(hp, hp.n_layer())
 
 
 def _kimi_k3(ml: Loader, hp: HParams) -> None:
@@ -578,8 +581,7 @@ def _kimi_k3(ml: Loader, hp: HParams) -> None:
     hp.n_embd_head_v_full = hp.n_lora_kv
 
     # n_head_kv == 0 marks a KDA (recurrent) layer, as in kimi-linear
-    for i in range(hp.n_layer()):
-        hp.is_recr_impl[i] = int(hp.n_head_kv(i) == 0)
+    _recurrent_where_no_kv_heads(hp, hp.n_layer())
 
     hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
 
@@ -594,8 +596,7 @@ def _kimi_linear(ml: Loader, hp: HParams) -> None:
 
     # Mark KDA layers as recurrent using n_head_kv pattern (like Jamba)
     # Set n_head_kv = 0 for KDA layers (recurrent), n_head_kv = n_head for MLA layers (attention)
-    for i in range(hp.n_layer()):
-        hp.is_recr_impl[i] = int(hp.n_head_kv(i) == 0)  # KDA layers are recurrent
+    _recurrent_where_no_kv_heads(hp, hp.n_layer())
 
     hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
 
@@ -622,8 +623,7 @@ def _lfm2(ml: Loader, hp: HParams) -> None:
     """src/models/lfm2.cpp"""
     hp.n_shortconv_l_cache = int(ml.get_key("shortconv.l_cache"))
 
-    for il in range(hp.n_layer()):
-        hp.is_recr_impl[il] = int(hp.n_head_kv(il) == 0)
+    _recurrent_where_no_kv_heads(hp, hp.n_layer())
 
     hp.n_layer_dense_lead = hp.n_layer()
 
@@ -640,8 +640,7 @@ def _lfm2moe(ml: Loader, hp: HParams) -> None:
     hp.n_shortconv_l_cache = int(ml.get_key("shortconv.l_cache"))
     hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
 
-    for il in range(hp.n_layer()):
-        hp.is_recr_impl[il] = int(hp.n_head_kv(il) == 0)
+    _recurrent_where_no_kv_heads(hp, hp.n_layer())
 
 
 def _llada_moe(ml: Loader, hp: HParams) -> None:
@@ -913,8 +912,7 @@ def _plamo2(ml: Loader, hp: HParams) -> None:
     hp.n_embd_head_k_full = int(ml.get_key("attention.key_length", hp.n_embd_head_k_full))
     hp.n_embd_head_v_full = int(ml.get_key("attention.value_length", hp.n_embd_head_v_full))
 
-    for i in range(hp.n_layer()):
-        hp.is_recr_impl[i] = int(hp.n_head_kv(i) == 0)
+    _recurrent_where_no_kv_heads(hp, hp.n_layer())
 
 
 def _plamo3(ml: Loader, hp: HParams) -> None:
