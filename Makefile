@@ -26,11 +26,13 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-# llama.cpp's architecture suite (one tiny model per architecture), built from the vendored llama.cpp
-# outside the repo (~8 min the first time on 2 cores, then cached): the oracle of tests/test_archs_suite.py.
+# llama.cpp's architecture suite (one tiny model per architecture) and llama-fit-params, built from the
+# vendored llama.cpp outside the repo (~8 min the first time on 2 cores, then cached): the oracles of
+# tests/test_archs_suite.py and of the footprint tests in tests/test_fit.py.
 archs: install
 	@command -v cmake >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ >/dev/null; }
 	scripts/archs_suite.sh
+	scripts/build_llama_tools.sh llama-fit-params
 
 test: install browser archs
 	$(PY) -m pytest

@@ -81,7 +81,7 @@ def estimate(
     ubatch_size: Optional[int] = typer.Option(None, "--ubatch-size", "-ub", metavar="N", help="Physical batch size (n_ubatch, default 512); sizes the SWA cache."),
     flash_attn: Optional[str] = typer.Option(None, "--flash-attn", "-fa", metavar="on|off|auto", help="Default auto. Off transposes V, which pads V rows to the widest layer (also 1/0)."),
     defaults: str = typer.Option("library", "--defaults", metavar="library|server", help="Defaults of unset flags: llama.cpp's library (llama_context_default_params) or llama-server's."),
-    n_gpu_layers: Optional[int] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N", help="Layers offloaded to one GPU (the output layer counts as one; -1 = all): splits KV and weights per device."),
+    n_gpu_layers: Optional[str] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers offloaded to one GPU (the output layer counts as one; all or -1 = every layer): splits KV and weights per device."),
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
     total: bool = typer.Option(False, "--total", help="The whole footprint per device: weights, KV, recurrent state, compute and output buffers (compute from llama.cpp's own dry run)."),
     as_json: bool = JSON,
@@ -92,7 +92,7 @@ def estimate(
     1 sequence, per-sequence cache, swa_full on, n_batch 2048, n_ubatch 512, flash attention auto),
     or with --defaults server llama-server's (training context, 4 slots, unified cache, swa_full off).
     """
-    from .flags import parse_cache_types, parse_count, parse_flash_attn
+    from .flags import parse_cache_types, parse_count, parse_flash_attn, parse_gpu_layers
     from .memory.predict import predict
     from .memory.settings import DEFAULTS_NOTE, with_defaults
     from .model.model_info import load_model_info
@@ -108,21 +108,22 @@ def estimate(
         defaults, ctx_size=None if ctx_size is None else parse_count(ctx_size, "--ctx-size"), cache_type_k=tk,
         cache_type_v=tv, parallel=parallel, kv_unified=kv_unified, swa_full=swa_full, batch_size=batch_size,
         ubatch_size=ubatch_size, flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
+    ngl = None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers)
     settings.validate()  # settings errors first: they do not need the file
     info = load_model_info(model)
     pred = predict(info, settings)
     placement = None
-    if n_gpu_layers is not None or no_kv_offload or total:
+    if ngl is not None or no_kv_offload or total:
         from .memory.placement import place
 
-        placement = place(info, pred, n_gpu_layers if n_gpu_layers is not None else 0, not no_kv_offload,
+        placement = place(info, pred, ngl or 0, not no_kv_offload,
                           has_gpu=_has_gpu() if total else True)
     devices = None
     if total:
         from .measure.dry_run import DryRun, cross_check
         from .memory.footprint import footprint
 
-        with DryRun(info.path, n_gpu_layers or 0) as dry:
+        with DryRun(info.path, ngl or 0) as dry:
             result = dry.ask(settings, not no_kv_offload)
         cross_check(pred, result)
         devices = footprint(info, pred, placement, result.compute_bytes)
@@ -166,7 +167,7 @@ def fit(
     ubatch_size: Optional[int] = typer.Option(None, "--ubatch-size", "-ub", metavar="N"),
     flash_attn: Optional[str] = typer.Option(None, "--flash-attn", "-fa", metavar="on|off|auto"),
     defaults: str = typer.Option("library", "--defaults", metavar="library|server"),
-    n_gpu_layers: Optional[int] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N", help="Layers on the GPU (-1 = all, the default when a GPU is visible)."),
+    n_gpu_layers: Optional[str] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers on the GPU (all or -1 = every layer, the default when a GPU is visible)."),
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo"),
     results_dir: Optional[Path] = typer.Option(None, "--results", metavar="DIR", help="A sweep of this model: say what the cache type with the most context costs in speed."),
     verify: bool = typer.Option(False, "--verify", help="Create each answer for real, decode a batch, and compare measured memory with the prediction; exit 1 if one does not fit."),
@@ -178,7 +179,7 @@ def fit(
     from llama.cpp's own dry run. Budgets count allocated bytes (weights in full), the safe bound
     llama.cpp's --fit uses; --verify measures what is resident.
     """
-    from .flags import parse_cache_types, parse_flash_attn
+    from .flags import ALL_GPU_LAYERS, parse_cache_types, parse_flash_attn, parse_gpu_layers
     from .measure.fit import Budget, fit_all
     from .memory.settings import with_defaults
     from .model.model_info import load_model_info
@@ -194,7 +195,7 @@ def fit(
     gpu = _has_gpu()
     if budget.vram is not None and not gpu:
         raise GgufprofError("--vram: no GPU is visible to llama.cpp here (a CPU-only build or no device); use --memory")
-    ngl = n_gpu_layers if n_gpu_layers is not None else (-1 if gpu else 0)
+    ngl = parse_gpu_layers(n_gpu_layers) if n_gpu_layers is not None else (ALL_GPU_LAYERS if gpu else 0)
     results = fit_all(info, pairs, base, budget, ngl, not no_kv_offload, gpu)
     note = speed_note(results, results_dir) if results_dir else None
     measured = _verify_fit(info, results, base, budget, ngl, not no_kv_offload) if verify else None
@@ -236,9 +237,17 @@ def _verify_fit(info, results, base, budget, ngl: int, offload_kqv: bool) -> lis
                      "rss_growth_after_warmup": (rss.get("after_warmup") or 0) - (rss.get("baseline") or 0) if rss else None,
                      "rss_peak_growth": peak}
             v = rec.measured.get("vram") or {}
-            if v.get("after_context_process") is not None:
-                entry["vram_growth"] = v["after_context_process"] - (v.get("baseline_process") or 0)
-            entry["fits"] = rec.status == "ok" and (budget.host is None or (rss.get("peak") or 0) <= budget.host)
+            gpu_fits = True
+            if v.get("after_warmup_process") is not None and v.get("after_init_process") is not None:
+                # from the CUDA context on (llama.cpp's free memory is measured after creating it):
+                # allocations + the first decode's cuBLAS workspace and pools, which the margin covers
+                gpu = sum(d.total_bytes for d in r.devices if d.device != "CPU")
+                entry.update(predicted_gpu_bytes=gpu,
+                             vram_growth_at_context=v["after_context_process"] - v["after_init_process"],
+                             vram_growth=v["after_warmup_process"] - v["after_init_process"])
+                gpu_fits = budget.vram is None or entry["vram_growth"] <= budget.vram
+            entry["fits"] = (rec.status == "ok" and gpu_fits
+                             and (budget.host is None or (rss.get("peak") or 0) <= budget.host))
             out.append(entry)
     return out
 
@@ -266,7 +275,7 @@ def sweep(
     n_gen: int = typer.Option(128, "--n-gen", "-n", metavar="N", help="Generated tokens per tg test (0: no tg test)."),
     depth: Optional[str] = typer.Option(None, "--depth", "-d", metavar="LIST", help="Comma-separated context depths filled before each timed test. Default 0 and half the context (speed differs with depth)."),
     repetitions: str = typer.Option("3", "--repetitions", "-r", metavar="N|auto", help="Timed repetitions after one warm-up; auto: until the 95% CI of the mean is within ±3% (3 to 20)."),
-    n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="LIST", help="Comma-separated layer counts to offload to the GPU."),
+    n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="LIST", help="Comma-separated layer counts to offload to the GPU ('all' or -1: every layer)."),
     kv_offload: str = typer.Option("on", "--kv-offload", metavar="on|off|both", help="on, off (llama.cpp's --no-kv-offload) or both."),
     repack: bool = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default; AMX, ...). --no-repack when they crash on this CPU."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Output directory (default ./ggufprof-out/<model>-<timestamp>/). Results are always JSONL + CSV."),
@@ -290,7 +299,7 @@ def sweep(
     from rich.text import Text
 
     from .flags import on_off_both, parse_cache_types, parse_count_list, parse_flash_attn_list, parse_int_list, \
-        parse_repetitions, parse_seconds
+        parse_gpu_layers_list, parse_repetitions, parse_seconds
     from .measure.grid import GridSpec, default_points
     from .measure.runner import Sweep, default_out_dir, default_threads
     from .memory.settings import DEFAULTS_NOTE
@@ -315,7 +324,7 @@ def sweep(
         kv_unified=on_off_both(kv_unified or ("on" if server else "both"), "--kv-unified"),
         flash_attn=parse_flash_attn_list(flash_attn), depths=depths, threads=threads or default_threads(),
         n_prompt=n_prompt, n_gen=n_gen, repetitions=reps, batch_size=batch_size, ubatch_size=ubatch_size,
-        n_gpu_layers=parse_int_list(n_gpu_layers, "--n-gpu-layers", minimum=-1), repack=repack,
+        n_gpu_layers=parse_gpu_layers_list(n_gpu_layers), repack=repack,
         offload_kqv=on_off_both(kv_offload, "--kv-offload"),
     )
     if ctx_sizes:
@@ -415,7 +424,7 @@ def quality(
     threads: Optional[int] = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores)."),
     flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", metavar="on|off|auto", help="Flash attention, for the baseline and every cache type alike (a quantized V cache needs it)."),
     ubatch_size: int = typer.Option(512, "--ubatch-size", "-ub", metavar="N", help="Tokens per decode (n_ubatch); also bounds the logits held per context."),
-    n_gpu_layers: int = typer.Option(0, "--n-gpu-layers", "-ngl", metavar="N", help="Layers offloaded to the GPU."),
+    n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers offloaded to the GPU ('all' or -1: every layer)."),
     kv_offload: bool = typer.Option(True, "--kv-offload/--no-kv-offload", "-kvo/-nkvo", help="KV cache on the GPU with its layers (llama.cpp's default) or in host memory."),
     repack: bool = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default). --no-repack when they crash on this CPU."),
     timeout: float = typer.Option(3600, "--timeout", metavar="SECONDS", help="Seconds the whole measurement may run before it is killed."),
@@ -431,21 +440,23 @@ def quality(
     from rich.console import Console
     from rich.text import Text
 
-    from .flags import parse_cache_types, parse_flash_attn, parse_seconds
+    from .flags import parse_cache_types, parse_flash_attn, parse_gpu_layers, parse_seconds
     from .measure.quality_runner import QualityFailed, run_quality
     from .measure.runner import default_threads
     from .memory.predict import bytes_per_token
     from .model.model_info import load_model_info
+    from .present.console import out_console
     from .present.quality_output import print_quality
 
     pairs = parse_cache_types(cache_types if cache_types or cache_type_k or cache_type_v else "f16,q8_0,q4_0",
                               cache_type_k, cache_type_v)
     timeout = parse_seconds(timeout, "--timeout")
-    if ubatch_size < 1 or n_gpu_layers < -1 or (threads is not None and threads < 1):
-        raise GgufprofError("--ubatch-size and --threads must be >= 1, --n-gpu-layers >= -1")
+    ngl = parse_gpu_layers(n_gpu_layers)
+    if ubatch_size < 1 or (threads is not None and threads < 1):
+        raise GgufprofError("--ubatch-size and --threads must be >= 1")
     info = load_model_info(model)
     qs = _quality_settings(pairs, quality_ctx, chunks, text, threads or default_threads(), info,
-                           parse_flash_attn(flash_attn), ubatch_size=ubatch_size, n_gpu_layers=n_gpu_layers,
+                           parse_flash_attn(flash_attn), ubatch_size=ubatch_size, n_gpu_layers=ngl,
                            offload_kqv=kv_offload, repack=repack)
     err = Console(stderr=True, highlight=False)
     if err.is_terminal:  # progress for people; scripts get nothing but the result (or one Error line)
@@ -466,9 +477,7 @@ def quality(
         except (GgufprofError, ZeroDivisionError):
             return None
 
-    console = Console(highlight=False)
-    if not console.is_terminal:  # logs do not wrap: do not squeeze the table into 80 columns
-        console = Console(highlight=False, width=max(console.width, 140))
+    console = out_console(140)
     print_quality(console, info.name, run, {p: ratio(*p) for p in pairs})
 
 
@@ -544,6 +553,7 @@ def compare(
     """
     from .results.compare import Thresholds, compare_paths, parse_fraction
     from .present.compare_output import FORMATS, print_table, to_json, to_junit, to_markdown
+    from .present.console import out_console
     from .results.deploy import parse_size
 
     fmt = fmt.lower()
@@ -565,10 +575,7 @@ def compare(
             with open(output, "w", encoding="utf-8") as f:
                 print_table(result, Console(file=f, width=160, no_color=True, highlight=False))
         else:
-            console = Console(highlight=False)
-            if not console.is_terminal:  # CI logs do not wrap: do not squeeze the table into 80 columns
-                console = Console(highlight=False, width=max(console.width, 160))
-            print_table(result, console)
+            print_table(result, out_console(160))
     else:
         text = {"md": to_markdown, "json": to_json, "junit": to_junit}[fmt](result)
         if output:
@@ -594,14 +601,13 @@ def check(
     from rich.console import Console
 
     from .results.deploy import load_deployments
+    from .present.console import out_console
     from .present.deploy_output import print_checks
     from .results.deploy_check import check_deployment, out_subdir, run_deployment
     from .measure.runner import default_threads
 
     deployments = load_deployments(deploy_file, default_threads(), measuring=not estimate_only)
-    console = Console(highlight=False)
-    if not console.is_terminal:  # CI logs do not wrap: do not squeeze the tables into 80 columns
-        console = Console(highlight=False, width=max(console.width, 160))
+    console = out_console(160)
     rows = []
     with tempfile.TemporaryDirectory(prefix="ggufprof-check-") as tmp:
         base = out or Path(tmp)

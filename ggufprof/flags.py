@@ -5,6 +5,8 @@
 * Flash attention takes ``on/off/auto`` and the ``1/0``, ``true/false``, ``enabled/disabled``
   spellings of llama.cpp's tools.
 * Lists are comma-separated; repeated values are dropped (``-ct f16,f16,F16`` is one cache type).
+* GPU layers: a count, ``all`` or ``-1`` (every layer and the output layer), as ``-ngl`` takes them;
+  ``auto`` (llama.cpp's --fit choosing at load) is refused with a pointer to ``ggufprof fit``.
 * Cache types: ``-ct q8_0`` means K and V both; ``-ct q8_0:q4_0`` a mixed pair; ``-ctk a,b -ctv
   c,d`` the cross product of K and V types, as llama-bench runs them.
 """
@@ -95,6 +97,33 @@ def parse_int_list(text: str, flag: str, minimum: int = 0) -> list[int]:
         raise GgufprofError(f"{flag}: expected comma-separated integers, got '{text}'") from None
     if not values or any(v < minimum for v in values):
         raise GgufprofError(f"{flag}: every value must be >= {minimum}, got '{text}'")
+    return values
+
+
+ALL_GPU_LAYERS = -1  # llama_model_params.n_gpu_layers < 0: n_layer + 1, every layer and the output (llama_model::n_gpu_layers)
+
+
+def parse_gpu_layers(text: str | int, flag: str = "--n-gpu-layers") -> int:
+    """``-ngl``: ``all``/``-1``/``999`` or a count (common/arg.cpp takes the same spellings)."""
+    key = str(text).strip().lower()
+    if key == "all":
+        return ALL_GPU_LAYERS
+    if key == "auto":
+        raise GgufprofError(f"{flag} auto: llama.cpp's --fit would choose the layers at load time; give a count or "
+                            "'all' (ggufprof fit shows what fits)")
+    try:
+        n = int(key)
+    except ValueError:
+        raise GgufprofError(f"{flag}: expected a number of layers or 'all', got '{text}'") from None
+    if n < -1:
+        raise GgufprofError(f"{flag}: expected a number of layers >= 0, or 'all' (-1), got '{text}'")
+    return n
+
+
+def parse_gpu_layers_list(text: str, flag: str = "--n-gpu-layers") -> list[int]:
+    values = unique([parse_gpu_layers(s, flag) for s in str(text).split(",") if s.strip()])
+    if not values:
+        raise GgufprofError(f"{flag}: expected comma-separated layer counts or 'all', got '{text}'")
     return values
 
 

@@ -31,6 +31,11 @@ def suite_dir() -> Path:
     return Path(os.environ.get("GGUFPROF_ARCHS_DIR") or Path.home() / ".cache" / "ggufprof" / f"archs-{pinned_version()}")
 
 
+def llama_tools_bin() -> Path:
+    """Where scripts/build_llama_tools.sh builds llama.cpp's tools (make archs builds llama-fit-params)."""
+    return Path(os.environ.get("LLAMA_TOOLS_DIR") or Path.home() / ".cache" / "ggufprof" / f"llama-tools-{pinned_version()}") / "build" / "bin"
+
+
 def suite_models() -> list[Path]:
     return sorted(suite_dir().glob("*.gguf"))
 

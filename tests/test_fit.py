@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 
 import pytest
 from typer.testing import CliRunner
@@ -11,11 +12,14 @@ from typer.testing import CliRunner
 from ggufprof.cli import app
 from ggufprof.measure.dry_run import DryRun, cross_check
 from ggufprof.measure.fit import Budget, fit_all
+from ggufprof.memory.footprint import footprint
+from ggufprof.memory.placement import place
 from ggufprof.memory.predict import predict
 from ggufprof.memory.settings import KVSettings
 from ggufprof.model.model_info import load_model_info
 
-from .conftest import FIXTURES, fixture_path
+from .archs_suite import llama_tools_bin
+from .conftest import FIXTURE_NAMES, FIXTURES, fixture_path
 
 runner = CliRunner(mix_stderr=False)
 SPLIT = FIXTURES / "split" / "llama-gqa-split-00001-of-00003.gguf"
@@ -117,3 +121,60 @@ def test_bad_budgets(budget):
 def test_vram_budget_without_a_gpu():
     r = runner.invoke(app, ["fit", str(fixture_path("llama-gqa")), "--vram", "24GiB"])
     assert r.exit_code == 2 and "no GPU is visible" in r.stderr
+
+
+# llama.cpp's common defaults (common/common.h), which llama-fit-params starts from: swa_full off
+FIT_PARAMS_SETTINGS = [
+    ([], KVSettings(ctx_size=0, swa_full=False)),  # -c unset: the training context
+    (["-c", "1000"], KVSettings(ctx_size=1000, swa_full=False)),
+    (["-c", "65536", "-ctk", "q8_0", "-ctv", "q8_0"], KVSettings(ctx_size=65536, cache_type_k="q8_0", cache_type_v="q8_0", swa_full=False)),
+    (["-c", "40000", "-ctk", "q8_0", "-ctv", "q4_0", "-ub", "128"],
+     KVSettings(ctx_size=40000, cache_type_k="q8_0", cache_type_v="q4_0", ubatch_size=128, swa_full=False)),
+    (["-c", "20000", "-ctk", "q4_0", "-ctv", "q4_0", "-np", "3"],
+     KVSettings(ctx_size=20000, cache_type_k="q4_0", cache_type_v="q4_0", parallel=3, swa_full=False)),
+    (["-c", "20000", "-np", "3", "--swa-full"], KVSettings(ctx_size=20000, parallel=3)),  # (-kvu: not a flag of this tool)
+    (["-c", "30000", "-fa", "off", "-b", "300"], KVSettings(ctx_size=30000, flash_attn="off", batch_size=300, swa_full=False)),
+]
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_total_per_device_equals_llama_fit_params(name):
+    """llama.cpp's own breakdown, ``llama-fit-params --fit-print on`` (model / context / compute MiB per
+    device from its no_alloc dry run, floored): ggufprof's footprint gives the same three numbers."""
+    tool = llama_tools_bin() / "llama-fit-params"
+    if not tool.exists():
+        pytest.fail(f"{tool} is missing: run scripts/build_llama_tools.sh llama-fit-params (make archs) first")
+    path = fixture_path(name)
+    info = load_model_info(path)
+    with DryRun(path) as dry:
+        for args, s in FIT_PARAMS_SETTINGS:
+            out = subprocess.run([str(tool), "-m", str(path), "--fit-print", "on", *args], capture_output=True,
+                                 text=True, timeout=60)
+            (host,) = [ln.split() for ln in out.stdout.splitlines() if ln.startswith("Host ")]
+            pred = predict(info, s)
+            dry_result = dry.ask(s)
+            cross_check(pred, dry_result)
+            (cpu,) = footprint(info, pred, place(info, pred, 0, has_gpu=False), dry_result.compute_bytes)
+            ours = [cpu.weights_bytes // MIB, (cpu.kv_bytes + cpu.recurrent_bytes) // MIB, cpu.compute_bytes // MIB]
+            assert ours == [int(x) for x in host[1:]], (name, args)
+            assert cpu.kv_bytes > MIB or s.ctx_size in (0, 1000)  # the large contexts are not all rounding
+
+
+def test_backend_devices_report_what_llama_cpp_budgets_against():
+    """ggml's own device list (what llama.cpp's --fit reads): here, the CPU with the machine's memory."""
+    import psutil
+
+    from ggufprof.measure.llama_ctx import backend_devices
+
+    devs = backend_devices()
+    cpu = [d for d in devs if d.type == "cpu"]
+    assert len(cpu) == 1 and cpu[0].name == "CPU"
+    assert abs(cpu[0].total - psutil.virtual_memory().total) <= 0.02 * psutil.virtual_memory().total
+    assert 0 < cpu[0].free <= cpu[0].total
+
+
+def test_fit_table_is_not_squeezed_in_a_log():
+    """Printed to a pipe or a CI log (not a terminal), the table keeps its full cells."""
+    r = runner.invoke(app, ["fit", str(fixture_path("gemma3-swa")), "--memory", "1.02GiB", "-ct", "q8_0:q4_0"])
+    assert r.exit_code == 0, r.output
+    assert "q8_0/q4_0" in r.stdout and "…" not in r.stdout

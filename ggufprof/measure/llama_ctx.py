@@ -56,6 +56,49 @@ def log_capture() -> _LogCapture:
     return _capture
 
 
+@dataclass(frozen=True)
+class BackendDevice:
+    """A ggml backend device as llama.cpp sees it (ggml-backend-reg.cpp): name ("CUDA0"), type and
+    the free/total bytes that ``ggml_backend_dev_memory`` reports -- the figures llama.cpp's own
+    ``--fit`` budgets against (common/fit.cpp, ``common_get_device_memory_data_impl``)."""
+
+    name: str
+    description: str
+    type: str  # cpu, gpu, igpu, accel
+    free: int
+    total: int
+
+
+_DEV_TYPES = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel"}  # enum ggml_backend_dev_type (ggml-backend.h)
+
+
+def backend_devices() -> list[BackendDevice]:
+    """Every ggml backend device of the loaded libraries. Asking a CUDA device for its memory
+    creates this process's CUDA context (cudaMemGetInfo), as llama.cpp's fit does before measuring,
+    so a caller can take its VRAM baseline after this call."""
+    log_capture()
+    lib_dir = os.path.dirname(L.llama_cpp._lib._name)  # the libraries llama_cpp loaded (LLAMA_CPP_LIB_PATH or its own)
+    ggml = ctypes.CDLL(os.path.join(lib_dir, "libggml.so"))
+    base = ctypes.CDLL(os.path.join(lib_dir, "libggml-base.so"))
+    ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
+    ggml.ggml_backend_dev_get.restype = ctypes.c_void_p
+    ggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+    for f, res in (("ggml_backend_dev_name", ctypes.c_char_p), ("ggml_backend_dev_description", ctypes.c_char_p),
+                   ("ggml_backend_dev_type", ctypes.c_int)):
+        getattr(base, f).restype = res
+        getattr(base, f).argtypes = [ctypes.c_void_p]
+    base.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
+                                             ctypes.POINTER(ctypes.c_size_t)]
+    out = []
+    for i in range(ggml.ggml_backend_dev_count()):
+        dev = ggml.ggml_backend_dev_get(i)
+        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        base.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
+        out.append(BackendDevice(base.ggml_backend_dev_name(dev).decode(), base.ggml_backend_dev_description(dev).decode(),
+                                 _DEV_TYPES.get(base.ggml_backend_dev_type(dev), "other"), free.value, total.value))
+    return out
+
+
 def _last_error(text: str) -> str:
     """The line of llama.cpp's log that says why: its "error loading model: ..." or "failed to
     initialize the context: ..." reason when there is one, else the last error-ish line."""

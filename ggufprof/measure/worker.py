@@ -32,7 +32,7 @@ from ..errors import GgufprofError
 from .grid import RunSettings
 from ..results.noise import AUTO, enough
 from ..results.schema import speed_block
-from .llama_ctx import ContextRefused, LlamaModel, log_capture
+from .llama_ctx import ContextRefused, LlamaModel, backend_devices, log_capture
 from .memory import RssSampler, Vram, peak_rss_rusage
 from . import environment
 
@@ -207,6 +207,12 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
     rss = {"baseline": sampler.rss()}
     vram_m = {"baseline_process": vram.process_bytes(pid), "baseline_devices": vram.device_used()}
     env = environment.collect(L, vram.info(), vram.reason)
+    if vram.available:
+        # Asking the GPU for its free memory creates this process's CUDA context (~0.5 GiB that no
+        # buffer accounts for), as llama.cpp's --fit does before it measures: the baseline that
+        # allocations are counted from. The free/total figures are what --fit budgets against.
+        env["backend_devices"] = [asdict(d) for d in backend_devices()]
+        vram_m["after_init_process"] = vram.process_bytes(pid)
     timings: dict[str, float] = {}
     log_text = ""
     t_all = time.perf_counter()
@@ -248,6 +254,7 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
                 dec.generate(1)
             timings["warmup_s"] = time.perf_counter() - t
             rss["after_warmup"] = sampler.rss()
+            vram_m["after_warmup_process"] = vram.process_bytes(pid)
 
             n_seq = rs.kv.parallel
             par = _ParallelDecoder(dec, n_seq) if n_seq > 1 else None

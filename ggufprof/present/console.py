@@ -19,6 +19,13 @@ from ..memory.placement import Placement
 from ..units import human_bytes, human_count
 
 
+
+def out_console(min_width: int = 140) -> Console:
+    """The console tables are printed to: a terminal's own width, but logs and pipes (which do not
+    wrap) get at least ``min_width`` columns instead of Rich's 80, so tables are not squeezed."""
+    c = Console(highlight=False)
+    return c if c.is_terminal else Console(highlight=False, width=max(c.width, min_width))
+
 def _per_token(info: ModelInfo) -> dict[str, int] | None:
     try:
         return {t: bytes_per_token(info, t) for t in ggml_types.KV_CACHE_TYPES}
@@ -68,7 +75,7 @@ MEMORY_KINDS = {
 
 
 def print_inspect(info: ModelInfo, console: Console | None = None) -> None:
-    c = console or Console(highlight=False)
+    c = console or out_console()
     c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name})"))
     nextn = info.hparams.n_layer_nextn
     c.print(Text(
@@ -143,7 +150,7 @@ def print_placement(p: Placement, c: Console) -> None:
 def print_estimate(info: ModelInfo, pred: MemoryPrediction, console: Console | None = None,
                    placement: Placement | None = None, defaults_note: str | None = None,
                    devices: list | None = None) -> None:
-    c = console or Console(highlight=False)
+    c = console or out_console()
     s = pred.settings
     c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name}, {info.architecture})"))
     c.print(Text(f"n_ctx {pred.n_ctx} (requested {s.ctx_size or 'the training context'}) · n_ctx_seq {pred.n_ctx_seq} · "
@@ -196,7 +203,7 @@ def print_footprint(devices: list, c: Console) -> None:
 
 def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, measured: list[dict] | None,
               console: Console | None = None) -> None:
-    c = console or Console(highlight=False)
+    c = console or out_console()
     c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name}, {info.architecture}, trained context "
                                                f"{info.n_ctx_train})"))
     parts = [f"host {human_bytes(budget.host)}" if budget.host else "", f"GPU {human_bytes(budget.vram)}" if budget.vram else ""]
@@ -204,20 +211,32 @@ def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, me
                  f"{base.parallel} sequence(s){' unified' if base.kv_unified else ''} · n_ubatch {base.ubatch_size} · "
                  f"flash attention {base.flash_attn}"))
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    cols = ["K/V", "max context", "per sequence", "KV", "compute", "total", "headroom"]
+    per_seq = base.parallel > 1
+    cols = ["K/V", "max context"] + (["per sequence"] if per_seq else []) + ["KV", "compute", "total"]
+    gpu = budget.vram is not None
+    if gpu:
+        cols += ["GPU total"]
+    cols += ["headroom"]
+    gpu_measured = bool(measured) and any(m.get("vram_growth") is not None for m in measured)
     if measured:
-        cols += ["measured peak", "fits"]
+        cols += ["peak RSS"] + (["VRAM"] if gpu_measured else []) + ["fits"]
     for col in cols:
         t.add_column(col, justify="left" if col == "K/V" else "right", no_wrap=True)
     for i, r in enumerate(results):
         d = r.to_dict()
-        row = [f"{r.cache_type_k}/{r.cache_type_v}", f"{r.ctx_size:,}" + (" (n_ctx_train)" if r.capped else ""),
-               f"{r.n_ctx_seq:,}", human_bytes(d["kv_bytes"] + d["recurrent_bytes"]), human_bytes(d["compute_bytes"]),
-               human_bytes(d["total_bytes"]), "-" if r.headroom is None else human_bytes(r.headroom)]
+        row = [f"{r.cache_type_k}/{r.cache_type_v}", f"{r.ctx_size:,}" + ("*" if r.capped else "")]
+        row += [f"{r.n_ctx_seq:,}"] if per_seq else []
+        row += [human_bytes(d["kv_bytes"] + d["recurrent_bytes"]), human_bytes(d["compute_bytes"]),
+               human_bytes(d["total_bytes"])]
+        if gpu:
+            row += [human_bytes(sum(x.total_bytes for x in r.devices if x.device != "CPU"))]
+        row += ["-" if r.headroom is None else human_bytes(r.headroom)]
         if measured:
             m = measured[i]
-            row += ["-" if m.get("rss_peak_growth") is None else human_bytes(m["rss_peak_growth"]),
-                    Text({True: "yes", False: "NO", None: "-"}[m.get("fits")],
+            row += ["-" if m.get("rss_peak_growth") is None else human_bytes(m["rss_peak_growth"])]
+            if gpu_measured:
+                row += ["-" if m.get("vram_growth") is None else human_bytes(m["vram_growth"])]
+            row += [Text({True: "yes", False: "NO", None: "-"}[m.get("fits")],
                          style={True: "green", False: "bold red", None: ""}[m.get("fits")])]
         t.add_row(*row)
     c.print(t)
@@ -228,8 +247,17 @@ def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, me
     if best.ctx_size:
         c.print(Text(f"{best.cache_type_k}/{best.cache_type_v} gives the most context: {best.ctx_size:,} tokens"
                      + (f" ({note})" if note else "")))
+    if any(r.capped for r in results):
+        c.print(Text("* the training context (n_ctx_train): memory is not what limits it", style="dim"))
+    if measured:
+        c.print(Text("peak RSS: measured growth of the process's resident memory"
+                     + ("; VRAM: measured growth of its GPU memory after a decode" if gpu_measured else ""), style="dim"))
     c.print(Text("Totals are allocated bytes (weights, KV, recurrent state, compute and output buffers); "
                  "the next 256-cell step of each answer is over budget (JSON: next_step_total_bytes).", style="dim"))
+    if gpu:
+        c.print(Text("The GPU budget is memory free to this process, as llama.cpp's --fit reads it (after the CUDA "
+                     "context exists); measured VRAM counts from there, after a decode: the margin covers the "
+                     "cuBLAS workspace and pools that llama.cpp allocates then and does not log.", style="dim"))
 
 
 def speed_note(results: list, results_dir) -> str | None:
