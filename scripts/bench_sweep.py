@@ -57,14 +57,17 @@ def fetch_smollm2() -> Path:
 def run_ggufprof(model: Path, types: list[str], threads: int, reps: int, fa: str, repack: bool,
                  out: Path, extra: tuple[str, ...] = ("-c", "640", "-p", "512", "-n", "128")) -> tuple[float, dict]:
     cmd = [sys.executable, "-m", "ggufprof", "sweep", str(model), "--out", str(out), "-ct", ",".join(types),
-           "-d", "0", "-r", str(reps), "-t", str(threads), "-fa", fa, "--repack" if repack else "--no-repack", *extra]
+           "-r", str(reps), "-t", str(threads), "-fa", fa, "--repack" if repack else "--no-repack", *extra]
+    if "-d" not in extra:
+        cmd += ["-d", "0"]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t
     res = {}
     for line in (out / "results.jsonl").read_text().splitlines():
         r = json.loads(line)
-        res[(r["settings"]["cache_type_k"], r["settings"]["parallel"], r["settings"]["kv_unified"])] = r
+        res[(r["settings"]["cache_type_k"], r["settings"]["parallel"], r["settings"]["kv_unified"],
+             r["settings"]["depth"])] = r
     return wall, res
 
 
@@ -106,13 +109,15 @@ def _env() -> dict:
 
 
 def run_batched_bench(bench: str, model: Path, threads: int, fa: str, n_seq: int, pp: int, tg: int,
-                      unified: bool) -> tuple[float, dict]:
+                      unified: bool, repack: bool = True) -> tuple[float, dict]:
     """llama-batched-bench for n_seq sequences: its S_PP and S_TG (aggregate tokens/s)."""
     fa_flag = {"on": "1", "off": "0", "auto": "auto"}[fa]
     cmd = [bench, "-m", str(model), "-c", str(n_seq * (pp + tg) + 256), "-b", "2048", "-ub", "512", "-npp", str(pp),
            "-ntg", str(tg), "-npl", str(n_seq), "-t", str(threads), "-fa", fa_flag, "--output-format", "jsonl"]
     if unified:
         cmd.append("-kvu")
+    if not repack:
+        cmd.append("--no-repack")
     t = time.perf_counter()
     proc = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env())
     wall = time.perf_counter() - t
@@ -156,7 +161,7 @@ def main() -> None:
                     w, r = run_ggufprof(model, [t], args.threads, args.repetitions, args.flash_attn,
                                         not args.no_repack, args.out / f"{rnd}-{t}")
                     gp_wall += w
-                    gp[rnd].update({k[0]: v for k, v in r.items()})
+                    gp[rnd].update({k[0]: v for k, v in r.items()})  # one record: depth 0, one sequence
                 elif args.llama_bench:
                     w, r = run_llama_bench(args.llama_bench, model, [t], args.threads, args.repetitions,
                                            args.flash_attn, not args.no_repack)
@@ -185,7 +190,8 @@ def main() -> None:
         f", llama-bench {lb_wall:.1f} s, ratio {gp_wall / lb_wall:.2f}" if lb_wall else ""))
     if args.batched_bench:
         pp, tg, n_seq = 128, 32, 4
-        print(f"\nparallel sequences: {n_seq} x (pp{pp} + tg{tg}), f16, aggregate tokens/s; same rounds and order")
+        print(f"\nparallel sequences: {n_seq} x (pp{pp} + tg{tg}), f16, aggregate tokens/s; same rounds and order;"
+              f" tg at depth {pp}, as llama-batched-bench runs it")
         print(f"{'cache':<12} {'test':<5} {'ggufprof t/s':>13} {'batched t/s':>12} {'ratio':>7} {'range':>13}")
         ratios: dict = {}
         w_g = w_b = 0.0
@@ -194,18 +200,20 @@ def main() -> None:
                 if tool == "g":
                     w, res = run_ggufprof(model, ["f16"], args.threads, args.repetitions, args.flash_attn,
                                           not args.no_repack, args.out / f"parallel-{rnd}",
-                                          ("-c", str(n_seq * (pp + tg) + 256), "-p", str(pp), "-n", str(tg),
-                                           "-np", str(n_seq), "-kvu", "both"))
+                                          ("-c", str(n_seq * (2 * pp + tg) + 256), "-p", str(pp), "-n", str(tg),
+                                           "-np", str(n_seq), "-kvu", "both", "-d", f"0,{pp}"))
                     w_g += w
                 else:
                     rows = {}
                     for unified in (False, True):
                         w, rows[unified] = run_batched_bench(args.batched_bench, model, args.threads, args.flash_attn,
-                                                             n_seq, pp, tg, unified)
+                                                             n_seq, pp, tg, unified, not args.no_repack)
                         w_b += w
             for unified in (False, True):
-                r = res[("f16", n_seq, unified)]
-                for test, key in (("pp", "speed_pp"), ("tg", "speed_tg")):
+                # llama-batched-bench times pp from an empty cache and tg right after it, at depth pp:
+                # ggufprof's pp at depth 0 and its tg at depth pp are the like-for-like figures
+                for test, key, depth in (("pp", "speed_pp", 0), ("tg", "speed_tg", pp)):
+                    r = res[("f16", n_seq, unified, depth)]
                     ratios.setdefault((unified, test), []).append((r["measured"][test]["tps_mean"], rows[unified][key]))
         for (unified, test), pairs in ratios.items():
             rs = [o / b for o, b in pairs]
