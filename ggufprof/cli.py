@@ -135,10 +135,11 @@ def estimate(
 
 
 def _has_gpu() -> bool:
-    """Whether llama.cpp here has a GPU backend device (the CUDA build on the device machine)."""
-    from .measure.memory import Vram
+    """Whether llama.cpp here has a GPU device: its own backend list (a CPU-only build on a host
+    with a GPU has none), asked in a worker process."""
+    from .measure.dry_run import backend_devices_in_worker
 
-    return Vram().available
+    return any(d["type"] in ("gpu", "igpu") for d in backend_devices_in_worker())
 
 
 def _budget(text: str | None, flag: str) -> int | None:

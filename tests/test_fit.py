@@ -178,3 +178,12 @@ def test_fit_table_is_not_squeezed_in_a_log():
     r = runner.invoke(app, ["fit", str(fixture_path("gemma3-swa")), "--memory", "1.02GiB", "-ct", "q8_0:q4_0"])
     assert r.exit_code == 0, r.output
     assert "q8_0/q4_0" in r.stdout and "…" not in r.stdout
+
+
+def test_gpu_visibility_is_llama_cpps_own_device_list():
+    """The CLI asks llama.cpp (in a worker) which devices it has: here a CPU build, so no GPU,
+    whatever NVML might say, and --vram is refused."""
+    from ggufprof.measure.dry_run import backend_devices_in_worker
+
+    devs = backend_devices_in_worker()
+    assert [d["type"] for d in devs] == ["cpu"] and devs[0]["total"] > 0

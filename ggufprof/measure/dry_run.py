@@ -77,6 +77,19 @@ class DryRun:
         self.close()
 
 
+def backend_devices_in_worker() -> list[dict]:
+    """llama.cpp's own device list (ggml's backends: CPU, CUDA0, Vulkan0, ...) with the free and total
+    memory each reports, asked in a worker process so that the caller never loads llama.cpp."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-m", "ggufprof.measure.probe", "--devices"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("[")]
+    if out.returncode != 0 or not lines:
+        err = out.stderr.strip().splitlines()
+        raise GgufprofError(f"could not ask llama.cpp for its devices: {err[-1] if err else 'no message'}")
+    return json.loads(lines[-1])
+
+
 def cross_check(pred: MemoryPrediction, dry: DryResult) -> None:
     """The dry run's logged KV/RS sizes must equal the prediction (its buffers are dummies)."""
     from ..results.checks import kv_mismatches

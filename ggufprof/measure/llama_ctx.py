@@ -69,7 +69,7 @@ class BackendDevice:
     total: int
 
 
-_DEV_TYPES = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel"}  # enum ggml_backend_dev_type (ggml-backend.h)
+_DEV_TYPES = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel", 4: "meta"}  # enum ggml_backend_dev_type (ggml-backend.h)
 
 
 def backend_devices() -> list[BackendDevice]:

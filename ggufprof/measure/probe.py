@@ -1,6 +1,7 @@
 """Create contexts for one model and report what llama.cpp logged, one JSON line per setting.
 
-``python -m ggufprof.measure.probe MODEL [--dry-run] [--n-gpu-layers N]`` reads settings (one JSON
+``python -m ggufprof.measure.probe --devices`` prints llama.cpp's backend devices (name, type, free
+and total memory) as one JSON line. ``python -m ggufprof.measure.probe MODEL [--dry-run] [--n-gpu-layers N]`` reads settings (one JSON
 object of KVSettings fields per line, plus an optional ``offload_kqv``) on stdin and writes, per
 setting, ``{"settings", "ok", "error", "n_ctx", "n_ctx_seq", "log"}`` where ``log`` keeps
 llama.cpp's memory lines (cache creation, buffer and size lines), flushed at once: a caller may
@@ -36,10 +37,18 @@ def main(argv: list[str]) -> int:
     from .llama_ctx import LlamaModel
 
     ap = argparse.ArgumentParser(prog="python -m ggufprof.measure.probe")
-    ap.add_argument("model")
+    ap.add_argument("model", nargs="?")
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--n-gpu-layers", type=int, default=0)
+    ap.add_argument("--devices", action="store_true", help="print llama.cpp's backend devices as one JSON line and exit")
     args = ap.parse_args(argv)
+    if args.devices or not args.model:
+        from dataclasses import asdict
+
+        from .llama_ctx import backend_devices
+
+        print(json.dumps([asdict(d) for d in backend_devices()]), flush=True)
+        return 0
     try:
         model = LlamaModel(args.model, args.n_gpu_layers, dry_run=args.dry_run)
     except GgufprofError as e:
