@@ -599,8 +599,6 @@ def check(
     1 when a limit is broken, 2 on a bad file (one line naming the key and its line)."""
     import tempfile
 
-    from rich.console import Console
-
     from .results.deploy import load_deployments
     from .present.console import out_console
     from .present.deploy_output import print_checks

@@ -64,7 +64,7 @@ class BackendDevice:
 
     name: str
     description: str
-    type: str  # cpu, gpu, igpu, accel
+    type: str  # cpu, gpu, igpu, accel, meta
     free: int
     total: int
 
