@@ -218,6 +218,7 @@ def _verify_fit(info, results, base, budget, ngl: int, offload_kqv: bool) -> lis
 
     from .measure.grid import GridSpec
     from .measure.runner import Sweep, default_threads
+    from .memory.footprint import gpu_bytes
 
     out = []
     with tempfile.TemporaryDirectory(prefix="ggufprof-fit-") as tmp:
@@ -242,8 +243,7 @@ def _verify_fit(info, results, base, budget, ngl: int, offload_kqv: bool) -> lis
             if v.get("after_warmup_process") is not None and v.get("after_init_process") is not None:
                 # from the CUDA context on (llama.cpp's free memory is measured after creating it):
                 # allocations + the first decode's cuBLAS workspace and pools, which the margin covers
-                gpu = sum(d.total_bytes for d in r.devices if d.device != "CPU")
-                entry.update(predicted_gpu_bytes=gpu,
+                entry.update(predicted_gpu_bytes=gpu_bytes(r.devices),
                              vram_growth_at_context=v["after_context_process"] - v["after_init_process"],
                              vram_growth=v["after_warmup_process"] - v["after_init_process"])
                 gpu_fits = budget.vram is None or entry["vram_growth"] <= budget.vram

@@ -75,10 +75,6 @@ def llama_fit(bin_dir: Path, model: str, margin_mib: int, tk: str, tv: str, ngl:
             "reason": "" if a else (out.stderr.strip().splitlines() or ["no output"])[-1]}
 
 
-def dev_limit(total: dict, device: str) -> int:
-    return total[device]["total_bytes"]
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -110,7 +106,7 @@ def main() -> int:
                         o["compute_bytes"] // MiB) if o else None
                 same = mine == (m, c, k)
                 same_all &= same
-                md.append(f"| {t} | {est['resolved']['n_ctx'] if 'resolved' in est else ctx} | {dev} | {m} / {c} / {k} | "
+                md.append(f"| {t} | {est['n_ctx']} | {dev} | {m} / {c} / {k} | "
                           + (" / ".join(map(str, mine)) if mine else "-") + f" | {'yes' if same else '**no**'} |")
     print("\n".join(md))
 
@@ -150,7 +146,7 @@ def main() -> int:
             theirs = "-"
             if lf["ok"]:
                 est = ggufprof("estimate", model, "-c", str(lf["ctx"]), "-ctk", t, "-ctv", t, "--total", *ngl_args)
-                tot = dev_limit(est["total"], dev)
+                tot = est["total"][dev]["total_bytes"]
                 theirs = f"{tot / MiB:.1f} MiB: {'over' if tot > limit else 'under'} by {abs(tot - limit) / MiB:.1f} MiB"
             ours_dev = next((d for d in ours["devices"] if d["device"] == dev), None)
             nxt = ours["next_step_total_bytes"].get(dev)

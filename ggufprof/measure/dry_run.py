@@ -35,13 +35,17 @@ class DryResult:
         return {buft: mib_bytes(mib) for buft, mib in self.log.compute_buffers_mib.items()}
 
 
+def _worker_env() -> dict:
+    """The environment of a probe worker: this checkout's ggufprof first on the path."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+
+
 class DryRun:
     def __init__(self, model_path: Path, n_gpu_layers: int = 0):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
         cmd = [sys.executable, "-m", "ggufprof.measure.probe", str(model_path), "--dry-run",
                "--n-gpu-layers", str(n_gpu_layers)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=env)
+                                     text=True, env=_worker_env())
 
     def ask(self, s: KVSettings, offload_kqv: bool = True) -> DryResult:
         """The dry run's context for ``s``; GgufprofError when llama.cpp refuses it or the worker died."""
@@ -80,9 +84,8 @@ class DryRun:
 def backend_devices_in_worker() -> list[dict]:
     """llama.cpp's own device list (ggml's backends: CPU, CUDA0, Vulkan0, ...) with the free and total
     memory each reports, asked in a worker process so that the caller never loads llama.cpp."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-m", "ggufprof.measure.probe", "--devices"], capture_output=True, text=True,
-                         env=env, timeout=120)
+                         env=_worker_env(), timeout=120)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("[")]
     if out.returncode != 0 or not lines:
         err = out.stderr.strip().splitlines()

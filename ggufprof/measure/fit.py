@@ -34,19 +34,18 @@ class Budget:
     vram: int | None = None  # bytes per GPU, or None
     margin: int = DEFAULT_MARGIN
 
+    def of(self, device: str) -> int | None:
+        """The budget of one device: host memory for the CPU, the per-GPU budget for any other."""
+        return self.host if device == HOST else self.vram
+
     def over(self, devices: list[DeviceFootprint]) -> list[str]:
         """The devices whose total exceeds its budget minus the margin."""
-        out = []
-        for d in devices:
-            limit = self.host if d.device == HOST else self.vram
-            if limit is not None and d.total_bytes > limit - self.margin:
-                out.append(d.device)
-        return out
+        return [d.device for d in devices
+                if self.of(d.device) is not None and d.total_bytes > self.of(d.device) - self.margin]
 
     def headroom(self, devices: list[DeviceFootprint]) -> int | None:
         """Bytes left under the budget (margin not subtracted) on the tightest budgeted device."""
-        rooms = [(self.host if d.device == HOST else self.vram) - d.total_bytes for d in devices
-                 if (self.host if d.device == HOST else self.vram) is not None]
+        rooms = [self.of(d.device) - d.total_bytes for d in devices if self.of(d.device) is not None]
         return min(rooms) if rooms else None
 
 

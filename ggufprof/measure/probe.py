@@ -42,7 +42,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--n-gpu-layers", type=int, default=0)
     ap.add_argument("--devices", action="store_true", help="print llama.cpp's backend devices as one JSON line and exit")
     args = ap.parse_args(argv)
-    if args.devices or not args.model:
+    if not args.devices and not args.model:
+        ap.error("MODEL is required (or --devices)")
+    if args.devices:
         from dataclasses import asdict
 
         from .llama_ctx import backend_devices

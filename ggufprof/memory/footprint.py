@@ -45,6 +45,11 @@ class DeviceFootprint:
         return {**asdict(self), "total_bytes": self.total_bytes}
 
 
+def gpu_bytes(devices: list[DeviceFootprint]) -> int:
+    """The footprint on the GPUs together: every device but host memory."""
+    return sum(d.total_bytes for d in devices if d.device != HOST)
+
+
 def output_bytes(model: ModelInfo, n_seq_max: int) -> int:
     """The output buffer ``output_reserve(n_seq_max)`` allocates at context creation (logits only:
     llama-cpp-python contexts do not ask for embeddings)."""

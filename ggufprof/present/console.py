@@ -12,6 +12,7 @@ from rich.text import Text
 
 from ..errors import GgufprofError
 from ..memory.create import UNMODELLED, memory_kind
+from ..memory.footprint import gpu_bytes
 from ..memory.predict import MemoryPrediction, bytes_per_token, recurrent_bytes_per_sequence
 from ..model import ggml_types
 from ..model.model_info import ModelInfo
@@ -19,12 +20,12 @@ from ..memory.placement import Placement
 from ..units import human_bytes, human_count
 
 
-
 def out_console(min_width: int = 140) -> Console:
     """The console tables are printed to: a terminal's own width, but logs and pipes (which do not
     wrap) get at least ``min_width`` columns instead of Rich's 80, so tables are not squeezed."""
     c = Console(highlight=False)
     return c if c.is_terminal else Console(highlight=False, width=max(c.width, min_width))
+
 
 def _per_token(info: ModelInfo) -> dict[str, int] | None:
     try:
@@ -229,7 +230,7 @@ def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, me
         row += [human_bytes(d["kv_bytes"] + d["recurrent_bytes"]), human_bytes(d["compute_bytes"]),
                human_bytes(d["total_bytes"])]
         if gpu:
-            row += [human_bytes(sum(x.total_bytes for x in r.devices if x.device != "CPU"))]
+            row += [human_bytes(gpu_bytes(r.devices))]
         row += ["-" if r.headroom is None else human_bytes(r.headroom)]
         if measured:
             m = measured[i]

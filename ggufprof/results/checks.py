@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..measure.llama_log import LlamaLog, buffer_bytes
 from ..memory.caches import mib_f32, mib_f64
+from ..memory.footprint import HOST, gpu_bytes
 from ..memory.predict import MemoryPrediction
 from ..memory.placement import Placement
 from .schema import Record
@@ -153,8 +154,8 @@ def footprint_check(rec: Record, devices: list) -> dict:
     touched are not resident), so the check is RSS growth since before the model was loaded <=
     predicted host total + 16 MiB + 2 % (stated before measuring); the resident share is reported
     beside it, never mixed into it. With NVML, VRAM growth is compared with the GPU totals the same way."""
-    host = next((d for d in devices if d.device == "CPU"), None)
-    gpu = sum(d.total_bytes for d in devices if d.device != "CPU")
+    host = next((d for d in devices if d.device == HOST), None)
+    gpu = gpu_bytes(devices)
     rss = rec.measured.get("rss") or {}
     out: dict = {}
     if host is not None and rss.get("after_warmup") is not None and rss.get("baseline") is not None:
