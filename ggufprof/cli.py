@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import typer
 
 from .errors import GgufprofError
+from .flags import DEFAULT_CACHE_TYPES
 from .units import printable
 
 app = typer.Typer(
@@ -27,6 +28,10 @@ app = typer.Typer(
 
 MODEL = typer.Argument(..., metavar="MODEL.gguf", help="Path to a GGUF model file.", show_default=False)
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
+# the cache types that sweep and quality compare (flags.parse_cache_type_grid)
+CACHE_TYPE_LIST = typer.Option(None, "--cache-types", "-ct", metavar="LIST", help="Comma-separated cache types for K and V; K:V for a mixed pair (q8_0:q4_0). Default f16,q8_0,q4_0.")
+CACHE_TYPE_K_LIST = typer.Option(None, "--cache-type-k", "-ctk", metavar="LIST", help="K cache types; with -ctv, every K x V pair (as llama-bench runs them).")
+CACHE_TYPE_V_LIST = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk).")
 
 
 def _one_line_errors(fn: Callable) -> Callable:
@@ -160,7 +165,7 @@ def fit(
     memory: Optional[str] = typer.Option(None, "--memory", metavar="SIZE", help="Host memory budget (8GiB, 16 GB): weights, KV, state, compute and output in host memory must fit."),
     vram: Optional[str] = typer.Option(None, "--vram", metavar="SIZE", help="GPU memory budget per GPU, with -ngl (default all layers when a GPU is visible)."),
     margin: str = typer.Option("1024 MiB", "--margin", metavar="SIZE", help="Kept free on each budgeted device (llama.cpp's --fit-target default, 1024 MiB)."),
-    cache_types: str = typer.Option("f16,q8_0,q4_0", "--cache-types", "-ct", metavar="LIST", help="Cache types; K:V for a mixed pair."),
+    cache_types: str = typer.Option(DEFAULT_CACHE_TYPES, "--cache-types", "-ct", metavar="LIST", help="Cache types; K:V for a mixed pair."),
     parallel: Optional[int] = typer.Option(None, "--parallel", "-np", metavar="N", help="Sequences: the context found is per sequence (n_ctx = N x that unless unified)."),
     kv_unified: Optional[bool] = typer.Option(None, "--kv-unified/--no-kv-unified", "-kvu"),
     swa_full: Optional[bool] = typer.Option(None, "--swa-full/--no-swa-full"),
@@ -260,9 +265,9 @@ LLAMA_BENCH_FORMATS = ("csv", "json", "jsonl", "md", "sql")
 @_one_line_errors
 def sweep(
     model: Path = MODEL,
-    cache_types: Optional[str] = typer.Option(None, "--cache-types", "-ct", metavar="LIST", help="Comma-separated cache types for K and V; K:V for a mixed pair (q8_0:q4_0). Default f16,q8_0,q4_0."),
-    cache_type_k: Optional[str] = typer.Option(None, "--cache-type-k", "-ctk", metavar="LIST", help="K cache types; with -ctv, every K x V pair is run (as llama-bench)."),
-    cache_type_v: Optional[str] = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk)."),
+    cache_types: Optional[str] = CACHE_TYPE_LIST,
+    cache_type_k: Optional[str] = CACHE_TYPE_K_LIST,
+    cache_type_v: Optional[str] = CACHE_TYPE_V_LIST,
     ctx_sizes: Optional[str] = typer.Option(None, "--ctx-sizes", "-c", metavar="LIST", help="Comma-separated context sizes (4096, 32k). Default one: min(n_ctx_train, 32768, what fits in memory) -- memory at other sizes is predicted exactly by `estimate`, speed depends on the depth."),
     swa_full: Optional[str] = typer.Option(None, "--swa-full", metavar="on|off|both", help="Full-size SWA cache (only on models with SWA layers). Default on (library) or off (server); both to measure the two."),
     parallel: Optional[str] = typer.Option(None, "--parallel", "-np", metavar="LIST", help="Comma-separated numbers of parallel sequences. Default 1 (library) or 4 (server)."),
@@ -299,7 +304,7 @@ def sweep(
     from rich.console import Console
     from rich.text import Text
 
-    from .flags import on_off_both, parse_cache_types, parse_count_list, parse_flash_attn_list, parse_int_list, \
+    from .flags import on_off_both, parse_cache_type_grid, parse_count_list, parse_flash_attn_list, parse_int_list, \
         parse_gpu_layers_list, parse_repetitions, parse_seconds
     from .measure.grid import GridSpec, default_points
     from .measure.runner import Sweep, default_out_dir, default_threads
@@ -317,8 +322,7 @@ def sweep(
     timeout = parse_seconds(timeout, "--timeout")
     reps = parse_repetitions(repetitions)
     depths = parse_int_list(depth, "--depth") if depth is not None else [0]
-    pairs = parse_cache_types(cache_types if cache_types or cache_type_k or cache_type_v else "f16,q8_0,q4_0",
-                              cache_type_k, cache_type_v)
+    pairs = parse_cache_type_grid(cache_types, cache_type_k, cache_type_v)
     spec = GridSpec(
         cache_types=pairs, ctx_sizes=[], swa_full=on_off_both(swa_full or ("off" if server else "on"), "--swa-full"),
         parallel=parse_int_list(parallel or ("4" if server else "1"), "--parallel", minimum=1),
@@ -416,9 +420,9 @@ def _quality_what(qs, info) -> str:
 @_one_line_errors
 def quality(
     model: Path = MODEL,
-    cache_types: Optional[str] = typer.Option(None, "--cache-types", "-ct", metavar="LIST", help="Comma-separated cache types for K and V; K:V for a mixed pair (q8_0:q4_0). Default f16,q8_0,q4_0."),
-    cache_type_k: Optional[str] = typer.Option(None, "--cache-type-k", "-ctk", metavar="LIST", help="K cache types; with -ctv, every K x V pair."),
-    cache_type_v: Optional[str] = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk)."),
+    cache_types: Optional[str] = CACHE_TYPE_LIST,
+    cache_type_k: Optional[str] = CACHE_TYPE_K_LIST,
+    cache_type_v: Optional[str] = CACHE_TYPE_V_LIST,
     text: Optional[Path] = typer.Option(None, "--text", "--file", "-f", metavar="FILE", help="A UTF-8 text, tokenized by the model (llama-perplexity's -f). Default: the English text packaged with ggufprof (~44 KB)."),
     quality_ctx: Optional[str] = typer.Option(None, "--quality-ctx", "--ctx-size", "-c", metavar="N", help="Tokens per chunk (llama-perplexity's -c); the second half of each chunk is scored. Default 2048, capped at n_ctx_train."),
     chunks: Optional[int] = typer.Option(None, "--chunks", metavar="N", help="At most this many chunks (llama-perplexity's --chunks). Default all the text holds."),
@@ -441,7 +445,7 @@ def quality(
     from rich.console import Console
     from rich.text import Text
 
-    from .flags import parse_cache_types, parse_flash_attn, parse_gpu_layers, parse_seconds
+    from .flags import parse_cache_type_grid, parse_flash_attn, parse_gpu_layers, parse_seconds
     from .measure.quality_runner import QualityFailed, run_quality
     from .measure.runner import default_threads
     from .memory.predict import bytes_per_token
@@ -449,8 +453,7 @@ def quality(
     from .present.console import out_console
     from .present.quality_output import print_quality
 
-    pairs = parse_cache_types(cache_types if cache_types or cache_type_k or cache_type_v else "f16,q8_0,q4_0",
-                              cache_type_k, cache_type_v)
+    pairs = parse_cache_type_grid(cache_types, cache_type_k, cache_type_v)
     timeout = parse_seconds(timeout, "--timeout")
     ngl = parse_gpu_layers(n_gpu_layers)
     if ubatch_size < 1 or (threads is not None and threads < 1):

@@ -90,6 +90,16 @@ def parse_cache_types(text: str | None = None, k_list: str | None = None, v_list
     return pairs
 
 
+DEFAULT_CACHE_TYPES = "f16,q8_0,q4_0"  # what sweep, quality and fit compare when no cache type is given
+
+
+def parse_cache_type_grid(text: str | None, k_list: str | None, v_list: str | None) -> list[tuple[str, str]]:
+    """``-ct`` and/or ``-ctk``/``-ctv`` as sweep and quality take them; none given: the default three."""
+    if text is None and k_list is None and v_list is None:
+        text = DEFAULT_CACHE_TYPES
+    return parse_cache_types(text, k_list, v_list)
+
+
 def parse_int_list(text: str, flag: str, minimum: int = 0) -> list[int]:
     try:
         values = unique([int(s) for s in text.split(",") if s.strip()])
