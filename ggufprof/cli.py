@@ -15,7 +15,11 @@ from typing import Callable, Optional
 import typer
 
 from .errors import GgufprofError
-from .flags import DEFAULT_CACHE_TYPES
+from .flags import DEFAULT_CACHE_TYPES, DEFAULT_FIT_MARGIN
+from .memory.settings import KVSettings
+from .results.compare import Thresholds
+from .results.quality import QualitySettings
+from .results.run_settings import RunSettings
 from .units import printable
 
 app = typer.Typer(
@@ -97,65 +101,28 @@ def estimate(
     1 sequence, per-sequence cache, swa_full on, n_batch 2048, n_ubatch 512, flash attention auto),
     or with --defaults server llama-server's (training context, 4 slots, unified cache, swa_full off).
     """
+    from .api import estimate as estimate_
     from .flags import parse_cache_types, parse_count, parse_flash_attn, parse_gpu_layers
-    from .memory.predict import predict
-    from .memory.settings import DEFAULTS_NOTE, with_defaults
-    from .model.model_info import load_model_info
+    from .memory.settings import DEFAULTS_NOTE
     from .present.console import estimate_json, print_estimate
 
     tk = tv = None
     if cache_type is not None:
         ((tk, tv),) = parse_cache_types(cache_type, flag="--cache-type")
     if cache_type_k is not None or cache_type_v is not None:
-        ((tk2, tv2),) = parse_cache_types(None, cache_type_k or tk or "f16", cache_type_v or tv or "f16")
-        tk, tv = tk2, tv2
-    settings = with_defaults(
-        defaults, ctx_size=None if ctx_size is None else parse_count(ctx_size, "--ctx-size"), cache_type_k=tk,
-        cache_type_v=tv, parallel=parallel, kv_unified=kv_unified, swa_full=swa_full, batch_size=batch_size,
-        ubatch_size=ubatch_size, flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
-    ngl = None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers)
-    settings.validate()  # settings errors first: they do not need the file
-    info = load_model_info(model)
-    pred = predict(info, settings)
-    placement = None
-    if ngl is not None or no_kv_offload or total:
-        from .memory.placement import place
-
-        placement = place(info, pred, ngl or 0, not no_kv_offload,
-                          has_gpu=_has_gpu() if total else True)
-    devices = None
-    if total:
-        from .measure.dry_run import DryRun, cross_check
-        from .memory.footprint import footprint
-
-        with DryRun(info.path, ngl or 0) as dry:
-            result = dry.ask(settings, not no_kv_offload)
-        cross_check(pred, result)
-        devices = footprint(info, pred, placement, result.compute_bytes)
+        ((tk, tv),) = parse_cache_types(None, cache_type_k or tk or "f16", cache_type_v or tv or "f16")
+    est = estimate_(
+        model, defaults=defaults, n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
+        offload_kqv=not no_kv_offload, total=total,
+        ctx_size=None if ctx_size is None else parse_count(ctx_size, "--ctx-size"), cache_type_k=tk, cache_type_v=tv,
+        parallel=parallel, kv_unified=kv_unified, swa_full=swa_full, batch_size=batch_size, ubatch_size=ubatch_size,
+        flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
     if as_json:
-        extra = {"total": {d.device: d.to_dict() for d in devices}} if devices is not None else {}
-        _emit_json({**estimate_json(info, pred, placement), "defaults": defaults, **extra})
+        extra = {"total": {d.device: d.to_dict() for d in est.devices}} if est.devices is not None else {}
+        _emit_json({**estimate_json(est.model, est.prediction, est.placement), "defaults": defaults, **extra})
     else:
-        print_estimate(info, pred, placement=placement, defaults_note=DEFAULTS_NOTE[defaults], devices=devices)
-
-
-def _has_gpu() -> bool:
-    """Whether llama.cpp here has a GPU device: its own backend list (a CPU-only build on a host
-    with a GPU has none), asked in a worker process."""
-    from .measure.dry_run import backend_devices_in_worker
-
-    return any(d["type"] in ("gpu", "igpu") for d in backend_devices_in_worker())
-
-
-def _budget(text: str | None, flag: str) -> int | None:
-    from .results.deploy import parse_size
-
-    if text is None:
-        return None
-    n = parse_size(text, flag)
-    if not 0 < n < 1 << 60:
-        raise GgufprofError(f"{flag} must be a size above 0 such as 8GiB, got '{text}'")
-    return n
+        print_estimate(est.model, est.prediction, placement=est.placement, defaults_note=DEFAULTS_NOTE[defaults],
+                       devices=est.devices)
 
 
 @app.command()
@@ -164,7 +131,7 @@ def fit(
     model: Path = MODEL,
     memory: Optional[str] = typer.Option(None, "--memory", metavar="SIZE", help="Host memory budget (8GiB, 16 GB): weights, KV, state, compute and output in host memory must fit."),
     vram: Optional[str] = typer.Option(None, "--vram", metavar="SIZE", help="GPU memory budget per GPU, with -ngl (default all layers when a GPU is visible)."),
-    margin: str = typer.Option("1024 MiB", "--margin", metavar="SIZE", help="Kept free on each budgeted device (llama.cpp's --fit-target default, 1024 MiB)."),
+    margin: str = typer.Option(f"{DEFAULT_FIT_MARGIN >> 20} MiB", "--margin", metavar="SIZE", help="Kept free on each budgeted device (llama.cpp's --fit-target default, 1024 MiB)."),
     cache_types: str = typer.Option(DEFAULT_CACHE_TYPES, "--cache-types", "-ct", metavar="LIST", help="Cache types; K:V for a mixed pair."),
     parallel: Optional[int] = typer.Option(None, "--parallel", "-np", metavar="N", help="Sequences: the context found is per sequence (n_ctx = N x that unless unified)."),
     kv_unified: Optional[bool] = typer.Option(None, "--kv-unified/--no-kv-unified", "-kvu"),
@@ -185,77 +152,24 @@ def fit(
     from llama.cpp's own dry run. Budgets count allocated bytes (weights in full), the safe bound
     llama.cpp's --fit uses; --verify measures what is resident.
     """
-    from .flags import ALL_GPU_LAYERS, parse_cache_types, parse_flash_attn, parse_gpu_layers
-    from .measure.fit import Budget, fit_all
-    from .memory.settings import with_defaults
-    from .model.model_info import load_model_info
+    from .api import fit as fit_
+    from .flags import parse_flash_attn, parse_gpu_layers
     from .present.console import print_fit, speed_note
 
-    budget = Budget(_budget(memory, "--memory"), _budget(vram, "--vram"), _budget(margin, "--margin"))
-    base = with_defaults(defaults, parallel=parallel, kv_unified=kv_unified, swa_full=swa_full,
-                         batch_size=batch_size, ubatch_size=ubatch_size,
-                         flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
-    base.validate()
-    pairs = parse_cache_types(cache_types)
-    info = load_model_info(model)
-    gpu = _has_gpu()
-    if budget.vram is not None and not gpu:
-        raise GgufprofError("--vram: no GPU is visible to llama.cpp here (a CPU-only build or no device); use --memory")
-    ngl = parse_gpu_layers(n_gpu_layers) if n_gpu_layers is not None else (ALL_GPU_LAYERS if gpu else 0)
-    results = fit_all(info, pairs, base, budget, ngl, not no_kv_offload, gpu)
+    report = fit_(model, memory=memory, vram=vram, margin=margin, cache_types=cache_types, defaults=defaults,
+                  n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
+                  offload_kqv=not no_kv_offload, verify_answers=verify, parallel=parallel, kv_unified=kv_unified,
+                  swa_full=swa_full, batch_size=batch_size, ubatch_size=ubatch_size,
+                  flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
+    results, measured = report.results, report.verified
     note = speed_note(results, results_dir) if results_dir else None
-    measured = _verify_fit(info, results, base, budget, ngl, not no_kv_offload) if verify else None
     if as_json:
         sys.stdout.write(json.dumps([{**r.to_dict(), **({"verify": measured[i]} if measured else {})}
                                      for i, r in enumerate(results)], indent=2) + "\n")
     else:
-        print_fit(info, results, budget, base, note, measured)
+        print_fit(report.model, results, report.budget, report.base, note, measured)
     if measured and any(m.get("fits") is False for m in measured):
         raise typer.Exit(1)
-
-
-def _verify_fit(info, results, base, budget, ngl: int, offload_kqv: bool) -> list[dict]:
-    """Each answer created for real in a sweep worker (a batch of n_ubatch tokens decoded): measured
-    RSS / VRAM growth beside the predicted total. It fits when the worker ran and its peak RSS
-    (Python and llama.cpp code included) stays within the host budget."""
-    import dataclasses
-    import tempfile
-
-    from .measure.grid import GridSpec
-    from .measure.runner import Sweep, default_threads
-    from .memory.footprint import gpu_bytes
-
-    out = []
-    with tempfile.TemporaryDirectory(prefix="ggufprof-fit-") as tmp:
-        for i, r in enumerate(results):
-            if r.ctx_size == 0:
-                out.append({"fits": None, "note": "nothing to verify"})
-                continue
-            kv = dataclasses.replace(base, ctx_size=r.ctx_size, cache_type_k=r.cache_type_k, cache_type_v=r.cache_type_v)
-            spec = GridSpec([(kv.cache_type_k, kv.cache_type_v)], [kv.ctx_size], [kv.swa_full], [kv.parallel],
-                            [kv.kv_unified], [kv.flash_attn], [0], default_threads(), n_prompt=min(kv.ubatch_size, r.n_ctx_seq),
-                            n_gen=4, repetitions=1, batch_size=kv.batch_size, ubatch_size=kv.ubatch_size,
-                            n_gpu_layers=[ngl], offload_kqv=[offload_kqv])
-            (rec,) = Sweep(info, spec, Path(tmp) / str(i)).run().records
-            host = r.device("CPU")
-            rss = rec.measured.get("rss") or {}
-            peak = (rss.get("peak") or 0) - (rss.get("baseline") or 0) if rss else None
-            entry = {"status": rec.status, "reason": rec.reason, "predicted_host_bytes": host.total_bytes if host else None,
-                     "rss_growth_after_warmup": (rss.get("after_warmup") or 0) - (rss.get("baseline") or 0) if rss else None,
-                     "rss_peak_growth": peak}
-            v = rec.measured.get("vram") or {}
-            gpu_fits = True
-            if v.get("after_warmup_process") is not None and v.get("after_init_process") is not None:
-                # from the CUDA context on (llama.cpp's free memory is measured after creating it):
-                # allocations + the first decode's cuBLAS workspace and pools, which the margin covers
-                entry.update(predicted_gpu_bytes=gpu_bytes(r.devices),
-                             vram_growth_at_context=v["after_context_process"] - v["after_init_process"],
-                             vram_growth=v["after_warmup_process"] - v["after_init_process"])
-                gpu_fits = budget.vram is None or entry["vram_growth"] <= budget.vram
-            entry["fits"] = (rec.status == "ok" and gpu_fits
-                             and (budget.host is None or (rss.get("peak") or 0) <= budget.host))
-            out.append(entry)
-    return out
 
 
 LLAMA_BENCH_FORMATS = ("csv", "json", "jsonl", "md", "sql")
@@ -275,12 +189,12 @@ def sweep(
     flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", metavar="LIST", help="Comma-separated: on, off, auto (or 1, 0)."),
     defaults: str = typer.Option("library", "--defaults", metavar="library|server", help="Defaults of unset axes: llama.cpp's library or llama-server's (4 slots, unified, swa_full off)."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores)."),
-    batch_size: int = typer.Option(2048, "--batch-size", "-b", metavar="N"),
-    ubatch_size: int = typer.Option(512, "--ubatch-size", "-ub", metavar="N"),
-    n_prompt: int = typer.Option(512, "--n-prompt", "-p", metavar="N", help="Prompt tokens per pp test (0: no pp test)."),
-    n_gen: int = typer.Option(128, "--n-gen", "-n", metavar="N", help="Generated tokens per tg test (0: no tg test)."),
+    batch_size: int = typer.Option(KVSettings.batch_size, "--batch-size", "-b", metavar="N"),
+    ubatch_size: int = typer.Option(KVSettings.ubatch_size, "--ubatch-size", "-ub", metavar="N"),
+    n_prompt: int = typer.Option(RunSettings.n_prompt, "--n-prompt", "-p", metavar="N", help="Prompt tokens per pp test (0: no pp test)."),
+    n_gen: int = typer.Option(RunSettings.n_gen, "--n-gen", "-n", metavar="N", help="Generated tokens per tg test (0: no tg test)."),
     depth: Optional[str] = typer.Option(None, "--depth", "-d", metavar="LIST", help="Comma-separated context depths filled before each timed test. Default 0 and half the context (speed differs with depth)."),
-    repetitions: str = typer.Option("3", "--repetitions", "-r", metavar="N|auto", help="Timed repetitions after one warm-up; auto: until the 95% CI of the mean is within ±3% (3 to 20)."),
+    repetitions: str = typer.Option(str(RunSettings.repetitions), "--repetitions", "-r", metavar="N|auto", help="Timed repetitions after one warm-up; auto: until the 95% CI of the mean is within ±3% (3 to 20)."),
     n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="LIST", help="Comma-separated layer counts to offload to the GPU ('all' or -1: every layer)."),
     kv_offload: str = typer.Option("on", "--kv-offload", metavar="on|off|both", help="on, off (llama.cpp's --no-kv-offload) or both."),
     repack: bool = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default; AMX, ...). --no-repack when they crash on this CPU."),
@@ -304,13 +218,16 @@ def sweep(
     from rich.console import Console
     from rich.text import Text
 
+    from .api import load_model, sweep as sweep_
     from .flags import on_off_both, parse_cache_type_grid, parse_count_list, parse_flash_attn_list, parse_int_list, \
         parse_gpu_layers_list, parse_repetitions, parse_seconds
-    from .measure.grid import GridSpec, default_points
-    from .measure.runner import Sweep, default_out_dir, default_threads
+    from .measure.grid import GridSpec
+    from .measure.sweep import Sweep, SweepSummary, default_out_dir, default_threads
     from .memory.settings import DEFAULTS_NOTE
-    from .model.model_info import load_model_info
     from .present.sweep_view import SweepView
+    from .present.quality_output import describe_text
+    from .results.quality import quality_settings
+    from .results.store import results_file
 
     if out is not None and str(out).lower() in LLAMA_BENCH_FORMATS and not out.exists():
         raise GgufprofError(f"-o {out}: ggufprof's -o/--out is the results directory (llama-bench's -o is a format); "
@@ -320,38 +237,24 @@ def sweep(
         raise GgufprofError(f"--defaults must be library or server, got '{defaults}'")
     server = defaults == "server"
     timeout = parse_seconds(timeout, "--timeout")
-    reps = parse_repetitions(repetitions)
-    depths = parse_int_list(depth, "--depth") if depth is not None else [0]
     pairs = parse_cache_type_grid(cache_types, cache_type_k, cache_type_v)
     spec = GridSpec(
-        cache_types=pairs, ctx_sizes=[], swa_full=on_off_both(swa_full or ("off" if server else "on"), "--swa-full"),
+        cache_types=pairs, ctx_sizes=parse_count_list(ctx_sizes, "--ctx-sizes", minimum=1) if ctx_sizes else [],
+        swa_full=on_off_both(swa_full or ("off" if server else "on"), "--swa-full"),
         parallel=parse_int_list(parallel or ("4" if server else "1"), "--parallel", minimum=1),
         kv_unified=on_off_both(kv_unified or ("on" if server else "both"), "--kv-unified"),
-        flash_attn=parse_flash_attn_list(flash_attn), depths=depths, threads=threads or default_threads(),
-        n_prompt=n_prompt, n_gen=n_gen, repetitions=reps, batch_size=batch_size, ubatch_size=ubatch_size,
-        n_gpu_layers=parse_gpu_layers_list(n_gpu_layers), repack=repack,
+        flash_attn=parse_flash_attn_list(flash_attn), depths=parse_int_list(depth, "--depth") if depth is not None else [],
+        threads=threads or default_threads(), n_prompt=n_prompt, n_gen=n_gen, repetitions=parse_repetitions(repetitions),
+        batch_size=batch_size, ubatch_size=ubatch_size, n_gpu_layers=parse_gpu_layers_list(n_gpu_layers), repack=repack,
         offload_kqv=on_off_both(kv_offload, "--kv-offload"),
     )
-    if ctx_sizes:
-        spec.ctx_sizes = parse_count_list(ctx_sizes, "--ctx-sizes", minimum=1)
     spec.validate()  # refused values: exit 2 before anything is read, run or rotated
-    info = load_model_info(model)
-    if not spec.ctx_sizes or depth is None:
-        import psutil
-
-        ctx_d, depths_d = default_points(info, max(n_prompt, n_gen) + (max(depths) if depth is not None else 0),
-                                         psutil.virtual_memory().available // 2)
-        spec.ctx_sizes = spec.ctx_sizes or ctx_d
-        if depth is None:
-            spec.depths = [d for d in depths_d if d + max(n_prompt, n_gen) <= min(spec.ctx_sizes) // max(spec.parallel)] or [0]
+    info = load_model(model)
     out_dir = out or default_out_dir(model)
     console = Console(stderr=False, highlight=False)
     if recheck:
         if out is None:
             raise GgufprofError("--recheck needs --out DIR (the results to check again)")
-        from .measure.runner import SweepSummary
-        from .results.store import results_file
-
         results_file(out_dir)
         runner = Sweep(info, spec, out_dir)
         recs = runner.recheck()
@@ -361,27 +264,26 @@ def sweep(
         raise typer.Exit(1 if strict and summary.mismatches else 0)
     console.print(Text.assemble((info.name, "bold"), f" ({info.architecture}) → {out_dir}/results.jsonl"))
     console.print(Text(f"unset axes: {DEFAULTS_NOTE[defaults]}", style="dim"))
-    if info.n_ctx_train and max(spec.ctx_sizes) > info.n_ctx_train:
+    if info.n_ctx_train and spec.ctx_sizes and max(spec.ctx_sizes) > info.n_ctx_train:
         console.print(Text(f"warning: context sizes above the model's training context ({info.n_ctx_train}) "
                            "are measured, but llama.cpp warns of a possible training context overflow", style="yellow"))
     qs = None
     if quality:
-        qs = _quality_settings(pairs, quality_ctx, chunks, text, spec.threads, info, repack=repack)
-        console.print(Text(f"quality: every cache type against f16/f16 first ({_quality_what(qs, info)})", style="dim"))
+        qs = quality_settings(pairs, quality_ctx, chunks, text, spec.threads, info.n_ctx_train, repack=repack)
+        console.print(Text(f"quality: every cache type against f16/f16 first ({describe_text(qs, info.n_ctx_train)})", style="dim"))
     elif quality_ctx or chunks or text:
         raise GgufprofError("--quality-ctx, --chunks and --text shape the quality measurement: add --quality")
-    runner = Sweep(info, spec, out_dir, timeout=timeout, resume=resume, retry_failed=retry_failed, quality=qs)
-    n = len(runner.planned())
-    with SweepView(console, n) as view:
-        runner.on_start, runner.on_record = view.started, view.finished
+    problems: list[str] = []
+    with SweepView(console) as view:
         try:
-            summary = runner.run()
+            summary = sweep_(info, spec, out_dir, timeout=timeout, resume=resume, retry_failed=retry_failed,
+                             quality=qs, on_start=view.started, on_record=view.finished, problems=problems)
         except KeyboardInterrupt:
-            _warn(runner.problems)
+            _warn(problems)
             console.print(Text(f"interrupted: the configurations measured so far are in {out_dir}/results.jsonl "
                                "and results.csv (--resume goes on)", style="yellow"))
             raise typer.Exit(130) from None
-    _warn(runner.problems)
+    _warn(problems)
     console.print(Text(
         f"{summary.count('ok')} measured, {summary.count('skipped')} skipped, {summary.count('failed')} failed"
         + (f", {summary.resumed} already in the results" if summary.resumed else "")
@@ -389,31 +291,6 @@ def sweep(
         + f"; {summary.mismatches} disagree with the prediction. Results: {out_dir}/results.jsonl, results.csv"))
     if summary.count("failed") or summary.kept_failed or (strict and summary.mismatches):
         raise typer.Exit(1)
-
-
-def _quality_settings(pairs: list[tuple[str, str]], ctx: Optional[str], chunks: Optional[int], text: Optional[Path],
-                      threads: int, info, flash_attn: str = "auto", **run: object):
-    """QualitySettings from the flags, every value checked before anything runs (one Error line, exit 2)."""
-    from .flags import parse_count
-    from .memory.settings import KVSettings
-    from .results.quality import QualitySettings, check_counts, read_text, resolve_ctx
-
-    n_ctx = parse_count(ctx, "--quality-ctx") if ctx is not None else None
-    check_counts(n_ctx, chunks)
-    resolve_ctx(n_ctx, info.n_ctx_train)
-    for k, v in pairs:  # a quantized V cache needs flash attention: llama.cpp's own refusal, worded once
-        KVSettings(cache_type_k=k, cache_type_v=v, flash_attn=flash_attn).validate()
-    read_text(str(text) if text else None)
-    return QualitySettings(cache_types=tuple(pairs), ctx=n_ctx, chunks=chunks, text=str(text) if text else None,
-                           threads=threads, flash_attn=flash_attn, **run)
-
-
-def _quality_what(qs, info) -> str:
-    from .results.quality import resolve_ctx
-
-    chunks = f"{qs.chunks} chunk(s)" if qs.chunks else "every chunk"
-    return (f"{chunks} of {resolve_ctx(qs.ctx, info.n_ctx_train)} tokens of "
-            + (printable(qs.text) if qs.text else "the packaged English text"))
 
 
 @app.command()
@@ -428,7 +305,7 @@ def quality(
     chunks: Optional[int] = typer.Option(None, "--chunks", metavar="N", help="At most this many chunks (llama-perplexity's --chunks). Default all the text holds."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores)."),
     flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", metavar="on|off|auto", help="Flash attention, for the baseline and every cache type alike (a quantized V cache needs it)."),
-    ubatch_size: int = typer.Option(512, "--ubatch-size", "-ub", metavar="N", help="Tokens per decode (n_ubatch); also bounds the logits held per context."),
+    ubatch_size: int = typer.Option(QualitySettings.ubatch_size, "--ubatch-size", "-ub", metavar="N", help="Tokens per decode (n_ubatch); also bounds the logits held per context."),
     n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers offloaded to the GPU ('all' or -1: every layer)."),
     kv_offload: bool = typer.Option(True, "--kv-offload/--no-kv-offload", "-kvo/-nkvo", help="KV cache on the GPU with its layers (llama.cpp's default) or in host memory."),
     repack: bool = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default). --no-repack when they crash on this CPU."),
@@ -445,44 +322,36 @@ def quality(
     from rich.console import Console
     from rich.text import Text
 
+    from .api import load_model, quality as quality_
     from .flags import parse_cache_type_grid, parse_flash_attn, parse_gpu_layers, parse_seconds
-    from .measure.quality_runner import QualityFailed, run_quality
-    from .measure.runner import default_threads
-    from .memory.predict import bytes_per_token
-    from .model.model_info import load_model_info
+    from .measure.quality import QualityFailed
+    from .measure.sweep import default_threads
     from .present.console import out_console
-    from .present.quality_output import print_quality
+    from .present.quality_output import describe_text, kv_ratios, print_quality
+    from .results.quality import quality_settings
 
     pairs = parse_cache_type_grid(cache_types, cache_type_k, cache_type_v)
     timeout = parse_seconds(timeout, "--timeout")
     ngl = parse_gpu_layers(n_gpu_layers)
     if ubatch_size < 1 or (threads is not None and threads < 1):
         raise GgufprofError("--ubatch-size and --threads must be >= 1")
-    info = load_model_info(model)
-    qs = _quality_settings(pairs, quality_ctx, chunks, text, threads or default_threads(), info,
-                           parse_flash_attn(flash_attn), ubatch_size=ubatch_size, n_gpu_layers=ngl,
-                           offload_kqv=kv_offload, repack=repack)
+    info = load_model(model)
+    qs = quality_settings(pairs, quality_ctx, chunks, text, threads or default_threads(), info.n_ctx_train,
+                          parse_flash_attn(flash_attn), ubatch_size=ubatch_size, n_gpu_layers=ngl,
+                          offload_kqv=kv_offload, repack=repack)
     err = Console(stderr=True, highlight=False)
     if err.is_terminal:  # progress for people; scripts get nothing but the result (or one Error line)
         err.print(Text(f"{printable(info.name)}: {', '.join(f'{k}/{v}' for k, v in pairs)} against f16/f16 over "
-                       f"{_quality_what(qs, info)}", style="dim"))
+                       f"{describe_text(qs, info.n_ctx_train)}", style="dim"))
     try:
-        run = run_quality(model, qs, timeout)
+        run = quality_(model, qs, timeout)
     except QualityFailed as e:
         typer.echo(f"Error: {printable(str(e), 4000)}", err=True)
         raise typer.Exit(1) from None
     if as_json:
         sys.stdout.write(json.dumps(run["results"], indent=2) + "\n")
         return
-
-    def ratio(k: str, v: str) -> float | None:
-        try:
-            return bytes_per_token(info, k, v) / bytes_per_token(info, "f16", "f16")
-        except (GgufprofError, ZeroDivisionError):
-            return None
-
-    console = out_console(140)
-    print_quality(console, info.name, run, {p: ratio(*p) for p in pairs})
+    print_quality(out_console(140), info.name, run, kv_ratios(info, pairs))
 
 
 @app.command()
@@ -493,20 +362,13 @@ def results(
 ) -> None:
     """Load sweep results into pandas and print a summary (the same DataFrame notebooks get from
     ggufprof.results.load_dataframe)."""
-    from .results.store import load_dataframe, refuse_overwrite
+    from .api import load_results
+    from .present.sweep_view import results_text
+    from .results.store import refuse_overwrite
 
     refuse_overwrite(csv, paths)
-    df = load_dataframe(*paths)
-    show = {"status": "status", "settings.cache_type_k": "K", "settings.cache_type_v": "V",
-            "settings.ctx_size": "ctx", "settings.parallel": "np", "settings.kv_unified": "unified",
-            "settings.swa_full": "swa_full", "settings.flash_attn": "fa", "settings.depth": "depth",
-            "predicted.kv_bytes": "KV bytes", "check.kv_exact": "KV exact", "measured.pp.tps_mean": "pp t/s",
-            "measured.tg.tps_mean": "tg t/s", "quality.kld_mean": "KLD", "quality.top1_agreement": "top-1"}
-    view = df[[c for c in show if c in df.columns]].rename(columns=show)
-    from .results.quality import fmt_kld
-
-    quality_fmt = {"KLD": lambda v: "-" if v != v else fmt_kld(v), "top-1": lambda v: "-" if v != v else f"{v:.1%}"}
-    typer.echo(view.to_string(index=False, float_format=lambda x: f"{x:.1f}", formatters=quality_fmt))
+    df = load_results(*paths)
+    typer.echo(results_text(df))
     if csv:
         try:
             df.to_csv(csv, index=False)
@@ -535,12 +397,12 @@ def report(
 def compare(
     baseline: Path = typer.Argument(..., metavar="BASELINE", help="Baseline result directory (or results.jsonl)."),
     new: Path = typer.Argument(..., metavar="NEW", help="New result directory (or results.jsonl)."),
-    max_kv_increase: str = typer.Option("0", "--max-kv-increase", help="KV size growth allowed (predicted bytes and llama.cpp's logged MiB), e.g. 0, 0.5% or 0.005. Default 0: the KV cache is deterministic."),
-    max_mem_increase: str = typer.Option("1%", "--max-mem-increase", help="RSS growth allowed (at context creation and peak), e.g. 1% or 0.01."),
-    rss_noise: str = typer.Option("1 MiB", "--rss-noise", help="RSS change always ignored (page and allocator noise), e.g. '1 MiB' or bytes."),
-    max_tps_drop: str = typer.Option("5%", "--max-tps-drop", help="Minimum drop of mean tokens/s (pp, tg) that can count as a regression."),
-    alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the one-sided Welch t / Mann-Whitney U tests."),
-    max_kld_increase: float = typer.Option(0.001, "--max-kld-increase", metavar="NATS", help="Growth of the mean KL divergence against f16/f16 (sweep --quality) that counts as a regression, in nats (absolute)."),
+    max_kv_increase: str = typer.Option(f"{Thresholds.max_kv_increase:g}", "--max-kv-increase", help="KV size growth allowed (predicted bytes and llama.cpp's logged MiB), e.g. 0, 0.5% or 0.005. Default 0: the KV cache is deterministic."),
+    max_mem_increase: str = typer.Option(f"{Thresholds.max_mem_increase:.0%}", "--max-mem-increase", help="RSS growth allowed (at context creation and peak), e.g. 1% or 0.01."),
+    rss_noise: str = typer.Option(f"{Thresholds.rss_noise >> 20} MiB", "--rss-noise", help="RSS change always ignored (page and allocator noise), e.g. '1 MiB' or bytes."),
+    max_tps_drop: str = typer.Option(f"{Thresholds.max_tps_drop:.0%}", "--max-tps-drop", help="Minimum drop of mean tokens/s (pp, tg) that can count as a regression."),
+    alpha: float = typer.Option(Thresholds.alpha, "--alpha", help="Significance level of the one-sided Welch t / Mann-Whitney U tests."),
+    max_kld_increase: float = typer.Option(Thresholds.max_kld_increase, "--max-kld-increase", metavar="NATS", help="Growth of the mean KL divergence against f16/f16 (sweep --quality) that counts as a regression, in nats (absolute)."),
     force: bool = typer.Option(False, "--force", help="Compare results of different models or machines anyway."),
     strict_noise: bool = typer.Option(False, "--strict-noise", help="Judge speed changes of measurements flagged noisy too (by default they are reported as noisy, never as regressions)."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Do not fail when configurations ok in the baseline are missing, failed or skipped in the new results, or when nothing matched."),
@@ -555,10 +417,10 @@ def compare(
     AND larger than --max-tps-drop; quality (sweep --quality) when the mean KLD against f16/f16
     grows by more than --max-kld-increase. Configurations are matched by their settings.
     """
-    from .results.compare import Thresholds, compare_paths, parse_fraction
+    from .api import compare as compare_
+    from .flags import parse_fraction, parse_size
     from .present.compare_output import FORMATS, print_table, to_json, to_junit, to_markdown
     from .present.console import out_console
-    from .results.deploy import parse_size
 
     fmt = fmt.lower()
     if fmt not in FORMATS:
@@ -570,7 +432,7 @@ def compare(
                     parse_fraction(max_tps_drop, "--max-tps-drop"), alpha,
                     parse_fraction(max_kld_increase, "--max-kld-increase"), strict_noise)
     problems: list[str] = []
-    result = compare_paths(baseline, new, th, force=force, allow_missing=allow_missing, problems=problems)
+    result = compare_(baseline, new, th, force=force, allow_missing=allow_missing, problems=problems)
     _warn(problems)
     if fmt == "table":
         from rich.console import Console
@@ -600,32 +462,28 @@ def check(
 ) -> None:
     """Check deployments against their limits (KV bytes, RSS, VRAM, tokens/s): exit 0 when all pass,
     1 when a limit is broken, 2 on a bad file (one line naming the key and its line)."""
-    import tempfile
-
-    from .results.deploy import load_deployments
+    from .api import check as check_
     from .present.console import out_console
     from .present.deploy_output import print_checks
-    from .results.deploy_check import check_deployment, out_subdir, run_deployment
-    from .measure.runner import default_threads
 
-    deployments = load_deployments(deploy_file, default_threads(), measuring=not estimate_only)
     console = out_console(160)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="ggufprof-check-") as tmp:
-        base = out or Path(tmp)
-        for dep in deployments:
-            kv = dep.run.kv
-            console.print(f"[bold]{dep.name}[/bold]: {dep.model.name}, ctx {kv.ctx_size}, {kv.cache_type_k}/"
-                          f"{kv.cache_type_v}, {kv.parallel} seq" + ("" if estimate_only else
-                          f" → measuring ({dep.run.n_prompt} prompt + {dep.run.n_gen} generated tokens "
-                          f"x {dep.run.repetitions})"))
-            rec = None if estimate_only else run_deployment(dep, out_subdir(base, dep.name), timeout)
-            if rec is not None and rec.status != "ok":
-                console.print(f"[red]{dep.name}: {rec.status}: {rec.reason}[/red]")
-            rows += check_deployment(dep, rec)
-        print_checks(rows, console, deployments)
-        if out:
-            console.print(f"measurements: {out}/<deployment>/results.jsonl")
+
+    def started(dep) -> None:
+        kv = dep.run.kv
+        console.print(f"[bold]{dep.name}[/bold]: {dep.model.name}, ctx {kv.ctx_size}, {kv.cache_type_k}/"
+                      f"{kv.cache_type_v}, {kv.parallel} seq" + ("" if estimate_only else
+                      f" → measuring ({dep.run.n_prompt} prompt + {dep.run.n_gen} generated tokens "
+                      f"x {dep.run.repetitions})"))
+
+    runs = check_(deploy_file, estimate_only=estimate_only, out=out, timeout=timeout, on_deployment=started)
+    for run in runs:
+        rec = run.record
+        if rec is not None and rec.status != "ok":
+            console.print(f"[red]{run.deployment.name}: {rec.status}: {rec.reason}[/red]")
+    rows = [row for run in runs for row in run.checks]
+    print_checks(rows, console, [run.deployment for run in runs])
+    if out:
+        console.print(f"measurements: {out}/<deployment>/results.jsonl")
     if any(r.verdict == "fail" for r in rows):
         raise typer.Exit(1)
 

@@ -7,6 +7,8 @@
 * Lists are comma-separated; repeated values are dropped (``-ct f16,f16,F16`` is one cache type).
 * GPU layers: a count, ``all`` or ``-1`` (every layer and the output layer), as ``-ngl`` takes them;
   ``auto`` (llama.cpp's --fit choosing at load) is refused with a pointer to ``ggufprof fit``.
+* Sizes: bytes, or a number with a unit: ``64 MiB``, ``1.5 GiB`` (KiB/MiB/GiB: powers of 1024, as
+  llama.cpp prints MiB), ``512 KB`` (KB/MB/GB: powers of 1000). Fractions: ``1%`` or ``0.01``.
 * Cache types: ``-ct q8_0`` means K and V both; ``-ct q8_0:q4_0`` a mixed pair; ``-ctk a,b -ctv
   c,d`` the cross product of K and V types, as llama-bench runs them.
 """
@@ -91,6 +93,7 @@ def parse_cache_types(text: str | None = None, k_list: str | None = None, v_list
 
 
 DEFAULT_CACHE_TYPES = "f16,q8_0,q4_0"  # what sweep, quality and fit compare when no cache type is given
+DEFAULT_FIT_MARGIN = 1 << 30  # llama.cpp's --fit-target default on a GPU (1024 MiB, common/common.h); fit keeps it for host memory too
 
 
 def parse_cache_type_grid(text: str | None, k_list: str | None, v_list: str | None) -> list[tuple[str, str]]:
@@ -153,10 +156,11 @@ def on_off_both(text: str, flag: str) -> list[bool]:
     return table[v]
 
 
+AUTO = 0  # RunSettings.repetitions value meaning "auto": until the 95 % CI is within the target (results/noise.py)
+
+
 def parse_repetitions(text: str | int, flag: str = "--repetitions") -> int:
     """A number of timed repetitions >= 1, or ``auto`` (0): until the 95 % CI is within ±3 %."""
-    from .results.noise import AUTO
-
     if str(text).strip().lower() == "auto":
         return AUTO
     try:
@@ -171,4 +175,34 @@ def parse_repetitions(text: str | int, flag: str = "--repetitions") -> int:
 def parse_seconds(value: float, flag: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise GgufprofError(f"{flag} must be a number of seconds > 0, got {value}")
+    return value
+
+
+SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+              "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def parse_size(value: object, what: str) -> int:
+    """Bytes from an integer or a string such as '64 MiB', '1.5 GiB', '512 KB' (KB/MB/GB: powers of
+    1000, KiB/MiB/GiB: powers of 1024, as llama.cpp prints MiB)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise GgufprofError(f"{what} must be >= 0 bytes, got {value}")
+        return value
+    m = _SIZE.match(value) if isinstance(value, str) else None
+    if not m or m.group(2).lower() not in SIZE_UNITS:
+        raise GgufprofError(f"{what}: expected bytes or a size such as '64 MiB' or '2 GiB', got {value!r}")
+    return round(float(m.group(1)) * SIZE_UNITS[m.group(2).lower()])
+
+
+def parse_fraction(text: str | float, flag: str) -> float:
+    """'1%' or '0.01' -> 0.01; must be >= 0."""
+    s = str(text).strip()
+    try:
+        value = float(s[:-1]) / 100 if s.endswith("%") else float(s)
+    except ValueError:
+        raise GgufprofError(f"{flag}: expected a fraction such as 0.01 or a percentage such as 1%, got '{text}'") from None
+    if not value >= 0:
+        raise GgufprofError(f"{flag} must be >= 0, got '{text}'")
     return value

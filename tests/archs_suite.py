@@ -3,20 +3,18 @@
 ``scripts/archs_suite.sh`` builds ``test-llama-archs`` from the vendored llama.cpp (outside the
 repo, cached) and writes its models (``<arch>-dense.gguf`` / ``<arch>-moe.gguf``) into
 ``GGUFPROF_ARCHS_DIR`` (default ``~/.cache/ggufprof/archs-<version>``). Each model's contexts are
-created by ``python -m ggufprof.measure.probe`` in a process of its own, so an abort inside
+created by ``python -m ggufprof.measure.probe_worker`` in a process of its own, so an abort inside
 llama.cpp costs that model's remaining settings, never the test run.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
+from ggufprof.measure.workers import Worker
 from ggufprof.memory.settings import KVSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,36 +65,36 @@ def settings_grid() -> list[KVSettings]:
     return grid
 
 
-def _abort_reason(stderr: str, returncode: int) -> str:
-    """llama.cpp's own last words (GGML_ASSERT / abort message), else the signal."""
-    for ln in reversed(stderr.splitlines()):
+def _abort_reason(output: str, failure: str) -> str:
+    """llama.cpp's own last words (GGML_ASSERT / abort message), else how the worker died."""
+    for ln in reversed(output.splitlines()):
         if "GGML_ASSERT" in ln or "GGML_ABORT" in ln or "error" in ln.lower() or "terminate" in ln:
             return ln.strip()[-300:]
-    return f"process died with status {returncode}"
+    return failure
 
 
 def probe(model: Path, settings: list[KVSettings], timeout: float = 300) -> dict:
-    """Run the probe on one model: {"load_error"} or {"results": [...]}, one result per setting.
+    """Every setting's context on one model, through the probe worker (the one worker protocol):
+    {"load_error"} or {"results": [...]}, one result per setting.
 
-    A setting that kills the process (an abort inside llama.cpp) gets ``crashed`` with llama.cpp's
-    message, and the probe restarts after it."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    A setting that kills the worker (an abort inside llama.cpp) gets ``crashed`` with llama.cpp's
+    message, and a new worker goes on with the next one."""
     results: list[dict] = []
     while len(results) < len(settings):
-        todo = settings[len(results):]
-        stdin = "".join(json.dumps(asdict(s)) + "\n" for s in todo)
-        p = subprocess.run([sys.executable, "-m", "ggufprof.measure.probe", str(model)], input=stdin,
-                           capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
-        lines = [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{")]
-        if lines and "load_error" in lines[0]:
-            return {"load_error": lines[0]["load_error"]}
-        if not lines and p.returncode == 0:
-            raise RuntimeError(f"probe of {model.name} wrote nothing: {p.stderr[-500:]}")
-        results += lines
-        if len(results) < len(settings):  # the next setting killed it
-            s = settings[len(results)]
-            results.append({"settings": asdict(s), "ok": False, "crashed": True, "log": "",
-                            "error": f"llama.cpp aborted: {_abort_reason(p.stderr, p.returncode)}"})
+        with Worker("probe_worker") as w:
+            loaded = w.ask({"op": "load", "model": str(model)}, timeout)
+            if not loaded.ok:
+                raise RuntimeError(f"probe of {model.name} failed to start: {loaded.failure}")
+            if "load_error" in loaded.result:
+                return {"load_error": loaded.result["load_error"]}
+            for s in settings[len(results):]:
+                reply = w.ask({"op": "context", "settings": asdict(s)}, timeout)
+                if reply.ok:
+                    results.append({"settings": asdict(s), **reply.result})
+                    continue
+                results.append({"settings": asdict(s), "ok": False, "crashed": True, "log": "",
+                                "error": f"llama.cpp aborted: {_abort_reason(w.output(), reply.failure)}"})
+                break
     return {"results": results}
 
 

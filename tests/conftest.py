@@ -45,7 +45,7 @@ def sweep_dirs(tmp_path_factory):
     gemma3-swa: f16, q8_0 x ctx 1024 x swa_full on/off x parallel 2 unified on/off (8 records).
     """
     from ggufprof.measure.grid import GridSpec
-    from ggufprof.measure.runner import Sweep
+    from ggufprof.measure.sweep import Sweep
     from ggufprof.model.model_info import load_model_info
 
     specs = {

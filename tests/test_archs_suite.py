@@ -17,7 +17,7 @@ import pytest
 
 from ggufprof.results.checks import kv_mismatches
 from ggufprof.errors import GgufprofError
-from ggufprof.measure.llama_log import parse_log
+from ggufprof.results.llama_log import parse_log
 from ggufprof.memory import create
 from ggufprof.memory.predict import predict
 from ggufprof.memory.settings import KVSettings

@@ -99,7 +99,7 @@ def test_ctx_size_0_is_the_training_context():
 
 
 @pytest.mark.parametrize("arch_file,kind", [("qwen35-dense.gguf", "hybrid"), ("mamba2-dense.gguf", "recurrent"),
-                                            ("deepseek2-moe.gguf", "dsa"), ("deepseek4-moe.gguf", "dsv4")])
+                                            ("deepseek2-moe.gguf", "mla"), ("deepseek4-moe.gguf", "dsv4")])
 def test_estimate_lists_every_cache_with_its_kind(arch_file, kind):
     """The suite's hybrid, recurrent, MLA and DSV4 models: every cache and state in --json, with its kind."""
     from .archs_suite import suite_dir
@@ -113,7 +113,7 @@ def test_estimate_lists_every_cache_with_its_kind(arch_file, kind):
         assert kinds == {"kv", "recurrent"} and d["recurrent_bytes"] > 0
     elif kind == "recurrent":
         assert kinds == {"recurrent"} and d["kv_bytes"] == 0
-    elif kind == "dsa":
+    elif kind == "mla":  # deepseek2: one plain llama_kv_cache holding MLA's latent K rows, no V
         assert d["memory"] == "kv" and kinds == {"mla"} and all(c["v_bytes"] == 0 for c in d["caches"])
     else:
         assert d["memory"] == "dsv4" and {"swa", "mla", "indexer", "state"} <= kinds

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ggufprof.cli import app
-from ggufprof.results.compare import Thresholds, compare_memory, compare_speed, parse_fraction, short_labels
+from ggufprof.flags import parse_fraction
+from ggufprof.results.compare import Thresholds, compare_memory, compare_speed, short_labels
 from ggufprof.memory.caches import mib_f32
 from ggufprof.results.store import load_records
 

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ggufprof.cli import app
-from ggufprof.results.deploy import load_deployments, parse_size
+from ggufprof.flags import parse_size
+from ggufprof.results.deploy import load_deployments
 from ggufprof.errors import GgufprofError
 from ggufprof.memory.settings import KVSettings
 from ggufprof.memory.predict import predict

@@ -10,13 +10,15 @@ import pytest
 from typer.testing import CliRunner
 
 from ggufprof.cli import app
-from ggufprof.measure.dry_run import DryRun, cross_check
+from ggufprof.measure.dry_run import DryRun, cross_check, visible_gpu
 from ggufprof.measure.fit import Budget, fit_all
 from ggufprof.memory.footprint import footprint
 from ggufprof.memory.placement import place
 from ggufprof.memory.predict import predict
 from ggufprof.memory.settings import KVSettings
 from ggufprof.model.model_info import load_model_info
+from ggufprof.results.checks import kv_mismatches
+from ggufprof.results.llama_log import mib_bytes
 
 from .archs_suite import llama_tools_bin
 from .conftest import FIXTURE_NAMES, FIXTURES, fixture_path
@@ -98,7 +100,12 @@ def test_fit_answer_fits_and_the_next_step_does_not(llama_models):
             assert r.next_total["CPU"] > limit
         s = KVSettings(ctx_size=r.ctx_size, cache_type_k=r.cache_type_k, cache_type_v=r.cache_type_v, swa_full=True)
         real = llama_models["gemma3-swa"].create_context(s)
-        llama_models["gemma3-swa"].free_context(real)
+        try:  # llama.cpp creates the answer, with exactly the caches its total was made of
+            assert real.n_ctx == r.ctx_size
+            assert not kv_mismatches(r.prediction, real.log, real.n_ctx, real.n_ctx_seq), r
+            assert mib_bytes(real.log.compute_buffers_mib["CPU"]) == r.device("CPU").compute_bytes
+        finally:
+            llama_models["gemma3-swa"].free_context(real)
 
 
 def test_fit_cli_json_verify_and_nothing_fits():
@@ -118,9 +125,14 @@ def test_bad_budgets(budget):
     assert r.exit_code == 2 and r.stderr.startswith("Error: --memory") and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_vram_budget_without_a_gpu():
-    r = runner.invoke(app, ["fit", str(fixture_path("llama-gqa")), "--vram", "24GiB"])
-    assert r.exit_code == 2 and "no GPU is visible" in r.stderr
+def test_vram_budget_needs_a_gpu_llama_cpp_lists():
+    """--vram is refused exactly when llama.cpp's own device list has no GPU (a CPU build, or no
+    device); on a GPU build the same command answers."""
+    r = runner.invoke(app, ["fit", str(fixture_path("llama-gqa")), "--vram", "24GiB", "--json"])
+    if visible_gpu() is None:
+        assert r.exit_code == 2 and "no GPU is visible" in r.stderr
+    else:
+        assert r.exit_code == 0 and all(x["ctx_size"] > 0 for x in json.loads(r.stdout)), r.output
 
 
 # llama.cpp's common defaults (common/common.h), which llama-fit-params starts from: swa_full off
@@ -154,7 +166,7 @@ def test_total_per_device_equals_llama_fit_params(name):
             pred = predict(info, s)
             dry_result = dry.ask(s)
             cross_check(pred, dry_result)
-            (cpu,) = footprint(info, pred, place(info, pred, 0, has_gpu=False), dry_result.compute_bytes)
+            (cpu,) = footprint(info, pred, place(info, pred, 0), dry_result.compute_bytes)
             ours = [cpu.weights_bytes // MIB, (cpu.kv_bytes + cpu.recurrent_bytes) // MIB, cpu.compute_bytes // MIB]
             assert ours == [int(x) for x in host[1:]], (name, args)
             assert cpu.kv_bytes > MIB or s.ctx_size in (0, 1000)  # the large contexts are not all rounding
@@ -181,9 +193,11 @@ def test_fit_table_is_not_squeezed_in_a_log():
 
 
 def test_gpu_visibility_is_llama_cpps_own_device_list():
-    """The CLI asks llama.cpp (in a worker) which devices it has: here a CPU build, so no GPU,
-    whatever NVML might say, and --vram is refused."""
+    """The CLI asks llama.cpp (in a worker) which devices it has -- its own list, whatever NVML
+    might say: the CPU always, and the first GPU device (if any) is the one offloaded to."""
     from ggufprof.measure.dry_run import backend_devices_in_worker
 
     devs = backend_devices_in_worker()
-    assert [d["type"] for d in devs] == ["cpu"] and devs[0]["total"] > 0
+    assert [d["name"] for d in devs if d["type"] == "cpu"] == ["CPU"] and all(d["total"] > 0 for d in devs)
+    gpus = [d["name"] for d in devs if d["type"] in ("gpu", "igpu")]
+    assert visible_gpu() == (gpus[0] if gpus else None)

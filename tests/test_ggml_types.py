@@ -5,7 +5,7 @@ import ctypes
 import pytest
 
 from ggufprof.model import ggml_types
-from ggufprof.model.gguf_reader import _find_ggml_base
+from ggufprof.model.gguf_reader import ggml_library
 
 
 class _InitParams(ctypes.Structure):
@@ -14,7 +14,7 @@ class _InitParams(ctypes.Structure):
 
 @pytest.fixture(scope="module")
 def ggml():
-    lib = ctypes.CDLL(str(_find_ggml_base()))
+    lib = ctypes.CDLL(str(ggml_library("ggml-base")))
     lib.ggml_init.argtypes, lib.ggml_init.restype = [_InitParams], ctypes.c_void_p
     lib.ggml_new_tensor_3d.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
     lib.ggml_new_tensor_3d.restype = ctypes.c_void_p

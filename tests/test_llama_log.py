@@ -1,6 +1,6 @@
 """Parsing llama.cpp's allocation log lines (in the exact format of its log for the fixtures)."""
 
-from ggufprof.measure.llama_log import parse_log
+from ggufprof.results.llama_log import parse_log
 
 ISWA_LOG = """\
 load_tensors:   CPU_Mapped model buffer size =     0.82 MiB

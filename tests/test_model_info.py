@@ -5,6 +5,7 @@ import pytest
 from ggufprof.errors import GgufprofError
 from ggufprof.memory.predict import bytes_per_token, predict, recurrent_bytes_per_sequence
 from ggufprof.memory.settings import KVSettings
+from ggufprof.memory.create import layer_memories
 from ggufprof.model.model_info import load_model_info
 
 from .conftest import fixture_path
@@ -24,7 +25,7 @@ def test_llama_gqa_fixture():
     # per token: 4 layers x (K 64 + V 64) x 2 bytes
     assert bytes_per_token(m, "f16") == 4 * 128 * 2
     assert bytes_per_token(m, "q8_0") == 4 * 2 * (2 * 34)  # 64 values = 2 blocks of 34 B
-    assert m.layer_memories() == ["attention"] * 4
+    assert layer_memories(m.hparams) == ["attention"] * 4
 
 
 def test_gemma3_fixture_swa_layout():
@@ -32,7 +33,7 @@ def test_gemma3_fixture_swa_layout():
     assert m.n_swa == 200
     # gemma3: load_swa_pattern(ml, 6): every 6th layer (il % 6 == 5) is full attention
     assert m.swa_layers == [True] * 5 + [False] + [True] * 2
-    assert m.layer_memories() == ["sliding window"] * 5 + ["attention"] + ["sliding window"] * 2
+    assert layer_memories(m.hparams) == ["sliding window"] * 5 + ["attention"] + ["sliding window"] * 2
     assert (m.n_embd_head_k, m.n_embd_head_v) == (64, 64)  # key_length, not n_embd / n_head = 32
 
 
@@ -84,12 +85,12 @@ def test_keys_an_architecture_does_not_read_change_nothing(tmp_path):
                                        attention__indexer__key_length=128, attention__sliding_window=64))
     s = KVSettings(ctx_size=1000)
     assert predict(noisy, s).to_dict() == predict(plain, s).to_dict()
-    assert noisy.layer_memories() == ["attention"] * 4
+    assert layer_memories(noisy.hparams) == ["attention"] * 4
 
 
 def test_gemma3n_shares_kv_above_layer_20(tmp_path):
     m = load_model_info(llama_like(tmp_path / "g.gguf", arch="gemma3n", n_layer=22, attention__sliding_window=64))
-    mem = m.layer_memories()
+    mem = layer_memories(m.hparams)
     assert mem[20:] == ["shared", "shared"] and "shared" not in mem[:20]
 
 
@@ -97,7 +98,7 @@ def test_mamba_is_recurrent_state_per_sequence(tmp_path):
     m = load_model_info(llama_like(tmp_path / "m.gguf", arch="mamba", attention__head_count=0,
                                    attention__head_count_kv=0, ssm__conv_kernel=4, ssm__inner_size=256,
                                    ssm__state_size=16, ssm__time_step_rank=8))
-    assert m.layer_memories() == ["recurrent"] * 4
+    assert layer_memories(m.hparams) == ["recurrent"] * 4
     # per layer: R (d_conv - 1) x d_inner f32, S d_state x d_inner f32
     per_seq = 4 * (3 * 256 + 16 * 256) * 4
     assert recurrent_bytes_per_sequence(m) == per_seq and bytes_per_token(m, "f16") == 0

@@ -17,9 +17,11 @@ from ggufprof.measure.grid import GridSpec
 from ggufprof.model.gguf_reader import GgufFile, LargeArray, TensorInfo
 from ggufprof.memory.settings import KVSettings
 from ggufprof.memory.predict import predict
-from ggufprof.measure.runner import Sweep
+from ggufprof.measure.sweep import Sweep
 from ggufprof.model.model_info import load_model_info, model_info_from_gguf
-from ggufprof.memory.placement import CPU, GPU, alloc_size, gpu_layers, place
+from ggufprof.memory.placement import CPU, alloc_size, gpu_layers, place
+
+GPU = "CUDA0"  # the GPU as llama.cpp names it on the machine these records come from
 from ggufprof.model import ggml_types
 
 from .conftest import ROOT, fixture_path
@@ -50,7 +52,7 @@ def test_no_gpu_means_all_on_cpu():
 def test_kv_split_on_fixture(ngl):
     m = load_model_info(fixture_path("gemma3-swa"))  # 8 layers: SWA 0-4, 6-7; full 5
     pred = predict(m, KVSettings(ctx_size=2048, swa_full=False))
-    p = place(m, pred, ngl)
+    p = place(m, pred, ngl, gpu=GPU)
     on = [il for il in range(8) if p.on_gpu[il]]
     full_gpu = sum(1 for il in on if not m.swa_layers[il])
     swa_gpu = sum(1 for il in on if m.swa_layers[il])
@@ -63,7 +65,7 @@ def test_kv_split_on_fixture(ngl):
 def test_no_kv_offload_keeps_all_kv_on_host():
     m = load_model_info(fixture_path("llama-gqa"))
     pred = predict(m, KVSettings(ctx_size=4096))
-    p = place(m, pred, 99, offload_kqv=False)
+    p = place(m, pred, 99, offload_kqv=False, gpu=GPU)
     assert p.kv_bytes(GPU) == 0 and p.kv_bytes(CPU) == pred.kv_bytes
     assert p.weights.get(GPU, 0) > 0  # the weights still go to the GPU
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from ggufprof.cli import app
 from ggufprof.errors import GgufprofError
 from ggufprof.measure.grid import GridSpec
-from ggufprof.measure.runner import Sweep
+from ggufprof.measure.sweep import Sweep
 from ggufprof.model.model_info import load_model_info
 from ggufprof.present.report import write_report
 from ggufprof.present.report import data as report_data

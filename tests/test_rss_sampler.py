@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ggufprof.measure.memory import RssSampler
+from ggufprof.measure.sampling import RssSampler
 
 
 def test_paused_sampler_does_not_wake_up():

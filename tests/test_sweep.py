@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from ggufprof.cli import app
 from ggufprof.measure.grid import GridSpec
-from ggufprof.measure.runner import Sweep, SweepSummary
+from ggufprof.measure.sweep import Sweep, SweepSummary
 from ggufprof.memory.predict import bytes_per_token
 from ggufprof.model.model_info import load_model_info
 from ggufprof.results.store import load_dataframe

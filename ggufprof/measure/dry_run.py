@@ -1,26 +1,25 @@
-"""llama.cpp's own dry run, in a worker process: the compute buffers of any settings, holding nothing.
+"""llama.cpp's own dry run and device list, in one worker process (measure/probe_worker.py).
 
-The model is loaded once with ``no_alloc`` (``python -m ggufprof.measure.probe --dry-run``) and
-each question is one context created from it: ~3 ms and no memory, however large the settings.
-The worker answers one JSON line per settings line, so a search (``fit``) can ask one setting at a
-time. Its KV/RS size lines are cross-checked against the prediction: a difference is an error.
+The model is loaded once with ``no_alloc`` and each question is one context created from it: ~3 ms
+and no memory, however large the settings, so a search (``fit``) asks one setting at a time. The
+same process answers which devices llama.cpp has (ggml's backend list), so a search asks it once.
+Its KV/RS size lines are cross-checked against the prediction: a difference is an error.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import GgufprofError
 from ..memory.predict import MemoryPrediction
 from ..memory.settings import KVSettings
-from .llama_log import LlamaLog, mib_bytes, parse_log
+from ..results.checks import kv_mismatches
+from ..results.llama_log import LlamaLog, mib_bytes, parse_log
+from .workers import Reply, Worker, run_once
 
-ROOT = Path(__file__).resolve().parents[2]
+GPU_TYPES = ("gpu", "igpu")  # enum ggml_backend_dev_type: the devices llama.cpp offloads layers to
+DEVICES_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -35,44 +34,39 @@ class DryResult:
         return {buft: mib_bytes(mib) for buft, mib in self.log.compute_buffers_mib.items()}
 
 
-def _worker_env() -> dict:
-    """The environment of a probe worker: this checkout's ggufprof first on the path."""
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+def _result(reply: Reply, what: str) -> object:
+    if reply.ok:
+        return reply.result
+    if reply.refused:
+        raise GgufprofError(reply.failure)
+    raise GgufprofError(f"{what} died: {reply.failure}")
 
 
 class DryRun:
+    """llama.cpp's dry run of one model (``no_alloc``): contexts that allocate nothing."""
+
     def __init__(self, model_path: Path, n_gpu_layers: int = 0):
-        cmd = [sys.executable, "-m", "ggufprof.measure.probe", str(model_path), "--dry-run",
-               "--n-gpu-layers", str(n_gpu_layers)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=_worker_env())
+        self.worker = Worker("probe_worker")
+        try:
+            loaded = _result(self.worker.ask({"op": "load", "model": str(model_path), "n_gpu_layers": n_gpu_layers,
+                                              "dry_run": True}), "llama.cpp's dry run")
+        except GgufprofError:
+            self.close()
+            raise
+        if "load_error" in loaded:
+            self.close()
+            raise GgufprofError(loaded["load_error"])
 
     def ask(self, s: KVSettings, offload_kqv: bool = True) -> DryResult:
         """The dry run's context for ``s``; GgufprofError when llama.cpp refuses it or the worker died."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        try:
-            self.proc.stdin.write(json.dumps({**asdict(s), "offload_kqv": offload_kqv}) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-        except BrokenPipeError:
-            line = ""
-        if not line:
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            raise GgufprofError(f"llama.cpp's dry run died: {err.strip().splitlines()[-1] if err.strip() else 'no message'}")
-        out = json.loads(line)
-        if "load_error" in out:
-            raise GgufprofError(out["load_error"])
+        out = _result(self.worker.ask({"op": "context", "settings": asdict(s), "offload_kqv": offload_kqv}),
+                      "llama.cpp's dry run")
         if not out["ok"]:
             raise GgufprofError(out["error"])
         return DryResult(parse_log(out["log"]), out["n_ctx"], out["n_ctx_seq"])
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        self.worker.close()
 
     def __enter__(self) -> "DryRun":
         return self
@@ -84,19 +78,26 @@ class DryRun:
 def backend_devices_in_worker() -> list[dict]:
     """llama.cpp's own device list (ggml's backends: CPU, CUDA0, Vulkan0, ...) with the free and total
     memory each reports, asked in a worker process so that the caller never loads llama.cpp."""
-    out = subprocess.run([sys.executable, "-m", "ggufprof.measure.probe", "--devices"], capture_output=True, text=True,
-                         env=_worker_env(), timeout=120)
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("[")]
-    if out.returncode != 0 or not lines:
-        err = out.stderr.strip().splitlines()
-        raise GgufprofError(f"could not ask llama.cpp for its devices: {err[-1] if err else 'no message'}")
-    return json.loads(lines[-1])
+    try:
+        return _result(run_once("probe_worker", {"op": "devices"}, DEVICES_TIMEOUT), "the device probe")
+    except GgufprofError as e:
+        raise GgufprofError(f"could not ask llama.cpp for its devices: {e}") from None
+
+
+def gpu_names(devices: list[dict]) -> list[str]:
+    """The GPUs in a device list (what ``-ngl`` offloads to), in llama.cpp's order."""
+    return [d["name"] for d in devices if d.get("type") in GPU_TYPES]
+
+
+def visible_gpu() -> str | None:
+    """The GPU llama.cpp would offload to here (its first GPU device), or None: the one answer to
+    "is there a GPU?" -- llama.cpp's own list, so a CPU-only build on a host with a GPU has none."""
+    names = gpu_names(backend_devices_in_worker())
+    return names[0] if names else None
 
 
 def cross_check(pred: MemoryPrediction, dry: DryResult) -> None:
     """The dry run's logged KV/RS sizes must equal the prediction (its buffers are dummies)."""
-    from ..results.checks import kv_mismatches
-
     bad = kv_mismatches(pred, dry.log, dry.n_ctx, dry.n_ctx_seq, check_buffers=False)
     if bad:
         raise GgufprofError("llama.cpp's dry run disagrees with the prediction (a bug in ggufprof's model of "

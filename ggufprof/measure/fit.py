@@ -15,24 +15,27 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import GgufprofError
-from ..memory.footprint import HOST, DeviceFootprint, footprint
+from ..flags import DEFAULT_FIT_MARGIN
+from ..memory.footprint import HOST, DeviceFootprint, footprint, gpu_bytes
 from ..memory.placement import place
 from ..memory.predict import MemoryPrediction, predict
-from ..memory.settings import KVSettings
+from ..memory.settings import CTX_PAD, KVSettings
 from ..model.model_info import ModelInfo
+from ..results.run_settings import RunSettings
 from .dry_run import DryRun, cross_check
+from .sweep import default_threads, measure_one
 
-STEP = 256  # cells: llama.cpp pads n_ctx (and each stream) to 256
-DEFAULT_MARGIN = 1 << 30  # llama.cpp's --fit-target default on a GPU (1024 MiB); we keep it for host memory too
+STEP = CTX_PAD  # cells: llama.cpp pads n_ctx (and each stream) to 256
 
 
 @dataclass(frozen=True)
 class Budget:
     host: int | None = None  # bytes of host memory, or None (not budgeted)
     vram: int | None = None  # bytes per GPU, or None
-    margin: int = DEFAULT_MARGIN
+    margin: int = DEFAULT_FIT_MARGIN
 
     def of(self, device: str) -> int | None:
         """The budget of one device: host memory for the CPU, the per-GPU budget for any other."""
@@ -84,11 +87,12 @@ class FitResult:
 
 class Fitter:
     def __init__(self, model: ModelInfo, base: KVSettings, budget: Budget, n_gpu_layers: int = 0,
-                 offload_kqv: bool = True, has_gpu: bool = False):
+                 offload_kqv: bool = True, gpu: str | None = None):
+        """``gpu``: the GPU llama.cpp offloads to (measure.dry_run.visible_gpu), None without one."""
         self.model, self.base, self.budget = model, base, budget
-        self.ngl, self.offload_kqv, self.has_gpu = n_gpu_layers, offload_kqv, has_gpu
+        self.ngl, self.offload_kqv, self.gpu = n_gpu_layers, offload_kqv, gpu
         self.streams = 1 if base.kv_unified else base.parallel
-        self.dry = DryRun(model.path, n_gpu_layers if has_gpu else 0)
+        self.dry = DryRun(model.path, n_gpu_layers if gpu else 0)
 
     def close(self) -> None:
         self.dry.close()
@@ -97,11 +101,11 @@ class Fitter:
         pred = predict(self.model, s)
         dry = self.dry.ask(s, self.offload_kqv)
         cross_check(pred, dry)
-        placement = place(self.model, pred, self.ngl, self.offload_kqv, self.has_gpu)
+        placement = place(self.model, pred, self.ngl, self.offload_kqv, self.gpu)
         return pred, footprint(self.model, pred, placement, dry.compute_bytes)
 
     def settings(self, k: int, tk: str, tv: str) -> KVSettings:
-        """k steps of 256 cells per stream."""
+        """k steps of STEP cells per stream."""
         return dataclasses.replace(self.base, ctx_size=k * STEP * self.streams, cache_type_k=tk, cache_type_v=tv)
 
     def fit(self, tk: str, tv: str) -> FitResult:
@@ -142,11 +146,46 @@ class Fitter:
 
 
 def fit_all(model: ModelInfo, pairs: list[tuple[str, str]], base: KVSettings, budget: Budget, n_gpu_layers: int = 0,
-            offload_kqv: bool = True, has_gpu: bool = False) -> list[FitResult]:
+            offload_kqv: bool = True, gpu: str | None = None) -> list[FitResult]:
     if budget.host is None and budget.vram is None:
         raise GgufprofError("give a budget: --memory SIZE (host) and/or --vram SIZE (per GPU)")
-    fitter = Fitter(model, base, budget, n_gpu_layers, offload_kqv, has_gpu)
+    fitter = Fitter(model, base, budget, n_gpu_layers, offload_kqv, gpu)
     try:
         return [fitter.fit(tk, tv) for tk, tv in pairs]
     finally:
         fitter.close()
+
+
+def verify(model: ModelInfo, results: list[FitResult], base: KVSettings, budget: Budget, n_gpu_layers: int,
+           offload_kqv: bool, work_dir: Path) -> list[dict]:
+    """Each answer created for real (a one-configuration sweep: a batch of n_ubatch tokens decoded):
+    measured RSS / VRAM growth beside the predicted total. It fits when the worker ran and its peak
+    RSS (Python and llama.cpp code included) stays within the host budget, and its VRAM growth after
+    the decode within the GPU budget."""
+    out = []
+    for i, r in enumerate(results):
+        if r.ctx_size == 0:
+            out.append({"fits": None, "note": "nothing to verify"})
+            continue
+        kv = dataclasses.replace(base, ctx_size=r.ctx_size, cache_type_k=r.cache_type_k, cache_type_v=r.cache_type_v)
+        rs = RunSettings(kv, default_threads(), n_prompt=min(kv.ubatch_size, r.n_ctx_seq), n_gen=4, repetitions=1,
+                         n_gpu_layers=n_gpu_layers, offload_kqv=offload_kqv)
+        rec = measure_one(model, rs, work_dir / str(i))
+        host = r.device(HOST)
+        rss = rec.measured.get("rss") or {}
+        entry = {"status": rec.status, "reason": rec.reason, "predicted_host_bytes": host.total_bytes if host else None,
+                 "rss_growth_after_warmup": (rss.get("after_warmup") or 0) - (rss.get("baseline") or 0) if rss else None,
+                 "rss_peak_growth": (rss.get("peak") or 0) - (rss.get("baseline") or 0) if rss else None}
+        v = rec.measured.get("vram") or {}
+        gpu_fits = True
+        if v.get("after_warmup_process") is not None and v.get("after_init_process") is not None:
+            # from the CUDA context on (llama.cpp's free memory is measured after creating it):
+            # allocations + the first decode's cuBLAS workspace and pools, which the margin covers
+            entry.update(predicted_gpu_bytes=gpu_bytes(r.devices),
+                         vram_growth_at_context=v["after_context_process"] - v["after_init_process"],
+                         vram_growth=v["after_warmup_process"] - v["after_init_process"])
+            gpu_fits = budget.vram is None or entry["vram_growth"] <= budget.vram
+        entry["fits"] = (rec.status == "ok" and gpu_fits
+                         and (budget.host is None or (rss.get("peak") or 0) <= budget.host))
+        out.append(entry)
+    return out

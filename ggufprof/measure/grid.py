@@ -9,53 +9,20 @@ skipped records with llama.cpp's reason, so a report shows what was not measured
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from ..errors import GgufprofError
-from ..memory.settings import UINT32_MAX, KVSettings
-from ..results.noise import AUTO
-from ..memory.predict import bytes_per_token, resolved, validate
+from ..memory.settings import CTX_PAD, UINT32_MAX, KVSettings
+from ..flags import AUTO
+from ..memory.predict import bytes_per_token
+from ..results.run_settings import RunSettings, skip_reason
 from ..model.model_info import ModelInfo
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """One configuration: the cache settings plus how it is exercised."""
-
-    kv: KVSettings
-    threads: int
-    n_prompt: int = 512
-    n_gen: int = 128
-    depth: int = 0
-    repetitions: int = 3
-    n_gpu_layers: int = 0
-    offload_kqv: bool = True
-    repack: bool = True  # llama_model_params.use_extra_bufts: repacked CPU weights (AMX, ...)
-
-    @property
-    def id(self) -> str:
-        k = self.kv
-        return (f"ctk={k.cache_type_k},ctv={k.cache_type_v},c={k.ctx_size},np={k.parallel},"
-                f"kvu={int(k.kv_unified)},swa_full={int(k.swa_full)},fa={k.flash_attn},b={k.batch_size},"
-                f"ub={k.ubatch_size},t={self.threads},ngl={self.n_gpu_layers},nkvo={int(not self.offload_kqv)},"
-                f"pp={self.n_prompt},tg={self.n_gen},d={self.depth},"
-                f"r={'auto' if self.repetitions == AUTO else self.repetitions}"
-                + ("" if self.repack else ",repack=0"))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        kv = d.pop("kv")
-        return {**kv, **d}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RunSettings":
-        kv_fields = set(KVSettings.__dataclass_fields__)
-        kv = KVSettings(**{k: v for k, v in d.items() if k in kv_fields})
-        return cls(kv=kv, **{k: v for k, v in d.items() if k not in kv_fields})
 
 
 @dataclass
 class GridSpec:
+    """The axes of a sweep; an empty ``ctx_sizes`` or ``depths`` takes the default grid (fill_defaults)."""
+
     cache_types: list[tuple[str, str]]
     ctx_sizes: list[int]
     swa_full: list[bool]
@@ -64,14 +31,22 @@ class GridSpec:
     flash_attn: list[str]
     depths: list[int]
     threads: int
-    n_prompt: int = 512
-    n_gen: int = 128
-    repetitions: int = 3
-    batch_size: int = 2048
-    ubatch_size: int = 512
+    n_prompt: int = RunSettings.n_prompt
+    n_gen: int = RunSettings.n_gen
+    repetitions: int = RunSettings.repetitions
+    batch_size: int = KVSettings.batch_size
+    ubatch_size: int = KVSettings.ubatch_size
     n_gpu_layers: list[int] = field(default_factory=lambda: [0])
     offload_kqv: list[bool] = field(default_factory=lambda: [True])
     repack: bool = True
+
+    @classmethod
+    def single(cls, rs: RunSettings) -> "GridSpec":
+        """The grid of one configuration (a deployment check, a fit answer's verification)."""
+        kv = rs.kv
+        return cls([(kv.cache_type_k, kv.cache_type_v)], [kv.ctx_size], [kv.swa_full], [kv.parallel], [kv.kv_unified],
+                   [kv.flash_attn], [rs.depth], rs.threads, rs.n_prompt, rs.n_gen, rs.repetitions, kv.batch_size,
+                   kv.ubatch_size, [rs.n_gpu_layers], [rs.offload_kqv], rs.repack)
 
     def validate(self) -> None:
         """Values llama.cpp refuses whatever the model are refused up front (one error, exit 2),
@@ -112,9 +87,26 @@ def default_points(model: ModelInfo, n_tokens: int, mem_budget: int) -> tuple[li
         per_token = 0
     if per_token:
         limit = min(limit, mem_budget // per_token)
-    ctx = max(limit // 256 * 256, 256, -(-n_tokens // 256) * 256)
-    deep = min(ctx // 2, ctx - n_tokens) // 256 * 256
+    ctx = max(limit // CTX_PAD * CTX_PAD, CTX_PAD, -(-n_tokens // CTX_PAD) * CTX_PAD)
+    deep = min(ctx // 2, ctx - n_tokens) // CTX_PAD * CTX_PAD
     return [ctx], ([0, deep] if deep > 0 else [0])
+
+
+def fill_defaults(model: ModelInfo, spec: GridSpec, mem_budget: int | None = None) -> None:
+    """The default grid where ``spec`` leaves an axis empty: one context size and its depths
+    (``default_points``) within ``mem_budget`` bytes (default: half the memory available now).
+    Given depths are kept; default depths that would not fit one sequence's cells are dropped."""
+    if spec.ctx_sizes and spec.depths:
+        return
+    n_timed = max(spec.n_prompt, spec.n_gen)
+    if mem_budget is None:
+        import psutil
+
+        mem_budget = psutil.virtual_memory().available // 2
+    ctx_d, depths_d = default_points(model, n_timed + (max(spec.depths) if spec.depths else 0), mem_budget)
+    spec.ctx_sizes = spec.ctx_sizes or ctx_d
+    if not spec.depths:
+        spec.depths = [d for d in depths_d if d + n_timed <= min(spec.ctx_sizes) // max(spec.parallel)] or [0]
 
 
 def expand(model: ModelInfo, spec: GridSpec) -> list[tuple[RunSettings, str | None]]:
@@ -135,17 +127,3 @@ def expand(model: ModelInfo, spec: GridSpec) -> list[tuple[RunSettings, str | No
                                  spec.repack)
                 out.append((rs, skip_reason(model, rs)))
     return out
-
-
-def skip_reason(model: ModelInfo, rs: RunSettings) -> str | None:
-    """Why llama.cpp would refuse this configuration (a memory we cannot predict is still run)."""
-    try:
-        validate(model, rs.kv)
-    except GgufprofError as e:
-        return str(e)
-    n_ctx_seq = resolved(model, rs.kv).n_ctx_seq
-    need = rs.depth + max(rs.n_prompt, rs.n_gen)
-    if need > n_ctx_seq:
-        return (f"depth {rs.depth} + max(n_prompt {rs.n_prompt}, n_gen {rs.n_gen}) = {need} tokens do not fit "
-                f"in one sequence's {n_ctx_seq} cells")
-    return None

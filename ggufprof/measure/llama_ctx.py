@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import llama_cpp as L
 
 from ..model import ggml_types
+from ..model.gguf_reader import ggml_library
 from ..errors import GgufprofError
 from ..memory.settings import KVSettings
-from .llama_log import LlamaLog, parse_log
+from ..results.llama_log import LlamaLog, parse_log
 
 _FLASH = {"on": L.LLAMA_FLASH_ATTN_TYPE_ENABLED, "off": L.LLAMA_FLASH_ATTN_TYPE_DISABLED,
           "auto": L.LLAMA_FLASH_ATTN_TYPE_AUTO}
@@ -77,9 +78,8 @@ def backend_devices() -> list[BackendDevice]:
     creates this process's CUDA context (cudaMemGetInfo), as llama.cpp's fit does before measuring,
     so a caller can take its VRAM baseline after this call."""
     log_capture()
-    lib_dir = os.path.dirname(L.llama_cpp._lib._name)  # the libraries llama_cpp loaded (LLAMA_CPP_LIB_PATH or its own)
-    ggml = ctypes.CDLL(os.path.join(lib_dir, "libggml.so"))
-    base = ctypes.CDLL(os.path.join(lib_dir, "libggml-base.so"))
+    ggml = ctypes.CDLL(str(ggml_library("ggml")))  # the libraries llama_cpp loaded (LLAMA_CPP_LIB_PATH or its own)
+    base = ctypes.CDLL(str(ggml_library("ggml-base")))
     ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
     ggml.ggml_backend_dev_get.restype = ctypes.c_void_p
     ggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
@@ -127,6 +127,20 @@ def context_params(s: KVSettings, n_threads: int | None = None, offload_kqv: boo
     if n_threads:
         p.n_threads = p.n_threads_batch = n_threads
     return p
+
+
+def decode(ctx, batch, what: str = "llama_decode") -> None:
+    """``llama_decode``, its non-zero return an error (1: no KV slot for the batch, < 0: a failure)."""
+    rc = L.llama_decode(ctx, batch)
+    if rc != 0:
+        raise GgufprofError(f"{what} returned {rc}")
+
+
+def bos_token(model) -> int | None:
+    """The BOS token when the vocabulary adds one (``llama_vocab_get_add_bos``), as llama-bench and
+    llama-perplexity put it first; None otherwise."""
+    vocab = L.llama_model_get_vocab(model)
+    return L.llama_vocab_bos(vocab) if L.llama_vocab_get_add_bos(vocab) else None
 
 
 class ContextRefused(GgufprofError):

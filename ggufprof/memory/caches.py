@@ -16,16 +16,32 @@ from ..model import ggml_types
 
 CPU_ALIGNMENT = 32  # TENSOR_ALIGNMENT, the CPU buffer type's alignment (ggml-backend.c)
 
-# What kind of memory a cache is: how it grows, and how llama.cpp logs it.
+# How llama.cpp logs a cache: as a llama_kv_cache ("kv"), a llama_memory_recurrent ("rs") or a
+# llama_dsv4_comp_state ("state"); results/llama_log.py gives each logged cache one of these kinds.
+LOG_KV, LOG_RS, LOG_STATE = "kv", "rs", "state"
+
+
+@dataclass(frozen=True)
+class CacheKind:
+    """What kind of memory one cache is: in words, whether it grows with the context, how it is logged."""
+
+    name: str
+    description: str
+    grows_with_context: bool
+    log_kind: str
+
+
 KV, SWA, MLA, INDEXER, RECURRENT, STATE = "kv", "swa", "mla", "indexer", "recurrent", "state"
-KINDS = {
-    KV: "attention KV cache (grows with the context)",
-    SWA: "sliding-window KV cache (capped at the window)",
-    MLA: "latent (MLA) K-only cache (grows with the context)",
-    INDEXER: "sparse-attention indexer key cache (grows with the context)",
-    RECURRENT: "recurrent state (fixed per sequence, independent of the context)",
-    STATE: "compressor state (fixed per sequence, independent of the context)",
-}
+CACHE_KINDS: dict[str, CacheKind] = {k.name: k for k in (
+    CacheKind(KV, "attention KV cache (grows with the context)", True, LOG_KV),
+    CacheKind(SWA, "sliding-window KV cache (capped at the window)", True, LOG_KV),
+    CacheKind(MLA, "latent (MLA) K-only cache (grows with the context)", True, LOG_KV),
+    CacheKind(INDEXER, "sparse-attention indexer key cache (grows with the context)", True, LOG_KV),
+    CacheKind(RECURRENT, "recurrent state (fixed per sequence, independent of the context)", False, LOG_RS),
+    CacheKind(STATE, "compressor state (fixed per sequence, independent of the context)", False, LOG_STATE),
+)}
+# The logged kinds whose bytes grow with the context (a prediction's kv_bytes); the others are state.
+CONTEXT_LOG_KINDS = frozenset(k.log_kind for k in CACHE_KINDS.values() if k.grows_with_context)
 
 
 def pad(x: int, n: int) -> int:
@@ -49,7 +65,7 @@ class Cache:
     """One llama.cpp cache object and the tensors it allocates."""
 
     name: str  # unique within a prediction: "kv", "full", "swa", "indexer", "recurrent", ...
-    kind: str  # one of KINDS
+    kind: str  # one of CACHE_KINDS
     cells: int  # per stream (kv_size), or recurrent rows per layer (mem_size x (1 + n_rs_seq))
     streams: int
     n_seq_max: int
@@ -93,13 +109,13 @@ class Cache:
     @property
     def grows_with_context(self) -> bool:
         """False for fixed-size state per sequence (recurrent or compressor state)."""
-        return self.kind not in (RECURRENT, STATE)
+        return CACHE_KINDS[self.kind].grows_with_context
 
     @property
     def log_kind(self) -> str:
         """How llama.cpp logs it: "kv" (llama_kv_cache), "rs" (llama_memory_recurrent) or
         "state" (llama_dsv4_comp_state)."""
-        return {RECURRENT: "rs", STATE: "state"}.get(self.kind, "kv")
+        return CACHE_KINDS[self.kind].log_kind
 
     def to_dict(self) -> dict:
         return {

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..model.model_info import ModelInfo
-from .placement import CPU, Placement
+from .placement import CPU, Placement, is_host_buffer
 from .predict import MemoryPrediction
 
 HOST = CPU  # the device name of host memory in a footprint
@@ -58,7 +58,7 @@ def output_bytes(model: ModelInfo, n_seq_max: int) -> int:
 
 def compute_device(buffer_type: str) -> str:
     """The device whose memory a compute buffer type takes: CUDA_Host and CPU are host memory."""
-    return HOST if buffer_type in ("CPU", "CUDA_Host") or buffer_type.endswith("_Host") else buffer_type
+    return HOST if is_host_buffer(buffer_type) else buffer_type
 
 
 def footprint(model: ModelInfo, pred: MemoryPrediction, placement: Placement,

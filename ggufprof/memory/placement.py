@@ -1,6 +1,7 @@
 """Which device holds each layer's weights and KV cache, and how many bytes that puts on each.
 
-Rules from the vendored llama.cpp (one GPU, ``LLAMA_SPLIT_MODE_LAYER``):
+Rules from the vendored llama.cpp (one GPU, ``LLAMA_SPLIT_MODE_LAYER``; the GPU is named as llama.cpp
+names it, e.g. ``CUDA0``, by whoever asked llama.cpp's device list or read a run's log):
 
 * ``llama_model::load_tensors`` (src/llama-model.cpp): ``i_gpu_start = max(n_layer + 1 -
   n_gpu_layers, 0)``; layer ``il`` (0..n_layer, where ``n_layer`` is the output layer) goes to the
@@ -28,10 +29,16 @@ from .predict import MemoryPrediction
 from ..model import ggml_types
 from ..model.model_info import ModelInfo
 
-CPU, GPU = "CPU", "CUDA0"
-ALIGNMENT = {CPU: 32, GPU: 128}
+CPU = "CPU"  # host memory, as llama.cpp names its buffers
+HOST_ALIGNMENT, GPU_ALIGNMENT = 32, 128  # ggml_backend_cpu / ggml_backend_cuda buffer type alignment
 MATRIX_ROW_PADDING = 512
 _BLK = re.compile(r"^blk\.(\d+)\.")
+
+
+def is_host_buffer(buffer_type: str) -> bool:
+    """Whether a buffer type llama.cpp logs is host memory: CPU, CPU_Mapped, CPU_REPACK, and the
+    pinned host buffers of a GPU backend (CUDA_Host, ...)."""
+    return buffer_type.startswith(CPU) or buffer_type.endswith("_Host")
 
 
 def gpu_layers(n_layer: int, n_gpu_layers: int, has_gpu: bool = True) -> list[bool]:
@@ -47,9 +54,10 @@ def gpu_layers(n_layer: int, n_gpu_layers: int, has_gpu: bool = True) -> list[bo
 def alloc_size(t: ggml_types.GgmlType, ne: tuple[int, ...], device: str) -> int:
     """Bytes a tensor takes in a buffer of ``device``: ggml_backend_buft_get_alloc_size, aligned."""
     size = ggml_types.nbytes(t, ne)
-    if device == GPU and t.is_quantized and ne[0] % MATRIX_ROW_PADDING:
+    on_gpu = device != CPU
+    if on_gpu and t.is_quantized and ne[0] % MATRIX_ROW_PADDING:
         size += t.type_size * (MATRIX_ROW_PADDING - ne[0] % MATRIX_ROW_PADDING) // t.blck_size
-    return pad(size, ALIGNMENT[device])
+    return pad(size, GPU_ALIGNMENT if on_gpu else HOST_ALIGNMENT)
 
 
 @dataclass
@@ -69,9 +77,14 @@ class Placement:
     n_gpu_layers: int
     offload_kqv: bool
     on_gpu: list[bool]  # per layer, then the output layer
+    gpu: str | None = None  # the GPU's name (CUDA0, Vulkan0, ...); None: llama.cpp has none here
     kv: list[DeviceKV] = field(default_factory=list)
     weights: dict[str, int] = field(default_factory=dict)  # device -> tensor bytes
-    gpu_weights_buffer: int = 0  # CUDA0 model buffer: padded as the CUDA buffer type allocates
+    gpu_weights_buffer: int = 0  # the GPU's model buffer: padded as the CUDA buffer type allocates
+
+    @property
+    def devices(self) -> list[str]:
+        return [CPU] + ([self.gpu] if self.gpu else [])
 
     def kv_bytes(self, device: str) -> int:
         return sum(d.k_bytes + d.v_bytes for d in self.kv if d.device == device)
@@ -83,8 +96,8 @@ class Placement:
         from dataclasses import asdict
 
         d = asdict(self)
-        d["kv_bytes_by_device"] = {dev: self.kv_bytes(dev) for dev in (CPU, GPU)}
-        d["kv_buffer_by_device"] = {dev: self.kv_buffer(dev) for dev in (CPU, GPU)}
+        d["kv_bytes_by_device"] = {dev: self.kv_bytes(dev) for dev in self.devices}
+        d["kv_buffer_by_device"] = {dev: self.kv_buffer(dev) for dev in self.devices}
         return d
 
 
@@ -99,7 +112,7 @@ def _tensor_layer(name: str, n_layer: int) -> int:
 
 def cache_on_device(cache: Cache, device: str, on_gpu: list[bool], offload_kqv: bool) -> DeviceKV | None:
     """The part of ``cache`` whose layers live on ``device``, None when it has none there."""
-    mine = [t for t in cache.tensors if (offload_kqv and on_gpu[t.layer]) == (device == GPU)]
+    mine = [t for t in cache.tensors if (offload_kqv and on_gpu[t.layer]) == (device != CPU)]
     if not mine:
         return None
     return DeviceKV(
@@ -111,25 +124,27 @@ def cache_on_device(cache: Cache, device: str, on_gpu: list[bool], offload_kqv: 
 
 
 def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int, offload_kqv: bool = True,
-          has_gpu: bool = True) -> Placement:
+          gpu: str | None = None) -> Placement:
+    """Where llama.cpp puts each layer's weights and caches with ``-ngl n_gpu_layers`` on the GPU
+    named ``gpu`` (None: llama.cpp has no GPU here, and every layer stays in host memory)."""
     n_layer = model.hparams.n_layer_all
-    on_gpu = gpu_layers(n_layer, n_gpu_layers, has_gpu)
-    p = Placement(n_gpu_layers, offload_kqv, on_gpu)
+    on_gpu = gpu_layers(n_layer, n_gpu_layers, gpu is not None)
+    p = Placement(n_gpu_layers, offload_kqv, on_gpu, gpu)
     for cache in pred.caches:
-        for device in (CPU, GPU):
+        for device in p.devices:
             if (share := cache_on_device(cache, device, on_gpu, offload_kqv)) is not None:
                 p.kv.append(share)
     names = {t.name for t in model.tensors}
     for t in model.tensors:
         il = _tensor_layer(t.name, n_layer)
-        device = GPU if il >= 0 and on_gpu[il] else CPU
+        device = gpu if il >= 0 and on_gpu[il] else CPU
         p.weights[device] = p.weights.get(device, 0) + t.n_bytes
-        if device == GPU:
-            p.gpu_weights_buffer += alloc_size(ggml_types.BY_ID[t.type_id], t.shape, GPU)
+        if device != CPU:
+            p.gpu_weights_buffer += alloc_size(ggml_types.BY_ID[t.type_id], t.shape, device)
     if "output.weight" not in names and on_gpu[n_layer]:
         # tied embeddings: llama.cpp loads token_embd a second time for the output layer (TENSOR_DUPLICATED)
         emb = next((t for t in model.tensors if t.name == "token_embd.weight"), None)
         if emb is not None:
-            p.weights[GPU] = p.weights.get(GPU, 0) + emb.n_bytes
-            p.gpu_weights_buffer += alloc_size(ggml_types.BY_ID[emb.type_id], emb.shape, GPU)
+            p.weights[gpu] = p.weights.get(gpu, 0) + emb.n_bytes
+            p.gpu_weights_buffer += alloc_size(ggml_types.BY_ID[emb.type_id], emb.shape, gpu)
     return p

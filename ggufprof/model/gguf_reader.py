@@ -79,15 +79,18 @@ _lib: ctypes.CDLL | None = None
 _log_lines: list[str] = []
 
 
-def _lib_names() -> list[str]:
+def _lib_file(stem: str) -> str:
+    """A ggml library's file name on this platform: ``ggml-base`` -> ``libggml-base.so``."""
     if sys.platform == "darwin":
-        return ["libggml-base.dylib"]
+        return f"lib{stem}.dylib"
     if sys.platform == "win32":
-        return ["ggml-base.dll"]
-    return ["libggml-base.so"]
+        return f"{stem}.dll"
+    return f"lib{stem}.so"
 
 
-def _find_ggml_base() -> Path:
+def ggml_library(stem: str) -> Path:
+    """Where one of llama.cpp's libraries is (``ggml-base``, ``ggml``): the one place that finds them,
+    as llama_cpp itself does -- ``LLAMA_CPP_LIB_PATH`` first, then the package's own ``lib``."""
     dirs: list[Path] = []
     if os.environ.get("LLAMA_CPP_LIB_PATH"):  # the same override llama_cpp itself honours
         dirs.append(Path(os.environ["LLAMA_CPP_LIB_PATH"]))
@@ -95,20 +98,20 @@ def _find_ggml_base() -> Path:
     if spec and spec.submodule_search_locations:
         dirs.extend(Path(p) / "lib" for p in spec.submodule_search_locations)
     for d in dirs:
-        for name in _lib_names():
-            if (d / name).exists():
-                return d / name
+        if (d / _lib_file(stem)).exists():
+            return d / _lib_file(stem)
     raise GgufprofError(
-        "cannot find ggml's GGUF reader (libggml-base) from llama-cpp-python: "
+        f"cannot find llama.cpp's {_lib_file(stem)} from llama-cpp-python: "
         "install the project (make install) or set LLAMA_CPP_LIB_PATH to llama.cpp's lib folder"
     )
+
 
 
 def _load_lib() -> ctypes.CDLL:
     global _lib
     if _lib is not None:
         return _lib
-    lib = ctypes.CDLL(str(_find_ggml_base()))
+    lib = ctypes.CDLL(str(ggml_library("ggml-base")))
     vp, i64, sz, cp = ctypes.c_void_p, ctypes.c_int64, ctypes.c_size_t, ctypes.c_char_p
     sigs = {
         "gguf_init_from_file": ([cp, _InitParams], vp),

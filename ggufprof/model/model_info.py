@@ -19,11 +19,6 @@ from ..errors import GgufprofError
 from ..units import printable
 from .hparams import HParams, load_hparams
 
-# What a layer keeps per token or per sequence (inspect's "memory" column).
-ATTENTION, SWA, SHARED, RECURRENT, HYBRID, NONE = "attention", "sliding window", "shared", "recurrent", \
-    "attention + recurrent", "none"
-
-
 @dataclass(frozen=True)
 class ModelInfo:
     path: Path
@@ -92,13 +87,6 @@ class ModelInfo:
     def n_embd_v_gqa(self, il: int) -> int:
         return self.hparams.n_embd_v_gqa(il)
 
-    def layer_memories(self) -> list[str]:
-        """What each layer keeps: attention, sliding window, shared (reuses a lower layer's cache),
-        recurrent, attention + recurrent, or none -- read off create_memory's caches."""
-        from ..memory.create import layer_memories  # the rule lives with the memory model
-
-        return layer_memories(self.hparams)
-
     def to_dict(self) -> dict:
         hp = self.hparams
         return {
@@ -116,7 +104,6 @@ class ModelInfo:
             "n_embd_head_v_swa": hp.n_embd_head_v_swa,
             "n_swa": self.n_swa,
             "swa_layers": self.swa_layers,
-            "layer_memory": self.layer_memories(),
             "n_ctx_train": self.n_ctx_train,
             "n_vocab": self.n_vocab,
             "n_params": self.n_params,

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import GgufprofError
-from ..memory.create import UNMODELLED, memory_kind
+from ..memory.create import MEMORY_KINDS, UNMODELLED, layer_memories, memory_kind
 from ..memory.footprint import gpu_bytes
 from ..memory.predict import MemoryPrediction, bytes_per_token, recurrent_bytes_per_sequence
 from ..model import ggml_types
@@ -41,6 +41,7 @@ def memory_note(info: ModelInfo) -> str | None:
 
 def inspect_json(info: ModelInfo) -> dict:
     d = info.to_dict()
+    d["layer_memory"] = layer_memories(info.hparams)
     d["memory"] = memory_kind(info.hparams)
     d["memory_unsupported"] = memory_note(info)
     d["kv_bytes_per_token"] = _per_token(info)
@@ -51,28 +52,13 @@ def inspect_json(info: ModelInfo) -> dict:
 def _layer_groups(info: ModelInfo) -> list[tuple[str, tuple]]:
     """Consecutive layers with the same attention shape and memory, as ('0-4', shape) rows."""
     rows = []
-    memories = info.layer_memories()
+    memories = layer_memories(info.hparams)
     keyed = [(il, (info.n_head[il], info.n_head_kv[il], info.head_k(il), info.head_v(il), memories[il]))
              for il in range(info.n_layer)]
     for shape, grp in groupby(keyed, key=lambda x: x[1]):
         ils = [il for il, _ in grp]
         rows.append((f"{ils[0]}" if len(ils) == 1 else f"{ils[0]}-{ils[-1]}", shape))
     return rows
-
-
-MEMORY_KINDS = {
-    "none": "none: llama.cpp runs it without a KV cache (encoder or diffusion model)",
-    "kv": "one KV cache",
-    "iswa": "two KV caches: full attention and sliding window",
-    "recurrent": "recurrent state only: a fixed size per sequence, whatever the context",
-    "hybrid": "KV cache for the attention layers, recurrent state for the others",
-    "hybrid_iswa": "KV caches (full and sliding window) for attention layers, recurrent state for the others",
-    "hybrid_idx": "KV cache and sparse-attention indexer cache for attention layers, recurrent state for the others",
-    "dsa": "latent (MLA) KV cache plus a sparse-attention indexer key cache",
-    "dsa_iswa": "latent (MLA) KV cache with indexer keys, plus a sliding-window cache",
-    "msa": "KV cache plus a sparse-attention indexer key cache",
-    "dsv4": "DeepSeek-V4: window cache, CSA/HCA compressed caches, indexer cache and compressor state",
-}
 
 
 def print_inspect(info: ModelInfo, console: Console | None = None) -> None:
@@ -88,7 +74,7 @@ def print_inspect(info: ModelInfo, console: Console | None = None) -> None:
                  + (f" · sliding window {info.n_swa} on {sum(info.swa_layers)} of {info.n_layer} layers"
                     if info.has_swa else "")))
     kind = memory_kind(info.hparams)
-    c.print(Text(f"memory: {MEMORY_KINDS.get(kind, kind)}"))
+    c.print(Text(f"memory: {MEMORY_KINDS[kind].description}"))
     if note := memory_note(info):
         c.print(Text(note, style="yellow"))
         return
@@ -139,7 +125,7 @@ def print_placement(p: Placement, c: Console) -> None:
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("device", "weights", "KV cache", "KV buffer (logged)"):
         t.add_column(col, justify="left" if col == "device" else "right", no_wrap=True)
-    for dev in ("CPU", "CUDA0"):
+    for dev in p.devices:
         w = p.weights.get(dev, 0)
         if w or p.kv_bytes(dev):
             t.add_row(dev, human_bytes(w), human_bytes(p.kv_bytes(dev)), human_bytes(p.kv_buffer(dev)))
@@ -158,7 +144,7 @@ def print_estimate(info: ModelInfo, pred: MemoryPrediction, console: Console | N
                  f"{s.parallel} sequence(s), {'unified' if s.kv_unified else 'one stream per sequence'} · "
                  f"n_ubatch {pred.n_ubatch} · flash attention {s.flash_attn}"
                  + (f" · swa_full {'on' if s.swa_full else 'off'}" if info.has_swa else "")))
-    c.print(Text(f"memory: {MEMORY_KINDS.get(pred.kind, pred.kind)}"))
+    c.print(Text(f"memory: {MEMORY_KINDS[pred.kind].description}"))
     if defaults_note:
         c.print(Text(f"unset flags: {defaults_note}", style="dim"))
     if info.n_ctx_train and pred.n_ctx_seq > info.n_ctx_train:

@@ -11,8 +11,30 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..results.quality import QualityResult, fmt_kld, recommendation, thresholds_text, within
+from ..errors import GgufprofError
+from ..memory.predict import bytes_per_token
+from ..model.model_info import ModelInfo
+from ..results.quality import (QualityResult, QualitySettings, fmt_kld, recommendation, resolve_ctx, thresholds_text,
+                               within)
 from ..units import human_bytes, printable
+
+
+def describe_text(qs: QualitySettings, n_ctx_train: int) -> str:
+    """What a quality run evaluates, in words: chunks, their length and the text."""
+    chunks = f"{qs.chunks} chunk(s)" if qs.chunks else "every chunk"
+    return (f"{chunks} of {resolve_ctx(qs.ctx, n_ctx_train)} tokens of "
+            + (printable(qs.text) if qs.text else "the packaged English text"))
+
+
+def kv_ratios(info: ModelInfo, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], float | None]:
+    """Each pair's KV bytes per token against f16/f16 (None for a memory not modelled)."""
+    def ratio(k: str, v: str) -> float | None:
+        try:
+            return bytes_per_token(info, k, v) / bytes_per_token(info, "f16", "f16")
+        except (GgufprofError, ZeroDivisionError):
+            return None
+
+    return {p: ratio(*p) for p in pairs}
 
 
 def kv_ratio_label(r: float | None) -> str:

@@ -7,6 +7,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from ..results.checks import failed_checks
+from ..results.quality import fmt_kld
 from ..results.schema import Record
 from ..units import human_bytes
 
@@ -69,7 +70,8 @@ def row(rec: Record) -> list[Cell]:
 
 
 class SweepView:
-    def __init__(self, console: Console, total: int):
+    def __init__(self, console: Console, total: int | None = None):
+        """``total`` None: learnt from the first configuration started (the plan's length)."""
         self.console = console
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
@@ -86,8 +88,25 @@ class SweepView:
 
     def started(self, settings, i: int, n: int) -> None:
         k = settings.kv
-        self.progress.update(self.task, description=f"{k.cache_type_k}/{k.cache_type_v} ctx {k.ctx_size}")
+        self.progress.update(self.task, total=n, description=f"{k.cache_type_k}/{k.cache_type_v} ctx {k.ctx_size}")
 
     def finished(self, rec: Record, i: int, n: int) -> None:
         self.progress.console.print(_fmt(row(rec)), soft_wrap=True)
         self.progress.advance(self.task)
+
+
+# What ``ggufprof results`` shows of the DataFrame (results.store.load_dataframe), and how.
+RESULT_COLUMNS = {
+    "status": "status", "settings.cache_type_k": "K", "settings.cache_type_v": "V", "settings.ctx_size": "ctx",
+    "settings.parallel": "np", "settings.kv_unified": "unified", "settings.swa_full": "swa_full",
+    "settings.flash_attn": "fa", "settings.depth": "depth", "predicted.kv_bytes": "KV bytes",
+    "check.kv_exact": "KV exact", "measured.pp.tps_mean": "pp t/s", "measured.tg.tps_mean": "tg t/s",
+    "quality.kld_mean": "KLD", "quality.top1_agreement": "top-1",
+}
+
+
+def results_text(df) -> str:
+    """The summary table of ``ggufprof results``: one row per record, the columns above that exist."""
+    view = df[[c for c in RESULT_COLUMNS if c in df.columns]].rename(columns=RESULT_COLUMNS)
+    quality_fmt = {"KLD": lambda v: "-" if v != v else fmt_kld(v), "top-1": lambda v: "-" if v != v else f"{v:.1%}"}
+    return view.to_string(index=False, float_format=lambda x: f"{x:.1f}", formatters=quality_fmt)

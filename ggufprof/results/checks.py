@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..measure.llama_log import LlamaLog, buffer_bytes
-from ..memory.caches import mib_f32, mib_f64
+from .llama_log import LlamaLog, mib_bytes
+from ..memory.caches import LOG_RS, LOG_STATE, mib_f32, mib_f64
 from ..memory.footprint import HOST, gpu_bytes
 from ..memory.predict import MemoryPrediction
-from ..memory.placement import Placement
+from ..memory.placement import CPU, Placement, is_host_buffer
 from .schema import Record
 
 
@@ -53,14 +53,14 @@ def kv_mismatches(pred: MemoryPrediction, log: LlamaLog, n_ctx: int | None = Non
         cmp(f"{n}.layers", pc.logged_layers, lc.layers)
         cmp(f"{n}.seqs", pc.n_seq_max, lc.seqs)
         cmp(f"{n}.streams", pc.streams, lc.streams)
-        if pc.log_kind == "state":  # llama_dsv4_comp_state logs its buffers' total in double
+        if pc.log_kind == LOG_STATE:  # llama_dsv4_comp_state logs its buffers' total in double
             cmp(f"{n}.total_mib", mib_f64(pc.buffer_bytes), lc.total_mib)
         else:
             cmp(f"{n}.type_k", pc.type_k, lc.type_k)
             cmp(f"{n}.type_v", pc.type_v, lc.type_v)
             cmp(f"{n}.k_mib", mib_f32(pc.k_bytes), lc.k_mib)
             cmp(f"{n}.v_mib", mib_f32(pc.v_bytes), lc.v_mib)
-            if pc.log_kind == "rs":
+            if pc.log_kind == LOG_RS:
                 cmp(f"{n}.p_mib", mib_f32(pc.p_bytes), lc.p_mib)
             cmp(f"{n}.total_mib", mib_f32(pc.bytes), lc.total_mib)
         if not check_buffers:
@@ -103,11 +103,12 @@ def rss_check(rec: Record, placement: Placement, log: LlamaLog) -> dict:
     growth = rss["after_context"] - rss["after_load"]
     expected = placement.kv_buffer("CPU")
     tol = RSS_TOL_ABS + int(RSS_TOL_REL * expected)
-    if any(dev != "CPU" for dev in log.compute_buffers_mib):
+    if log.gpu_devices:
         # With the CUDA backend, context creation also allocates pinned host compute buffers
         # (CUDA_Host, counted below) and CUDA runtime memory that llama.cpp does not log: reported
         # (4.8 to 11 MiB above KV + pinned buffers on the H200 run), not judged.
-        expected += buffer_bytes(log.compute_buffers_mib, r"CUDA_Host")
+        expected += sum(mib_bytes(mib) for dev, mib in log.compute_buffers_mib.items()
+                        if dev != CPU and is_host_buffer(dev))
         return {"rss_growth": growth, "rss_expected": expected, "rss_error": growth - expected,
                 "rss_explained": None,
                 "rss_note": "GPU backend: CUDA runtime host allocations are not in llama.cpp's log"}
@@ -126,15 +127,17 @@ def vram_check(rec: Record, placement: Placement, log) -> dict:
         return {}
     growth = v["after_context_process"] - v["after_load_process"]
     # device buffers only: CUDA_Host is pinned *host* memory
-    expected = placement.kv_buffer("CUDA0") + buffer_bytes(log.compute_buffers_mib, r"CUDA\d+")
+    expected = (placement.kv_buffer(placement.gpu) if placement.gpu else 0) + sum(
+        mib_bytes(mib) for dev, mib in log.compute_buffers_mib.items() if dev in log.gpu_devices)
     return {"vram_growth": growth, "vram_expected": expected, "vram_tolerance": VRAM_TOL,
             "vram_error": growth - expected, "vram_explained": abs(growth - expected) <= VRAM_TOL}
 
 
 def weights_check(placement: Placement, log: LlamaLog) -> dict:
-    """GPU weights: predicted CUDA0 model buffer (tensors padded as the CUDA buffer type allocates)
-    vs llama.cpp's 'CUDA0 model buffer size'. Host weights are mmapped file ranges: reported only."""
-    logged = log.model_buffers_mib.get("CUDA0")
+    """GPU weights: the predicted model buffer of the GPU (tensors padded as the CUDA buffer type
+    allocates) vs llama.cpp's '<GPU> model buffer size'. Host weights are mmapped file ranges:
+    reported only."""
+    logged = log.model_buffers_mib.get(placement.gpu) if placement.gpu else None
     if logged is None:
         return {}
     return {"weights_gpu_predicted": placement.gpu_weights_buffer, "weights_gpu_logged_mib": logged,

@@ -51,7 +51,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import GgufprofError
-from ..measure.llama_log import logged_mib
+from .llama_log import logged_mib
 from .store import load_records
 from .schema import Record
 
@@ -161,18 +161,6 @@ class Comparison:
         }
 
 
-def parse_fraction(text: str | float, flag: str) -> float:
-    """'1%' or '0.01' -> 0.01; must be >= 0."""
-    s = str(text).strip()
-    try:
-        value = float(s[:-1]) / 100 if s.endswith("%") else float(s)
-    except ValueError:
-        raise GgufprofError(f"{flag}: expected a fraction such as 0.01 or a percentage such as 1%, got '{text}'") from None
-    if not value >= 0:
-        raise GgufprofError(f"{flag} must be >= 0, got '{text}'")
-    return value
-
-
 def short_labels(ids: list[str]) -> dict[str, str]:
     """Each id reduced to the ``key=value`` parts that differ between configurations (ids are
     comma-separated ``key=value`` lists), so a table row says what distinguishes it."""
@@ -205,7 +193,7 @@ def _identity_check(base: list[Record], new: list[Record]) -> None:
 
 
 def _logged_kv(rec: Record) -> Decimal | None:
-    """Everything llama.cpp logged for the context's memory (KV caches and any recurrent state)."""
+    """What llama.cpp logged for the caches that grow with the context (beside the predicted kv_bytes)."""
     kv = rec.measured.get("kv")
     return logged_mib(kv.get("caches") if isinstance(kv, dict) else None)
 

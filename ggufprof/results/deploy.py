@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import GgufprofError
-from ..measure.grid import RunSettings, skip_reason
+from .run_settings import RunSettings, skip_reason
 from ..memory.predict import validate
-from ..flags import parse_flash_attn
+from ..flags import parse_flash_attn, parse_size
 from ..memory.settings import KVSettings
 from ..model.model_info import ModelInfo, load_model_info
 from .quality import QualitySettings
@@ -48,11 +48,6 @@ SIZE_LIMITS = ("max_kv_bytes", "max_rss", "max_vram")
 SPEED_LIMITS = ("min_pp_tps", "min_tg_tps")
 QUALITY_LIMITS = ("max_kld",)  # mean KL divergence against f16/f16, in nats (results/quality.py)
 QUALITY_KEYS = ("quality_ctx", "quality_chunks", "quality_text")
-SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-              "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
-
-
 @dataclass(frozen=True)
 class Limits:
     max_kv_bytes: int | None = None
@@ -72,19 +67,6 @@ class Deployment:
     line: int  # the [[deployment]] header, for messages
     info: ModelInfo = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
     quality: QualitySettings | None = None  # measured with the deployment when limits.max_kld is set
-
-
-def parse_size(value: object, what: str) -> int:
-    """Bytes from an integer or a string such as '64 MiB', '1.5 GiB', '512 KB' (KB/MB/GB: powers of
-    1000, KiB/MiB/GiB: powers of 1024, as llama.cpp prints MiB)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise GgufprofError(f"{what} must be >= 0 bytes, got {value}")
-        return value
-    m = _SIZE.match(value) if isinstance(value, str) else None
-    if not m or m.group(2).lower() not in SIZE_UNITS:
-        raise GgufprofError(f"{what}: expected bytes or a size such as '64 MiB' or '2 GiB', got {value!r}")
-    return round(float(m.group(1)) * SIZE_UNITS[m.group(2).lower()])
 
 
 def key_lines(text: str) -> tuple[dict[tuple[int, str, str], int], dict[int, int]]:
@@ -222,8 +204,9 @@ def _deployment(table: dict, base: Path, ctx: _Context, default_threads: int, me
     except GgufprofError as e:
         raise ctx.fail("model", str(e)) from None
     kv = _kv_settings(table, info, ctx)
-    run = RunSettings(kv, table.get("threads", default_threads), table.get("n_prompt", 512), table.get("n_gen", 128),
-                      table.get("depth", 0), table.get("repetitions", 3), table.get("n_gpu_layers", 0),
+    run = RunSettings(kv, table.get("threads", default_threads), table.get("n_prompt", RunSettings.n_prompt),
+                      table.get("n_gen", RunSettings.n_gen), table.get("depth", RunSettings.depth),
+                      table.get("repetitions", RunSettings.repetitions), table.get("n_gpu_layers", RunSettings.n_gpu_layers),
                       table.get("offload_kqv", True), table.get("repack", True))
     why = skip_reason(info, run) if measuring else None
     if why:

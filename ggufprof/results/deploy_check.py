@@ -1,8 +1,8 @@
 """Check deployments against their limits: predicted (``--estimate-only``) or measured.
 
-Measuring goes through the sweep machinery (``Sweep`` over a one-configuration ``GridSpec``), so a
-deployment is measured exactly as a sweep configuration is: its own worker process, the same
-records in ``OUT/<name>/results.jsonl``, the same failure handling. There is no second path.
+Pure: the measurement is a record made by the sweep machinery (``measure.sweep.measure_one``, which the
+library's ``check`` calls), so a deployment is measured exactly as a sweep configuration is: its own
+worker process, the same records in ``OUT/<name>/results.jsonl``, the same failure handling.
 
 What each limit is compared with, and why:
 
@@ -25,11 +25,9 @@ every measured limit (the deployment does not work as stated).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from .deploy import SIZE_LIMITS, Deployment
-from ..measure.grid import GridSpec
-from ..measure.llama_log import logged_mib, mib_bytes
+from .deploy import Deployment
+from .llama_log import logged_mib, mib_bytes
 from ..memory.predict import predict
 from .schema import Record
 
@@ -46,30 +44,10 @@ class LimitCheck:
     note: str = ""
 
 
-def run_deployment(dep: Deployment, out_dir: Path, timeout: float = 600) -> Record:
-    """Measure one deployment as a one-configuration sweep in ``out_dir``; its record."""
-    from ..measure.runner import Sweep
-
-    rs, kv = dep.run, dep.run.kv
-    spec = GridSpec(cache_types=[(kv.cache_type_k, kv.cache_type_v)], ctx_sizes=[kv.ctx_size], swa_full=[kv.swa_full],
-                    parallel=[kv.parallel], kv_unified=[kv.kv_unified], flash_attn=[kv.flash_attn], depths=[rs.depth],
-                    threads=rs.threads, n_prompt=rs.n_prompt, n_gen=rs.n_gen, repetitions=rs.repetitions,
-                    batch_size=kv.batch_size, ubatch_size=kv.ubatch_size, n_gpu_layers=[rs.n_gpu_layers],
-                    offload_kqv=[rs.offload_kqv], repack=rs.repack)
-    summary = Sweep(dep.info, spec, out_dir, timeout=timeout, quality=dep.quality).run()
-    (rec,) = summary.records  # single-value axes: exactly one configuration
-    return rec
-
-
-def out_subdir(out: Path, name: str) -> Path:
-    """OUT/<name>: names are validated as safe directory names when the file is loaded (deploy.NAME)."""
-    return out / name
-
-
 def _measured_kv(rec: Record) -> tuple[int | None, str]:
     if rec.check.get("kv_exact"):
         return rec.predicted.get("kv_bytes"), "predicted = llama.cpp's log"
-    mib = logged_mib(rec.measured.get("kv", {}).get("caches"), kinds=("kv",))
+    mib = logged_mib(rec.measured.get("kv", {}).get("caches"))
     return (None if mib is None else mib_bytes(mib)), "llama.cpp's log (disagrees with the prediction)"
 
 

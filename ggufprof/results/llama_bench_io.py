@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GgufprofError
-from ..measure.grid import RunSettings
+from .run_settings import RunSettings
 from ..memory.settings import KVSettings
 from .schema import Record, speed_block, validate
 

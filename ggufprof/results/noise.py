@@ -26,7 +26,6 @@ CV_MAX = 0.10
 OTHERS_MAX = 0.25
 CI_TARGET = 0.03
 AUTO_MIN, AUTO_MAX = 3, 20
-AUTO = 0  # RunSettings.repetitions value meaning "auto"
 
 # Student's t, two-sided 95 %, by degrees of freedom (1..19); 1.96 beyond
 _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,

@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import GgufprofError
+from ..flags import parse_count
+from ..memory.settings import KVSettings
 
 BASELINE = ("f16", "f16")
 DEFAULT_CTX = 2048  # tokens per chunk when --quality-ctx is not given (capped at n_ctx_train)
@@ -286,3 +288,18 @@ def recommendation(model: str | None, measured: list[tuple[tuple[str, str], dict
         r, p = min(sized)
         line += f". Smallest KV within them: {label(p)} ({r:.3f}× f16)" if r < 1 else ""
     return line + "."
+
+
+def quality_settings(pairs: list[tuple[str, str]], ctx: str | int | None, chunks: int | None, text: str | Path | None,
+                     threads: int, n_ctx_train: int, flash_attn: str = "auto", **run: object) -> QualitySettings:
+    """QualitySettings from the flags, every value checked before anything runs (one Error line, exit 2):
+    the counts, the chunk length against the training context, each pair's V type against flash
+    attention (llama.cpp's own refusal, worded once in KVSettings) and the text."""
+    n_ctx = parse_count(ctx, "--quality-ctx") if ctx is not None else None
+    check_counts(n_ctx, chunks)
+    resolve_ctx(n_ctx, n_ctx_train)
+    for k, v in pairs:
+        KVSettings(cache_type_k=k, cache_type_v=v, flash_attn=flash_attn).validate()
+    read_text(str(text) if text else None)
+    return QualitySettings(cache_types=tuple(pairs), ctx=n_ctx, chunks=chunks, text=str(text) if text else None,
+                           threads=threads, flash_attn=flash_attn, **run)

@@ -13,7 +13,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...measure.llama_log import logged_mib, mib_bytes
+from ...results.llama_log import logged_mib, mib_bytes
 from ...results.checks import failed_checks
 from ...errors import GgufprofError
 from ...results.store import load_records
@@ -128,10 +128,10 @@ def other_settings(rec: Record) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in rec.settings.items() if k not in CACHE_KEYS))
 
 
-def measured_kv_bytes(rec: Record, kinds: tuple[str, ...] = ("kv",)) -> float | None:
-    """Bytes llama.cpp logged for its KV caches (``kinds`` ("rs", "state") for the fixed-size
+def measured_kv_bytes(rec: Record, grows_with_context: bool = True) -> float | None:
+    """Bytes llama.cpp logged for its KV caches (``grows_with_context=False``: the fixed-size
     recurrent / compressor state): MiB with two decimals, so within 0.005 MiB per cache."""
-    mib = logged_mib(rec.measured.get("kv", {}).get("caches"), kinds)
+    mib = logged_mib(rec.measured.get("kv", {}).get("caches"), grows_with_context)
     return None if mib is None else float(mib_bytes(mib))
 
 

@@ -1,8 +1,6 @@
 """Run ONE configuration in this process and write its measurements as JSON.
 
-    python -m ggufprof.measure.worker CONFIG.json RESULT.json LOG.txt
-
-The runner starts one worker process per configuration, so the RSS is attributable to that
+Started by ``measure/sweep.py`` through the worker protocol (measure/workers.py). The sweep starts one worker process per configuration, so the RSS is attributable to that
 configuration alone and a crash or abort inside llama.cpp costs one configuration, not the sweep.
 The timing follows llama-bench (tools/llama-bench/llama-bench.cpp): a warm-up prompt run and one
 generated token; then per repetition the cache is cleared, the depth restored from a saved state,
@@ -16,7 +14,6 @@ creating the context, to prove a crash costs one configuration only.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import random
 import statistics
@@ -29,14 +26,15 @@ import llama_cpp as L
 import psutil
 
 from ..errors import GgufprofError
-from .grid import RunSettings
-from ..results.noise import AUTO, enough
+from ..results.run_settings import RunSettings
+from ..flags import AUTO
+from ..results.noise import enough
 from ..results.schema import speed_block
-from .llama_ctx import ContextRefused, LlamaModel, backend_devices, log_capture
-from .memory import RssSampler, Vram, peak_rss_rusage
+from .llama_ctx import ContextRefused, LlamaModel, backend_devices, bos_token, decode, log_capture
+from .sampling import RssSampler, Vram, peak_rss_rusage
 from . import environment
+from .workers import serve
 
-EXIT_REFUSED = 3  # llama.cpp refused the model or context: a clean, explained failure
 NOISE_MIN_WALL = 0.2  # seconds: below, CPU-time shares are within the kernel's 10 ms tick of zero
 
 
@@ -45,15 +43,10 @@ class _Decoder:
         self.ctx = ctx
         vocab = L.llama_model_get_vocab(model)
         self.n_vocab = L.llama_vocab_n_tokens(vocab)
-        self.bos = L.llama_vocab_bos(vocab) if L.llama_vocab_get_add_bos(vocab) else None
+        self.bos = bos_token(model)
         self.n_batch = n_batch
         self.rng = random.Random(seed)
         self.mem = L.llama_get_memory(ctx)
-
-    def _decode(self, batch) -> None:
-        rc = L.llama_decode(self.ctx, batch)
-        if rc != 0:
-            raise GgufprofError(f"llama_decode returned {rc}")
 
     def prompt(self, n: int) -> None:
         buf = (L.llama_token * self.n_batch)()  # one buffer for every chunk; the batch points into it
@@ -64,7 +57,7 @@ class _Decoder:
                 buf[i] = self.rng.randrange(self.n_vocab)
             if done == 0 and self.bos is not None:
                 buf[0] = self.bos
-            self._decode(L.llama_batch_get_one(buf, k))
+            decode(self.ctx, L.llama_batch_get_one(buf, k))
             done += k
         L.llama_synchronize(self.ctx)
 
@@ -124,7 +117,7 @@ class _ParallelDecoder:
                 self.pos[s] += n
             t = time.perf_counter()
             for start in range(0, i, d.n_batch):
-                d._decode(self._view(batch, start, min(d.n_batch, i - start)))
+                decode(d.ctx, self._view(batch, start, min(d.n_batch, i - start)))
             L.llama_synchronize(d.ctx)
             return time.perf_counter() - t
         finally:
@@ -349,19 +342,11 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
     }
 
 
-def main(argv: list[str]) -> int:
-    cfg_path, out_path = Path(argv[0]), Path(argv[1])
-    log_path = Path(argv[2]) if len(argv) > 2 else None
-    cfg = json.loads(cfg_path.read_text())
-    rs = RunSettings.from_dict(cfg["settings"])
-    try:
-        result = measure(cfg["model_path"], rs, log_path)
-    except GgufprofError as e:
-        out_path.write_text(json.dumps({"error": str(e)}))
-        return EXIT_REFUSED
-    out_path.write_text(json.dumps(result))
-    return 0
+def handle(request: dict) -> dict:
+    """One configuration: ``{"model_path", "settings", "log_path"}`` -> its measurements."""
+    log = request.get("log_path")
+    return measure(request["model_path"], RunSettings.from_dict(request["settings"]), Path(log) if log else None)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(serve(handle))

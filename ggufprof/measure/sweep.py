@@ -11,31 +11,30 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import signal
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import psutil
 
-from ..memory.footprint import footprint
-from ..results.checks import failed_checks, footprint_check, kv_mismatches, rss_check, vram_check, weights_check
 from ..errors import GgufprofError
-from .grid import GridSpec, RunSettings, expand
-from ..memory.predict import predict
-from .llama_log import LlamaLog, mib_bytes, parse_log
-from ..model.model_info import ModelInfo
+from ..flags import AUTO
+from ..memory.footprint import footprint
 from ..memory.placement import place
+from ..memory.predict import predict
+from ..model.model_info import ModelInfo
+from ..results.checks import failed_checks, footprint_check, kv_mismatches, rss_check, vram_check, weights_check
+from ..results.llama_log import LlamaLog, mib_bytes, parse_log
+from ..results.noise import record_noise
 from ..results.quality import QualitySettings
-from ..results.noise import AUTO, record_noise
+from ..results.run_settings import RunSettings
 from ..results.schema import Record
 from ..results.store import ResultsLock, append_record, backup, check_same_model, read_records, rewrite, write_csv
-
+from .grid import GridSpec, expand
+from .quality import quality_key, sweep_quality
+from .workers import run_once
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
@@ -143,8 +142,6 @@ class Sweep:
         per group, measure/quality_runner.py) so that each record is written once, complete."""
         if self.quality is None or not any(why is None for _, why in plan):
             return {}
-        from .quality_runner import quality_key, sweep_quality
-
         pairs = {(rs.kv.cache_type_k, rs.kv.cache_type_v) for rs, why in plan if why is None}
         blocks = sweep_quality(self.model.path, plan, self.quality, self.timeout * (len(pairs) + 1), self.logs)
         return {rs.id: blocks[quality_key(rs)] for rs, why in plan if why is None and quality_key(rs) in blocks}
@@ -181,16 +178,16 @@ class Sweep:
             rec.status, rec.reason = "skipped", why
             return rec
         log_path = self.logs / f"{index:04d}-{hashlib.sha1(rs.id.encode()).hexdigest()[:8]}.log"
-        run = spawn_worker("ggufprof.measure.worker", {"model_path": str(self.model.path), "settings": rs.to_dict()},
-                           self.timeout, log_path, rs.repack)
-        if run.timed_out:
-            rec.status, rec.reason = "failed", run.failure
+        reply = run_once("sweep_worker", {"model_path": str(self.model.path), "settings": rs.to_dict(),
+                                          "log_path": str(log_path)}, self.timeout, sigill_hint=rs.repack)
+        if reply.timed_out:
+            rec.status, rec.reason = "failed", reply.failure
             return rec
         rec.measured["log_file"] = str(log_path.relative_to(self.out_dir)) if log_path.exists() else None
-        if run.failure:
-            rec.status, rec.reason = "failed", run.failure
+        if not reply.ok:
+            rec.status, rec.reason = "failed", reply.failure
             return rec
-        result = run.result
+        result = reply.result
         rec.resolved, rec.env = result["resolved"], result["env"]
         rec.measured.update(result["measured"])
         self._check(rec, rs, parse_log(log_path.read_text()))
@@ -205,9 +202,8 @@ class Sweep:
             rec.predicted = {"unavailable": str(e)}
             rec.check = {"kv_exact": None, "kv_mismatches": [], "prediction": f"not predicted: {e}", **noise}
             return
-        has_gpu = any(dev != "CPU" for c in log.caches for dev in c.buffers_mib) or any(
-            k.startswith("CUDA") for k in log.model_buffers_mib)
-        placement = place(self.model, pred, rs.n_gpu_layers, rs.offload_kqv, has_gpu)
+        gpus = log.gpu_devices  # the run's own log says which GPU llama.cpp used, if any
+        placement = place(self.model, pred, rs.n_gpu_layers, rs.offload_kqv, gpus[0] if gpus else None)
         devices = footprint(self.model, pred, placement,
                             {buft: mib_bytes(mib) for buft, mib in log.compute_buffers_mib.items()})
         rec.predicted = {**pred.to_dict(), "placement": placement.to_dict(),
@@ -253,17 +249,6 @@ class Sweep:
 LOG_MAX = 256 << 20  # a llama.cpp log of one configuration is a few hundred KiB
 
 
-def _die_with_parent() -> None:
-    """In the worker, before exec: be killed (SIGKILL) when the sweep process dies, however it dies
-    (prctl PR_SET_PDEATHSIG on Linux), so no worker outlives an interrupted or killed sweep."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass
-
-
 class _terminate_as_interrupt:
     """SIGTERM handled like Ctrl-C while a sweep runs (in the main thread): the record being written
     completes, results.csv is written, and the caller sees KeyboardInterrupt."""
@@ -285,51 +270,12 @@ class _terminate_as_interrupt:
             signal.signal(signal.SIGTERM, self.old)
 
 
-@dataclass
-class WorkerRun:
-    """What one worker process left: its result JSON, or why there is none (``failure``)."""
-
-    result: dict | None
-    failure: str | None  # None when the worker wrote a result without an "error"
-    timed_out: bool = False
-
-
-def spawn_worker(module: str, config: dict, timeout: float | None, log_path: Path | None = None,
-                 repack: bool = True) -> WorkerRun:
-    """Run ``python -m <module> CONFIG.json RESULT.json [LOG]`` (the sweep's worker, the quality
-    worker) and read its result back; a refusal, a crash, a signal or the timeout becomes
-    ``failure``, worded for a record's ``reason``."""
-    with tempfile.TemporaryDirectory(prefix="ggufprof-") as tmp:
-        cfg, out = Path(tmp) / "config.json", Path(tmp) / "result.json"
-        cfg.write_text(json.dumps(config))
-        cmd = [sys.executable, "-m", module, str(cfg), str(out)] + ([str(log_path)] if log_path else [])
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=_die_with_parent)
-        except subprocess.TimeoutExpired as e:
-            return WorkerRun(None, f"timed out after {timeout:g} s" + _tail(e.stderr), True)
-        result = json.loads(out.read_text()) if out.exists() and out.stat().st_size else None
-    if proc.returncode == 0 and result is not None and "error" not in result:
-        return WorkerRun(result, None)
-    if result and "error" in result:
-        why = result["error"]
-    elif proc.returncode < 0:
-        sig = signal.Signals(-proc.returncode).name
-        why = f"worker killed by {sig}" + _tail(proc.stderr)
-        if sig == "SIGILL" and repack:
-            why += (" (an instruction this CPU cannot run inside llama.cpp, e.g. AMX kernels for "
-                    "repacked weights in a VM: try --no-repack)")
-    else:
-        why = f"worker exited with code {proc.returncode}" + _tail(proc.stderr)
-    return WorkerRun(result, why)
-
-
-def _tail(stderr: str | bytes | None, n: int = 800) -> str:
-    if not stderr:
-        return ""
-    if isinstance(stderr, bytes):
-        stderr = stderr.decode("utf-8", "replace")
-    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
-    return ": " + " | ".join(lines[-5:])[-n:] if lines else ""
+def measure_one(model: ModelInfo, rs: RunSettings, out_dir: Path, timeout: float = 600,
+                quality: QualitySettings | None = None) -> Record:
+    """One configuration measured as a one-configuration sweep into ``out_dir``: its own worker, the
+    same record and failure handling as any sweep (a deployment check, a fit answer's verification)."""
+    (rec,) = Sweep(model, GridSpec.single(rs), out_dir, timeout=timeout, quality=quality).run().records
+    return rec
 
 
 def default_out_dir(model: Path) -> Path:

@@ -1,0 +1,65 @@
+"""The probe worker: llama.cpp's device list, and contexts created for one model, on request.
+
+Started through the worker protocol (measure/workers.py) by the dry run (measure/dry_run.py) and by
+the architecture-suite test. Requests:
+
+* ``{"op": "devices"}`` -> llama.cpp's backend devices (name, type, free and total memory).
+* ``{"op": "load", "model", "n_gpu_layers", "dry_run"}`` -> ``{"load_error"}`` or ``{}``: loads the
+  model once (with ``dry_run``, llama.cpp's own ``no_alloc`` dry run: nothing is allocated, and the
+  compute buffers are logged as for real).
+* ``{"op": "context", "settings": KVSettings fields, "offload_kqv"}`` -> ``{"ok", "error", "n_ctx",
+  "n_ctx_seq", "log"}``: one context created and freed; ``log`` keeps llama.cpp's memory lines
+  (results/llama_log.py's catalogue).
+
+One process answers a whole search or a model's settings, so that an abort inside llama.cpp (some
+architectures assert on some settings) costs the caller one reply, which says so.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+
+from ..errors import GgufprofError
+from ..memory.settings import KVSettings
+from ..results.llama_log import memory_lines
+from .llama_ctx import LlamaModel, backend_devices
+from .workers import serve
+
+
+class Probe:
+    def __init__(self) -> None:
+        self.model: LlamaModel | None = None
+
+    def __call__(self, request: dict) -> object:
+        op = request.get("op")
+        if op == "devices":
+            return [asdict(d) for d in backend_devices()]
+        if op == "load":
+            if self.model is not None:
+                self.model.close()
+            try:
+                self.model = LlamaModel(request["model"], request.get("n_gpu_layers", 0),
+                                        dry_run=request.get("dry_run", False))
+            except GgufprofError as e:
+                self.model = None
+                return {"load_error": str(e)}
+            return {}
+        if op == "context":
+            if self.model is None:
+                raise GgufprofError("the probe has no model loaded")
+            out = {"ok": False, "error": None, "n_ctx": None, "n_ctx_seq": None, "log": ""}
+            try:
+                c = self.model.create_context(KVSettings(**request["settings"]),
+                                              offload_kqv=request.get("offload_kqv", True))
+            except GgufprofError as e:
+                out.update(error=str(e), log=memory_lines(getattr(e, "log_text", "")))
+            else:
+                out.update(ok=True, n_ctx=c.n_ctx, n_ctx_seq=c.n_ctx_seq, log=memory_lines(c.log_text))
+                self.model.free_context(c)
+            return out
+        raise GgufprofError(f"the probe does not know the request {op!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(serve(Probe()))

@@ -1,0 +1,185 @@
+"""The one protocol between ggufprof and the worker processes that load llama.cpp.
+
+As pyperf's manager and worker: the caller never loads llama.cpp in its own process. It starts
+``python -m ggufprof.measure.<worker>``, sends requests and reads replies; llama.cpp's memory, its
+log and a crash (an abort or assert inside llama.cpp kills the process) stay in the worker.
+
+* **Channel.** Two pipes handed to the worker as file descriptors (``GGUFPROF_CHANNEL=rfd,wfd``),
+  never stdout: whatever llama.cpp or Python prints (``GGUFPROF_LLAMA_LOG=1`` echoes llama.cpp's
+  log) cannot corrupt the protocol. One JSON object per line each way.
+* **Replies.** ``{"result": ...}``, or ``{"error": message}`` when the worker refused the request
+  (a :class:`GgufprofError`: llama.cpp refused the model or the settings, bad input). A worker that
+  dies, is killed or runs past its deadline leaves no reply: :class:`Reply` says why, worded for a
+  record's ``reason`` (the signal, the tail of what the worker printed).
+* **Environment.** This checkout's ggufprof first on the path (:func:`worker_env`); the worker's
+  stdout and stderr go to one temporary file whose tail explains a crash.
+* **Lifetime.** A worker dies with its parent however the parent dies (``PR_SET_PDEATHSIG``), ends
+  when its request pipe closes, and is killed at a deadline.
+
+One-shot workers (a sweep configuration, a quality run: one process each, so that RSS is theirs
+alone) use :func:`run_once`; the probe worker answers many requests (the dry run's search, the
+architecture suite) through one :class:`Worker`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import GgufprofError
+
+CHANNEL_ENV = "GGUFPROF_CHANNEL"
+ROOT = Path(__file__).resolve().parents[2]  # the directory holding this ggufprof package
+TAIL_CHARS = 800
+
+
+def worker_env() -> dict[str, str]:
+    """A worker's environment: the caller's, with this checkout's ggufprof first on the path."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: be killed (SIGKILL) when the parent dies, however it dies
+    (prctl PR_SET_PDEATHSIG on Linux), so no worker outlives an interrupted or killed caller."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass
+class Reply:
+    """A worker's answer to one request: its ``result``, or why there is none (``failure``)."""
+
+    result: object = None
+    failure: str | None = None  # None when the worker answered without an error
+    refused: bool = False  # the worker answered with an error (GgufprofError), it did not die
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+class Worker:
+    """A running worker process (``python -m ggufprof.measure.<module>``) and its channel."""
+
+    def __init__(self, module: str, sigill_hint: bool = False):
+        """``sigill_hint``: a worker killed by SIGILL ran with repacked CPU weights; say so."""
+        self.module, self.sigill_hint = module, sigill_hint
+        req_r, self._req_w = os.pipe()
+        self._rep_r, rep_w = os.pipe()
+        self._output = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"ggufprof.measure.{module}"], stdin=subprocess.DEVNULL, stdout=self._output,
+            stderr=subprocess.STDOUT, pass_fds=(req_r, rep_w), preexec_fn=_die_with_parent,
+            env={**worker_env(), CHANNEL_ENV: f"{req_r},{rep_w}"})
+        os.close(req_r)
+        os.close(rep_w)
+        self._buf = b""
+
+    def ask(self, request: dict, timeout: float | None = None) -> Reply:
+        """Send one request and wait for its reply, at most ``timeout`` seconds (None: no limit)."""
+        try:
+            os.write(self._req_w, json.dumps(request).encode() + b"\n")
+        except (BrokenPipeError, OSError):
+            return self._died()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._rep_r], [], [], wait)
+            if not ready:
+                self.kill()
+                return Reply(failure=f"timed out after {timeout:g} s" + self.output_tail(), timed_out=True)
+            chunk = os.read(self._rep_r, 1 << 16)
+            if not chunk:
+                return self._died()
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        reply = json.loads(line)
+        if "error" in reply:
+            return Reply(failure=str(reply["error"]), refused=True)
+        return Reply(result=reply.get("result"))
+
+    def _died(self) -> Reply:
+        rc = self.proc.wait()
+        if rc < 0:
+            sig = signal.Signals(-rc).name
+            why = f"worker killed by {sig}" + self.output_tail()
+            if sig == "SIGILL" and self.sigill_hint:
+                why += (" (an instruction this CPU cannot run inside llama.cpp, e.g. AMX kernels for "
+                        "repacked weights in a VM: try --no-repack)")
+        else:
+            why = f"worker exited with code {rc}" + self.output_tail()
+        return Reply(failure=why)
+
+    def output(self) -> str:
+        """What the worker printed so far (stdout and stderr), for llama.cpp's last words."""
+        self._output.seek(0)
+        return self._output.read().decode("utf-8", "replace")
+
+    def output_tail(self, n: int = TAIL_CHARS) -> str:
+        lines = [ln for ln in self.output().strip().splitlines() if ln.strip()]
+        return ": " + " | ".join(lines[-5:])[-n:] if lines else ""
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def close(self, timeout: float = 10) -> None:
+        """Close the request pipe (the worker ends its loop and exits); kill it if it does not."""
+        for fd in (self._req_w, self._rep_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._output.close()
+
+    def __enter__(self) -> "Worker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_once(module: str, request: dict, timeout: float | None, sigill_hint: bool = False) -> Reply:
+    """One request to a fresh worker process, which then exits."""
+    with Worker(module, sigill_hint) as w:
+        return w.ask(request, timeout)
+
+
+def serve(handle: Callable[[dict], object]) -> int:
+    """The worker's side: answer every request on the channel with ``handle(request)``, until the
+    parent closes it. A GgufprofError is a refusal (``{"error"}``); anything else is a crash."""
+    spec = os.environ.pop(CHANNEL_ENV, None)
+    if not spec:
+        sys.stderr.write(f"this is a ggufprof worker: it is started by ggufprof ({CHANNEL_ENV} is not set)\n")
+        return 2
+    rfd, wfd = (int(x) for x in spec.split(","))
+    with os.fdopen(rfd, "rb") as requests, os.fdopen(wfd, "wb") as replies:
+        for line in requests:
+            if not line.strip():
+                continue
+            try:
+                reply = {"result": handle(json.loads(line))}
+            except GgufprofError as e:
+                reply = {"error": str(e)}
+            replies.write(json.dumps(reply).encode() + b"\n")
+            replies.flush()
+    return 0

@@ -1,0 +1,67 @@
+"""One configuration as a record stores it (``settings``): the context settings plus how it is
+exercised, and whether llama.cpp can run it at all (pure).
+
+Old records keep loading: :meth:`RunSettings.from_dict` takes the fields a record has and gives the
+others their defaults. The defaults here are llama-bench's (``-p 512 -n 128 -r 3``) and the CLI
+reads them from this class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import GgufprofError
+from ..flags import AUTO
+from ..memory.predict import resolved, validate
+from ..memory.settings import KVSettings
+from ..model.model_info import ModelInfo
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One configuration: the cache settings plus how it is exercised."""
+
+    kv: KVSettings
+    threads: int
+    n_prompt: int = 512
+    n_gen: int = 128
+    depth: int = 0
+    repetitions: int = 3
+    n_gpu_layers: int = 0
+    offload_kqv: bool = True
+    repack: bool = True  # llama_model_params.use_extra_bufts: repacked CPU weights (AMX, ...)
+
+    @property
+    def id(self) -> str:
+        k = self.kv
+        return (f"ctk={k.cache_type_k},ctv={k.cache_type_v},c={k.ctx_size},np={k.parallel},"
+                f"kvu={int(k.kv_unified)},swa_full={int(k.swa_full)},fa={k.flash_attn},b={k.batch_size},"
+                f"ub={k.ubatch_size},t={self.threads},ngl={self.n_gpu_layers},nkvo={int(not self.offload_kqv)},"
+                f"pp={self.n_prompt},tg={self.n_gen},d={self.depth},"
+                f"r={'auto' if self.repetitions == AUTO else self.repetitions}"
+                + ("" if self.repack else ",repack=0"))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        kv = d.pop("kv")
+        return {**kv, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSettings":
+        kv_fields = set(KVSettings.__dataclass_fields__)
+        kv = KVSettings(**{k: v for k, v in d.items() if k in kv_fields})
+        return cls(kv=kv, **{k: v for k, v in d.items() if k not in kv_fields})
+
+
+def skip_reason(model: ModelInfo, rs: RunSettings) -> str | None:
+    """Why llama.cpp would refuse this configuration (a memory we cannot predict is still run)."""
+    try:
+        validate(model, rs.kv)
+    except GgufprofError as e:
+        return str(e)
+    n_ctx_seq = resolved(model, rs.kv).n_ctx_seq
+    need = rs.depth + max(rs.n_prompt, rs.n_gen)
+    if need > n_ctx_seq:
+        return (f"depth {rs.depth} + max(n_prompt {rs.n_prompt}, n_gen {rs.n_gen}) = {need} tokens do not fit "
+                f"in one sequence's {n_ctx_seq} cells")
+    return None
