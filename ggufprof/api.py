@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import GgufprofError
-from .flags import DEFAULT_CACHE_TYPES, parse_cache_type_grid, parse_size
+from .flags import DEFAULT_CACHE_TYPES, command_line, parse_cache_type_grid, parse_size
 from .measure.dry_run import DryRun, cross_check, visible_gpu
 from .measure.fit import Budget, FitResult, fit_all, verify
 from .measure.grid import GridSpec, fill_defaults
@@ -37,7 +37,7 @@ from .measure.sweep import Sweep, SweepSummary, measure_one
 from .memory.footprint import DeviceFootprint, footprint
 from .memory.placement import Placement, place
 from .memory.predict import MemoryPrediction, predict
-from .memory.settings import KVSettings, with_defaults
+from .memory.settings import DEFAULT_PROFILE, KVSettings, with_defaults
 from .model.model_info import ModelInfo, load_model_info
 from .results.compare import Comparison, Thresholds, compare_paths
 from .results.deploy import Deployment, load_deployments
@@ -63,7 +63,7 @@ class Estimate:
     devices: list[DeviceFootprint] | None = None  # the whole footprint per device (total=True)
 
 
-def estimate(model: str | Path | ModelInfo, settings: KVSettings | None = None, *, defaults: str = "library",
+def estimate(model: str | Path | ModelInfo, settings: KVSettings | None = None, *, defaults: str = DEFAULT_PROFILE,
              n_gpu_layers: int | None = None, offload_kqv: bool = True, total: bool = False,
              **given: object) -> Estimate:
     """Every cache and state llama.cpp creates for these settings, byte-exactly.
@@ -99,7 +99,21 @@ class FitReport:
     n_gpu_layers: int
     gpu: str | None
     results: list[FitResult]
+    profile: str = DEFAULT_PROFILE
+    offload_kqv: bool = True
     verified: list[dict] | None = None  # verify=True: each answer created for real
+
+    def commands(self, r: FitResult) -> dict[str, str]:
+        """The answer as llama.cpp command lines (llama-server, llama-cli), exactly its settings."""
+        if not r.ctx_size or r.settings is None:
+            return {}
+        return {tool: command_line(tool, str(self.model.path), r.settings, self.n_gpu_layers, self.offload_kqv)
+                for tool in ("llama-server", "llama-cli")}
+
+    def to_json(self) -> list[dict]:
+        """One object per cache type pair, as ``fit --json`` prints it."""
+        return [{**r.to_dict(), "defaults": self.profile, "command": self.commands(r),
+                 **({"verify": self.verified[i]} if self.verified else {})} for i, r in enumerate(self.results)]
 
 
 def _size(value: str | int | None, flag: str) -> int | None:
@@ -113,7 +127,7 @@ def _size(value: str | int | None, flag: str) -> int | None:
 
 def fit(model: str | Path | ModelInfo, *, memory: str | int | None = None, vram: str | int | None = None,
         margin: str | int = Budget.margin, cache_types: str | list[tuple[str, str]] = DEFAULT_CACHE_TYPES,
-        settings: KVSettings | None = None, defaults: str = "library", n_gpu_layers: int | None = None,
+        settings: KVSettings | None = None, defaults: str = DEFAULT_PROFILE, n_gpu_layers: int | None = None,
         offload_kqv: bool = True, verify_answers: bool = False, **given: object) -> FitReport:
     """The largest context per cache type pair whose whole footprint fits ``memory`` (host) and/or
     ``vram`` (per GPU) minus ``margin``; ``n_gpu_layers`` defaults to all when llama.cpp has a GPU.
@@ -127,7 +141,8 @@ def fit(model: str | Path | ModelInfo, *, memory: str | int | None = None, vram:
     if budget.vram is not None and gpu is None:
         raise GgufprofError("--vram: no GPU is visible to llama.cpp here (a CPU-only build or no device); use --memory")
     ngl = n_gpu_layers if n_gpu_layers is not None else (-1 if gpu else 0)
-    report = FitReport(info, budget, base, ngl, gpu, fit_all(info, pairs, base, budget, ngl, offload_kqv, gpu))
+    report = FitReport(info, budget, base, ngl, gpu, fit_all(info, pairs, base, budget, ngl, offload_kqv, gpu),
+                       defaults, offload_kqv)
     if verify_answers:
         with tempfile.TemporaryDirectory(prefix="ggufprof-fit-") as tmp:
             report.verified = verify(info, report.results, base, budget, ngl, offload_kqv, Path(tmp))

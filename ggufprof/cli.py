@@ -16,7 +16,7 @@ import typer
 
 from .errors import GgufprofError
 from .flags import DEFAULT_CACHE_TYPES, DEFAULT_FIT_MARGIN
-from .memory.settings import KVSettings
+from .memory.settings import DEFAULT_PROFILE, PROFILES, KVSettings
 from .results.compare import Thresholds
 from .results.quality import QualitySettings
 from .results.run_settings import RunSettings
@@ -35,6 +35,11 @@ JSON = typer.Option(False, "--json", help="Print one JSON object instead of tabl
 # the cache types that sweep and quality compare (flags.parse_cache_type_grid)
 CACHE_TYPE_LIST = typer.Option(None, "--cache-types", "-ct", metavar="LIST", help="Comma-separated cache types for K and V; K:V for a mixed pair (q8_0:q4_0). Default f16,q8_0,q4_0.")
 CACHE_TYPE_K_LIST = typer.Option(None, "--cache-type-k", "-ctk", metavar="LIST", help="K cache types; with -ctv, every K x V pair (as llama-bench runs them).")
+DEFAULTS_OPTION = typer.Option(
+    DEFAULT_PROFILE, "--defaults", metavar="|".join(PROFILES),
+    help="Defaults of the flags you do not give: llama.cpp's tools' (common/common.h, as llama-cli and llama-bench), "
+         "llama-server's (4 slots in a unified cache) or the library's (llama_context_default_params, as "
+         "llama-cpp-python). Every output names the profile.")
 CACHE_TYPE_V_LIST = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk).")
 
 
@@ -79,17 +84,17 @@ def inspect(model: Path = MODEL, as_json: bool = JSON) -> None:
 @_one_line_errors
 def estimate(
     model: Path = MODEL,
-    ctx_size: Optional[str] = typer.Option(None, "--ctx-size", "-c", metavar="N", help="Context size in tokens (llama.cpp's n_ctx): 4096, 32k; 0 = the model's training context. Default 512 (library) or 0 (server)."),
+    ctx_size: Optional[str] = typer.Option(None, "--ctx-size", "-c", metavar="N", help="Context size in tokens (llama.cpp's n_ctx): 4096, 32k; 0 = the model's training context. Default 0 (tools, server) or 512 (library)."),
     cache_type: Optional[str] = typer.Option(None, "--cache-type", "-ct", metavar="TYPE", help="K and V cache type at once (q8_0), or K:V (q8_0:q4_0)."),
     cache_type_k: Optional[str] = typer.Option(None, "--cache-type-k", "-ctk", metavar="TYPE", help="K cache type: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (default f16)."),
     cache_type_v: Optional[str] = typer.Option(None, "--cache-type-v", "-ctv", metavar="TYPE", help="V cache type (default f16; quantized V needs flash attention)."),
-    parallel: Optional[int] = typer.Option(None, "--parallel", "-np", metavar="N", help="Number of parallel sequences (n_seq_max). Default 1 (library) or 4 (server)."),
-    kv_unified: Optional[bool] = typer.Option(None, "--kv-unified/--no-kv-unified", "-kvu", help="One KV buffer shared by all sequences. Default off (library) or on (server)."),
-    swa_full: Optional[bool] = typer.Option(None, "--swa-full/--no-swa-full", help="Full-size SWA cache. Default on (library); llama-cli and llama-server use off."),
+    parallel: Optional[int] = typer.Option(None, "--parallel", "-np", metavar="N", help="Number of parallel sequences (n_seq_max). Default 1, or 4 with --defaults server."),
+    kv_unified: Optional[bool] = typer.Option(None, "--kv-unified/--no-kv-unified", "-kvu", help="One KV buffer shared by all sequences. Default off, or on with --defaults server."),
+    swa_full: Optional[bool] = typer.Option(None, "--swa-full/--no-swa-full", help="Full-size SWA cache. Default off (tools, server) or on (library)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", metavar="N", help="Logical batch size (n_batch, default 2048)."),
     ubatch_size: Optional[int] = typer.Option(None, "--ubatch-size", "-ub", metavar="N", help="Physical batch size (n_ubatch, default 512); sizes the SWA cache."),
     flash_attn: Optional[str] = typer.Option(None, "--flash-attn", "-fa", metavar="on|off|auto", help="Default auto. Off transposes V, which pads V rows to the widest layer (also 1/0)."),
-    defaults: str = typer.Option("library", "--defaults", metavar="library|server", help="Defaults of unset flags: llama.cpp's library (llama_context_default_params) or llama-server's."),
+    defaults: str = DEFAULTS_OPTION,
     n_gpu_layers: Optional[str] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers offloaded to one GPU (the output layer counts as one; all or -1 = every layer): splits KV and weights per device."),
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
     total: bool = typer.Option(False, "--total", help="The whole footprint per device: weights, KV, recurrent state, compute and output buffers (compute from llama.cpp's own dry run)."),
@@ -97,9 +102,10 @@ def estimate(
 ) -> None:
     """Predict every KV cache and recurrent state llama.cpp allocates, byte-exactly.
 
-    Unset flags take llama.cpp's library defaults (llama_context_default_params: n_ctx 512, f16/f16,
-    1 sequence, per-sequence cache, swa_full on, n_batch 2048, n_ubatch 512, flash attention auto),
-    or with --defaults server llama-server's (training context, 4 slots, unified cache, swa_full off).
+    Unset flags take llama.cpp's tools' defaults (common/common.h: the training context, f16/f16,
+    1 sequence, swa_full off, n_batch 2048, n_ubatch 512, flash attention auto); --defaults server
+    llama-server's (4 slots in a unified cache), --defaults library llama_context_default_params
+    (n_ctx 512, swa_full on: what llama-cpp-python gets).
     """
     from .api import estimate as estimate_
     from .flags import parse_cache_types, parse_count, parse_flash_attn, parse_gpu_layers
@@ -139,7 +145,7 @@ def fit(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", metavar="N"),
     ubatch_size: Optional[int] = typer.Option(None, "--ubatch-size", "-ub", metavar="N"),
     flash_attn: Optional[str] = typer.Option(None, "--flash-attn", "-fa", metavar="on|off|auto"),
-    defaults: str = typer.Option("library", "--defaults", metavar="library|server"),
+    defaults: str = DEFAULTS_OPTION,
     n_gpu_layers: Optional[str] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers on the GPU (all or -1 = every layer, the default when a GPU is visible)."),
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo"),
     results_dir: Optional[Path] = typer.Option(None, "--results", metavar="DIR", help="A sweep of this model: say what the cache type with the most context costs in speed."),
@@ -164,10 +170,10 @@ def fit(
     results, measured = report.results, report.verified
     note = speed_note(results, results_dir) if results_dir else None
     if as_json:
-        sys.stdout.write(json.dumps([{**r.to_dict(), **({"verify": measured[i]} if measured else {})}
-                                     for i, r in enumerate(results)], indent=2) + "\n")
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     else:
-        print_fit(report.model, results, report.budget, report.base, note, measured)
+        print_fit(report.model, results, report.budget, report.base, note, measured, profile=defaults,
+                  commands={(r.cache_type_k, r.cache_type_v): report.commands(r) for r in results})
     if measured and any(m.get("fits") is False for m in measured):
         raise typer.Exit(1)
 
@@ -183,11 +189,11 @@ def sweep(
     cache_type_k: Optional[str] = CACHE_TYPE_K_LIST,
     cache_type_v: Optional[str] = CACHE_TYPE_V_LIST,
     ctx_sizes: Optional[str] = typer.Option(None, "--ctx-sizes", "-c", metavar="LIST", help="Comma-separated context sizes (4096, 32k). Default one: min(n_ctx_train, 32768, what fits in memory) -- memory at other sizes is predicted exactly by `estimate`, speed depends on the depth."),
-    swa_full: Optional[str] = typer.Option(None, "--swa-full", metavar="on|off|both", help="Full-size SWA cache (only on models with SWA layers). Default on (library) or off (server); both to measure the two."),
-    parallel: Optional[str] = typer.Option(None, "--parallel", "-np", metavar="LIST", help="Comma-separated numbers of parallel sequences. Default 1 (library) or 4 (server)."),
-    kv_unified: Optional[str] = typer.Option(None, "--kv-unified", "-kvu", metavar="on|off|both", help="Unified cache (only when parallel > 1). Default both (library) or on (server)."),
+    swa_full: Optional[str] = typer.Option(None, "--swa-full", metavar="on|off|both", help="Full-size SWA cache (only on models with SWA layers). Default off (tools, server) or on (library); both to measure the two."),
+    parallel: Optional[str] = typer.Option(None, "--parallel", "-np", metavar="LIST", help="Comma-separated numbers of parallel sequences. Default 1, or 4 with --defaults server."),
+    kv_unified: Optional[str] = typer.Option(None, "--kv-unified", "-kvu", metavar="on|off|both", help="Unified cache (only when parallel > 1). Default both, or on with --defaults server."),
     flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", metavar="LIST", help="Comma-separated: on, off, auto (or 1, 0)."),
-    defaults: str = typer.Option("library", "--defaults", metavar="library|server", help="Defaults of unset axes: llama.cpp's library or llama-server's (4 slots, unified, swa_full off)."),
+    defaults: str = DEFAULTS_OPTION,
     threads: Optional[int] = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores)."),
     batch_size: int = typer.Option(KVSettings.batch_size, "--batch-size", "-b", metavar="N"),
     ubatch_size: int = typer.Option(KVSettings.ubatch_size, "--ubatch-size", "-ub", metavar="N"),
@@ -223,7 +229,7 @@ def sweep(
         parse_gpu_layers_list, parse_repetitions, parse_seconds
     from .measure.grid import GridSpec
     from .measure.sweep import Sweep, SweepSummary, default_out_dir, default_threads
-    from .memory.settings import DEFAULTS_NOTE
+    from .memory.settings import DEFAULTS, DEFAULTS_NOTE, check_profile
     from .present.sweep_view import SweepView
     from .present.quality_output import describe_text
     from .results.quality import quality_settings
@@ -233,16 +239,14 @@ def sweep(
         raise GgufprofError(f"-o {out}: ggufprof's -o/--out is the results directory (llama-bench's -o is a format); "
                             "results are always results.jsonl + results.csv, and `ggufprof export --format "
                             f"llama-bench` writes llama-bench JSONL. Use --out ./{out} to mean a directory named {out}.")
-    if defaults not in DEFAULTS_NOTE:
-        raise GgufprofError(f"--defaults must be library or server, got '{defaults}'")
-    server = defaults == "server"
+    prof = DEFAULTS[check_profile(defaults)]
     timeout = parse_seconds(timeout, "--timeout")
     pairs = parse_cache_type_grid(cache_types, cache_type_k, cache_type_v)
     spec = GridSpec(
         cache_types=pairs, ctx_sizes=parse_count_list(ctx_sizes, "--ctx-sizes", minimum=1) if ctx_sizes else [],
-        swa_full=on_off_both(swa_full or ("off" if server else "on"), "--swa-full"),
-        parallel=parse_int_list(parallel or ("4" if server else "1"), "--parallel", minimum=1),
-        kv_unified=on_off_both(kv_unified or ("on" if server else "both"), "--kv-unified"),
+        swa_full=on_off_both(swa_full or ("on" if prof.swa_full else "off"), "--swa-full"),
+        parallel=parse_int_list(parallel or str(prof.parallel), "--parallel", minimum=1),
+        kv_unified=on_off_both(kv_unified or ("on" if prof.kv_unified else "both"), "--kv-unified"),
         flash_attn=parse_flash_attn_list(flash_attn), depths=parse_int_list(depth, "--depth") if depth is not None else [],
         threads=threads or default_threads(), n_prompt=n_prompt, n_gen=n_gen, repetitions=parse_repetitions(repetitions),
         batch_size=batch_size, ubatch_size=ubatch_size, n_gpu_layers=parse_gpu_layers_list(n_gpu_layers), repack=repack,

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 
 from .errors import GgufprofError
+from .memory.settings import DEFAULTS, KVSettings
 from .model.ggml_types import kv_cache_type
 
 _COUNT = re.compile(r"(\d+)\s*([kKmM]?)")
@@ -206,3 +208,33 @@ def parse_fraction(text: str | float, flag: str) -> float:
     if not value >= 0:
         raise GgufprofError(f"{flag} must be >= 0, got '{text}'")
     return value
+
+
+def command_line(tool: str, model: str, s: KVSettings, n_gpu_layers: int | None = None,
+                 offload_kqv: bool = True) -> str:
+    """The llama.cpp command (``llama-server`` or ``llama-cli``) that creates exactly the context of
+    ``s``: every setting that differs from the tool's own defaults (common/common.h; llama-server's
+    -np auto = 4 unified slots, tools/server/server.cpp), with llama.cpp's flag names
+    (common/arg.cpp). ``--fit off``: llama.cpp's fit would otherwise adjust what was left unset to
+    the free memory of this machine, and the answer was computed for these settings."""
+    base = DEFAULTS["tools"]
+    args = [tool, "-m", shlex.quote(model), "-c", str(s.ctx_size)]
+    if (s.cache_type_k, s.cache_type_v) != (base.cache_type_k, base.cache_type_v):
+        args += ["-ctk", s.cache_type_k, "-ctv", s.cache_type_v]
+    if tool == "llama-server" or s.parallel != base.parallel:
+        args += ["-np", str(s.parallel)]  # llama-server's default is auto (4 unified slots): always say it
+    if s.kv_unified:
+        args += ["-kvu"]
+    if s.swa_full:
+        args += ["--swa-full"]
+    if s.flash_attn != base.flash_attn:
+        args += ["-fa", s.flash_attn]
+    if s.batch_size != base.batch_size:
+        args += ["-b", str(s.batch_size)]
+    if s.ubatch_size != base.ubatch_size:
+        args += ["-ub", str(s.ubatch_size)]
+    if n_gpu_layers is not None:
+        args += ["-ngl", "all" if n_gpu_layers == ALL_GPU_LAYERS else str(n_gpu_layers)]
+    if not offload_kqv:
+        args += ["-nkvo"]
+    return " ".join(args + ["--fit", "off"])

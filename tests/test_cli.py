@@ -62,10 +62,10 @@ def test_estimate_long_flags_and_table():
     assert "KV cache: 4.00 MiB (4,194,304 bytes)" in r.stdout
 
 
-def test_help_states_library_defaults():
+def test_help_states_the_defaults_profiles():
     r = run("estimate", "--help")
     assert r.exit_code == 0
-    assert "llama_context_default_params" in r.stdout
+    assert "common/common.h" in r.stdout and "llama_context_default_params" in r.stdout
 
 
 @pytest.mark.parametrize("args,msg", [
@@ -118,3 +118,23 @@ def test_estimate_lists_every_cache_with_its_kind(arch_file, kind):
     else:
         assert d["memory"] == "dsv4" and {"swa", "mla", "indexer", "state"} <= kinds
     assert d["total_bytes"] == d["kv_bytes"] + d["recurrent_bytes"] == sum(c["bytes"] for c in d["caches"])
+
+
+@pytest.mark.parametrize("profile,n_ctx,swa_cells", [(None, 8192, 768), ("tools", 8192, 768), ("server", 8192, 1536),
+                                                     ("library", 512, 512)])
+def test_defaults_profiles(profile, n_ctx, swa_cells):
+    """Unset flags take llama.cpp's tools' defaults (common/common.h: the training context, swa_full
+    off), llama-server's (4 unified slots: the window x 4 + a batch) or the library's (n_ctx 512,
+    swa_full on); the output names the profile."""
+    args = ["--defaults", profile] if profile else []
+    d = json.loads(run("estimate", fixture_path("gemma3-swa"), *args, "--json").stdout)
+    assert d["n_ctx"] == n_ctx and d["defaults"] == (profile or "tools")
+    assert {c["name"]: c["cells"] for c in d["caches"]}["swa"] == swa_cells
+    text = run("estimate", fixture_path("gemma3-swa"), *args).stdout
+    assert {"tools": "common/common.h", "server": "llama-server", "library": "llama_context_default_params"}[
+        profile or "tools"] in text
+
+
+def test_unknown_defaults_profile_is_one_error():
+    r = run("estimate", fixture_path("gemma3-swa"), "--defaults", "cli")
+    assert r.exit_code == 2 and "tools, server, library" in r.stderr

@@ -58,7 +58,8 @@ def one_line_error(r):
     (f'model = "{MODEL}"', 'model = "missing.gguf"', 3, ["model", "missing.gguf", "no such file"]),
     ('cache_type_k = "q8_0"', 'cache_type_k = "q6_k"', 5, ["cache_type_k", "q6_k"]),
     ("parallel = 2", "parallel = 0", 7, ["parallel", "between 1 and 256"]),
-    ("ctx_size = 4096", 'ctx_size = "4096"', 4, ["ctx_size", "expected int", "str"]),
+    ("ctx_size = 4096", 'ctx_size = "4 thousand"', 4, ["ctx_size", "a number of tokens such as 4096 or 32k", "4 thousand"]),
+    ("ctx_size = 4096", "ctx_size = 4.5", 4, ["ctx_size", "expected int or str", "float"]),
     ("threads = 2", "threads = 2.5", 11, ["threads", "expected int", "float"]),
     ("swa_full = false", 'swa_full = "no"', 9, ["swa_full", "expected bool"]),
     ('max_kv_bytes = "64 MiB"', 'max_kv_bytes = "64 MeB"', 14, ["limits.max_kv_bytes", "64 MeB"]),
@@ -181,3 +182,23 @@ def _write(tmp_path, text):
     path = tmp_path / "deploy.toml"
     path.write_text(text)
     return path
+
+
+@pytest.mark.parametrize("profile,expected", [(None, (False, 1, False)), ("tools", (False, 1, False)),
+                                              ("server", (False, 4, True)), ("library", (True, 1, False))])
+def test_defaults_profile_of_a_deployment(tmp_path, profile, expected):
+    """``defaults`` chooses the profile of the keys not given, as the CLI's --defaults does: the tools'
+    (common/common.h) unless said otherwise; ctx_size takes "8k" as -c does."""
+    text = (f'[[deployment]]\nname = "g"\nmodel = "{fixture_path("gemma3-swa")}"\nctx_size = "8k"\n'
+            + (f'defaults = "{profile}"\n' if profile else ""))
+    (dep,) = load_deployments(_write(tmp_path, text), 2)
+    kv = dep.run.kv
+    assert kv.ctx_size == 8192 and (kv.swa_full, kv.parallel, kv.kv_unified) == expected
+    tools_kv = predict(dep.info, KVSettings(ctx_size=8192, swa_full=False)).kv_bytes
+    # swa_full on (library) keeps a full SWA cache, 4 unified slots (server) a window 4 times wider
+    assert (predict(dep.info, kv).kv_bytes > tools_kv) == (profile in ("server", "library"))
+
+
+def test_unknown_defaults_profile_names_the_line(tmp_path):
+    msg = one_line_error(check(tmp_path, GOOD.replace('name = "chat"\n', 'name = "chat"\ndefaults = "cli"\n'), "--estimate-only"))
+    assert ":3:" in msg and "defaults" in msg and "tools, server, library" in msg

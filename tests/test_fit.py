@@ -201,3 +201,24 @@ def test_gpu_visibility_is_llama_cpps_own_device_list():
     assert [d["name"] for d in devs if d["type"] == "cpu"] == ["CPU"] and all(d["total"] > 0 for d in devs)
     gpus = [d["name"] for d in devs if d["type"] in ("gpu", "igpu")]
     assert visible_gpu() == (gpus[0] if gpus else None)
+
+
+def test_fit_json_names_profile_limit_and_the_command_to_run():
+    """Each answer says which defaults applied, what stops the next step (device and its largest part)
+    and the llama-server command that creates exactly that context; the command's settings are the
+    answer's (parsed back through the same flag parsers)."""
+    r = runner.invoke(app, ["fit", str(fixture_path("llama-gqa")), "--memory", "1.02GiB", "-ct", "f16,q8_0", "--json"])
+    assert r.exit_code == 0, r.output
+    for row in json.loads(r.stdout):
+        assert row["defaults"] == "tools"
+        cmd = row["command"]["llama-server"].split()
+        assert cmd[:3] == ["llama-server", "-m", str(fixture_path("llama-gqa"))]
+        assert int(cmd[cmd.index("-c") + 1]) == row["ctx_size"] and cmd[-2:] == ["--fit", "off"]
+        if row["cache_type_k"] != "f16":
+            assert cmd[cmd.index("-ctk") + 1] == row["cache_type_k"]
+        lim = row["limited_by"]
+        if row["capped_by_n_ctx_train"]:
+            assert lim == {"by": "n_ctx_train"}
+        else:
+            assert lim["device"] == "CPU" and lim["total_bytes"] == row["next_step_total_bytes"]["CPU"]
+            assert lim["by"] in ("weights", "KV cache", "compute buffer")

@@ -40,3 +40,18 @@ def test_ngl_all_is_every_layer_in_the_cli():
     assert outs[0].stdout == outs[1].stdout != outs[2].stdout
     r = runner.invoke(app, ["estimate", m, "-ngl", "auto"])
     assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and "auto" in r.stderr
+
+
+def test_command_line_says_every_setting_llama_server_would_not_default():
+    from ggufprof.flags import command_line
+    from ggufprof.memory.settings import KVSettings
+
+    s = KVSettings(ctx_size=8192, cache_type_k="q8_0", cache_type_v="q4_0", parallel=2, kv_unified=True, swa_full=True,
+                   flash_attn="on", ubatch_size=128)
+    assert command_line("llama-server", "m.gguf", s, ALL_GPU_LAYERS, offload_kqv=False) == (
+        "llama-server -m m.gguf -c 8192 -ctk q8_0 -ctv q4_0 -np 2 -kvu --swa-full -fa on -ub 128 -ngl all -nkvo --fit off")
+    # the tools' own defaults are left out, but llama-server's -np auto (4 unified slots) is never relied on
+    assert command_line("llama-server", "a b.gguf", KVSettings(ctx_size=4096, swa_full=False), 0) == (
+        "llama-server -m 'a b.gguf' -c 4096 -np 1 -ngl 0 --fit off")
+    assert command_line("llama-cli", "m.gguf", KVSettings(ctx_size=4096, swa_full=False), None) == (
+        "llama-cli -m m.gguf -c 4096 --fit off")

@@ -64,6 +64,8 @@ class FitResult:
     next_total: dict[str, int] = field(default_factory=dict)  # the next 256-cell step, per device: over budget
     capped: bool = False  # stopped by the training context, not by memory
     note: str = ""
+    limited_by: dict = field(default_factory=dict)  # what stops the next step: device and its largest part
+    settings: KVSettings | None = None  # the answer's settings (ctx_size and cache types filled in)
 
     @property
     def total_bytes(self) -> int:
@@ -81,7 +83,7 @@ class FitResult:
             "compute_bytes": sum(d.compute_bytes for d in self.devices), "total_bytes": self.total_bytes,
             "headroom_bytes": self.headroom, "capped_by_n_ctx_train": self.capped,
             "next_step_total_bytes": self.next_total, "devices": [d.to_dict() for d in self.devices],
-            "note": self.note,
+            "limited_by": self.limited_by, "note": self.note,
         }
 
 
@@ -124,7 +126,8 @@ class Fitter:
             if not fits(1):
                 _, devs = self.total(self.settings(1, tk, tv))
                 return FitResult(tk, tv, 0, devices=devs, headroom=self.budget.headroom(devs),
-                                 note="nothing fits: the smallest context (256 cells per sequence) is over budget")
+                                 note="nothing fits: the smallest context (256 cells per sequence) is over budget",
+                                 limited_by=limit(devs, self.budget))
         except GgufprofError as e:
             return FitResult(tk, tv, 0, note=str(e))
         lo, hi = 1, k_max
@@ -138,11 +141,30 @@ class Fitter:
                 hi = mid
         pred, devs = ok[lo]
         result = FitResult(tk, tv, self.settings(lo, tk, tv).ctx_size, pred.n_ctx_seq, pred, devs,
-                           self.budget.headroom(devs), capped=lo == k_max)
+                           self.budget.headroom(devs), capped=lo == k_max, settings=self.settings(lo, tk, tv))
         if lo < k_max:
             _, nxt = self.total(self.settings(lo + 1, tk, tv))
             result.next_total = {d.device: d.total_bytes for d in nxt}
+            result.limited_by = limit(nxt, self.budget)
+        else:
+            result.limited_by = {"by": "n_ctx_train" if self.model.n_ctx_train else "search ceiling"}
         return result
+
+
+PARTS = {"weights": "weights_bytes", "KV cache": "kv_bytes", "recurrent state": "recurrent_bytes",
+         "compute buffer": "compute_bytes", "output buffer": "output_bytes"}
+
+
+def limit(devices: list[DeviceFootprint], budget: Budget) -> dict:
+    """What stops a context from growing: the first device over its budget minus the margin, and the
+    largest part of its footprint there (a compute buffer that dwarfs the KV cache is shrunk with a
+    smaller -ub; weights, with fewer layers on that device)."""
+    over = budget.over(devices)
+    if not over:
+        return {}
+    dev = next(d for d in devices if d.device == over[0])
+    part, attr = max(PARTS.items(), key=lambda kv: getattr(dev, kv[1]))
+    return {"device": dev.device, "by": part, "bytes": getattr(dev, attr), "total_bytes": dev.total_bytes}
 
 
 def fit_all(model: ModelInfo, pairs: list[tuple[str, str]], base: KVSettings, budget: Budget, n_gpu_layers: int = 0,

@@ -61,26 +61,46 @@ class KVSettings:
             )
 
 
-# Which defaults apply when a flag is not given. The library's (llama_context_default_params) are
-# what llama-cpp-python and this tool's worker get; llama-server's are how people deploy: n_ctx 0 (the
-# training context), -np auto = 4 slots sharing one unified cache, swa_full off (common/arg.cpp,
-# tools/server). llama-cli also turns swa_full off.
+# Which defaults apply when a flag is not given: a profile, named in every output.
+# * tools (the default): llama.cpp's tools -- llama-cli, llama-bench, llama-perplexity, llama-fit-params --
+#   start from common_params (common/common.h): n_ctx 0 (the training context), n_batch 2048,
+#   n_ubatch 512, 1 sequence, swa_full false, kv_unified false, flash attention auto.
+# * server: llama-server as people deploy it: -np auto becomes 4 slots sharing one unified cache
+#   (tools/server/server.cpp: "n_parallel is set to auto, using n_parallel = 4 and kv_unified = true"),
+#   the rest as the tools'.
+# * library: llama_context_default_params (src/llama-context.cpp), what llama-cpp-python's Llama and
+#   other bindings get: n_ctx 512, swa_full true.
+DEFAULT_PROFILE = "tools"
 DEFAULTS = {
-    "library": KVSettings(),
+    "tools": KVSettings(ctx_size=0, swa_full=False),
     "server": KVSettings(ctx_size=0, parallel=4, kv_unified=True, swa_full=False),
+    "library": KVSettings(),
 }
 DEFAULTS_NOTE = {
-    "library": "llama.cpp library defaults (llama_context_default_params: n_ctx 512, 1 sequence, swa_full on; "
-               "llama-server: --defaults server)",
+    "tools": "llama.cpp tools' defaults (common/common.h, as llama-cli and llama-bench: n_ctx = training context, "
+             "1 sequence, swa_full off; --defaults server or library for the others)",
     "server": "llama-server defaults (n_ctx = training context, 4 slots in a unified cache, swa_full off)",
+    "library": "llama.cpp library defaults (llama_context_default_params, as llama-cpp-python: n_ctx 512, "
+               "1 sequence, swa_full on)",
 }
+PROFILES = tuple(DEFAULTS)
+
+
+def check_profile(name: str) -> str:
+    if name not in DEFAULTS:
+        raise GgufprofError(f"--defaults must be one of {', '.join(PROFILES)}, got '{name}'")
+    return name
 
 
 def with_defaults(name: str, **given: object) -> KVSettings:
-    """KVSettings from the flags a user gave (None = not given) over the named defaults."""
-    if name not in DEFAULTS:
-        raise GgufprofError(f"--defaults must be library or server, got '{name}'")
-    return dataclasses.replace(DEFAULTS[name], **{k: v for k, v in given.items() if v is not None})
+    """KVSettings from the flags a user gave (None = not given) over the named profile's defaults."""
+    return dataclasses.replace(DEFAULTS[check_profile(name)], **{k: v for k, v in given.items() if v is not None})
+
+
+def differing(s: KVSettings, profile: str) -> dict[str, object]:
+    """The settings of ``s`` that differ from the profile's defaults (what a user changed)."""
+    base = DEFAULTS[check_profile(profile)]
+    return {f: getattr(s, f) for f in KVSettings.__dataclass_fields__ if getattr(s, f) != getattr(base, f)}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from ..memory.predict import MemoryPrediction, bytes_per_token, recurrent_bytes_
 from ..model import ggml_types
 from ..model.model_info import ModelInfo
 from ..memory.placement import Placement
+from ..memory.settings import DEFAULTS_NOTE, differing
 from ..units import human_bytes, human_count
 
 
@@ -189,7 +190,10 @@ def print_footprint(devices: list, c: Console) -> None:
 
 
 def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, measured: list[dict] | None,
-              console: Console | None = None) -> None:
+              console: Console | None = None, profile: str | None = None,
+              commands: dict[tuple[str, str], dict[str, str]] | None = None) -> None:
+    """The fit table; ``profile`` names the defaults (and the settings that differ from them),
+    ``commands`` gives each answer's llama.cpp command lines by cache type pair."""
     c = console or out_console()
     c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name}, {info.architecture}, trained context "
                                                f"{info.n_ctx_train})"))
@@ -197,6 +201,10 @@ def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, me
     c.print(Text(f"budget: {', '.join(p for p in parts if p)}, minus a margin of {human_bytes(budget.margin)} · "
                  f"{base.parallel} sequence(s){' unified' if base.kv_unified else ''} · n_ubatch {base.ubatch_size} · "
                  f"flash attention {base.flash_attn}"))
+    if profile:
+        changed = {k: v for k, v in differing(base, profile).items() if k not in ("ctx_size", "cache_type_k", "cache_type_v")}
+        c.print(Text(f"defaults: {DEFAULTS_NOTE[profile]}"
+                     + (f"; changed: {', '.join(f'{k}={v}' for k, v in changed.items())}" if changed else ""), style="dim"))
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     per_seq = base.parallel > 1
     cols = ["K/V", "max context"] + (["per sequence"] if per_seq else []) + ["KV", "compute", "total"]
@@ -230,10 +238,22 @@ def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, me
     for r in results:
         if r.note:
             c.print(Text(f"{r.cache_type_k}/{r.cache_type_v}: {r.note}", style="yellow"))
-    best = max(results, key=lambda r: r.ctx_size)
-    if best.ctx_size:
-        c.print(Text(f"{best.cache_type_k}/{best.cache_type_v} gives the most context: {best.ctx_size:,} tokens"
-                     + (f" ({note})" if note else "")))
+        if r.limited_by.get("device"):
+            lim = r.limited_by
+            hint = {"compute buffer": " (a smaller -ub shrinks it)", "weights": " (fewer layers there, or a smaller "
+                    "quantization)"}.get(lim["by"], "")
+            c.print(Text(f"{r.cache_type_k}/{r.cache_type_v}: {'the smallest' if not r.ctx_size else 'the next'} step "
+                         f"is over the {lim['device']} budget; its largest part is the {lim['by']}, "
+                         f"{human_bytes(lim['bytes'])}{hint}", style="dim"))
+    most = max(r.ctx_size for r in results)
+    best = [r for r in results if r.ctx_size == most]
+    if most:
+        names = ", ".join(f"{r.cache_type_k}/{r.cache_type_v}" for r in best)
+        c.print(Text(f"{names} {'gives' if len(best) == 1 else 'give the same'} context: {most:,} tokens"
+                     + (" (the most)" if len(best) < len(results) else "") + (f" ({note})" if note else "")))
+        command = (commands or {}).get((best[0].cache_type_k, best[0].cache_type_v), {}).get("llama-server")
+        if command:
+            c.print(Text("run it: ", style="bold") + Text(command))
     if any(r.capped for r in results):
         c.print(Text("* the training context (n_ctx_train): memory is not what limits it", style="dim"))
     if measured:

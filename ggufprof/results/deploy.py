@@ -27,15 +27,15 @@ from pathlib import Path
 from ..errors import GgufprofError
 from .run_settings import RunSettings, skip_reason
 from ..memory.predict import validate
-from ..flags import parse_flash_attn, parse_size
-from ..memory.settings import KVSettings
+from ..flags import parse_count, parse_flash_attn, parse_size
+from ..memory.settings import DEFAULT_PROFILE, DEFAULTS, KVSettings, check_profile, with_defaults
 from ..model.model_info import ModelInfo, load_model_info
 from .quality import QualitySettings
 
 KV_KEYS = ("ctx_size", "cache_type_k", "cache_type_v", "parallel", "kv_unified", "swa_full", "batch_size",
            "ubatch_size", "flash_attn")
 KEY_TYPES: dict[str, type | tuple[type, ...]] = {
-    "name": str, "model": str, "ctx_size": int, "cache_type_k": str, "cache_type_v": str, "parallel": int,
+    "name": str, "model": str, "defaults": str, "ctx_size": (int, str), "cache_type_k": str, "cache_type_v": str, "parallel": int,
     "kv_unified": bool, "swa_full": bool, "batch_size": int, "ubatch_size": int, "flash_attn": (str, bool),
     "threads": int, "n_gpu_layers": int, "offload_kqv": bool, "repack": bool, "n_prompt": int, "n_gen": int,
     "depth": int, "repetitions": int, "limits": dict,
@@ -157,6 +157,15 @@ def _limits(table: dict, run: RunSettings, ctx: _Context) -> Limits:
 
 def _kv_settings(table: dict, info: ModelInfo, ctx: _Context) -> KVSettings:
     given = {k: table[k] for k in KV_KEYS if k in table}
+    try:
+        profile = check_profile(table.get("defaults", DEFAULT_PROFILE))
+    except GgufprofError as e:
+        raise ctx.fail("defaults", str(e).removeprefix("--defaults ")) from None
+    if isinstance(given.get("ctx_size"), str):  # "8k", as the CLI's -c takes it
+        try:
+            given["ctx_size"] = parse_count(given["ctx_size"], "ctx_size")
+        except GgufprofError as e:
+            raise ctx.fail("ctx_size", str(e).removeprefix("ctx_size: ")) from None
     if "flash_attn" in given:  # flash_attn = true / "on" / "1", as llama.cpp's tools take it
         try:
             given["flash_attn"] = parse_flash_attn(given["flash_attn"], "flash_attn")
@@ -167,11 +176,11 @@ def _kv_settings(table: dict, info: ModelInfo, ctx: _Context) -> KVSettings:
             KVSettings(**{key: value}).validate()
         except GgufprofError as e:
             raise ctx.fail(key, str(e)) from None
-    kv = KVSettings(**given)
+    kv = with_defaults(profile, **given)
     try:
         validate(info, kv)
     except GgufprofError as e:
-        default = KVSettings()
+        default = DEFAULTS[profile]
 
         def still_fails(k: str) -> bool:
             try:
