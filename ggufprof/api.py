@@ -64,7 +64,7 @@ class Estimate:
 
 
 def estimate(model: str | Path | ModelInfo, settings: KVSettings | None = None, *, defaults: str = DEFAULT_PROFILE,
-             n_gpu_layers: int | None = None, offload_kqv: bool = True, total: bool = False,
+             n_gpu_layers: int | None = None, offload_kqv: bool = True, total: bool = False, repack: bool = True,
              **given: object) -> Estimate:
     """Every cache and state llama.cpp creates for these settings, byte-exactly.
 
@@ -72,20 +72,24 @@ def estimate(model: str | Path | ModelInfo, settings: KVSettings | None = None, 
     named ``defaults`` (library: llama_context_default_params; server: llama-server's). With
     ``n_gpu_layers``, ``offload_kqv=False`` or ``total``, where each cache and weight goes (the GPU is
     the one llama.cpp itself lists; without one every layer stays in host memory); with ``total``
-    the whole footprint per device, compute buffers from llama.cpp's own dry run."""
+    the whole footprint per device, compute buffers from llama.cpp's own dry run, weights that
+    llama.cpp repacks for this CPU counted on top of the mapped file (``repack=False``: --no-repack)."""
     s = settings if settings is not None else with_defaults(defaults, **given)
     s.validate()  # settings errors first: they do not need the file
     info = load_model(model)
     pred = predict(info, s)
     est = Estimate(info, pred, defaults)
-    if n_gpu_layers is not None or not offload_kqv or total:
-        ngl = n_gpu_layers or 0
-        est.placement = place(info, pred, ngl, offload_kqv, visible_gpu() if ngl else None)
+    ngl = n_gpu_layers or 0
+    gpu = visible_gpu() if ngl else None
     if total:
-        with DryRun(info.path, n_gpu_layers or 0) as dry:
+        with DryRun(info.path, ngl if gpu else 0, repack) as dry:
             result = dry.ask(s, offload_kqv)
+            cpu_bufts = dry.cpu_buffer_types()
         cross_check(pred, result)
+        est.placement = place(info, pred, ngl, offload_kqv, gpu, cpu_bufts)
         est.devices = footprint(info, pred, est.placement, result.compute_bytes)
+    elif n_gpu_layers is not None or not offload_kqv:
+        est.placement = place(info, pred, ngl, offload_kqv, gpu)
     return est
 
 
@@ -101,14 +105,15 @@ class FitReport:
     results: list[FitResult]
     profile: str = DEFAULT_PROFILE
     offload_kqv: bool = True
+    repack: bool = True
     verified: list[dict] | None = None  # verify=True: each answer created for real
 
     def commands(self, r: FitResult) -> dict[str, str]:
         """The answer as llama.cpp command lines (llama-server, llama-cli), exactly its settings."""
         if not r.ctx_size or r.settings is None:
             return {}
-        return {tool: command_line(tool, str(self.model.path), r.settings, self.n_gpu_layers, self.offload_kqv)
-                for tool in ("llama-server", "llama-cli")}
+        return {tool: command_line(tool, str(self.model.path), r.settings, self.n_gpu_layers, self.offload_kqv,
+                                   self.repack) for tool in ("llama-server", "llama-cli")}
 
     def to_json(self) -> list[dict]:
         """One object per cache type pair, as ``fit --json`` prints it."""
@@ -128,7 +133,7 @@ def _size(value: str | int | None, flag: str) -> int | None:
 def fit(model: str | Path | ModelInfo, *, memory: str | int | None = None, vram: str | int | None = None,
         margin: str | int = Budget.margin, cache_types: str | list[tuple[str, str]] = DEFAULT_CACHE_TYPES,
         settings: KVSettings | None = None, defaults: str = DEFAULT_PROFILE, n_gpu_layers: int | None = None,
-        offload_kqv: bool = True, verify_answers: bool = False, **given: object) -> FitReport:
+        offload_kqv: bool = True, repack: bool = True, verify_answers: bool = False, **given: object) -> FitReport:
     """The largest context per cache type pair whose whole footprint fits ``memory`` (host) and/or
     ``vram`` (per GPU) minus ``margin``; ``n_gpu_layers`` defaults to all when llama.cpp has a GPU.
     ``verify_answers`` creates each answer for real and measures it."""
@@ -141,11 +146,11 @@ def fit(model: str | Path | ModelInfo, *, memory: str | int | None = None, vram:
     if budget.vram is not None and gpu is None:
         raise GgufprofError("--vram: no GPU is visible to llama.cpp here (a CPU-only build or no device); use --memory")
     ngl = n_gpu_layers if n_gpu_layers is not None else (-1 if gpu else 0)
-    report = FitReport(info, budget, base, ngl, gpu, fit_all(info, pairs, base, budget, ngl, offload_kqv, gpu),
-                       defaults, offload_kqv)
+    report = FitReport(info, budget, base, ngl, gpu, fit_all(info, pairs, base, budget, ngl, offload_kqv, gpu, repack),
+                       defaults, offload_kqv, repack)
     if verify_answers:
         with tempfile.TemporaryDirectory(prefix="ggufprof-fit-") as tmp:
-            report.verified = verify(info, report.results, base, budget, ngl, offload_kqv, Path(tmp))
+            report.verified = verify(info, report.results, base, budget, ngl, offload_kqv, Path(tmp), repack)
     return report
 
 

@@ -40,6 +40,7 @@ DEFAULTS_OPTION = typer.Option(
     help="Defaults of the flags you do not give: llama.cpp's tools' (common/common.h, as llama-cli and llama-bench), "
          "llama-server's (4 slots in a unified cache) or the library's (llama_context_default_params, as "
          "llama-cpp-python). Every output names the profile.")
+REPACK_OPTION = typer.Option(True, "--repack/--no-repack", help="llama.cpp's extra CPU buffer types (CPU_REPACK: weights copied at load into a layout this CPU computes faster; its default), counted on top of the mapped file; --no-repack (llama.cpp's -nr) leaves them off.")
 CACHE_TYPE_V_LIST = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk).")
 
 
@@ -98,6 +99,7 @@ def estimate(
     n_gpu_layers: Optional[str] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers offloaded to one GPU (the output layer counts as one; all or -1 = every layer): splits KV and weights per device."),
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
     total: bool = typer.Option(False, "--total", help="The whole footprint per device: weights, KV, recurrent state, compute and output buffers (compute from llama.cpp's own dry run)."),
+    repack: bool = REPACK_OPTION,
     as_json: bool = JSON,
 ) -> None:
     """Predict every KV cache and recurrent state llama.cpp allocates, byte-exactly.
@@ -119,7 +121,7 @@ def estimate(
         ((tk, tv),) = parse_cache_types(None, cache_type_k or tk or "f16", cache_type_v or tv or "f16")
     est = estimate_(
         model, defaults=defaults, n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
-        offload_kqv=not no_kv_offload, total=total,
+        offload_kqv=not no_kv_offload, total=total, repack=repack,
         ctx_size=None if ctx_size is None else parse_count(ctx_size, "--ctx-size"), cache_type_k=tk, cache_type_v=tv,
         parallel=parallel, kv_unified=kv_unified, swa_full=swa_full, batch_size=batch_size, ubatch_size=ubatch_size,
         flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
@@ -147,7 +149,8 @@ def fit(
     flash_attn: Optional[str] = typer.Option(None, "--flash-attn", "-fa", metavar="on|off|auto"),
     defaults: str = DEFAULTS_OPTION,
     n_gpu_layers: Optional[str] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers on the GPU (all or -1 = every layer, the default when a GPU is visible)."),
-    no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo"),
+    no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
+    repack: bool = REPACK_OPTION,
     results_dir: Optional[Path] = typer.Option(None, "--results", metavar="DIR", help="A sweep of this model: say what the cache type with the most context costs in speed."),
     verify: bool = typer.Option(False, "--verify", help="Create each answer for real, decode a batch, and compare measured memory with the prediction; exit 1 if one does not fit."),
     as_json: bool = JSON,
@@ -164,7 +167,7 @@ def fit(
 
     report = fit_(model, memory=memory, vram=vram, margin=margin, cache_types=cache_types, defaults=defaults,
                   n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
-                  offload_kqv=not no_kv_offload, verify_answers=verify, parallel=parallel, kv_unified=kv_unified,
+                  offload_kqv=not no_kv_offload, repack=repack, verify_answers=verify, parallel=parallel, kv_unified=kv_unified,
                   swa_full=swa_full, batch_size=batch_size, ubatch_size=ubatch_size,
                   flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
     results, measured = report.results, report.verified

@@ -211,7 +211,7 @@ def parse_fraction(text: str | float, flag: str) -> float:
 
 
 def command_line(tool: str, model: str, s: KVSettings, n_gpu_layers: int | None = None,
-                 offload_kqv: bool = True) -> str:
+                 offload_kqv: bool = True, repack: bool = True) -> str:
     """The llama.cpp command (``llama-server`` or ``llama-cli``) that creates exactly the context of
     ``s``: every setting that differs from the tool's own defaults (common/common.h; llama-server's
     -np auto = 4 unified slots, tools/server/server.cpp), with llama.cpp's flag names
@@ -237,4 +237,6 @@ def command_line(tool: str, model: str, s: KVSettings, n_gpu_layers: int | None 
         args += ["-ngl", "all" if n_gpu_layers == ALL_GPU_LAYERS else str(n_gpu_layers)]
     if not offload_kqv:
         args += ["-nkvo"]
+    if not repack:
+        args += ["--no-repack"]
     return " ".join(args + ["--fit", "off"])

@@ -8,6 +8,8 @@ this). Each model is small (< 1 MB) but complete: llama.cpp loads it, creates co
 * gemma3-swa.gguf  gemma3, 8 layers, 2 heads / 1 KV head, sliding window 200 on 5 of every 6 layers (iSWA),
                    head size 64 (not n_embd / n_head, as in real Gemma 3)
 * deci-varkv.gguf  deci, 4 layers, per-layer KV heads [2, 1, 4, 2] (head_count_kv as an array)
+* llama-q4_0.gguf  llama-gqa's shape with Q4_0 matrices: a weight type llama.cpp repacks on x86 CPUs with
+                   AVX2 (CPU_REPACK, ggml-cpu/repack.cpp) and on Arm with dotprod/i8mm
 
 Usage: python scripts/make_fixtures.py [OUT_DIR]   (default: fixtures/ next to this script's parent)
        python scripts/make_fixtures.py --llama-1b OUT.gguf   (random 1.1B llama shape, ~2.2 GB, for GPU runs)
@@ -47,15 +49,19 @@ def _vocab(w: gguf.GGUFWriter, n_vocab: int = N_VOCAB) -> None:
 class _Weights:
     """Random f16 matrices (std 0.02) and f32 norms of ones, from one seeded generator."""
 
-    def __init__(self, w: gguf.GGUFWriter, seed: int, dtype=np.float64):
+    def __init__(self, w: gguf.GGUFWriter, seed: int, dtype=np.float64,
+                 quant: gguf.GGMLQuantizationType | None = None):
         # float64 draws keep the committed fixtures byte-identical; float32 halves the time of the 1B model
-        self.w, self.rng, self.dtype = w, np.random.default_rng(seed), dtype
+        self.w, self.rng, self.dtype, self.quant = w, np.random.default_rng(seed), dtype, quant
 
     def mat(self, name: str, rows: int, cols: int) -> None:
         # numpy shape (rows, cols) is ggml ne = [cols, rows]: ne[0] is the input dimension
         x = self.rng.standard_normal((rows, cols), dtype=self.dtype)
         x *= 0.02
-        self.w.add_tensor(name, x.astype(np.float16))
+        if self.quant is None:
+            self.w.add_tensor(name, x.astype(np.float16))
+        else:  # gguf-py's reference quantization (gguf/quants.py): deterministic
+            self.w.add_tensor(name, gguf.quants.quantize(x.astype(np.float32), self.quant), raw_dtype=self.quant)
 
     def norm(self, name: str, n: int) -> None:
         self.w.add_tensor(name, np.ones(n, dtype=np.float32))
@@ -91,7 +97,7 @@ def _llama_layers(t: _Weights, n_layer: int, n_embd: int, n_ff: int, head: int, 
 
 
 def make_llama_like(path: Path, arch: str, name: str, kv_heads: list[int] | int, seed: int,
-                    split_max_tensors: int = 0) -> None:
+                    split_max_tensors: int = 0, quant: gguf.GGMLQuantizationType | None = None) -> None:
     """With ``split_max_tensors`` the model is written as shards of that many tensors each, named as
     llama-gguf-split names them (``<stem>-00001-of-0000N.gguf``), metadata in the first."""
     n_layer, n_embd, n_ff, n_head = 4, 128, 128, 4
@@ -100,7 +106,7 @@ def make_llama_like(path: Path, arch: str, name: str, kv_heads: list[int] | int,
     w = gguf.GGUFWriter(str(path), arch, split_max_tensors=split_max_tensors)
     _common(w, name, n_layer, n_embd, n_ff, n_head, kv_heads, 4096)
     w.add_rope_dimension_count(head)
-    t = _Weights(w, seed)
+    t = _Weights(w, seed, quant=quant)
     t.mat("token_embd.weight", N_VOCAB, n_embd)
     t.norm("output_norm.weight", n_embd)
     t.mat("output.weight", N_VOCAB, n_embd)
@@ -168,6 +174,8 @@ FIXTURES = {
     # llama-gqa again, split in 3 shards (split/llama-gqa-split-0000N-of-00003.gguf)
     "split/llama-gqa-split.gguf": lambda p: make_llama_like(p, "llama", "tiny llama GQA", 2, seed=1,
                                                              split_max_tensors=16),
+    "llama-q4_0.gguf": lambda p: make_llama_like(p, "llama", "tiny llama Q4_0", 2, seed=4,
+                                                  quant=gguf.GGMLQuantizationType.Q4_0),
 }
 
 

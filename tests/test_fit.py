@@ -222,3 +222,37 @@ def test_fit_json_names_profile_limit_and_the_command_to_run():
         else:
             assert lim["device"] == "CPU" and lim["total_bytes"] == row["next_step_total_bytes"]["CPU"]
             assert lim["by"] in ("weights", "KV cache", "compute buffer")
+
+
+Q4_0 = FIXTURES / "llama-q4_0.gguf"
+
+
+def test_repacked_weights_are_counted_as_llama_cpp_allocates_them():
+    """A Q4_0 model on this CPU: llama.cpp copies its matrices (not token_embd, read by GET_ROWS) into a
+    CPU_REPACK buffer at load, on top of the mapped file. --total counts it exactly as the real load
+    logs it (its dry run does not), and --no-repack leaves it out; on a CPU without a repacking
+    kernel (no AVX2, dotprod, ...) llama.cpp makes no such buffer and neither does the prediction."""
+    from ggufprof.measure.llama_ctx import LlamaModel
+    from ggufprof.memory.caches import mib_f64
+
+    real = LlamaModel(Q4_0)
+    try:
+        logged = real.load_log.model_buffers_mib.get("CPU_REPACK")
+    finally:
+        real.close()
+    on = json.loads(runner.invoke(app, ["estimate", str(Q4_0), "-c", "4096", "--total", "--json"]).stdout)["total"]["CPU"]
+    off = json.loads(runner.invoke(app, ["estimate", str(Q4_0), "-c", "4096", "--total", "--no-repack", "--json"]).stdout)
+    off = off["total"]["CPU"]
+    assert off["repack_bytes"] == 0 and on["total_bytes"] - off["total_bytes"] == on["repack_bytes"]
+    if logged is None:
+        assert on["repack_bytes"] == 0
+    else:
+        assert mib_f64(on["repack_bytes"]) == logged and on["repack_bytes"] > 0
+        info = load_model_info(Q4_0)
+        embd = next(t for t in info.tensors if t.name == "token_embd.weight")
+        assert on["repack_bytes"] <= info.weight_bytes - embd.n_bytes  # the embeddings are never repacked
+    with_no_repack = LlamaModel(Q4_0, repack=False)
+    try:
+        assert "CPU_REPACK" not in with_no_repack.load_log.model_buffers_mib
+    finally:
+        with_no_repack.close()

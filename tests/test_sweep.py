@@ -274,3 +274,26 @@ def test_records_carry_the_whole_footprint(gemma_sweep):
         c = r.check
         assert c["total_within_prediction"], (r.id, c["rss_growth_after_warmup"], c["total_host_predicted"])
         assert c["total_resident_share"] > 0  # tiny fixture: runtime overhead (MiBs) can exceed its total
+
+
+def test_repacked_weights_checked_in_every_record(tmp_path):
+    """A Q4_0 model: each record compares the predicted CPU_REPACK buffer with the one llama.cpp logged
+    (and with --no-repack, none); the whole-footprint check counts it."""
+    from ggufprof.memory.caches import mib_f64
+
+    info = load_model_info(fixture_path("llama-q4_0"))
+    recs = []
+    for repack in (True, False):
+        s = spec(cache_types=[("f16", "f16")], flash_attn=["auto"], repack=repack, repetitions=1)
+        recs += Sweep(info, s, tmp_path / str(repack)).run().records
+    on, off = recs
+    assert on.status == off.status == "ok"
+    for r in (on, off):
+        assert r.check["weights_repack_exact"] is True and r.check["kv_exact"], r.check
+        assert r.check["total_within_prediction"] is not False
+        assert r.predicted["total"]["CPU"]["repack_bytes"] == r.check["weights_repack_predicted"]
+    assert off.check["weights_repack_predicted"] == 0 and "CPU_REPACK" not in off.measured["model_buffers_mib"]
+    logged = on.measured["model_buffers_mib"].get("CPU_REPACK")
+    assert (logged is None) == (on.check["weights_repack_predicted"] == 0)  # a CPU without a repacking kernel
+    if logged is not None:
+        assert mib_f64(on.check["weights_repack_predicted"]) == logged

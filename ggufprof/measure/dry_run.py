@@ -45,17 +45,26 @@ def _result(reply: Reply, what: str) -> object:
 class DryRun:
     """llama.cpp's dry run of one model (``no_alloc``): contexts that allocate nothing."""
 
-    def __init__(self, model_path: Path, n_gpu_layers: int = 0):
+    def __init__(self, model_path: Path, n_gpu_layers: int = 0, repack: bool = True):
+        self.model_path, self.repack = model_path, repack
         self.worker = Worker("probe_worker")
         try:
             loaded = _result(self.worker.ask({"op": "load", "model": str(model_path), "n_gpu_layers": n_gpu_layers,
-                                              "dry_run": True}), "llama.cpp's dry run")
+                                              "dry_run": True, "repack": repack}), "llama.cpp's dry run")
         except GgufprofError:
             self.close()
             raise
         if "load_error" in loaded:
             self.close()
             raise GgufprofError(loaded["load_error"])
+
+    def cpu_buffer_types(self) -> dict[str, str]:
+        """The buffer type llama.cpp gives each weight of this model on the CPU (tensor name -> CPU,
+        CPU_REPACK, ...) with extra buffer types on, llama.cpp's default; {} with --no-repack."""
+        if not self.repack:
+            return {}
+        return _result(self.worker.ask({"op": "cpu_bufts", "model": str(self.model_path), "repack": True}),
+                       "llama.cpp's dry run")
 
     def ask(self, s: KVSettings, offload_kqv: bool = True) -> DryResult:
         """The dry run's context for ``s``; GgufprofError when llama.cpp refuses it or the worker died."""

@@ -89,12 +89,14 @@ class FitResult:
 
 class Fitter:
     def __init__(self, model: ModelInfo, base: KVSettings, budget: Budget, n_gpu_layers: int = 0,
-                 offload_kqv: bool = True, gpu: str | None = None):
-        """``gpu``: the GPU llama.cpp offloads to (measure.dry_run.visible_gpu), None without one."""
+                 offload_kqv: bool = True, gpu: str | None = None, repack: bool = True):
+        """``gpu``: the GPU llama.cpp offloads to (measure.dry_run.visible_gpu), None without one;
+        ``repack``: llama.cpp's extra CPU buffer types on (its default), their weights counted."""
         self.model, self.base, self.budget = model, base, budget
         self.ngl, self.offload_kqv, self.gpu = n_gpu_layers, offload_kqv, gpu
         self.streams = 1 if base.kv_unified else base.parallel
-        self.dry = DryRun(model.path, n_gpu_layers if gpu else 0)
+        self.dry = DryRun(model.path, n_gpu_layers if gpu else 0, repack)
+        self.cpu_bufts = self.dry.cpu_buffer_types()
 
     def close(self) -> None:
         self.dry.close()
@@ -103,7 +105,7 @@ class Fitter:
         pred = predict(self.model, s)
         dry = self.dry.ask(s, self.offload_kqv)
         cross_check(pred, dry)
-        placement = place(self.model, pred, self.ngl, self.offload_kqv, self.gpu)
+        placement = place(self.model, pred, self.ngl, self.offload_kqv, self.gpu, self.cpu_bufts)
         return pred, footprint(self.model, pred, placement, dry.compute_bytes)
 
     def settings(self, k: int, tk: str, tv: str) -> KVSettings:
@@ -168,10 +170,10 @@ def limit(devices: list[DeviceFootprint], budget: Budget) -> dict:
 
 
 def fit_all(model: ModelInfo, pairs: list[tuple[str, str]], base: KVSettings, budget: Budget, n_gpu_layers: int = 0,
-            offload_kqv: bool = True, gpu: str | None = None) -> list[FitResult]:
+            offload_kqv: bool = True, gpu: str | None = None, repack: bool = True) -> list[FitResult]:
     if budget.host is None and budget.vram is None:
         raise GgufprofError("give a budget: --memory SIZE (host) and/or --vram SIZE (per GPU)")
-    fitter = Fitter(model, base, budget, n_gpu_layers, offload_kqv, gpu)
+    fitter = Fitter(model, base, budget, n_gpu_layers, offload_kqv, gpu, repack)
     try:
         return [fitter.fit(tk, tv) for tk, tv in pairs]
     finally:
@@ -179,7 +181,7 @@ def fit_all(model: ModelInfo, pairs: list[tuple[str, str]], base: KVSettings, bu
 
 
 def verify(model: ModelInfo, results: list[FitResult], base: KVSettings, budget: Budget, n_gpu_layers: int,
-           offload_kqv: bool, work_dir: Path) -> list[dict]:
+           offload_kqv: bool, work_dir: Path, repack: bool = True) -> list[dict]:
     """Each answer created for real (a one-configuration sweep: a batch of n_ubatch tokens decoded):
     measured RSS / VRAM growth beside the predicted total. It fits when the worker ran and its peak
     RSS (Python and llama.cpp code included) stays within the host budget, and its VRAM growth after
@@ -191,7 +193,7 @@ def verify(model: ModelInfo, results: list[FitResult], base: KVSettings, budget:
             continue
         kv = dataclasses.replace(base, ctx_size=r.ctx_size, cache_type_k=r.cache_type_k, cache_type_v=r.cache_type_v)
         rs = RunSettings(kv, default_threads(), n_prompt=min(kv.ubatch_size, r.n_ctx_seq), n_gen=4, repetitions=1,
-                         n_gpu_layers=n_gpu_layers, offload_kqv=offload_kqv)
+                         n_gpu_layers=n_gpu_layers, offload_kqv=offload_kqv, repack=repack)
         rec = measure_one(model, rs, work_dir / str(i))
         host = r.device(HOST)
         rss = rec.measured.get("rss") or {}

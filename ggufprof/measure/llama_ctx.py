@@ -143,6 +143,21 @@ def bos_token(model) -> int | None:
     return L.llama_vocab_bos(vocab) if L.llama_vocab_get_add_bos(vocab) else None
 
 
+class _BuftOverride(ctypes.Structure):
+    """``struct llama_model_tensor_buft_override`` (include/llama.h): a regex and a buffer type."""
+
+    _fields_ = [("pattern", ctypes.c_char_p), ("buft", ctypes.c_void_p)]
+
+
+def _every_tensor_on_the_cpu() -> ctypes.Array:
+    """The override list ``-ot '.*=CPU'``: every weight to the CPU buffer type, which makes llama.cpp
+    choose among the CPU's extra buffer types for each one (``select_weight_buft`` over
+    ``buft_list_cpu``) and log its choice (src/llama-model-loader.cpp), NULL-terminated."""
+    cpu = ctypes.CDLL(str(ggml_library("ggml-cpu")))
+    cpu.ggml_backend_cpu_buffer_type.restype = ctypes.c_void_p
+    return (_BuftOverride * 2)(_BuftOverride(b".*", cpu.ggml_backend_cpu_buffer_type()), _BuftOverride(None, None))
+
+
 class ContextRefused(GgufprofError):
     """llama.cpp refused the model or the context (NULL returned); ``log_text`` keeps what it logged
     while refusing, so the refusal's log is stored like any other."""
@@ -165,7 +180,8 @@ class CreatedContext:
 class LlamaModel:
     """A loaded model; ``create_context`` may be called many times, ``close`` frees it."""
 
-    def __init__(self, path: str | os.PathLike, n_gpu_layers: int = 0, repack: bool = True, dry_run: bool = False):
+    def __init__(self, path: str | os.PathLike, n_gpu_layers: int = 0, repack: bool = True, dry_run: bool = False,
+                 all_on_cpu: bool = False):
         """``dry_run``: llama.cpp's own dry run (``no_alloc``, as its --fit uses): nothing is loaded
         or allocated, yet every context created from it logs its compute buffers exactly as a real
         one does. ``load_mode`` 0 (no mmap), since mmap with no_alloc trips an assert."""
@@ -177,6 +193,9 @@ class LlamaModel:
         if dry_run:
             mp.no_alloc = True
             mp.load_mode = 0
+        if all_on_cpu:  # kept on self: llama.cpp reads the list while it loads
+            self._overrides = _every_tensor_on_the_cpu()
+            mp.tensor_buft_overrides = ctypes.cast(self._overrides, ctypes.c_void_p)
         self.model = L.llama_model_load_from_file(str(path).encode(), mp)
         self.load_log_text = self._log.take()
         if not self.model:

@@ -4,9 +4,12 @@ Started through the worker protocol (measure/workers.py) by the dry run (measure
 the architecture-suite test. Requests:
 
 * ``{"op": "devices"}`` -> llama.cpp's backend devices (name, type, free and total memory).
-* ``{"op": "load", "model", "n_gpu_layers", "dry_run"}`` -> ``{"load_error"}`` or ``{}``: loads the
+* ``{"op": "load", "model", "n_gpu_layers", "dry_run", "repack"}`` -> ``{"load_error"}`` or ``{}``: loads the
   model once (with ``dry_run``, llama.cpp's own ``no_alloc`` dry run: nothing is allocated, and the
   compute buffers are logged as for real).
+* ``{"op": "cpu_bufts", "model", "repack"}`` -> {tensor: buffer type}: the buffer type llama.cpp
+  gives each weight when it is on the CPU (CPU, CPU_REPACK, ...), from a dry run with every
+  tensor overridden to the CPU (llama_ctx.LlamaModel ``all_on_cpu``), which logs each choice.
 * ``{"op": "context", "settings": KVSettings fields, "offload_kqv"}`` -> ``{"ok", "error", "n_ctx",
   "n_ctx_seq", "log"}``: one context created and freed; ``log`` keeps llama.cpp's memory lines
   (results/llama_log.py's catalogue).
@@ -22,7 +25,7 @@ from dataclasses import asdict
 
 from ..errors import GgufprofError
 from ..memory.settings import KVSettings
-from ..results.llama_log import memory_lines
+from ..results.llama_log import memory_lines, parse_log
 from .llama_ctx import LlamaModel, backend_devices
 from .workers import serve
 
@@ -39,12 +42,18 @@ class Probe:
             if self.model is not None:
                 self.model.close()
             try:
-                self.model = LlamaModel(request["model"], request.get("n_gpu_layers", 0),
+                self.model = LlamaModel(request["model"], request.get("n_gpu_layers", 0), request.get("repack", True),
                                         dry_run=request.get("dry_run", False))
             except GgufprofError as e:
                 self.model = None
                 return {"load_error": str(e)}
             return {}
+        if op == "cpu_bufts":
+            lm = LlamaModel(request["model"], 0, request.get("repack", True), dry_run=True, all_on_cpu=True)
+            try:
+                return parse_log(lm.load_log_text).tensor_bufts
+            finally:
+                lm.close()
         if op == "context":
             if self.model is None:
                 raise GgufprofError("the probe has no model loaded")

@@ -25,13 +25,15 @@ from ..memory.footprint import footprint
 from ..memory.placement import place
 from ..memory.predict import predict
 from ..model.model_info import ModelInfo
-from ..results.checks import failed_checks, footprint_check, kv_mismatches, rss_check, vram_check, weights_check
+from ..results.checks import (failed_checks, footprint_check, kv_mismatches, repack_check, rss_check, vram_check,
+                               weights_check)
 from ..results.llama_log import LlamaLog, mib_bytes, parse_log
 from ..results.noise import record_noise
 from ..results.quality import QualitySettings
 from ..results.run_settings import RunSettings
 from ..results.schema import Record
 from ..results.store import ResultsLock, append_record, backup, check_same_model, read_records, rewrite, write_csv
+from .dry_run import DryRun
 from .grid import GridSpec, expand
 from .quality import quality_key, sweep_quality
 from .workers import run_once
@@ -74,6 +76,7 @@ class Sweep:
         self.logs = out_dir / "logs"
         self.problems: list[str] = []  # unreadable lines of existing results, reported by the CLI
         self._sha256: str | None = None
+        self._bufts: dict[str, str] | None = None  # _cpu_bufts, asked once
 
     @property
     def sha256(self) -> str | None:
@@ -203,7 +206,8 @@ class Sweep:
             rec.check = {"kv_exact": None, "kv_mismatches": [], "prediction": f"not predicted: {e}", **noise}
             return
         gpus = log.gpu_devices  # the run's own log says which GPU llama.cpp used, if any
-        placement = place(self.model, pred, rs.n_gpu_layers, rs.offload_kqv, gpus[0] if gpus else None)
+        cpu_bufts = self._cpu_bufts(rs.repack)
+        placement = place(self.model, pred, rs.n_gpu_layers, rs.offload_kqv, gpus[0] if gpus else None, cpu_bufts)
         devices = footprint(self.model, pred, placement,
                             {buft: mib_bytes(mib) for buft, mib in log.compute_buffers_mib.items()})
         rec.predicted = {**pred.to_dict(), "placement": placement.to_dict(),
@@ -213,8 +217,19 @@ class Sweep:
         rec.check.update(rss_check(rec, placement, log))
         rec.check.update(vram_check(rec, placement, log))
         rec.check.update(weights_check(placement, log))
+        rec.check.update(repack_check(placement, log, cpu_bufts is not None))
         rec.check.update(footprint_check(rec, devices))
         rec.check.update(noise)
+
+    def _cpu_bufts(self, repack: bool) -> dict[str, str] | None:
+        """The buffer type llama.cpp gives each weight on the CPU, asked once per sweep of its dry run
+        (measure/dry_run.py); None when the model file is not here (stored results of another machine)."""
+        if not repack:
+            return {}
+        if self._bufts is None and self.model.path.is_file():
+            with DryRun(self.model.path) as dry:
+                self._bufts = dry.cpu_buffer_types()
+        return self._bufts
 
     def recheck(self) -> list[Record]:
         """Recompute every ok record's prediction and checks from its stored llama.cpp log, without

@@ -32,6 +32,7 @@ class DeviceFootprint:
     device: str  # "CPU" (host memory) or "CUDA0", ...
     weights_bytes: int
     weights_mapped: bool  # CPU weights are mmapped file pages, not allocations
+    repack_bytes: int  # host weights copied into extra buffer types (CPU_REPACK) on top of the mapping
     kv_bytes: int
     recurrent_bytes: int
     compute_bytes: int
@@ -39,7 +40,8 @@ class DeviceFootprint:
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_bytes + self.recurrent_bytes + self.compute_bytes + self.output_bytes
+        return (self.weights_bytes + self.repack_bytes + self.kv_bytes + self.recurrent_bytes + self.compute_bytes
+                + self.output_bytes)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "total_bytes": self.total_bytes}
@@ -75,6 +77,7 @@ def footprint(model: ModelInfo, pred: MemoryPrediction, placement: Placement,
             device=dev,
             weights_bytes=placement.weights.get(dev, 0) if dev == HOST else placement.gpu_weights_buffer,
             weights_mapped=dev == HOST,
+            repack_bytes=sum(placement.host_extra.values()) if dev == HOST else 0,
             kv_bytes=sum(d.buffer_bytes for d in shares if d.cache not in state),
             recurrent_bytes=sum(d.buffer_bytes for d in shares if d.cache in state),
             compute_bytes=sum(b for t, b in compute_bytes.items() if compute_device(t) == dev),

@@ -12,6 +12,14 @@ names it, e.g. ``CUDA0``, by whoever asked llama.cpp's device list or read a run
 * ``llama_kv_cache::llama_kv_cache`` and ``llama_memory_recurrent``: a layer's K/V (or R/S state)
   live on ``dev_layer(il)`` when ``offload_kqv``, else in host memory. ``n_layer`` here counts
   NextN/MTP layers too (``n_layer_all``).
+* Extra buffer types (``make_cpu_buft_list``, src/llama-model.cpp; ``select_weight_buft``,
+  src/llama-model-loader.cpp): a weight on the CPU goes to the first of the CPU's extra buffer types
+  that supports its op -- on x86 with AVX2 ``CPU_REPACK`` for Q4_0/Q4_K/IQ4_NL/... matrices used in
+  a MUL_MAT (ggml-cpu/repack.cpp, ``ggml_repack_get_optimal_repack_type``), never token_embd
+  (GET_ROWS) -- and is copied there at load, *on top of* the mapped file. Which tensors go where
+  depends on the CPU and the build, so it is asked of llama.cpp itself (measure/dry_run.py,
+  ``cpu_buffer_types``) and given here as ``cpu_bufts``; ``CPU_REPACK`` allocates each tensor's
+  ``ggml_nbytes`` (the repacked blocks are the same size), aligned to 32 bytes.
 * Buffer sizes: each tensor is padded to the buffer type's alignment (CPU 32, CUDA 128), and the
   CUDA buffer type allocates quantized tensors with their last row padded to a multiple of 512
   values (``ggml_backend_cuda_buffer_type_get_alloc_size``, MATRIX_ROW_PADDING). That is why
@@ -24,12 +32,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..errors import GgufprofError
 from .caches import Cache, pad
 from .predict import MemoryPrediction
 from ..model import ggml_types
 from ..model.model_info import ModelInfo
 
 CPU = "CPU"  # host memory, as llama.cpp names its buffers
+REPACK = "CPU_REPACK"  # ggml_backend_cpu_repack_buffer_type: its tensors take ggml_nbytes, 32-byte aligned
 HOST_ALIGNMENT, GPU_ALIGNMENT = 32, 128  # ggml_backend_cpu / ggml_backend_cuda buffer type alignment
 MATRIX_ROW_PADDING = 512
 _BLK = re.compile(r"^blk\.(\d+)\.")
@@ -81,6 +91,7 @@ class Placement:
     kv: list[DeviceKV] = field(default_factory=list)
     weights: dict[str, int] = field(default_factory=dict)  # device -> tensor bytes
     gpu_weights_buffer: int = 0  # the GPU's model buffer: padded as the CUDA buffer type allocates
+    host_extra: dict[str, int] = field(default_factory=dict)  # extra host buffer type -> bytes (CPU_REPACK)
 
     @property
     def devices(self) -> list[str]:
@@ -124,9 +135,11 @@ def cache_on_device(cache: Cache, device: str, on_gpu: list[bool], offload_kqv: 
 
 
 def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int, offload_kqv: bool = True,
-          gpu: str | None = None) -> Placement:
+          gpu: str | None = None, cpu_bufts: dict[str, str] | None = None) -> Placement:
     """Where llama.cpp puts each layer's weights and caches with ``-ngl n_gpu_layers`` on the GPU
-    named ``gpu`` (None: llama.cpp has no GPU here, and every layer stays in host memory)."""
+    named ``gpu`` (None: llama.cpp has no GPU here, and every layer stays in host memory).
+    ``cpu_bufts``: the buffer type llama.cpp gives each weight on the CPU (tensor name -> CPU,
+    CPU_REPACK, ...); None or empty: no extra buffer types (``--no-repack``)."""
     n_layer = model.hparams.n_layer_all
     on_gpu = gpu_layers(n_layer, n_gpu_layers, gpu is not None)
     p = Placement(n_gpu_layers, offload_kqv, on_gpu, gpu)
@@ -139,6 +152,12 @@ def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int, offload_k
         il = _tensor_layer(t.name, n_layer)
         device = gpu if il >= 0 and on_gpu[il] else CPU
         p.weights[device] = p.weights.get(device, 0) + t.n_bytes
+        extra = (cpu_bufts or {}).get(t.name, CPU) if device == CPU else CPU
+        if extra != CPU:
+            if extra != REPACK:  # AMX, KleidiAI, ...: their own layouts, not modelled
+                raise GgufprofError(f"llama.cpp puts {t.name} in a {extra} buffer, whose size ggufprof does not "
+                                    "model: use --no-repack to leave extra buffer types off")
+            p.host_extra[extra] = p.host_extra.get(extra, 0) + pad(t.n_bytes, HOST_ALIGNMENT)
         if device != CPU:
             p.gpu_weights_buffer += alloc_size(ggml_types.BY_ID[t.type_id], t.shape, device)
     if "output.weight" not in names and on_gpu[n_layer]:

@@ -177,13 +177,20 @@ def print_estimate(info: ModelInfo, pred: MemoryPrediction, console: Console | N
 def print_footprint(devices: list, c: Console) -> None:
     """Per device, as llama.cpp's memory breakdown: model / context (KV, state) / compute / output."""
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="Whole footprint per device", title_justify="left")
-    for col in ("device", "weights", "KV", "recurrent", "compute", "output", "total"):
+    repack = any(d.repack_bytes for d in devices)
+    cols = ["device", "weights"] + (["repacked"] if repack else []) + ["KV", "recurrent", "compute", "output", "total"]
+    for col in cols:
         t.add_column(col, justify="left" if col == "device" else "right", no_wrap=True)
     for d in devices:
         t.add_row(d.device, human_bytes(d.weights_bytes) + (" (mmap)" if d.weights_mapped and d.weights_bytes else ""),
+                  *([human_bytes(d.repack_bytes)] if repack else []),
                   human_bytes(d.kv_bytes), human_bytes(d.recurrent_bytes), human_bytes(d.compute_bytes),
                   human_bytes(d.output_bytes), human_bytes(d.total_bytes))
     c.print(t)
+    if repack:
+        c.print(Text("repacked: weights llama.cpp copies into CPU_REPACK at load (faster kernels for this CPU), on top "
+                     "of the mapped file; llama.cpp's own dry run counts them nowhere. --no-repack leaves them out.",
+                     style="dim"))
     c.print(Text("Compute buffers from llama.cpp's own dry run (printed to 0.01 MiB); CPU weights are mmapped file "
                  "pages, counted in full (the safe bound); the output buffer holds one row of logits per sequence.",
                  style="dim"))

@@ -13,7 +13,7 @@ from .llama_log import LlamaLog, mib_bytes
 from ..memory.caches import LOG_RS, LOG_STATE, mib_f32, mib_f64
 from ..memory.footprint import HOST, gpu_bytes
 from ..memory.predict import MemoryPrediction
-from ..memory.placement import CPU, Placement, is_host_buffer
+from ..memory.placement import CPU, REPACK, Placement, is_host_buffer
 from .schema import Record
 
 
@@ -78,8 +78,8 @@ def kv_mismatches(pred: MemoryPrediction, log: LlamaLog, n_ctx: int | None = Non
 # The checks a measured record carries, each True (agrees), False (disagrees) or None/absent (not
 # judged: no prediction for this memory, no GPU, ...). One predicate for the live table, the sweep's
 # summary, the report and the gates.
-CHECK_KEYS = ("kv_exact", "rss_explained", "vram_explained", "weights_gpu_exact", "total_within_prediction",
-              "vram_total_explained")
+CHECK_KEYS = ("kv_exact", "rss_explained", "vram_explained", "weights_gpu_exact", "weights_repack_exact",
+              "total_within_prediction", "vram_total_explained")
 
 
 def failed_checks(check: dict) -> list[str]:
@@ -131,6 +131,16 @@ def vram_check(rec: Record, placement: Placement, log) -> dict:
         mib_bytes(mib) for dev, mib in log.compute_buffers_mib.items() if dev in log.gpu_devices)
     return {"vram_growth": growth, "vram_expected": expected, "vram_tolerance": VRAM_TOL,
             "vram_error": growth - expected, "vram_explained": abs(growth - expected) <= VRAM_TOL}
+
+
+def repack_check(placement: Placement, log: LlamaLog, predicted: bool) -> dict:
+    """Weights llama.cpp repacks for this CPU: the predicted CPU_REPACK buffer (placement.host_extra)
+    vs its 'CPU_REPACK model buffer size' line (0 when there is none). Not judged when the buffer
+    types could not be asked of llama.cpp (``predicted`` False: the model file is not here)."""
+    logged = log.model_buffers_mib.get(REPACK, "0.00")
+    mine = placement.host_extra.get(REPACK, 0)
+    return {"weights_repack_predicted": mine if predicted else None, "weights_repack_logged_mib": logged,
+            "weights_repack_exact": (mib_f64(mine) == logged) if predicted else None}
 
 
 def weights_check(placement: Placement, log: LlamaLog) -> dict:

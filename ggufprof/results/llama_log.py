@@ -64,10 +64,12 @@ FA = _line("flash_attn_resolved", r"Flash Attention (enabled|not supported, set 
            "flash attention 'auto' as resolved by probing the backend")
 FA_PARAM = _line("flash_attn_param", r"llama_context: flash_attn\s+= (enabled|disabled|auto)",
                  "flash attention as the context was asked (auto may be forced on by a quantized V)")
+TENSOR_BUFT = _line("tensor_buft", r"tensor (\S+) \(\d+ MiB \w+\) buffer type overridden to (\S+)",
+                    "the buffer type of one weight under a tensor override (llama-model-loader.cpp, debug level)")
 N_CTX = _line("n_ctx", r"llama_context: n_ctx\s+= (\d+)", "llama_n_ctx")
 N_CTX_SEQ = _line("n_ctx_seq", r"llama_context: n_ctx_seq\s+= (\d+)", "llama_n_ctx_seq")
 CATALOGUE = (CREATING, CREATING_DSV4, KV_BUF, KV_SIZE, STATE_BUF, STATE_SIZE, RS_BUF, RS_SIZE, COMPUTE, OUTPUT, MODEL,
-             FA, FA_PARAM, N_CTX, N_CTX_SEQ)
+             FA, FA_PARAM, N_CTX, N_CTX_SEQ, TENSOR_BUFT)
 _LABELS = {"non-SWA": "full", "SWA": "swa", "DSA": "full", "main": "kv", "indexer": "indexer"}
 
 
@@ -103,6 +105,7 @@ class LlamaLog:
     compute_buffers_mib: dict[str, str] = field(default_factory=dict)
     model_buffers_mib: dict[str, str] = field(default_factory=dict)
     output_buffers_mib: dict[str, str] = field(default_factory=dict)
+    tensor_bufts: dict[str, str] = field(default_factory=dict)  # weight -> buffer type, under an override
     flash_attn_resolved: bool | None = None  # whether flash attention ended up on; None if not logged
     n_ctx: int | None = None
     n_ctx_seq: int | None = None
@@ -151,6 +154,8 @@ def parse_log(text: str) -> LlamaLog:
             c.total_mib = m.group(1)
             c.cells, c.layers, c.seqs, c.streams = int(m.group(2)), int(m.group(3)), int(m.group(4)), 1
             c.type_k, c.k_mib, c.type_v, c.v_mib, c.p_mib = m.group(6, 7, 8, 9, 11)
+        elif m := TENSOR_BUFT.pattern.search(line):
+            out.tensor_bufts[m.group(1)] = m.group(2)
         elif m := OUTPUT.pattern.search(line):
             out.output_buffers_mib[m.group(1)] = m.group(2)
         elif m := COMPUTE.pattern.search(line):
