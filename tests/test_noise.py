@@ -53,3 +53,20 @@ def test_default_points_measure_speed_at_depth():
     assert ctx == [8192] and depths == [0, 4096]
     ctx, depths = default_points(info, 640, 4096 * 2048)  # 4096 tokens of f16 KV at 2 KiB/token
     assert ctx == [4096] and depths == [0, 2048]
+
+
+def test_default_grid_keeps_a_deep_test_at_the_context_given():
+    """-c 2048 without -d: depth 0 and half of those 2048 cells (where a quantized cache's slowdown
+    shows), not half of the default context, which no longer fits."""
+    from ggufprof.measure.grid import fill_defaults
+    from ggufprof.model.model_info import load_model_info
+
+    from .conftest import fixture_path
+
+    s = GridSpec(cache_types=[("f16", "f16")], ctx_sizes=[2048], swa_full=[False], parallel=[1], kv_unified=[False],
+                 flash_attn=["auto"], depths=[], threads=1, n_prompt=512, n_gen=128)
+    fill_defaults(load_model_info(fixture_path("llama-gqa")), s, mem_budget=1 << 30)
+    assert s.ctx_sizes == [2048] and s.depths == [0, 1024]
+    s.ctx_sizes, s.depths, s.parallel = [2048], [], [4]  # per sequence: 512 cells, no room for a deep test
+    fill_defaults(load_model_info(fixture_path("llama-gqa")), s, mem_budget=1 << 30)
+    assert s.depths == [0]

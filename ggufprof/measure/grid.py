@@ -88,8 +88,14 @@ def default_points(model: ModelInfo, n_tokens: int, mem_budget: int) -> tuple[li
     if per_token:
         limit = min(limit, mem_budget // per_token)
     ctx = max(limit // CTX_PAD * CTX_PAD, CTX_PAD, -(-n_tokens // CTX_PAD) * CTX_PAD)
-    deep = min(ctx // 2, ctx - n_tokens) // CTX_PAD * CTX_PAD
-    return [ctx], ([0, deep] if deep > 0 else [0])
+    return [ctx], default_depths(ctx, n_tokens)
+
+
+def default_depths(ctx_seq: int, n_tokens: int) -> list[int]:
+    """Depth 0 and a deep point: half of one sequence's cells, in 256-cell steps, leaving room for
+    the ``n_tokens`` timed after it (only 0 when there is no such room)."""
+    deep = min(ctx_seq // 2, ctx_seq - n_tokens) // CTX_PAD * CTX_PAD
+    return [0, deep] if deep > 0 else [0]
 
 
 def fill_defaults(model: ModelInfo, spec: GridSpec, mem_budget: int | None = None) -> None:
@@ -103,10 +109,10 @@ def fill_defaults(model: ModelInfo, spec: GridSpec, mem_budget: int | None = Non
         import psutil
 
         mem_budget = psutil.virtual_memory().available // 2
-    ctx_d, depths_d = default_points(model, n_timed + (max(spec.depths) if spec.depths else 0), mem_budget)
+    ctx_d, _ = default_points(model, n_timed + (max(spec.depths) if spec.depths else 0), mem_budget)
     spec.ctx_sizes = spec.ctx_sizes or ctx_d
-    if not spec.depths:
-        spec.depths = [d for d in depths_d if d + n_timed <= min(spec.ctx_sizes) // max(spec.parallel)] or [0]
+    if not spec.depths:  # half the context actually swept (the smallest one, per sequence)
+        spec.depths = default_depths(min(spec.ctx_sizes) // max(spec.parallel), n_timed)
 
 
 def expand(model: ModelInfo, spec: GridSpec) -> list[tuple[RunSettings, str | None]]:
