@@ -22,6 +22,7 @@ numbers; every refusal is a :class:`ggufprof.errors.GgufprofError` whose message
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,20 @@ from .results.deploy_check import LimitCheck, check_deployment
 from .results.quality import QualitySettings
 from .results.schema import Record
 from .results.store import load_dataframe, load_records
+
+
+def use_llama_lib(lib_dir: str | Path | None) -> Path | None:
+    """Run every llama.cpp worker of this process on the llama.cpp build in ``lib_dir`` (its
+    libllama and libggml*: a user's own build or another release), as llama-cpp-python's
+    ``LLAMA_CPP_LIB_PATH`` does; records name the build (env.llama_build). None: keep the current one."""
+    if lib_dir is None:
+        return None
+    path = Path(lib_dir).expanduser().resolve()
+    if not (path / "libllama.so").is_file() and not (path / "libllama.dylib").is_file():
+        raise GgufprofError(f"--llama-lib {lib_dir}: no libllama here; give the directory of a llama.cpp build's "
+                            "shared libraries (e.g. build/bin of a cmake -DBUILD_SHARED_LIBS=ON build)")
+    os.environ["LLAMA_CPP_LIB_PATH"] = str(path)
+    return path
 
 
 def load_model(model: str | Path | ModelInfo) -> ModelInfo:

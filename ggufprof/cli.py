@@ -40,14 +40,21 @@ DEFAULTS_OPTION = typer.Option(
     help="Defaults of the flags you do not give: llama.cpp's tools' (common/common.h, as llama-cli and llama-bench), "
          "llama-server's (4 slots in a unified cache) or the library's (llama_context_default_params, as "
          "llama-cpp-python). Every output names the profile.")
+LLAMA_LIB_OPTION = typer.Option(None, "--llama-lib", metavar="DIR", help="Run llama.cpp from this build's shared libraries (libllama, libggml*: your own build or another release) instead of the one llama-cpp-python ships, as LLAMA_CPP_LIB_PATH; records name the build.")
 REPACK_OPTION = typer.Option(True, "--repack/--no-repack", help="llama.cpp's extra CPU buffer types (CPU_REPACK: weights copied at load into a layout this CPU computes faster; its default), counted on top of the mapped file; --no-repack (llama.cpp's -nr) leaves them off.")
 CACHE_TYPE_V_LIST = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk).")
 
 
 def _one_line_errors(fn: Callable) -> Callable:
+    """Every GgufprofError as one ``Error:`` line and exit 2; and, for the commands that run llama.cpp,
+    ``--llama-lib`` applied before anything runs."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            if kwargs.get("llama_lib") is not None:
+                from .api import use_llama_lib
+
+                use_llama_lib(kwargs["llama_lib"])
             return fn(*args, **kwargs)
         except GgufprofError as e:  # one line, whatever the data in the message holds
             typer.echo(f"Error: {printable(str(e), 4000)}", err=True)
@@ -101,6 +108,7 @@ def estimate(
     total: bool = typer.Option(False, "--total", help="The whole footprint per device: weights, KV, recurrent state, compute and output buffers (compute from llama.cpp's own dry run)."),
     repack: bool = REPACK_OPTION,
     as_json: bool = JSON,
+    llama_lib: Optional[Path] = LLAMA_LIB_OPTION,
 ) -> None:
     """Predict every KV cache and recurrent state llama.cpp allocates, byte-exactly.
 
@@ -154,6 +162,7 @@ def fit(
     results_dir: Optional[Path] = typer.Option(None, "--results", metavar="DIR", help="A sweep of this model: say what the cache type with the most context costs in speed."),
     verify: bool = typer.Option(False, "--verify", help="Create each answer for real, decode a batch, and compare measured memory with the prediction; exit 1 if one does not fit."),
     as_json: bool = JSON,
+    llama_lib: Optional[Path] = LLAMA_LIB_OPTION,
 ) -> None:
     """The largest context per cache type whose whole footprint fits a memory budget.
 
@@ -217,6 +226,7 @@ def sweep(
     quality_ctx: Optional[str] = typer.Option(None, "--quality-ctx", metavar="N", help="With --quality: tokens per chunk of the text (llama-perplexity's -c). Default 2048, capped at n_ctx_train."),
     chunks: Optional[int] = typer.Option(None, "--chunks", metavar="N", help="With --quality: chunks of the text to evaluate (llama-perplexity's --chunks). Default all."),
     text: Optional[Path] = typer.Option(None, "--text", metavar="FILE", help="With --quality: a UTF-8 text. Default: the English text packaged with ggufprof."),
+    llama_lib: Optional[Path] = LLAMA_LIB_OPTION,
 ) -> None:
     """Measure KV memory, RSS and tokens/s in real llama.cpp runs over a grid, checked against the model.
 
@@ -318,6 +328,7 @@ def quality(
     repack: bool = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default). --no-repack when they crash on this CPU."),
     timeout: float = typer.Option(3600, "--timeout", metavar="SECONDS", help="Seconds the whole measurement may run before it is killed."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per cache type pair."),
+    llama_lib: Optional[Path] = LLAMA_LIB_OPTION,
 ) -> None:
     """What each KV cache type costs in quality: the same text evaluated with an f16/f16 cache and with
     each cache type, compared at every scored position as llama-perplexity --kl-divergence does

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 
 import psutil
 
 from .. import __version__
+from ..model.gguf_reader import ggml_library
 
 
 def cpu_model() -> str:
@@ -21,9 +23,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def llama_build() -> dict:
+    """Which llama.cpp build this process runs, as ggml reports it (``ggml_version``/``ggml_commit``,
+    ggml/src/ggml.c) and where its libraries are: what names the two sides of an upgrade."""
+    lib = ggml_library("ggml-base")
+    base = ctypes.CDLL(str(lib))
+    base.ggml_version.restype = base.ggml_commit.restype = ctypes.c_char_p
+    return {"ggml_version": base.ggml_version().decode(), "ggml_commit": base.ggml_commit().decode(),
+            "lib_dir": str(lib.parent.resolve())}
+
+
 def collect(llama_cpp_module, vram_info: dict | None, vram_reason: str | None) -> dict:
     L = llama_cpp_module
     return {
+        "llama_build": llama_build(),
         "ggufprof": __version__,
         "llama_cpp_python": getattr(L, "__version__", "unknown"),
         "llama_cpp_system_info": L.llama_print_system_info().decode().strip(" |"),

@@ -163,3 +163,11 @@ def flatten(d: dict, prefix: str = "") -> dict:
         else:
             out[key] = v
     return out
+
+
+def build_name(env: dict) -> str:
+    """A record's build in words: 'ggml 0.25.3 (0c1e570-dirty) from DIR'; 'unknown' for old records."""
+    b = env.get("llama_build") or {}
+    if not b:
+        return "unknown (recorded before ggufprof named builds)"
+    return f"ggml {b.get('ggml_version')} ({b.get('ggml_commit')}) from {b.get('lib_dir')}"
