@@ -136,12 +136,17 @@ class FitReport:
                  **({"verify": self.verified[i]} if self.verified else {})} for i, r in enumerate(self.results)]
 
 
-def _size(value: str | int | None, flag: str) -> int | None:
+def _size(value: str | int | None, flag: str, minimum: int = 1) -> int | None:
+    """A budget: a number with a unit (8GiB, 8G, 16 GB, 512 MiB); a bare number is refused, since
+    nobody budgets bytes and llama.cpp's own sizes (--fit-target) count MiB: which one was meant
+    cannot be told."""
     if value is None:
         return None
+    if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+        raise GgufprofError(f"{flag} {value}: give a unit, such as {value}GiB or {value}MiB")
     n = parse_size(value, flag)
-    if not 0 < n < 1 << 60:
-        raise GgufprofError(f"{flag} must be a size above 0 such as 8GiB, got '{value}'")
+    if not minimum <= n < 1 << 60:
+        raise GgufprofError(f"{flag} must be a size of at least {minimum} bytes such as 8GiB, got '{value}'")
     return n
 
 
@@ -152,7 +157,7 @@ def fit(model: str | Path | ModelInfo, *, memory: str | int | None = None, vram:
     """The largest context per cache type pair whose whole footprint fits ``memory`` (host) and/or
     ``vram`` (per GPU) minus ``margin``; ``n_gpu_layers`` defaults to all when llama.cpp has a GPU.
     ``verify_answers`` creates each answer for real and measures it."""
-    budget = Budget(_size(memory, "--memory"), _size(vram, "--vram"), _size(margin, "--margin"))
+    budget = Budget(_size(memory, "--memory"), _size(vram, "--vram"), _size(margin, "--margin", minimum=0))
     base = settings if settings is not None else with_defaults(defaults, **given)
     base.validate()
     pairs = parse_cache_type_grid(cache_types, None, None) if isinstance(cache_types, str) else list(cache_types)

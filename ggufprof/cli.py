@@ -185,9 +185,10 @@ def fit(
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     else:
         print_fit(report.model, results, report.budget, report.base, note, measured, profile=defaults,
-                  commands={(r.cache_type_k, r.cache_type_v): report.commands(r) for r in results})
-    if measured and any(m.get("fits") is False for m in measured):
-        raise typer.Exit(1)
+                  commands={(r.cache_type_k, r.cache_type_v): report.commands(r) for r in results},
+                  gpu_ignored=bool(report.n_gpu_layers) and report.gpu is None)
+    if (measured and any(m.get("fits") is False for m in measured)) or not any(r.ctx_size for r in results):
+        raise typer.Exit(1)  # an answer that does not fit, or nothing fits at all
 
 
 LLAMA_BENCH_FORMATS = ("csv", "json", "jsonl", "md", "sql")

@@ -138,3 +138,18 @@ def test_defaults_profiles(profile, n_ctx, swa_cells):
 def test_unknown_defaults_profile_is_one_error():
     r = run("estimate", fixture_path("gemma3-swa"), "--defaults", "cli")
     assert r.exit_code == 2 and "tools, server, library" in r.stderr
+
+
+def test_ngl_without_a_gpu_is_one_rule_said_in_the_output():
+    """-ngl where llama.cpp lists no GPU: every layer stays in host memory (as llama.cpp does), and
+    the output says so; with a GPU, the layers go to it. The same rule in estimate and fit."""
+    from ggufprof.measure.dry_run import visible_gpu
+
+    gpu = visible_gpu()
+    d = json.loads(run("estimate", fixture_path("llama-gqa"), "-c", "4096", "-ngl", "99", "--json").stdout)
+    assert d["placement"]["gpu"] == gpu
+    devices = set(d["placement"]["kv_bytes_by_device"])
+    assert devices == ({"CPU"} if gpu is None else {"CPU", gpu})
+    for args in (["estimate", fixture_path("llama-gqa"), "-ngl", "99"],
+                 ["fit", fixture_path("llama-gqa"), "-ngl", "99", "--memory", "1.1GiB"]):
+        assert ("-ngl is ignored" in run(*args).stdout) == (gpu is None)

@@ -116,10 +116,20 @@ def test_fit_cli_json_verify_and_nothing_fits():
     assert [(x["cache_type_k"], x["cache_type_v"]) for x in rows] == [("f16", "f16"), ("q4_0", "q4_0")]
     assert all(x["ctx_size"] > 0 and x["verify"]["fits"] and x["verify"]["status"] == "ok" for x in rows)
     r = runner.invoke(app, ["fit", str(fixture_path("llama-gqa")), "--memory", "1GiB", "--json"])
-    assert r.exit_code == 0 and all(x["ctx_size"] == 0 for x in json.loads(r.stdout))
+    rows = json.loads(r.stdout)
+    assert r.exit_code == 1 and all(x["ctx_size"] == 0 for x in rows)  # nothing fits is not a pass
+    # the budget the smallest context needs: its total plus the margin, and that budget does fit it
+    need = min(x["smallest_budget_bytes"]["CPU"] for x in rows)
+    assert need > 1 << 30
+    r = runner.invoke(app, ["fit", str(fixture_path("llama-gqa")), "--memory", str(need), "--json"])
+    assert r.exit_code == 2 and "give a unit" in r.stderr  # a bare number is refused, not read as bytes
+    r = runner.invoke(app, ["fit", str(fixture_path("llama-gqa")), "--memory", f"{need}B", "--json"])
+    assert r.exit_code == 0 and max(x["ctx_size"] for x in json.loads(r.stdout)) >= 256
+    r = runner.invoke(app, ["fit", str(fixture_path("llama-gqa")), "--memory", "1GiB"])
+    assert r.exit_code == 1 and "nothing fits; the smallest context" in r.stdout
 
 
-@pytest.mark.parametrize("budget", ["0", "-1", "abc", "1e30", "99999999999 GiB"])
+@pytest.mark.parametrize("budget", ["0", "8", "-1", "abc", "1e30", "99999999999 GiB", "0GiB"])
 def test_bad_budgets(budget):
     r = runner.invoke(app, ["fit", str(fixture_path("llama-gqa")), "--memory", budget])
     assert r.exit_code == 2 and r.stderr.startswith("Error: --memory") and len(r.stderr.strip().splitlines()) == 1
@@ -256,3 +266,18 @@ def test_repacked_weights_are_counted_as_llama_cpp_allocates_them():
         assert "CPU_REPACK" not in with_no_repack.load_log.model_buffers_mib
     finally:
         with_no_repack.close()
+
+
+def test_margin_zero_and_headroom_beyond_the_margin():
+    """--margin 0 is a budget llama.cpp's --fit-target takes too; headroom is what is left beyond the
+    margin (budget - margin - total), so a tight answer reads near 0, not the margin."""
+    rows = {}
+    for margin in ("0MiB", "512MiB"):
+        r = runner.invoke(app, ["fit", str(fixture_path("gemma3-swa")), "--memory", "600MiB", "--margin", margin,
+                                "-ct", "f16", "--json"])
+        assert r.exit_code == 0, r.output
+        (rows[margin],) = json.loads(r.stdout)
+    for margin, row in rows.items():
+        limit = 600 * MIB - int(margin.removesuffix("MiB")) * MIB
+        assert row["headroom_bytes"] == limit - row["total_bytes"] >= 0
+    assert rows["0MiB"]["ctx_size"] >= rows["512MiB"]["ctx_size"]

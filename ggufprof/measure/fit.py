@@ -47,8 +47,9 @@ class Budget:
                 if self.of(d.device) is not None and d.total_bytes > self.of(d.device) - self.margin]
 
     def headroom(self, devices: list[DeviceFootprint]) -> int | None:
-        """Bytes left under the budget (margin not subtracted) on the tightest budgeted device."""
-        rooms = [self.of(d.device) - d.total_bytes for d in devices if self.of(d.device) is not None]
+        """Bytes left beyond the margin on the tightest budgeted device (budget - margin - total):
+        what a larger context could still use; negative when over."""
+        rooms = [self.of(d.device) - self.margin - d.total_bytes for d in devices if self.of(d.device) is not None]
         return min(rooms) if rooms else None
 
 
@@ -65,6 +66,7 @@ class FitResult:
     capped: bool = False  # stopped by the training context, not by memory
     note: str = ""
     limited_by: dict = field(default_factory=dict)  # what stops the next step: device and its largest part
+    smallest_budget: dict[str, int] = field(default_factory=dict)  # nothing fits: the budget 256 cells need
     settings: KVSettings | None = None  # the answer's settings (ctx_size and cache types filled in)
 
     @property
@@ -83,7 +85,7 @@ class FitResult:
             "compute_bytes": sum(d.compute_bytes for d in self.devices), "total_bytes": self.total_bytes,
             "headroom_bytes": self.headroom, "capped_by_n_ctx_train": self.capped,
             "next_step_total_bytes": self.next_total, "devices": [d.to_dict() for d in self.devices],
-            "limited_by": self.limited_by, "note": self.note,
+            "limited_by": self.limited_by, "smallest_budget_bytes": self.smallest_budget, "note": self.note,
         }
 
 
@@ -129,7 +131,9 @@ class Fitter:
                 _, devs = self.total(self.settings(1, tk, tv))
                 return FitResult(tk, tv, 0, devices=devs, headroom=self.budget.headroom(devs),
                                  note="nothing fits: the smallest context (256 cells per sequence) is over budget",
-                                 limited_by=limit(devs, self.budget))
+                                 limited_by=limit(devs, self.budget),
+                                 smallest_budget={d.device: d.total_bytes + self.budget.margin for d in devs
+                                                  if self.budget.of(d.device) is not None})
         except GgufprofError as e:
             return FitResult(tk, tv, 0, note=str(e))
         lo, hi = 1, k_max

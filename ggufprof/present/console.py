@@ -117,8 +117,13 @@ def estimate_json(info: ModelInfo, pred: MemoryPrediction, placement: Placement 
     return d
 
 
+NO_GPU = "llama.cpp lists no GPU here (a CPU build or no device): -ngl is ignored, every layer stays in host memory"
+
+
 def print_placement(p: Placement, c: Console) -> None:
     n_layer = len(p.on_gpu) - 1
+    if p.gpu is None and p.n_gpu_layers:
+        c.print(Text(NO_GPU, style="yellow"))
     on = [il for il in range(n_layer) if p.on_gpu[il]]
     where = f"layers {on[0]}-{on[-1]}" if on else "no repeating layer"
     c.print(f"-ngl {p.n_gpu_layers}: {where} and {'the' if p.on_gpu[n_layer] else 'not the'} output layer on the GPU"
@@ -198,7 +203,7 @@ def print_footprint(devices: list, c: Console) -> None:
 
 def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, measured: list[dict] | None,
               console: Console | None = None, profile: str | None = None,
-              commands: dict[tuple[str, str], dict[str, str]] | None = None) -> None:
+              commands: dict[tuple[str, str], dict[str, str]] | None = None, gpu_ignored: bool = False) -> None:
     """The fit table; ``profile`` names the defaults (and the settings that differ from them),
     ``commands`` gives each answer's llama.cpp command lines by cache type pair."""
     c = console or out_console()
@@ -208,6 +213,8 @@ def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, me
     c.print(Text(f"budget: {', '.join(p for p in parts if p)}, minus a margin of {human_bytes(budget.margin)} · "
                  f"{base.parallel} sequence(s){' unified' if base.kv_unified else ''} · n_ubatch {base.ubatch_size} · "
                  f"flash attention {base.flash_attn}"))
+    if gpu_ignored:
+        c.print(Text(NO_GPU, style="yellow"))
     if profile:
         changed = {k: v for k, v in differing(base, profile).items() if k not in ("ctx_size", "cache_type_k", "cache_type_v")}
         c.print(Text(f"defaults: {DEFAULTS_NOTE[profile]}"
@@ -254,6 +261,13 @@ def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, me
                          f"{human_bytes(lim['bytes'])}{hint}", style="dim"))
     most = max(r.ctx_size for r in results)
     best = [r for r in results if r.ctx_size == most]
+    if not most:
+        need = min((r for r in results if r.smallest_budget), key=lambda r: sum(r.smallest_budget.values()), default=None)
+        if need is not None:
+            c.print(Text(f"nothing fits; the smallest context ({need.cache_type_k}/{need.cache_type_v}, 256 cells per "
+                         "sequence) needs a budget of " + ", ".join(f"{dev} {human_bytes(n)}" for dev, n in
+                                                                   need.smallest_budget.items())
+                         + f" with the {human_bytes(budget.margin)} margin", style="bold red"))
     if most:
         names = ", ".join(f"{r.cache_type_k}/{r.cache_type_v}" for r in best)
         c.print(Text(f"{names} {'gives' if len(best) == 1 else 'give the same'} context: {most:,} tokens"
