@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from itertools import groupby
 
 from rich import box
@@ -22,10 +23,22 @@ from ..units import human_bytes, human_count
 
 
 def out_console(min_width: int = 140) -> Console:
-    """The console tables are printed to: a terminal's own width, but logs and pipes (which do not
-    wrap) get at least ``min_width`` columns instead of Rich's 80, so tables are not squeezed."""
+    """The console tables are printed to: a terminal's own width (or ``COLUMNS`` when set), but logs
+    and pipes (which do not wrap) get at least ``min_width`` columns instead of Rich's 80."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return Console(highlight=False, width=int(os.environ["COLUMNS"]))
     c = Console(highlight=False)
     return c if c.is_terminal else Console(highlight=False, width=max(c.width, min_width))
+
+
+def add_columns(t: Table, names: list[str] | tuple[str, ...], labels: tuple[str, ...] = ()) -> None:
+    """A table's columns: labels left-aligned and kept whole, numbers right-aligned and folded onto a
+    second line (units first) when the terminal is narrow -- never cut with an ellipsis."""
+    for name in names:
+        if name in labels:
+            t.add_column(name, justify="left", no_wrap=True)
+        else:
+            t.add_column(name, justify="right", overflow="fold")
 
 
 def _per_token(info: ModelInfo) -> dict[str, int] | None:
@@ -129,8 +142,7 @@ def print_placement(p: Placement, c: Console) -> None:
     c.print(f"-ngl {p.n_gpu_layers}: {where} and {'the' if p.on_gpu[n_layer] else 'not the'} output layer on the GPU"
             + ("" if p.offload_kqv else "; KV kept in host memory (--no-kv-offload)"))
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("device", "weights", "KV cache", "KV buffer (logged)"):
-        t.add_column(col, justify="left" if col == "device" else "right", no_wrap=True)
+    add_columns(t, ("device", "weights", "KV cache", "KV buffer (logged)"), labels=("device",))
     for dev in p.devices:
         w = p.weights.get(dev, 0)
         if w or p.kv_bytes(dev):
@@ -157,8 +169,7 @@ def print_estimate(info: ModelInfo, pred: MemoryPrediction, console: Console | N
         c.print(Text(f"warning: {pred.n_ctx_seq} cells per sequence exceed the model's training context "
                      f"{info.n_ctx_train} (llama.cpp: possible training context overflow)", style="yellow"))
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("cache", "layers", "cells×streams", "K/V types", "K", "V", "total"):
-        t.add_column(col, justify="left" if col == "cache" else "right", no_wrap=True)
+    add_columns(t, ("cache", "layers", "cells×streams", "K/V types", "K", "V", "total"), labels=("cache",))
     for cp in pred.caches:
         t.add_row(cp.name, str(cp.layers), f"{cp.cells}×{cp.streams}", f"{cp.type_k}/{cp.type_v}",
                   human_bytes(cp.k_bytes), human_bytes(cp.v_bytes + cp.p_bytes), human_bytes(cp.bytes))
@@ -184,8 +195,7 @@ def print_footprint(devices: list, c: Console) -> None:
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="Whole footprint per device", title_justify="left")
     repack = any(d.repack_bytes for d in devices)
     cols = ["device", "weights"] + (["repacked"] if repack else []) + ["KV", "recurrent", "compute", "output", "total"]
-    for col in cols:
-        t.add_column(col, justify="left" if col == "device" else "right", no_wrap=True)
+    add_columns(t, cols, labels=("device",))
     for d in devices:
         t.add_row(d.device, human_bytes(d.weights_bytes) + (" (mmap)" if d.weights_mapped and d.weights_bytes else ""),
                   *([human_bytes(d.repack_bytes)] if repack else []),
@@ -229,8 +239,7 @@ def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, me
     gpu_measured = bool(measured) and any(m.get("vram_growth") is not None for m in measured)
     if measured:
         cols += ["peak RSS"] + (["VRAM"] if gpu_measured else []) + ["fits"]
-    for col in cols:
-        t.add_column(col, justify="left" if col == "K/V" else "right", no_wrap=True)
+    add_columns(t, cols, labels=("K/V",))
     for i, r in enumerate(results):
         d = r.to_dict()
         row = [f"{r.cache_type_k}/{r.cache_type_v}", f"{r.ctx_size:,}" + ("*" if r.capped else "")]

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import GgufprofError
+from .console import add_columns
 from ..memory.predict import bytes_per_token
 from ..model.model_info import ModelInfo
 from ..results.quality import (QualityResult, QualitySettings, fmt_kld, recommendation, resolve_ctx, thresholds_text,
@@ -46,8 +47,7 @@ def print_quality(console: Console, model_name: str, run: dict, kv_ratios: dict[
     results = [QualityResult.from_dict(q) for q in run["results"]]
     t = Table(box=box.SIMPLE_HEAD, title=Text(f"{printable(model_name)}: each cache type against f16/f16"),
               title_justify="left")
-    for col in ("K/V", "KV ×f16", "mean KLD", "median", "p99", "max", "top-1", "PPL", "Δppl", ""):
-        t.add_column(col, justify="left" if col in ("K/V", "") else "right", no_wrap=True)
+    add_columns(t, ("K/V", "KV ×f16", "mean KLD", "median", "p99", "max", "top-1", "PPL", "Δppl", ""), labels=("K/V", ""))
     for q in results:
         ok = within(q)
         t.add_row(f"{q.cache_type_k}/{q.cache_type_v}", kv_ratio_label(kv_ratios.get(q.pair)),
@@ -57,9 +57,7 @@ def print_quality(console: Console, model_name: str, run: dict, kv_ratios: dict[
     if results and results[0].by_position:
         b = Table(box=box.SIMPLE_HEAD, title=Text("mean KLD by position in the chunk (tokens already in the cache)"),
                   title_justify="left")
-        b.add_column("K/V", no_wrap=True)
-        for bin_ in results[0].by_position:
-            b.add_column(f"{bin_.first}–{bin_.last}", justify="right", no_wrap=True)
+        add_columns(b, ["K/V"] + [f"{bin_.first}–{bin_.last}" for bin_ in results[0].by_position], labels=("K/V",))
         for q in results:
             b.add_row(f"{q.cache_type_k}/{q.cache_type_v}", *(fmt_kld(x.kld_mean) for x in q.by_position))
         console.print(b)
