@@ -29,9 +29,19 @@ def suite_dir() -> Path:
     return Path(os.environ.get("GGUFPROF_ARCHS_DIR") or Path.home() / ".cache" / "ggufprof" / f"archs-{pinned_version()}")
 
 
+def llama_tools_dir() -> Path:
+    """Where scripts/build_llama_tools.sh unpacks the vendored llama.cpp (``src/``) and builds its tools
+    (``build/bin/``; make archs builds llama-fit-params)."""
+    return Path(os.environ.get("LLAMA_TOOLS_DIR") or Path.home() / ".cache" / "ggufprof" / f"llama-tools-{pinned_version()}")
+
+
 def llama_tools_bin() -> Path:
-    """Where scripts/build_llama_tools.sh builds llama.cpp's tools (make archs builds llama-fit-params)."""
-    return Path(os.environ.get("LLAMA_TOOLS_DIR") or Path.home() / ".cache" / "ggufprof" / f"llama-tools-{pinned_version()}") / "build" / "bin"
+    return llama_tools_dir() / "build" / "bin"
+
+
+def llama_script(name: str) -> Path:
+    """One of the vendored llama.cpp's ``scripts/`` (e.g. compare-llama-bench.py)."""
+    return llama_tools_dir() / "src" / "scripts" / name
 
 
 def suite_models() -> list[Path]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +27,35 @@ def pytest_terminal_summary(terminalreporter):
 
 def fixture_path(name: str) -> Path:
     return FIXTURES / f"{name}.gguf"
+
+
+T = TypeVar("T")
+HANG_GUARD_S = 120.0
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout: float = HANG_GUARD_S) -> T:
+    """Poll ``condition`` until it returns something truthy, and return that. Tests wait for the
+    event itself, never for a guessed time; ``timeout`` only keeps a broken run from hanging (the
+    test fails naming ``what``) and is no speed limit: a loaded machine only waits longer."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"still waiting for {what} after {timeout:g} s")
+        time.sleep(0.01)
+    return value
+
+
+def living(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """The processes still running. A zombie (dead, not yet reaped by whoever adopted it) is not:
+    it holds no memory and runs nothing."""
+    alive = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,11 @@ def test_inspect_table_shows_layout():
     r = run("inspect", fixture_path("gemma3-swa"))
     assert r.exit_code == 0
     assert "sliding window 200 on 7 of 8 layers" in r.stdout
+    rows = [[c.strip() for c in ln.strip("│").split("│")] for ln in r.stdout.splitlines() if ln.startswith("│")]
+    # the layers table: runs of layers with the same shape and memory, in order (layers, ..., memory)
+    assert [(row[0], row[1], row[2], row[3], row[4]) for row in rows if len(row) == 5] == [
+        ("0-4", "2", "1", "64/64", "sliding window 200"), ("5", "2", "1", "64/64", "attention"),
+        ("6-7", "2", "1", "64/64", "sliding window 200")]
     assert "q8_0" in r.stdout and "1,088" in r.stdout  # 8 layers x 2 x (64/32 x 34 B)
 
 
@@ -56,10 +61,15 @@ def test_estimate_json_matches_library():
 
 
 def test_estimate_long_flags_and_table():
-    r = run("estimate", fixture_path("llama-gqa"), "--ctx-size", 4096, "--cache-type-k", "f16",
-            "--parallel", 2, "--kv-unified", "--batch-size", 512)
+    """Each long flag is taken: --parallel 2 --kv-unified gives one stream of 4096 cells (two streams
+    of 2048 without it), --batch-size 256 caps n_ubatch (512 by default) at 256."""
+    r = run("estimate", fixture_path("llama-gqa"), "--ctx-size", 4096, "--cache-type-k", "q8_0",
+            "--parallel", 2, "--kv-unified", "--batch-size", 256)
     assert r.exit_code == 0, r.output
-    assert "KV cache: 4.00 MiB (4,194,304 bytes)" in r.stdout
+    assert "2 sequence(s), unified · n_ubatch 256" in r.stdout
+    (row,) = [ln.split() for ln in r.stdout.splitlines() if ln.split()[:1] == ["kv"]]
+    assert row == ["kv", "4", "4096×1", "q8_0/f16", "1.06", "MiB", "2.00", "MiB", "3.06", "MiB"]
+    assert "KV cache: 3.06 MiB (3,211,264 bytes)" in r.stdout
 
 
 def test_help_states_the_defaults_profiles():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import statistics
 import xml.etree.ElementTree as ET
@@ -16,6 +15,8 @@ from ggufprof.results.compare import Thresholds, compare_memory, compare_speed, 
 from ggufprof.memory.caches import mib_f32
 from ggufprof.results.store import load_records
 
+from .edited_results import scale_tg, write_copy
+
 runner = CliRunner(mix_stderr=False)
 
 
@@ -23,27 +24,27 @@ def run(*args):
     return runner.invoke(app, ["compare", *[str(a) for a in args]])
 
 
-def write_copy(src, dst, change=None, keep=None):
-    """dst/results.jsonl: the records of src, each passed through ``change(dict)``; only ids in
-    ``keep`` when given."""
-    dst.mkdir(parents=True, exist_ok=True)
-    with open(dst / "results.jsonl", "w") as f:
-        for rec in load_records(src):
-            d = copy.deepcopy(rec.to_dict())
-            if keep is not None and d["id"] not in keep:
-                continue
-            if change:
-                change(d)
-            f.write(json.dumps(d) + "\n")
-    return dst
-
-
-def scale_tg(factor):
+def steady_tg(target):
+    """A change that gives configuration ``target`` a steady tg measurement: three samples within ±1 %
+    of its measured mean, not flagged noisy. A baseline edited so and a copy of it at 0.8x are
+    completely separated (Mann-Whitney's exact one-sided p = 1/20, Welch's far below), so their verdict
+    is a regression whatever load the shared sweep was measured under."""
     def change(d):
-        tg = d["measured"].get("tg")
-        if tg:
-            tg["samples_tps"] = [x * factor for x in tg["samples_tps"]]
-            tg["tps_mean"] = statistics.fmean(tg["samples_tps"])
+        if d["id"] == target:
+            tg = d["measured"]["tg"]
+            mean = statistics.fmean(tg["samples_tps"])
+            tg["samples_tps"] = [mean * 0.99, mean, mean * 1.01]
+            tg["tps_mean"] = mean
+            noise = {k: v for k, v in (d["check"].get("speed_noise") or {}).items() if k != "tg"}
+            d["check"].update(speed_noise=noise, speed_noisy=bool(noise))
+    return change
+
+
+def changes(*fns):
+    """The changes one after the other."""
+    def change(d):
+        for fn in fns:
+            fn(d)
     return change
 
 
@@ -56,27 +57,42 @@ def ok_records(path):
     return [r for r in load_records(path) if r.status == "ok"]
 
 
+@pytest.fixture
+def steady_pair(gqa, tmp_path):
+    """``make(factor, extra=None) -> (target id, baseline dir, new dir)``: the real sweep with one
+    configuration's tg samples edited steady (``steady_tg``) on both sides, and the new side's tg x
+    ``factor`` (then ``extra``), so that a lowered tg is a regression there by construction, not by
+    how quiet the machine was."""
+    target = ok_records(gqa)[0].id
+
+    def make(factor, extra=None):
+        base = write_copy(gqa, tmp_path / "base", steady_tg(target))
+        lowered = changes(steady_tg(target), scale_tg(factor), *([extra] if extra else []))
+        return target, base, write_copy(gqa, tmp_path / "new", lowered)
+    return make
+
+
 def test_run_against_itself_passes(gqa):
     r = run(gqa, gqa)
     assert r.exit_code == 0, r.output
     assert "0 regression(s)" in r.stdout
 
 
-def test_tg_lowered_20_percent_fails_and_names_configurations(gqa, tmp_path):
-    new = write_copy(gqa, tmp_path / "new", scale_tg(0.8))
+def test_tg_lowered_20_percent_fails_and_names_configurations(steady_pair):
+    target, base, new = steady_pair(0.8)
     # --strict-noise: this tests the significance rules, whatever rows the fixture's ~1 ms timings flag noisy
-    r = run(gqa, new, "--format", "json", "--strict-noise")
+    r = run(base, new, "--format", "json", "--strict-noise")
     assert r.exit_code == 1, r.output
     flagged = {x["id"] for x in json.loads(r.stdout)["regressions"]}
-    assert flagged and all(x["metric"] == "tg_tps" for x in json.loads(r.stdout)["regressions"])
+    assert target in flagged and all(x["metric"] == "tg_tps" for x in json.loads(r.stdout)["regressions"])
     # whenever the three baseline samples span less than 25 %, the lowered ones all lie below them:
     # Mann-Whitney's exact one-sided p is 1/20 = alpha, so these must be flagged whatever the noise
-    separable = {rec.id for rec in ok_records(gqa)
+    separable = {rec.id for rec in ok_records(base)
                  if max(rec.measured["tg"]["samples_tps"]) < 1.25 * min(rec.measured["tg"]["samples_tps"])}
-    assert separable <= flagged
-    table = run(gqa, new, "--strict-noise")
+    assert target in separable and separable <= flagged
+    table = run(base, new, "--strict-noise")
     assert table.exit_code == 1
-    labels = short_labels([rec.id for rec in load_records(gqa)])
+    labels = short_labels([rec.id for rec in load_records(base)])
     for rid in flagged:  # the table names each flagged configuration by what distinguishes it
         assert labels[rid] in table.stdout
 
@@ -203,20 +219,21 @@ def test_different_host_refused(gqa, tmp_path):
     assert r.exit_code == 2 and "elsewhere" in r.stderr and "hostname" in r.stderr
 
 
-def test_every_format_parses(gqa, tmp_path):
-    new = write_copy(gqa, tmp_path / "new", scale_tg(0.5))
-    d = json.loads(run(gqa, new, "-f", "json").stdout)
+def test_every_format_parses(steady_pair, tmp_path):
+    target, base, new = steady_pair(0.5)
+    d = json.loads(run(base, new, "-f", "json").stdout)
     assert set(d) >= {"regressions", "improvements", "unchanged", "only_baseline", "only_new"}
-    n_ok = len(ok_records(gqa))
+    assert (target, "tg_tps") in [(x["id"], x["metric"]) for x in d["regressions"]]
+    n_ok = len(ok_records(base))
     assert len(d["regressions"]) + len(d["improvements"]) + len(d["unchanged"]) + len(d["noisy"]) == n_ok * 6
-    suite = ET.fromstring(run(gqa, new, "-f", "junit").stdout)
+    suite = ET.fromstring(run(base, new, "-f", "junit").stdout)
     assert suite.tag == "testsuite" and int(suite.get("tests")) == n_ok * 6
     failures = suite.findall("testcase/failure")
     assert int(suite.get("failures")) == len(failures) == len(d["regressions"]) > 0
-    md = run(gqa, new, "-f", "md").stdout
+    md = run(base, new, "-f", "md").stdout
     assert "| configuration | metric |" in md and ":x: regression" in md
     out = tmp_path / "report.xml"
-    r = run(gqa, new, "-f", "junit", "--output", out)
+    r = run(base, new, "-f", "junit", "--output", out)
     assert r.exit_code == 1 and r.stdout == "" and ET.parse(out).getroot().tag == "testsuite"
 
 
@@ -242,19 +259,19 @@ def test_thresholds_and_rules():
     assert compare_speed("c", "tg_tps", [100.0], [50.0], th).verdict == "not_compared"
 
 
-def test_noisy_rows_are_reported_not_judged(gqa, tmp_path):
+def test_noisy_rows_are_reported_not_judged(steady_pair):
     """A 20 % drop on a measurement flagged noisy is 'noisy', not a regression, unless --strict-noise."""
-    plain = json.loads(run(gqa, write_copy(gqa, tmp_path / "plain", scale_tg(0.8)), "--format", "json").stdout)
-    target = next(x["id"] for x in plain["regressions"] if x["metric"] == "tg_tps")
+    target, base, plain = steady_pair(0.8)
+    d = json.loads(run(base, plain, "--format", "json").stdout)
+    assert (target, "tg_tps") in [(x["id"], x["metric"]) for x in d["regressions"]]  # unflagged: judged
 
-    def slower_and_noisy(d):
-        scale_tg(0.8)(d)
+    def flag_noisy(d):
         if d["id"] == target:
             d["check"]["speed_noise"] = {"tg": ["spread 35% > 10%"]}
             d["check"]["speed_noisy"] = True
-    new = write_copy(gqa, tmp_path / "new", slower_and_noisy)
-    d = json.loads(run(gqa, new, "--format", "json").stdout)
+    _, base, new = steady_pair(0.8, flag_noisy)
+    d = json.loads(run(base, new, "--format", "json").stdout)
     assert (target, "tg_tps") in [(x["id"], x["metric"]) for x in d["noisy"]]
     assert (target, "tg_tps") not in [(x["id"], x["metric"]) for x in d["regressions"]]
-    strict = json.loads(run(gqa, new, "--format", "json", "--strict-noise").stdout)
+    strict = json.loads(run(base, new, "--format", "json", "--strict-noise").stdout)
     assert (target, "tg_tps") in [(x["id"], x["metric"]) for x in strict["regressions"]] and not strict["noisy"]

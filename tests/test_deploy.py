@@ -171,11 +171,20 @@ def test_flash_attn_spellings_and_non_utf8(tmp_path):
     assert "not UTF-8" in one_line_error(runner.invoke(app, ["check", str(tmp_path / "bin.toml")]))
 
 
-def test_names_are_unique_and_write_inside_out(tmp_path):
+def test_names_are_unique_and_write_inside_out(tmp_path, monkeypatch):
+    """A name with a dot is a directory name like any other: its measurement lands in OUT/<name>/ and
+    nothing is written outside OUT (names that would leave it are refused, test_bad_file_names_...)."""
     twice = GOOD + GOOD
     assert "used twice" in one_line_error(check(tmp_path, twice))
-    r = check(tmp_path, GOOD.replace('"chat"', '"chat.v2"'), "--estimate-only", "--out", str(tmp_path / "out"))
+    work, out = tmp_path / "work", tmp_path / "work" / "out"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    r = check(work, MEASURED.replace('"tiny"', '"tiny.v2"').replace("MIN_TG", ""), "--out", str(out))
     assert r.exit_code == 0, r.output
+    rec = json.loads((out / "tiny.v2" / "results.jsonl").read_text())
+    assert rec["status"] == "ok"
+    written = {p for p in work.rglob("*") if p.is_file()} - {work / "deploy.toml"}
+    assert written and all(out / "tiny.v2" in p.parents for p in written), sorted(written)
 
 
 def _write(tmp_path, text):

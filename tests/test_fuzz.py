@@ -1,6 +1,8 @@
 """Fuzzing every command with mutated GGUF headers, results lines and deployment TOML (seeded, so a
 failure reproduces). Whatever the input: exit 0, 1 or 2 only; on 2 exactly one ``Error:`` line; never
-a traceback; nothing written outside the output directory; each case within a time limit."""
+a traceback; nothing written outside the output directory. No case is timed: the driver's timeout
+is a hang guard, never a speed limit (that a hostile header is refused without per-layer work is
+asserted on the work itself, in test_hardening)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import json
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from ggufprof.cli import app
 from .conftest import ROOT, fixture_path
 
 runner = CliRunner(mix_stderr=False)
-CASE_LIMIT_S = 20
+HANG_GUARD_PER_CASE_S = 20  # the driver's timeout: a hang guard, not a speed limit
 
 
 def check_outcome(code: int, stdout: str, stderr: str, what: str) -> None:
@@ -75,14 +76,12 @@ def test_mutated_gguf_headers(tmp_path):
         path.write_bytes(mutate_bytes(data, rng, limit=8192))
         cmd = rng.choice([["inspect"], ["inspect", "--json"], ["estimate", "-c", "4096"], ["estimate", "--json"]])
         cases.append([cmd[0], str(path), *cmd[1:]])
-    t = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", DRIVER], input="".join(json.dumps(c) + "\n" for c in cases),
-                       capture_output=True, text=True, timeout=CASE_LIMIT_S * len(cases), cwd=tmp_path)
+                       capture_output=True, text=True, timeout=HANG_GUARD_PER_CASE_S * len(cases), cwd=tmp_path)
     outcomes = [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("[")]
     assert len(outcomes) == len(cases), f"the driver died at case {len(outcomes)} {cases[len(outcomes)]}: {p.stderr[-2000:]}"
     for case, (code, out, err) in zip(cases, outcomes):
         check_outcome(code, out, err, " ".join(case))
-    assert time.perf_counter() - t < CASE_LIMIT_S * 3
     assert sum(c == 2 for c, _, _ in outcomes) > 10  # the mutations do produce refusals
 
 
@@ -136,10 +135,8 @@ def test_mutated_results_lines(small_results, tmp_path, monkeypatch):
                      ["compare", str(small_results), str(d)], ["compare", str(d), str(d), "--format", "junit"],
                      ["export", str(d), "-o", str(out / "x.jsonl")]):
             before = files_under(tmp_path)
-            t = time.perf_counter()
             r = runner.invoke(app, args)
             check_outcome(r.exit_code, r.stdout, r.stderr, f"case {n}: {args}")
-            assert time.perf_counter() - t < CASE_LIMIT_S
             new = files_under(tmp_path) - before
             assert all(out in p.parents or p == out for p in new), f"case {n}: {args} wrote {sorted(new)[:3]}"
 

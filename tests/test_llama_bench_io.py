@@ -6,8 +6,14 @@ tests/data/llama-bench-llama-gqa.jsonl is real llama-bench output (the vendored 
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import sqlite3
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,24 +24,12 @@ from ggufprof.results.llama_bench_io import FIELDS, import_llama_bench
 from ggufprof.results.store import load_records
 from ggufprof.results.schema import validate
 
+from .archs_suite import llama_script
+from .conftest import ROOT
+from .edited_results import scale_tg, write_copy
+
 SAMPLE = Path(__file__).parent / "data" / "llama-bench-llama-gqa.jsonl"
 runner = CliRunner(mix_stderr=False)
-
-# scripts/compare-llama-bench.py (vendored llama.cpp): the columns it stores, and the keys it joins
-# baseline and compare rows on (every one must be present and non-null, or no row matches)
-DB_FIELDS = [
-    "build_commit", "build_number", "cpu_info", "gpu_info", "backends", "model_filename", "model_type", "model_size",
-    "model_n_params", "n_batch", "n_ubatch", "n_threads", "cpu_mask", "cpu_strict", "poll", "type_k", "type_v",
-    "n_gpu_layers", "split_mode", "main_gpu", "no_kv_offload", "flash_attn", "tensor_split", "tensor_buft_overrides",
-    "load_mode", "embeddings", "no_op_offload", "n_prompt", "n_gen", "n_depth", "test_time", "avg_ns", "stddev_ns",
-    "avg_ts", "stddev_ts", "n_cpu_moe", "fit_target", "fit_min_ctx",
-]
-KEY_PROPERTIES = [
-    "cpu_info", "gpu_info", "backends", "n_gpu_layers", "n_cpu_moe", "tensor_buft_overrides", "model_filename",
-    "model_type", "n_batch", "n_ubatch", "embeddings", "cpu_mask", "cpu_strict", "poll", "n_threads", "type_k", "type_v",
-    "load_mode", "no_kv_offload", "split_mode", "main_gpu", "tensor_split", "flash_attn", "n_prompt", "n_gen", "n_depth",
-    "fit_target", "fit_min_ctx",
-]
 
 
 def invoke(*args):
@@ -64,29 +58,92 @@ def test_export_has_llama_bench_fields_and_types(exported, sweep_dirs):
     assert list(FIELDS) == [k for k in real if k not in ("samples_ns", "samples_ts")]
 
 
-def test_export_readable_by_compare_llama_bench(sweep_dirs, tmp_path):
-    """Load two exports the way compare-llama-bench.py does (its SQLite table and join)."""
+def readme_compare_commands() -> list[list[str]]:
+    """The README's compare-llama-bench.py block (llama-bench interop), one word list per line."""
+    blocks = re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    (block,) = [b for b in blocks if "compare-llama-bench.py" in b]
+    return [shlex.split(line) for line in block.splitlines() if line.strip()]
+
+
+def run_readme_line(words: list[str], cwd: Path) -> subprocess.CompletedProcess | None:
+    """One README line, as written: ``ggufprof export ... > FILE`` (or ``>>``) through the CLI, or
+    ``python .../scripts/compare-llama-bench.py ...`` with the vendored llama.cpp's script."""
+    if words[0] == "ggufprof":
+        *args, redirect, target = words
+        assert redirect in (">", ">>"), words
+        r = runner.invoke(app, args[1:])
+        assert r.exit_code == 0, r.output
+        with open(cwd / target, "w" if redirect == ">" else "a") as f:
+            f.write(r.stdout)
+        return None
+    assert words[0] == "python" and words[1].endswith("scripts/compare-llama-bench.py"), words
+    script = llama_script("compare-llama-bench.py")
+    if not script.exists():
+        pytest.fail(f"{script} is missing: run scripts/build_llama_tools.sh llama-fit-params (make archs) first, "
+                    "which unpacks the vendored llama.cpp there")
+    for module, package in (("git", "GitPython"), ("tabulate", "tabulate")):
+        if importlib.util.find_spec(module) is None:
+            pytest.fail(f"compare-llama-bench.py needs {package}: pip install -e '.[dev]'")
+    return subprocess.run([sys.executable, str(script), *words[2:]], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+def pipe_table(text: str) -> tuple[list[str], list[list[str]]]:
+    """tabulate's 'pipe' table (the script's default output): header and rows, cells stripped."""
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+
+    def cells(ln: str) -> list[str]:
+        return [c.strip() for c in ln.strip().strip("|").split("|")]
+    return cells(lines[0]), [cells(ln) for ln in lines[2:]]
+
+
+def test_export_readable_by_compare_llama_bench(sweep_dirs, tmp_path, monkeypatch):
+    """The README's commands, as written, on two builds: ``base`` (the shared sweep) and ``new`` (the
+    same records with every tg sample halved). llama.cpp's own compare-llama-bench.py prints one row
+    per llama-bench configuration and test, with both builds' mean t/s and the speedup."""
+    shutil.copytree(sweep_dirs["llama-gqa"], tmp_path / "base")
+    write_copy(tmp_path / "base", tmp_path / "new", scale_tg(0.5))
+    monkeypatch.chdir(tmp_path)
+    *exports, compare = readme_compare_commands()
+    for words in exports:
+        run_readme_line(words, tmp_path)
+    out = run_readme_line(compare, tmp_path)
+    assert out.returncode == 0, out.stderr
+    base_name, new_name = compare[compare.index("-b") + 1], compare[compare.index("-c") + 1]
+
+    # what it should print: the exports' avg_ts per build, configuration and test, averaged over what
+    # llama-bench does not know (ctx_size here: 512 and 2048)
+    expected: dict[tuple, dict[str, list[float]]] = {}
+    for line in map(json.loads, (tmp_path / "all.jsonl").read_text().splitlines()):
+        test = f"pp{line['n_prompt']}" if line["n_gen"] == 0 else f"tg{line['n_gen']}"
+        test += f"@d{line['n_depth']}" if line["n_depth"] else ""
+        key = (line["type_k"], line["type_v"], test)
+        expected.setdefault(key, {}).setdefault(line["build_commit"], []).append(line["avg_ts"])
+    assert len(expected) == 12  # 3 cache types x 2 depths x (pp, tg)
+
+    header, rows = pipe_table(out.stdout)
+    assert header[-4:] == ["Test", f"t/s {base_name}", f"t/s {new_name}", "Speedup"]
+    k, v = header.index("K type"), header.index("V type")
+    got = {(r[k], r[v], r[-4]): r[-3:] for r in rows}
+    assert len(rows) == len(got) and set(got) == set(expected)  # one row per configuration and test
+    for key, (old_ts, new_ts, speedup) in got.items():
+        assert float(old_ts) == pytest.approx(statistics.fmean(expected[key][base_name]), abs=0.006), key
+        assert float(new_ts) == pytest.approx(statistics.fmean(expected[key][new_name]), abs=0.006), key
+        assert speedup == ("0.50" if key[2].startswith("tg") else "1.00"), key
+
+
+def test_compare_llama_bench_needs_build_names_of_one_length(sweep_dirs, tmp_path):
+    """Why the README gives both builds names of one length: the script cuts every build_commit to
+    the shortest one's length, so ``base`` beside ``new`` becomes ``bas`` and is not found."""
     lines = []
-    for build in ("base1234", "new56789"):
+    for build in ("base", "new"):
         r = invoke("export", sweep_dirs["llama-gqa"], "--build-commit", build)
-        assert r.exit_code == 0
-        lines += [json.loads(ln) for ln in r.stdout.splitlines()]
-    db = sqlite3.connect(":memory:")
-    db.execute(f"CREATE TABLE llama_bench({', '.join(DB_FIELDS)})")
-    required = set(KEY_PROPERTIES + ["build_commit", "test_time", "avg_ts"])
-    for line in lines:
-        parsed = {k: v for k, v in line.items() if k in DB_FIELDS}
-        assert required <= parsed.keys()
-        assert all(parsed[k] is not None for k in required)
-        db.execute(f"INSERT INTO llama_bench({', '.join(parsed)}) VALUES({', '.join('?' * len(parsed))})",
-                   tuple(parsed.values()))
-    equal = " AND ".join([f"tb.{p} = tc.{p}" for p in KEY_PROPERTIES]
-                         + ["tb.build_commit = 'base1234'", "tc.build_commit = 'new56789'"])
-    rows = db.execute(f"SELECT tb.type_k, tb.n_prompt, tb.n_gen, tb.n_depth, AVG(tb.avg_ts), AVG(tc.avg_ts) "
-                      f"FROM llama_bench tb JOIN llama_bench tc ON {equal} "
-                      "GROUP BY tb.type_k, tb.n_prompt, tb.n_gen, tb.n_depth").fetchall()
-    # llama-bench has no ctx_size: 3 cache types x 2 depths x (pp, tg), the two ctx sizes averaged
-    assert len(rows) == 12 and all(r[4] > 0 and r[5] > 0 for r in rows)
+        assert r.exit_code == 0, r.output
+        lines.append(r.stdout)
+    (tmp_path / "all.jsonl").write_text("".join(lines))
+    out = run_readme_line(["python", "scripts/compare-llama-bench.py", "-t", "llama-bench", "-i", "all.jsonl",
+                           "-b", "base", "-c", "new"], tmp_path)
+    assert out.returncode == 1 and "cannot find data for baseline=base" in out.stderr, out.stderr
 
 
 def test_export_import_round_trip(exported, sweep_dirs, tmp_path):

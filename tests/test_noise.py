@@ -37,10 +37,13 @@ def test_grid_interleaves_cache_types():
     info = load_model_info(fixture_path("gemma3-swa"))
     pairs = [("f16", "f16"), ("q8_0", "q8_0"), ("q4_0", "q4_0")]
     spec = GridSpec(pairs, [1024, 4096], [False, True], [1, 2], [False, True], ["auto"], [0, 256], threads=2)
-    order = [(rs.kv.cache_type_k, rs.kv.cache_type_v) for rs, _ in expand(info, spec)]
+    runs = [rs for rs, _ in expand(info, spec)]
+    order = [(rs.kv.cache_type_k, rs.kv.cache_type_v) for rs in runs]
     assert len(order) == 3 * 2 * 2 * 3 * 2
     for start in range(0, len(order), 3):
         assert sorted(order[start:start + 3]) == sorted(pairs)
+        others = {",".join(t for t in rs.id.split(",") if not t.startswith(("ctk=", "ctv="))) for rs in runs[start:start + 3]}
+        assert len(others) == 1, others  # the round differs in nothing else
     # a burst of load over any 6 consecutive configurations hits every cache type twice
     for start in range(len(order) - 5):
         window = order[start:start + 6]
