@@ -23,7 +23,7 @@ common/download.cpp, common/hf-cache.cpp):
 
 Libraries: ``huggingface_hub`` resolves repositories (``HfApi``: the refs and file tree llama.cpp
 asks for), finds the token (``HF_TOKEN``, ``HUGGING_FACE_HUB_TOKEN`` or ``huggingface-cli login``'s
-file) and gives the HTTP session (``requests``) that range reads and downloads use. Its own
+file) and its HTTP library, ``requests``, does the range reads and downloads. Its own
 downloader is not used: ``hf_hub_download`` keeps partial files under another name than llama.cpp
 (``.incomplete``) and ``http_get`` writes in 10 MB pieces (a bar that moves by 10 MB, a resume that
 loses up to 10 MB); fsspec's HTTP files are not used either: they take a 200 answer to a range
@@ -327,25 +327,27 @@ def _network_message(url: str, exc: Exception) -> str:
 
 
 class _Session:
-    """huggingface_hub's requests session, with the token for the model endpoint only (never sent
-    to another host, whatever llama.cpp does), and errors as one line."""
+    """A ``requests`` session; huggingface_hub's headers (its token, ``HF_TOKEN`` first) for the model
+    endpoint only -- a token is never sent to another host, whatever llama.cpp does -- and errors as
+    one line. (huggingface_hub is imported only for the endpoint: its import is ~0.3 s.)"""
 
     def __enter__(self) -> "_Session":
-        from huggingface_hub.utils import get_session
+        import requests
 
-        self.session = get_session()
+        self.session = requests.Session()
         return self
 
     def __exit__(self, *exc) -> None:
-        return None
+        self.session.close()
 
     def headers(self, url: str) -> dict[str, str]:
-        from huggingface_hub.utils import build_hf_headers
-
         from .. import __version__
 
-        return build_hf_headers(token=None if _is_hub(url) else False, library_name="ggufprof",
-                                library_version=__version__)
+        if not _is_hub(url):
+            return {"User-Agent": f"ggufprof/{__version__}"}
+        from huggingface_hub.utils import build_hf_headers
+
+        return build_hf_headers(library_name="ggufprof", library_version=__version__)
 
     def request(self, method: str, url: str, **kw):
         import requests
