@@ -269,7 +269,7 @@ def sweep(
         offload_kqv=on_off_both(kv_offload, "--kv-offload"),
     )
     spec.validate()  # refused values: exit 2 before anything is read, run or rotated
-    info = load_model(_model(model, hf_repo, hf_file), whole=not recheck, progress=DownloadBar())
+    info = load_model(_model(model, hf_repo, hf_file), whole=True, progress=DownloadBar())  # --recheck: its sha256
     out_dir = out or default_out_dir(info.path)
     console = Console(stderr=False, highlight=False)
     if recheck:

@@ -467,6 +467,14 @@ def test_sweep_of_a_url_downloads_it_and_records_where_from(env, nginx, tmp_path
     assert rec["model"]["sha256"] == sha256(fixture_path("llama-gqa"))
 
 
+def test_quality_of_a_repository_downloads_it_first(env, nginx):
+    r = run("quality", "-hf", f"{REPO}:Q8_0", "-ct", "q8_0", "-c", "64", "--chunks", "2", "-t", "2", "--json")
+    assert r.exit_code == 0, r.stderr
+    (res,) = json.loads(r.stdout)
+    assert res["cache_type_k"] == "q8_0" and res["n_chunks"] == 2 and res["kld_mean"] >= 0
+    assert (hf_cache_dir() / "models--test--tiny-GGUF" / "blobs" / sha256(fixture_path("llama-gqa"))).is_file()
+
+
 def test_load_model_takes_a_repository_and_a_header_only_model_is_downloaded_when_run(env, nginx):
     from ggufprof.api import load_model
 

@@ -72,7 +72,8 @@ class Sweep:
     def sha256(self) -> str | None:
         """The model file's sha256; None for a model described without its file (tests of stored
         results from another machine), which then cannot be checked against the results."""
-        if self._sha256 is None and self.model.path.is_file():
+        header_only = self.model.origin is not None and self.model.origin.header_only  # a stand-in has no weights
+        if self._sha256 is None and self.model.path.is_file() and not header_only:
             self._sha256 = sha256_file(self.model.path)
         return self._sha256
 

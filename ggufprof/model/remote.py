@@ -42,9 +42,10 @@ import re
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from ..errors import GgufprofError
@@ -267,6 +268,8 @@ def _best_model(paths: list[str], tag: str) -> str | None:
 def _hub_file(repo: str, commit: str, f) -> RemoteFile:
     """hf-cache.cpp ``get_repo_files``: the URL at the commit, the blob named by its oid."""
     oid = f.lfs.sha256 if f.lfs else f.blob_id
+    if oid and not re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", oid):  # hf-cache.cpp is_valid_oid
+        raise GgufprofError(f"{repo}: refusing the file '{f.path}': its oid '{oid}' is not a hash")
     root = hf_cache_dir() / ("models--" + repo.replace("/", "--"))
     snapshot = root / "snapshots" / commit / f.path
     if not snapshot.resolve().is_relative_to((root / "snapshots" / commit).resolve()):
@@ -276,24 +279,19 @@ def _hub_file(repo: str, commit: str, f) -> RemoteFile:
                       root)
 
 
-class _hub_errors:
+@contextmanager
+def _hub_errors(ref: HfRepo):
     """huggingface_hub's HTTP errors as one line the user can act on."""
+    import requests
 
-    def __init__(self, ref: HfRepo):
-        self.ref = ref
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, typ, exc, tb):
-        import requests
-
-        if isinstance(exc, requests.HTTPError) and exc.response is not None:
-            raise GgufprofError(_status_message(f"{model_endpoint()}{self.ref.repo}", exc.response.status_code,
-                                                exc.response.reason)) from None
-        if isinstance(exc, requests.RequestException):
-            raise GgufprofError(_network_message(model_endpoint(), exc)) from None
-        return False
+    try:
+        yield
+    except requests.RequestException as e:
+        response = getattr(e, "response", None)
+        if response is not None:
+            raise GgufprofError(_status_message(f"{model_endpoint()}{ref.repo}", response.status_code,
+                                                response.reason)) from None
+        raise GgufprofError(_network_message(model_endpoint(), e)) from None
 
 
 # --- HTTP ---
