@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 GGUFPROF := $(VENV)/bin/ggufprof
 DEMO_MODEL ?= fixtures/gemma3-swa.gguf
 
-.PHONY: install browser archs demo test fixtures bench-metadata clean
+.PHONY: install browser nginx archs demo test fixtures bench-metadata clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,11 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# Debian's nginx, the real web server (range requests, 304s, 401s) tests/test_remote.py starts on 127.0.0.1.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
+
 # llama.cpp's architecture suite (one tiny model per architecture) and llama-fit-params, built from the
 # vendored llama.cpp outside the repo (~8 min the first time on 2 cores, then cached): the oracles of
 # tests/test_archs_suite.py and of the footprint tests in tests/test_fit.py.
@@ -34,7 +39,7 @@ archs: install
 	scripts/archs_suite.sh
 	scripts/build_llama_tools.sh llama-fit-params
 
-test: install browser archs
+test: install browser nginx archs
 	$(PY) -m pytest
 
 fixtures: install

@@ -40,12 +40,16 @@ from .memory.placement import Placement, place
 from .memory.predict import MemoryPrediction, predict
 from .memory.settings import DEFAULT_PROFILE, KVSettings, with_defaults
 from .model.model_info import ModelInfo, load_model_info
+from .model.remote import HfRepo, Progress, resolve_model
 from .results.compare import Comparison, Thresholds, compare_paths
 from .results.deploy import Deployment, load_deployments
 from .results.deploy_check import LimitCheck, check_deployment
 from .results.quality import QualitySettings
 from .results.schema import Record
 from .results.store import load_dataframe, load_records
+
+
+Model = str | Path | HfRepo | ModelInfo  # a file, an http(s):// URL, a repository (-hf) or a model already read
 
 
 def use_llama_lib(lib_dir: str | Path | None) -> Path | None:
@@ -62,9 +66,19 @@ def use_llama_lib(lib_dir: str | Path | None) -> Path | None:
     return path
 
 
-def load_model(model: str | Path | ModelInfo) -> ModelInfo:
-    """A model file's header as llama.cpp reads it (hyper-parameters, tensors); only the header is read."""
-    return model if isinstance(model, ModelInfo) else load_model_info(Path(model))
+def load_model(model: Model, *, whole: bool = False, progress: Progress | None = None) -> ModelInfo:
+    """A model's header as llama.cpp reads it (hyper-parameters, tensors); only the header is read.
+
+    ``model`` may be a URL (the first shard of a split model) or ``HfRepo("user/repo", "Q4_K_M")``
+    (llama.cpp's ``-hf``): then only the header is fetched, with range requests, unless ``whole``
+    (what runs the weights needs), which downloads the model into llama.cpp's cache
+    (model/remote.py), reporting to ``progress``."""
+    if isinstance(model, ModelInfo):
+        if not (whole and model.origin and model.origin.header_only):
+            return model
+        model = model.origin.ref  # read from its header only: now the whole file is needed
+    path, origin = resolve_model(model, whole=whole, progress=progress)
+    return dataclasses.replace(load_model_info(path), origin=origin)
 
 
 @dataclass
@@ -78,7 +92,7 @@ class Estimate:
     devices: list[DeviceFootprint] | None = None  # the whole footprint per device (total=True)
 
 
-def estimate(model: str | Path | ModelInfo, settings: KVSettings | None = None, *, defaults: str = DEFAULT_PROFILE,
+def estimate(model: Model, settings: KVSettings | None = None, *, defaults: str = DEFAULT_PROFILE,
              n_gpu_layers: int | None = None, offload_kqv: bool = True, total: bool = False, repack: bool = True,
              **given: object) -> Estimate:
     """Every cache and state llama.cpp creates for these settings, byte-exactly.
@@ -127,13 +141,24 @@ class FitReport:
         """The answer as llama.cpp command lines (llama-server, llama-cli), exactly its settings."""
         if not r.ctx_size or r.settings is None:
             return {}
-        return {tool: command_line(tool, str(self.model.path), r.settings, self.n_gpu_layers, self.offload_kqv,
+        return {tool: command_line(tool, model_flags(self.model), r.settings, self.n_gpu_layers, self.offload_kqv,
                                    self.repack) for tool in ("llama-server", "llama-cli")}
 
     def to_json(self) -> list[dict]:
         """One object per cache type pair, as ``fit --json`` prints it."""
         return [{**r.to_dict(), "defaults": self.profile, "command": self.commands(r),
                  **({"verify": self.verified[i]} if self.verified else {})} for i, r in enumerate(self.results)]
+
+
+def model_flags(info: ModelInfo) -> list[str]:
+    """How llama.cpp's tools are told the model: -m PATH, -mu URL, or -hf USER/REPO[:QUANT] (--hf-file)."""
+    origin = info.origin
+    if origin is None:
+        return ["-m", str(info.path)]
+    if isinstance(origin.ref, HfRepo):
+        ref = origin.ref
+        return ["-hf", ref.repo + (f":{ref.tag}" if ref.tag else "")] + (["-hff", ref.file] if ref.file else [])
+    return ["-mu", origin.url]
 
 
 def _size(value: str | int | None, flag: str, minimum: int = 1) -> int | None:
@@ -150,7 +175,7 @@ def _size(value: str | int | None, flag: str, minimum: int = 1) -> int | None:
     return n
 
 
-def fit(model: str | Path | ModelInfo, *, memory: str | int | None = None, vram: str | int | None = None,
+def fit(model: Model, *, memory: str | int | None = None, vram: str | int | None = None,
         margin: str | int = Budget.margin, cache_types: str | list[tuple[str, str]] = DEFAULT_CACHE_TYPES,
         settings: KVSettings | None = None, defaults: str = DEFAULT_PROFILE, n_gpu_layers: int | None = None,
         offload_kqv: bool = True, repack: bool = True, verify_answers: bool = False, **given: object) -> FitReport:
@@ -161,7 +186,7 @@ def fit(model: str | Path | ModelInfo, *, memory: str | int | None = None, vram:
     base = settings if settings is not None else with_defaults(defaults, **given)
     base.validate()
     pairs = parse_cache_type_grid(cache_types, None, None) if isinstance(cache_types, str) else list(cache_types)
-    info = load_model(model)
+    info = load_model(model, whole=verify_answers)
     gpu = visible_gpu()
     if budget.vram is not None and gpu is None:
         raise GgufprofError("--vram: no GPU is visible to llama.cpp here (a CPU-only build or no device); use --memory")
@@ -174,14 +199,15 @@ def fit(model: str | Path | ModelInfo, *, memory: str | int | None = None, vram:
     return report
 
 
-def sweep(model: str | Path | ModelInfo, spec: GridSpec, out: str | Path, *, timeout: float = 600,
+def sweep(model: Model, spec: GridSpec, out: str | Path, *, timeout: float = 600,
           resume: bool = False, retry_failed: bool = True, quality: QualitySettings | None = None,
           on_start: Callable | None = None, on_record: Callable | None = None,
           problems: list[str] | None = None) -> SweepSummary:
     """Measure every configuration of ``spec`` in real llama.cpp runs (one worker process each),
     appending records to ``out/results.jsonl``. Axes left empty get the default grid
-    (measure.grid.fill_defaults). Unreadable lines of earlier results are added to ``problems``."""
-    info = load_model(model)
+    (measure.grid.fill_defaults). Unreadable lines of earlier results are added to ``problems``.
+    A remote model is downloaded first (load_model with ``whole``)."""
+    info = load_model(model, whole=True)
     spec.validate()
     fill_defaults(info, spec)
     runner = Sweep(info, spec, Path(out), timeout=timeout, resume=resume, retry_failed=retry_failed, quality=quality,
@@ -193,10 +219,16 @@ def sweep(model: str | Path | ModelInfo, spec: GridSpec, out: str | Path, *, tim
             problems += runner.problems
 
 
-def quality(model: str | Path, settings: QualitySettings, timeout: float | None = None) -> dict:
+def quality(model: Model, settings: QualitySettings, timeout: float | None = None) -> dict:
     """Each cache type's quality against f16/f16 on one text, as llama-perplexity --kl-divergence
-    measures it: {"results": [one dict per pair], "text", "n_ctx", "n_chunks", "timings", "env"}."""
-    return run_quality(Path(model), settings, timeout)
+    measures it: {"results": [one dict per pair], "text", "n_ctx", "n_chunks", "timings", "env"}.
+    A remote model is downloaded first (load_model with ``whole``)."""
+    return run_quality(load_model(model, whole=True).path, settings, timeout)
+
+
+def download(model: Model, progress: Progress | None = None) -> ModelInfo:
+    """A remote model downloaded whole into llama.cpp's cache (or found there); its path is ``.path``."""
+    return load_model(model, whole=True, progress=progress)
 
 
 def load_results(*paths: str | Path):

@@ -30,7 +30,10 @@ app = typer.Typer(
     add_completion=False,
 )
 
-MODEL = typer.Argument(..., metavar="MODEL.gguf", help="Path to a GGUF model file.", show_default=False)
+MODEL = typer.Argument(None, metavar="MODEL.gguf|URL", show_default=False,
+                       help="A GGUF model file, or an http(s):// URL of one (of a split model: its first shard).")
+HF_REPO = typer.Option(None, "--hf-repo", "-hf", "-hfr", metavar="USER/REPO[:QUANT]", help="Instead of MODEL, the model of a Hugging Face repository, as llama.cpp's -hf picks it (default quant Q4_K_M, then Q8_0). HF_ENDPOINT and HF_TOKEN apply.")
+HF_FILE = typer.Option(None, "--hf-file", "-hff", metavar="FILE", help="With --hf-repo: this file of the repository (overrides the quant).")
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
 # the cache types that sweep and quality compare (flags.parse_cache_type_grid)
 CACHE_TYPE_LIST = typer.Option(None, "--cache-types", "-ct", metavar="LIST", help="Comma-separated cache types for K and V; K:V for a mixed pair (q8_0:q4_0). Default f16,q8_0,q4_0.")
@@ -62,6 +65,13 @@ def _one_line_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def _model(model: Optional[str], hf_repo: Optional[str], hf_file: Optional[str]):
+    """MODEL, a URL or -hf, as the library takes it (model/remote.model_argument)."""
+    from .model.remote import model_argument
+
+    return model_argument(model, hf_repo, hf_file)
+
+
 def _warn(problems: list[str], limit: int = 10) -> None:
     """Lines of results that were ignored (torn, not JSON, not a record): said on stderr, not fatal."""
     for p in problems[:limit]:
@@ -76,12 +86,15 @@ def _emit_json(obj: dict) -> None:
 
 @app.command()
 @_one_line_errors
-def inspect(model: Path = MODEL, as_json: bool = JSON) -> None:
-    """Show a model's layers, what memory each keeps, and the KV bytes one token costs per cache type."""
-    from .model.model_info import load_model_info
+def inspect(model: Optional[str] = MODEL, hf_repo: Optional[str] = HF_REPO, hf_file: Optional[str] = HF_FILE,
+            as_json: bool = JSON) -> None:
+    """Show a model's layers, what memory each keeps, and the KV bytes one token costs per cache type.
+
+    A URL or --hf-repo: only the header is fetched (range requests), not the model."""
+    from .api import load_model
     from .present.console import inspect_json, print_inspect
 
-    info = load_model_info(model)
+    info = load_model(_model(model, hf_repo, hf_file))
     if as_json:
         _emit_json(inspect_json(info))
     else:
@@ -91,7 +104,9 @@ def inspect(model: Path = MODEL, as_json: bool = JSON) -> None:
 @app.command()
 @_one_line_errors
 def estimate(
-    model: Path = MODEL,
+    model: Optional[str] = MODEL,
+    hf_repo: Optional[str] = HF_REPO,
+    hf_file: Optional[str] = HF_FILE,
     ctx_size: Optional[str] = typer.Option(None, "--ctx-size", "-c", metavar="N", help="Context size in tokens (llama.cpp's n_ctx): 4096, 32k; 0 = the model's training context. Default 0 (tools, server) or 512 (library)."),
     cache_type: Optional[str] = typer.Option(None, "--cache-type", "-ct", metavar="TYPE", help="K and V cache type at once (q8_0), or K:V (q8_0:q4_0)."),
     cache_type_k: Optional[str] = typer.Option(None, "--cache-type-k", "-ctk", metavar="TYPE", help="K cache type: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (default f16)."),
@@ -128,7 +143,7 @@ def estimate(
     if cache_type_k is not None or cache_type_v is not None:
         ((tk, tv),) = parse_cache_types(None, cache_type_k or tk or "f16", cache_type_v or tv or "f16")
     est = estimate_(
-        model, defaults=defaults, n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
+        _model(model, hf_repo, hf_file), defaults=defaults, n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
         offload_kqv=not no_kv_offload, total=total, repack=repack,
         ctx_size=None if ctx_size is None else parse_count(ctx_size, "--ctx-size"), cache_type_k=tk, cache_type_v=tv,
         parallel=parallel, kv_unified=kv_unified, swa_full=swa_full, batch_size=batch_size, ubatch_size=ubatch_size,
@@ -144,7 +159,9 @@ def estimate(
 @app.command()
 @_one_line_errors
 def fit(
-    model: Path = MODEL,
+    model: Optional[str] = MODEL,
+    hf_repo: Optional[str] = HF_REPO,
+    hf_file: Optional[str] = HF_FILE,
     memory: Optional[str] = typer.Option(None, "--memory", metavar="SIZE", help="Host memory budget (8GiB, 16 GB): weights, KV, state, compute and output in host memory must fit."),
     vram: Optional[str] = typer.Option(None, "--vram", metavar="SIZE", help="GPU memory budget per GPU, with -ngl (default all layers when a GPU is visible)."),
     margin: str = typer.Option(f"{DEFAULT_FIT_MARGIN >> 20} MiB", "--margin", metavar="SIZE", help="Kept free on each budgeted device (llama.cpp's --fit-target default, 1024 MiB)."),
@@ -174,7 +191,7 @@ def fit(
     from .flags import parse_flash_attn, parse_gpu_layers
     from .present.console import print_fit, speed_note
 
-    report = fit_(model, memory=memory, vram=vram, margin=margin, cache_types=cache_types, defaults=defaults,
+    report = fit_(_model(model, hf_repo, hf_file), memory=memory, vram=vram, margin=margin, cache_types=cache_types, defaults=defaults,
                   n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
                   offload_kqv=not no_kv_offload, repack=repack, verify_answers=verify, parallel=parallel, kv_unified=kv_unified,
                   swa_full=swa_full, batch_size=batch_size, ubatch_size=ubatch_size,
@@ -197,7 +214,9 @@ LLAMA_BENCH_FORMATS = ("csv", "json", "jsonl", "md", "sql")
 @app.command()
 @_one_line_errors
 def sweep(
-    model: Path = MODEL,
+    model: Optional[str] = MODEL,
+    hf_repo: Optional[str] = HF_REPO,
+    hf_file: Optional[str] = HF_FILE,
     cache_types: Optional[str] = CACHE_TYPE_LIST,
     cache_type_k: Optional[str] = CACHE_TYPE_K_LIST,
     cache_type_v: Optional[str] = CACHE_TYPE_V_LIST,
@@ -244,6 +263,7 @@ def sweep(
     from .measure.grid import GridSpec
     from .measure.sweep import Sweep, SweepSummary, default_out_dir, default_threads
     from .memory.settings import DEFAULTS, DEFAULTS_NOTE, check_profile
+    from .present.console import DownloadBar
     from .present.sweep_view import SweepView
     from .present.quality_output import describe_text
     from .results.quality import quality_settings
@@ -267,8 +287,8 @@ def sweep(
         offload_kqv=on_off_both(kv_offload, "--kv-offload"),
     )
     spec.validate()  # refused values: exit 2 before anything is read, run or rotated
-    info = load_model(model)
-    out_dir = out or default_out_dir(model)
+    info = load_model(_model(model, hf_repo, hf_file), whole=True, progress=DownloadBar())  # --recheck: its sha256
+    out_dir = out or default_out_dir(info.path)
     console = Console(stderr=False, highlight=False)
     if recheck:
         if out is None:
@@ -314,7 +334,9 @@ def sweep(
 @app.command()
 @_one_line_errors
 def quality(
-    model: Path = MODEL,
+    model: Optional[str] = MODEL,
+    hf_repo: Optional[str] = HF_REPO,
+    hf_file: Optional[str] = HF_FILE,
     cache_types: Optional[str] = CACHE_TYPE_LIST,
     cache_type_k: Optional[str] = CACHE_TYPE_K_LIST,
     cache_type_v: Optional[str] = CACHE_TYPE_V_LIST,
@@ -345,7 +367,7 @@ def quality(
     from .flags import parse_cache_type_grid, parse_flash_attn, parse_gpu_layers, parse_seconds
     from .measure.quality import QualityFailed
     from .measure.sweep import default_threads
-    from .present.console import out_console
+    from .present.console import DownloadBar, out_console
     from .present.quality_output import describe_text, kv_ratios, print_quality
     from .results.quality import quality_settings
 
@@ -354,7 +376,7 @@ def quality(
     ngl = parse_gpu_layers(n_gpu_layers)
     if ubatch_size < 1 or (threads is not None and threads < 1):
         raise GgufprofError("--ubatch-size and --threads must be >= 1")
-    info = load_model(model)
+    info = load_model(_model(model, hf_repo, hf_file), whole=True, progress=DownloadBar())
     qs = quality_settings(pairs, quality_ctx, chunks, text, threads or default_threads(), info.n_ctx_train,
                           parse_flash_attn(flash_attn), ubatch_size=ubatch_size, n_gpu_layers=ngl,
                           offload_kqv=kv_offload, repack=repack)
@@ -363,7 +385,7 @@ def quality(
         err.print(Text(f"{printable(info.name)}: {', '.join(f'{k}/{v}' for k, v in pairs)} against f16/f16 over "
                        f"{describe_text(qs, info.n_ctx_train)}", style="dim"))
     try:
-        run = quality_(model, qs, timeout)
+        run = quality_(info, qs, timeout)
     except QualityFailed as e:
         typer.echo(f"Error: {printable(str(e), 4000)}", err=True)
         raise typer.Exit(1) from None
@@ -371,6 +393,18 @@ def quality(
         sys.stdout.write(json.dumps(run["results"], indent=2) + "\n")
         return
     print_quality(out_console(140), info.name, run, kv_ratios(info, pairs))
+
+
+@app.command()
+@_one_line_errors
+def download(model: Optional[str] = MODEL, hf_repo: Optional[str] = HF_REPO,
+             hf_file: Optional[str] = HF_FILE) -> None:
+    """Download a model (a URL or --hf-repo) whole into llama.cpp's cache, as llama.cpp's -mu/-hf do,
+    and print its path; resumed when interrupted, checked against the server's size and sha256."""
+    from .api import download as download_
+    from .present.console import DownloadBar
+
+    typer.echo(str(download_(_model(model, hf_repo, hf_file), DownloadBar()).path))
 
 
 @app.command()

@@ -211,15 +211,15 @@ def parse_fraction(text: str | float, flag: str) -> float:
     return value
 
 
-def command_line(tool: str, model: str, s: KVSettings, n_gpu_layers: int | None = None,
+def command_line(tool: str, model: list[str], s: KVSettings, n_gpu_layers: int | None = None,
                  offload_kqv: bool = True, repack: bool = True) -> str:
     """The llama.cpp command (``llama-server`` or ``llama-cli``) that creates exactly the context of
-    ``s``: every setting that differs from the tool's own defaults (common/common.h; llama-server's
+    ``s`` (``model``: the flags naming the model, ``-m PATH``, ``-mu URL`` or ``-hf REPO``): every setting that differs from the tool's own defaults (common/common.h; llama-server's
     -np auto = 4 unified slots, tools/server/server.cpp), with llama.cpp's flag names
     (common/arg.cpp). ``--fit off``: llama.cpp's fit would otherwise adjust what was left unset to
     the free memory of this machine, and the answer was computed for these settings."""
     base = DEFAULTS["tools"]
-    args = [tool, "-m", shlex.quote(model), "-c", str(s.ctx_size)]
+    args = [tool, *(shlex.quote(a) for a in model), "-c", str(s.ctx_size)]
     if (s.cache_type_k, s.cache_type_v) != (base.cache_type_k, base.cache_type_v):
         args += ["-ctk", s.cache_type_k, "-ctv", s.cache_type_v]
     if tool == "llama-server" or s.parallel != base.parallel:

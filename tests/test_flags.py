@@ -48,10 +48,10 @@ def test_command_line_says_every_setting_llama_server_would_not_default():
 
     s = KVSettings(ctx_size=8192, cache_type_k="q8_0", cache_type_v="q4_0", parallel=2, kv_unified=True, swa_full=True,
                    flash_attn="on", ubatch_size=128)
-    assert command_line("llama-server", "m.gguf", s, ALL_GPU_LAYERS, offload_kqv=False) == (
+    assert command_line("llama-server", ["-m", "m.gguf"], s, ALL_GPU_LAYERS, offload_kqv=False) == (
         "llama-server -m m.gguf -c 8192 -ctk q8_0 -ctv q4_0 -np 2 -kvu --swa-full -fa on -ub 128 -ngl all -nkvo --fit off")
     # the tools' own defaults are left out, but llama-server's -np auto (4 unified slots) is never relied on
-    assert command_line("llama-server", "a b.gguf", KVSettings(ctx_size=4096, swa_full=False), 0) == (
+    assert command_line("llama-server", ["-m", "a b.gguf"], KVSettings(ctx_size=4096, swa_full=False), 0) == (
         "llama-server -m 'a b.gguf' -c 4096 -np 1 -ngl 0 --fit off")
-    assert command_line("llama-cli", "m.gguf", KVSettings(ctx_size=4096, swa_full=False), None) == (
+    assert command_line("llama-cli", ["-m", "m.gguf"], KVSettings(ctx_size=4096, swa_full=False), None) == (
         "llama-cli -m m.gguf -c 4096 --fit off")

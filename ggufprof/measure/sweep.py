@@ -25,6 +25,7 @@ from ..memory.footprint import footprint
 from ..memory.placement import place
 from ..memory.predict import predict
 from ..model.model_info import ModelInfo
+from ..model.remote import sha256_file
 from ..results.checks import (failed_checks, footprint_check, kv_mismatches, repack_check, rss_check, vram_check,
                                weights_check)
 from ..results.llama_log import LlamaLog, mib_bytes, parse_log
@@ -37,14 +38,6 @@ from .dry_run import DryRun
 from .grid import GridSpec, expand
 from .quality import quality_key, sweep_quality
 from .workers import run_once
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
 
 
 @dataclass
@@ -82,7 +75,8 @@ class Sweep:
     def sha256(self) -> str | None:
         """The model file's sha256; None for a model described without its file (tests of stored
         results from another machine), which then cannot be checked against the results."""
-        if self._sha256 is None and self.model.path.is_file():
+        header_only = self.model.origin is not None and self.model.origin.header_only  # a stand-in has no weights
+        if self._sha256 is None and self.model.path.is_file() and not header_only:
             self._sha256 = sha256_file(self.model.path)
         return self._sha256
 
@@ -122,6 +116,7 @@ class Sweep:
         model_block = {
             "path": str(self.model.path.resolve()), "name": self.model.name, "architecture": self.model.architecture,
             "size": self.model.file_size, "sha256": self.sha256,
+            **(self.model.origin.to_dict() if self.model.origin else {}),  # where a downloaded model came from
         }
         plan = [(rs, why) for rs, why in self.planned() if rs.id not in done]
         summary = SweepSummary(self.out_dir, resumed=len(done), kept_failed=kept_failed)

@@ -15,9 +15,11 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..errors import GgufprofError
 
@@ -26,6 +28,8 @@ SMALL_ARRAY_MAX = 4096  # numeric arrays up to this length are copied; longer on
 
 # enum gguf_type (ggml/include/gguf.h)
 _U8, _I8, _U16, _I16, _U32, _I32, _F32, _BOOL, _STR, _ARR, _U64, _I64, _F64 = range(13)
+_SIZE = {_U8: 1, _I8: 1, _U16: 2, _I16: 2, _U32: 4, _I32: 4, _F32: 4, _BOOL: 1, _U64: 8, _I64: 8, _F64: 8}
+GGUF_DEFAULT_ALIGNMENT = 32  # ggml/include/gguf.h
 _CTYPE = {
     _U8: ctypes.c_uint8, _I8: ctypes.c_int8, _U16: ctypes.c_uint16, _I16: ctypes.c_int16,
     _U32: ctypes.c_uint32, _I32: ctypes.c_int32, _F32: ctypes.c_float, _BOOL: ctypes.c_bool,
@@ -68,6 +72,69 @@ class GgufFile:
     tensors: tuple[TensorInfo, ...]
     data_offset: int
     file_size: int
+
+
+def header_size(need: Callable[[int], bytes | bytearray]) -> int:
+    """How many bytes a GGUF file's header takes -- where its tensor data starts -- read from a prefix
+    that ``need(n)`` grows to at least ``n`` bytes (a remote file's range reads).
+
+    The walk follows ggml's own parser (ggml/src/gguf.cpp, ``gguf_init_from_file_impl``): magic,
+    version, tensor and key/value counts; each key/value (key string, type, value: a scalar, a string
+    or an array of either); each tensor info (name, dimensions, type, offset); then, when there are
+    tensors, padding to ``general.alignment`` (default 32). It only skips over the bytes; the header is
+    read afterwards by ggml's parser from exactly these bytes, which checks everything else."""
+    pos = 0
+
+    def take(st: struct.Struct) -> tuple:
+        nonlocal pos
+        values = st.unpack_from(need(pos + st.size), pos)
+        pos += st.size
+        return values
+
+    def skip_strings(n: int) -> bytes:
+        """Skip n strings (uint64 length + bytes); the last one's bytes when short (keys are looked at)."""
+        nonlocal pos
+        for _ in range(n):
+            (length,) = _Q.unpack_from(need(pos + 8), pos)
+            pos += 8 + length
+        return bytes(need(pos)[pos - length:pos]) if n and length <= 64 else b""
+
+    magic, version, n_tensors, n_kv = take(struct.Struct("<4sIQQ"))
+    if magic != GGUF_MAGIC:
+        raise GgufprofError(f"not a GGUF file (starts with {magic!r}, expected b'GGUF')")
+    if version < 2:
+        raise GgufprofError(f"GGUF version {version} is not supported (llama.cpp reads version 2 and later)")
+    alignment = GGUF_DEFAULT_ALIGNMENT
+    for _ in range(n_kv):
+        key = skip_strings(1)
+        (t,) = take(_I)
+        if t == _ARR:
+            at, n = take(_IQ)
+            if at == _STR:
+                skip_strings(n)
+            elif at in _SIZE:
+                pos += n * _SIZE[at]
+            else:
+                raise GgufprofError(f"unreadable GGUF header: key {key!r} is an array of type {at}")
+        elif t == _STR:
+            skip_strings(1)
+        elif t == _U32 and key == b"general.alignment":
+            (alignment,) = take(_I)
+        elif t in _SIZE:
+            pos += _SIZE[t]
+        else:
+            raise GgufprofError(f"unreadable GGUF header: key {key!r} has type {t}")
+    for _ in range(n_tensors):
+        skip_strings(1)
+        (n_dims,) = take(_I)
+        pos += 8 * n_dims + 4 + 8  # ne[n_dims] (int64), type (int32), offset (uint64)
+    need(pos)
+    if n_tensors and alignment > 0 and alignment & (alignment - 1) == 0:
+        pos += -pos % alignment
+    return pos
+
+
+_Q, _I, _IQ = struct.Struct("<Q"), struct.Struct("<I"), struct.Struct("<IQ")
 
 
 class _InitParams(ctypes.Structure):

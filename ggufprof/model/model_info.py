@@ -18,6 +18,7 @@ from .gguf_reader import GgufFile, TensorInfo, read_gguf
 from ..errors import GgufprofError
 from ..units import printable
 from .hparams import HParams, load_hparams
+from .remote import Origin
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -32,6 +33,7 @@ class ModelInfo:
     tensor_types: dict[str, int] = field(default_factory=dict)  # ggml type name -> tensor count
     tensors: tuple[TensorInfo, ...] = ()  # of every shard of a split model
     n_shards: int = 1
+    origin: Origin | None = None  # a model named by a URL or -hf (model/remote.py); None for a local file
 
     # --- views of the hyper-parameters, over the main model's layers (NextN layers excluded) ---
 
@@ -87,10 +89,16 @@ class ModelInfo:
     def n_embd_v_gqa(self, il: int) -> int:
         return self.hparams.n_embd_v_gqa(il)
 
+    @property
+    def location(self) -> str:
+        """Where the model is, for people: its path, or its URL when only its header was fetched."""
+        return self.origin.url if self.origin and self.origin.header_only else str(self.path)
+
     def to_dict(self) -> dict:
         hp = self.hparams
         return {
-            "path": str(self.path),
+            "path": self.location,
+            **(self.origin.to_dict() if self.origin else {}),
             "architecture": self.architecture,
             "name": self.name,
             "n_layer": self.n_layer,

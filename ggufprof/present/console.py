@@ -124,7 +124,7 @@ def print_inspect(info: ModelInfo, console: Console | None = None) -> None:
 def estimate_json(info: ModelInfo, pred: MemoryPrediction, placement: Placement | None = None) -> dict:
     d = pred.to_dict()
     d["kv_bytes"] = pred.kv_bytes
-    d["model"] = {"path": str(info.path), "name": info.name, "architecture": info.architecture}
+    d["model"] = {"path": info.location, "name": info.name, "architecture": info.architecture}
     if placement is not None:
         d["placement"] = placement.to_dict()
     return d
@@ -314,3 +314,33 @@ def speed_note(results: list, results_dir) -> str | None:
         return f"no generation speed of {best.cache_type_k}/{best.cache_type_v} and f16 in {results_dir}"
     ratio = statistics.median(mine) / statistics.median(f16)
     return f"generation at {ratio:.2f}x f16's speed in {results_dir} (median over its configurations)"
+
+
+class DownloadBar:
+    """A model download's progress bar on stderr (model/remote.Progress), drawn only on a terminal:
+    scripts and logs get nothing but the result."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True, highlight=False)
+        self.bar = None
+        self.task = None
+
+    def start(self, name: str, total: int, done: int) -> None:
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        if not self.console.is_terminal:
+            return
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                            TimeRemainingColumn(), console=self.console)
+        self.task = self.bar.add_task(f"downloading {name}", total=total if total >= 0 else None, completed=done)
+        self.bar.start()
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, n)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
