@@ -23,7 +23,7 @@ from ggufprof.results.store import ResultsLock, read_records
 from .conftest import HANG_GUARD_S, ROOT, fixture_path, living, wait_until
 
 runner = CliRunner(mix_stderr=False)
-TINY = ["-p", "8", "-n", "2", "-r", "1", "-c", "512", "-t", "2"]
+TINY = ["-p", "8", "-n", "2", "-r", "1", "-c", "512", "-d", "0", "-t", "2"]
 
 
 def sweep(model: Path, out: Path, *args: str):
@@ -131,7 +131,7 @@ def test_unwritable_destinations_are_one_line(base_dir, tmp_path):
 def test_sigterm_keeps_results_and_leaves_no_worker(tmp_path):
     """SIGTERM is handled like Ctrl-C: what was measured stays, results.csv is written, the worker dies."""
     cmd = [sys.executable, "-m", "ggufprof", "sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path),
-           "-ct", "f16,q8_0,q4_0,q5_0,q5_1,iq4_nl", "-p", "256", "-n", "64", "-r", "3", "-c", "1024", "-t", "2"]
+           "-ct", "f16,q8_0,q4_0,q5_0,q5_1,iq4_nl", "-p", "256", "-n", "64", "-r", "3", "-c", "1024", "-d", "0", "-t", "2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     sweep_proc, results = psutil.Process(proc.pid), tmp_path / "results.jsonl"
 
@@ -154,7 +154,7 @@ def test_sigterm_keeps_results_and_leaves_no_worker(tmp_path):
 def test_worker_dies_when_the_sweep_is_killed(tmp_path):
     """SIGKILL gives the sweep no chance to clean up: its worker dies all the same (PR_SET_PDEATHSIG)."""
     cmd = [sys.executable, "-m", "ggufprof", "sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path),
-           "-ct", "f16", "-p", "2048", "-n", "512", "-r", "5", "-c", "4096", "-t", "1"]
+           "-ct", "f16", "-p", "2048", "-n", "512", "-r", "5", "-c", "4096", "-d", "0", "-t", "1"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers = wait_until(lambda: psutil.Process(proc.pid).children(recursive=True), "the sweep's worker")
     proc.kill()

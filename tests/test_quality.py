@@ -126,7 +126,7 @@ def test_measurement_runs_in_a_worker_process():
 def quality_sweep(tmp_path_factory):
     d = tmp_path_factory.mktemp("sweep-quality")
     r = runner.invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(d), "-ct", "f16,q8_0,q4_0",
-                            "-c", "512,1024", "-p", "16", "-n", "4", "-r", "2", "-t", "2", "--quality",
+                            "-c", "512,1024", "-d", "0", "-p", "16", "-n", "4", "-r", "2", "-t", "2", "--quality",
                             "--quality-ctx", "128", "--chunks", "2"])
     assert r.exit_code == 0, r.output
     return d

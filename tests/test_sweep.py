@@ -167,7 +167,7 @@ def test_sweep_cli_and_results(tmp_path):
     runner = CliRunner(mix_stderr=False)
     out = tmp_path / "out"
     r = runner.invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(out), "-ct", "f16,q8_0",
-                            "-c", "512", "-p", "32", "-n", "8", "-r", "2", "-t", "2"])
+                            "-c", "512", "-d", "0", "-p", "32", "-n", "8", "-r", "2", "-t", "2"])
     assert r.exit_code == 0, r.output
     assert "2 measured, 0 skipped, 0 failed; 0 disagree" in r.stdout
     r = runner.invoke(app, ["results", str(out)])
@@ -213,7 +213,7 @@ def test_llama_bench_habits_are_understood(tmp_path):
     r = CliRunner(mix_stderr=False).invoke(app, ["sweep", str(fixture_path("llama-gqa")), "-o", "json", "-c", "512"])
     assert r.exit_code == 2 and "llama-bench's -o is a format" in r.stderr
     r = CliRunner(mix_stderr=False).invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path), "-ctk", "f16,q8_0",
-                                 "-ctv", "f16", "-c", "1k", "-p", "16", "-n", "4", "-r", "1", "-fa", "1"])
+                                 "-ctv", "f16", "-c", "1k", "-d", "0", "-p", "16", "-n", "4", "-r", "1", "-fa", "1"])
     assert r.exit_code == 0, r.output
     ids = [rec.id for rec in read_records(tmp_path / "results.jsonl")]
     assert len(ids) == 2 and all("c=1024" in i and "fa=on" in i for i in ids)
