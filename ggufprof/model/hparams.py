@@ -21,6 +21,12 @@ from pathlib import Path
 
 from ..errors import GgufprofError
 from ..units import printable
+from .gguf_keys import (
+    ATTENTION_CAUSAL, ATTENTION_HEAD_COUNT, ATTENTION_HEAD_COUNT_KV, ATTENTION_KEY_LENGTH,
+    ATTENTION_KEY_LENGTH_SWA, ATTENTION_VALUE_LENGTH, ATTENTION_VALUE_LENGTH_SWA, BLOCK_COUNT, CONTEXT_LENGTH,
+    EMBEDDING_LENGTH, FEATURES_LENGTH, FEED_FORWARD_LENGTH, GENERAL_ARCHITECTURE, NEXTN_PREDICT_LAYERS,
+    ROPE_DIMENSION_COUNT, ROPE_DIMENSION_COUNT_SWA,
+)
 from .gguf_reader import GgufFile, LargeArray
 
 LLAMA_MAX_LAYERS = 512  # src/llama-hparams.h
@@ -208,10 +214,11 @@ def _pattern(n: int, dense_first: bool, n_layer: int) -> list[int]:
 class Loader:
     """``llama_model_loader``'s key access over a parsed GGUF header.
 
-    Key names are llama.cpp's ``LLM_KV_NAMES`` (src/llama-arch.cpp) without the ``%s.`` prefix:
-    ``get_key("attention.sliding_window")`` reads ``<arch>.attention.sliding_window``; names that
-    start with ``general.`` or ``tokenizer.`` are global, as there. A missing required key raises
-    the error llama.cpp throws ("key not found in model: ...").
+    Key names are llama.cpp's ``LLM_KV_NAMES`` (src/llama-arch.cpp) without the ``%s.`` prefix, as
+    spelled once in :mod:`.gguf_keys`: ``get_key(ATTENTION_SLIDING_WINDOW)`` reads
+    ``<arch>.attention.sliding_window``; names that start with ``general.`` or ``tokenizer.`` are
+    global, as there. A missing required key raises the error llama.cpp throws ("key not found in
+    model: ...").
     """
 
     def __init__(self, gf: GgufFile, arch: str):
@@ -307,7 +314,7 @@ def load_hparams(gf: GgufFile) -> HParams:
     """``llama_model_base::load_hparams`` then the architecture's ``load_arch_hparams``."""
     from .arch_hparams import ARCH_HPARAMS  # the per-architecture table imports this module
 
-    arch_value = gf.kv.get("general.architecture")
+    arch_value = gf.kv.get(GENERAL_ARCHITECTURE)
     if arch_value is None:
         raise GgufprofError(f"{gf.path}: GGUF metadata lacks 'general.architecture', which llama.cpp requires")
     arch = str(arch_value)
@@ -320,36 +327,36 @@ def load_hparams(gf: GgufFile) -> HParams:
     if arch == "clip":
         return hp
 
-    hp.n_ctx_train = _u32(ml.get_key("context_length"), ml.key("context_length"))
-    hp.n_embd = _u32(ml.get_key("embedding_length"), ml.key("embedding_length"))
-    hp.causal_attn = bool(ml.get_key("attention.causal", True))
-    hp.n_layer_all = _u32(ml.get_key("block_count"), ml.key("block_count"))
+    hp.n_ctx_train = _u32(ml.get_key(CONTEXT_LENGTH), ml.key(CONTEXT_LENGTH))
+    hp.n_embd = _u32(ml.get_key(EMBEDDING_LENGTH), ml.key(EMBEDDING_LENGTH))
+    hp.causal_attn = bool(ml.get_key(ATTENTION_CAUSAL, True))
+    hp.n_layer_all = _u32(ml.get_key(BLOCK_COUNT), ml.key(BLOCK_COUNT))
     if not 0 < hp.n_layer_all <= LLAMA_MAX_LAYERS:  # GGML_ASSERT in load_hparams
         raise GgufprofError(
-            f"{gf.path}: {ml.key('block_count')} is {hp.n_layer_all}; llama.cpp accepts 1 to {LLAMA_MAX_LAYERS} layers")
-    hp.n_layer_nextn = _u32(ml.get_key("nextn_predict_layers", 0), ml.key("nextn_predict_layers"))
+            f"{gf.path}: {ml.key(BLOCK_COUNT)} is {hp.n_layer_all}; llama.cpp accepts 1 to {LLAMA_MAX_LAYERS} layers")
+    hp.n_layer_nextn = _u32(ml.get_key(NEXTN_PREDICT_LAYERS, 0), ml.key(NEXTN_PREDICT_LAYERS))
     if hp.n_layer_nextn > hp.n_layer_all:
         raise GgufprofError(f"{gf.path}: nextn_predict_layers ({hp.n_layer_nextn}) exceeds block_count ({hp.n_layer_all})")
 
     if arch == "wavtokenizer-dec":
-        hp.n_embd = _u32(ml.get_key("features_length"), ml.key("features_length"))
+        hp.n_embd = _u32(ml.get_key(FEATURES_LENGTH), ml.key(FEATURES_LENGTH))
 
     hp.is_recr_impl = [int(arch in RECURRENT_ARCHS)] * LLAMA_MAX_LAYERS
-    ml.get_key_or_arr("feed_forward_length", hp.n_ff_arr, hp.n_layer_all)
-    ml.get_key_or_arr("attention.head_count", hp.n_head_arr, hp.n_layer_all)
+    ml.get_key_or_arr(FEED_FORWARD_LENGTH, hp.n_ff_arr, hp.n_layer_all)
+    ml.get_key_or_arr(ATTENTION_HEAD_COUNT, hp.n_head_arr, hp.n_layer_all)
     hp.n_head_kv_arr = list(hp.n_head_arr)  # n_head_kv is optional, defaults to n_head
-    ml.get_key_or_arr("attention.head_count_kv", hp.n_head_kv_arr, hp.n_layer_all)
+    ml.get_key_or_arr(ATTENTION_HEAD_COUNT_KV, hp.n_head_kv_arr, hp.n_layer_all)
 
     if hp.n_head() > 0:
         head = hp.n_embd // hp.n_head()
-        hp.n_embd_head_k_full = int(ml.get_key("attention.key_length", head))
-        hp.n_embd_head_v_full = int(ml.get_key("attention.value_length", head))
-        hp.n_rot_full = int(ml.get_key("rope.dimension_count", hp.n_embd_head_k_full))
+        hp.n_embd_head_k_full = int(ml.get_key(ATTENTION_KEY_LENGTH, head))
+        hp.n_embd_head_v_full = int(ml.get_key(ATTENTION_VALUE_LENGTH, head))
+        hp.n_rot_full = int(ml.get_key(ROPE_DIMENSION_COUNT, hp.n_embd_head_k_full))
         if arch in ("llama", "deci", "falcon", "llama-embed") and hp.n_rot_full != hp.n_embd_head_k_full:
             raise GgufprofError(f"{gf.path}: invalid n_rot: {hp.n_rot_full}, expected {hp.n_embd_head_k_full}")
-    hp.n_embd_head_k_swa = int(ml.get_key("attention.key_length_swa", hp.n_embd_head_k_full))
-    hp.n_embd_head_v_swa = int(ml.get_key("attention.value_length_swa", hp.n_embd_head_v_full))
-    hp.n_rot_swa = int(ml.get_key("rope.dimension_count_swa", hp.n_rot_full))
+    hp.n_embd_head_k_swa = int(ml.get_key(ATTENTION_KEY_LENGTH_SWA, hp.n_embd_head_k_full))
+    hp.n_embd_head_v_swa = int(ml.get_key(ATTENTION_VALUE_LENGTH_SWA, hp.n_embd_head_v_full))
+    hp.n_rot_swa = int(ml.get_key(ROPE_DIMENSION_COUNT_SWA, hp.n_rot_full))
 
     ARCH_HPARAMS[arch](ml, hp)
     return hp
