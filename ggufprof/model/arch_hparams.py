@@ -46,6 +46,69 @@ def _recurrent_where_no_kv_heads(hp: HParams, n_layers: int) -> None:
         hp.is_recr_impl[il] = int(hp.n_head_kv(il) == 0)
 
 
+# --- key groups that several architectures read identically ------------------------------------
+# Each reads its keys in llama.cpp's order, with llama.cpp's required-ness and defaults, so that a
+# missing key fails with the same message as the spelled-out reads did. Where an architecture reads
+# one of these groups differently (fewer keys, defaults, another order) it spells its reads out.
+
+
+def read_ssm(ml: Loader, hp: HParams) -> None:
+    """The SSM state sizes, all five required: conv kernel, inner size, state size, time-step rank,
+    group count. As read by src/models/falcon-h1.cpp, granite-hybrid.cpp, mamba2.cpp, nemotron-h.cpp,
+    plamo2.cpp, qwen35.cpp, qwen35moe.cpp, qwen3next.cpp and qwen4exp.cpp (mamba.cpp and jamba.cpp
+    have no group count and spell out the first four)."""
+    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
+    hp.ssm_d_inner = int(ml.get_key(SSM_INNER_SIZE))
+    hp.ssm_d_state = int(ml.get_key(SSM_STATE_SIZE))
+    hp.ssm_dt_rank = int(ml.get_key(SSM_TIME_STEP_RANK))
+    hp.ssm_n_group = int(ml.get_key(SSM_GROUP_COUNT))
+
+
+def read_indexer(ml: Loader, hp: HParams) -> None:
+    """The sparse-attention indexer's head count, key length and top-k, all three required. As read
+    by src/models/deepseek32.cpp, deepseek4.cpp, dots3note.cpp, glm-dsa.cpp, glm5-next.cpp,
+    minimax-m3.cpp and qwen4exp.cpp (hy-v4.cpp reads them as optional and spells them out)."""
+    hp.indexer_n_head = int(ml.get_key(ATTENTION_INDEXER_HEAD_COUNT))
+    hp.indexer_head_size = int(ml.get_key(ATTENTION_INDEXER_KEY_LENGTH))
+    hp.indexer_top_k = int(ml.get_key(ATTENTION_INDEXER_TOP_K))
+
+
+def read_deepseek_mla(ml: Loader, hp: HParams) -> None:
+    """DeepSeek's MLA parameters: the KV LoRA rank (required), then the MLA key and value head sizes
+    (optional, keeping their current values). As read by src/models/deepseek2.cpp, deepseek32.cpp
+    and glm-dsa.cpp (dots3note.cpp and hy-v4.cpp require all three and spell them out)."""
+    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
+    hp.n_embd_head_k_mla_impl = int(ml.get_key(ATTENTION_KEY_LENGTH_MLA, hp.n_embd_head_k_mla_impl))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key(ATTENTION_VALUE_LENGTH_MLA, hp.n_embd_head_v_mla_impl))
+
+
+def read_mla_kda(ml: Loader, hp: HParams) -> None:
+    """The MLA + KDA hybrids' (Kimi-Linear family) widths, all five required, in this order: MLA key
+    and value head sizes, KV LoRA rank, then the KDA layers' conv kernel and head size. As read by
+    src/models/bailingmoe3.cpp, glm5-next.cpp, kimi-k3.cpp and kimi-linear.cpp."""
+    hp.n_embd_head_k_mla_impl = int(ml.get_key(ATTENTION_KEY_LENGTH_MLA))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key(ATTENTION_VALUE_LENGTH_MLA))
+    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
+    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
+    hp.n_embd_head_kda = int(ml.get_key(KDA_HEAD_DIM))
+
+
+def read_wkv(ml: Loader, hp: HParams) -> None:
+    """RWKV's state sizes: the WKV head size (required) and the token-shift count (optional). As read
+    by src/models/rwkv6.cpp, rwkv6qwen2.cpp, rwkv7.cpp and arwkv7.cpp."""
+    hp.wkv_head_size = int(ml.get_key(WKV_HEAD_SIZE))
+    hp.token_shift_count = int(ml.get_key(TOKEN_SHIFT_COUNT, hp.token_shift_count))
+
+
+def read_swa_window_and_pattern(ml: Loader, hp: HParams) -> None:
+    """The sliding window (required), then the per-layer SWA array (required too: ``get_arr``'s
+    ``required`` defaults to true in llama_model_loader). As read by src/models/maple.cpp,
+    mimo2.cpp, spark2-5.cpp and step35.cpp (dots3note.cpp, gemma4.cpp and granite-swa.cpp read the
+    two with other keys between or in the other order, and spell them out)."""
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
+    ml.get_arr(ATTENTION_SLIDING_WINDOW_PATTERN, hp.is_swa_impl, required=True)
+
+
 def _plain(ml: Loader, hp: HParams) -> None:
     """The architectures whose ``load_arch_hparams`` sets nothing that shapes memory (only rope,
     norm, expert or output parameters): the shared load_hparams says it all. clip never gets here
@@ -68,8 +131,7 @@ def _afmoe(ml: Loader, hp: HParams) -> None:
 
 def _arwkv7(ml: Loader, hp: HParams) -> None:
     """src/models/arwkv7.cpp"""
-    hp.wkv_head_size = int(ml.get_key(WKV_HEAD_SIZE))
-    hp.token_shift_count = int(ml.get_key(TOKEN_SHIFT_COUNT, hp.token_shift_count))
+    read_wkv(ml, hp)
 
 
 def _bailingmoe(ml: Loader, hp: HParams) -> None:
@@ -84,11 +146,7 @@ def _bailingmoe2(ml: Loader, hp: HParams) -> None:
 
 def _bailingmoe3(ml: Loader, hp: HParams) -> None:
     """src/models/bailingmoe3.cpp"""
-    hp.n_embd_head_k_mla_impl = int(ml.get_key(ATTENTION_KEY_LENGTH_MLA))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key(ATTENTION_VALUE_LENGTH_MLA))
-    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
-    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
-    hp.n_embd_head_kda = int(ml.get_key(KDA_HEAD_DIM))
+    read_mla_kda(ml, hp)
     hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT))
 
     # layers without KV heads are KDA (recurrent) layers
@@ -121,9 +179,7 @@ def _deepseek2(ml: Loader, hp: HParams) -> None:
     """src/models/deepseek2.cpp"""
     # (is_lite only decides whether q_lora_rank is required: not memory-relevant)
     hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
-    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
-    hp.n_embd_head_k_mla_impl = int(ml.get_key(ATTENTION_KEY_LENGTH_MLA, hp.n_embd_head_k_mla_impl))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key(ATTENTION_VALUE_LENGTH_MLA, hp.n_embd_head_v_mla_impl))
+    read_deepseek_mla(ml, hp)
 
 
 def _deepseek2ocr(ml: Loader, hp: HParams) -> None:
@@ -138,14 +194,10 @@ def _deepseek32(ml: Loader, hp: HParams) -> None:
     hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
     # deepseek MLA parameters
-    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
-    hp.n_embd_head_k_mla_impl = int(ml.get_key(ATTENTION_KEY_LENGTH_MLA, hp.n_embd_head_k_mla_impl))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key(ATTENTION_VALUE_LENGTH_MLA, hp.n_embd_head_v_mla_impl))
+    read_deepseek_mla(ml, hp)
 
     # DSA parameters
-    hp.indexer_n_head = int(ml.get_key(ATTENTION_INDEXER_HEAD_COUNT))
-    hp.indexer_head_size = int(ml.get_key(ATTENTION_INDEXER_KEY_LENGTH))
-    hp.indexer_top_k = int(ml.get_key(ATTENTION_INDEXER_TOP_K))
+    read_indexer(ml, hp)
 
 
 def _deepseek4(ml: Loader, hp: HParams) -> None:
@@ -160,9 +212,7 @@ def _deepseek4(ml: Loader, hp: HParams) -> None:
 
     hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
 
-    hp.indexer_n_head = int(ml.get_key(ATTENTION_INDEXER_HEAD_COUNT))
-    hp.indexer_head_size = int(ml.get_key(ATTENTION_INDEXER_KEY_LENGTH))
-    hp.indexer_top_k = int(ml.get_key(ATTENTION_INDEXER_TOP_K))
+    read_indexer(ml, hp)
 
     hp.dsv4_hc_mult = int(ml.get_key(HYPER_CONNECTION_COUNT))
 
@@ -233,9 +283,7 @@ def _dots3note(ml: Loader, hp: HParams) -> None:
     ml.get_arr(ATTENTION_SLIDING_WINDOW_PATTERN, hp.is_swa_impl, required=True)
 
     # DSA parameters
-    hp.indexer_n_head = int(ml.get_key(ATTENTION_INDEXER_HEAD_COUNT))
-    hp.indexer_head_size = int(ml.get_key(ATTENTION_INDEXER_KEY_LENGTH))
-    hp.indexer_top_k = int(ml.get_key(ATTENTION_INDEXER_TOP_K))
+    read_indexer(ml, hp)
     ml.get_arr(ATTENTION_INDEXER_TYPES, hp.is_indexer_full_impl, required=True)
 
 
@@ -274,11 +322,7 @@ def _exaone4(ml: Loader, hp: HParams) -> None:
 def _falcon_h1(ml: Loader, hp: HParams) -> None:
     """src/models/falcon-h1.cpp"""
     # SSM parameters
-    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
-    hp.ssm_d_inner = int(ml.get_key(SSM_INNER_SIZE))
-    hp.ssm_d_state = int(ml.get_key(SSM_STATE_SIZE))
-    hp.ssm_dt_rank = int(ml.get_key(SSM_TIME_STEP_RANK))
-    hp.ssm_n_group = int(ml.get_key(SSM_GROUP_COUNT))
+    read_ssm(ml, hp)
 
     hp.is_recr_impl = [1] * len(hp.is_recr_impl)
 
@@ -423,14 +467,10 @@ def _glm_dsa(ml: Loader, hp: HParams) -> None:
     hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
     # deepseek MLA parameters
-    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
-    hp.n_embd_head_k_mla_impl = int(ml.get_key(ATTENTION_KEY_LENGTH_MLA, hp.n_embd_head_k_mla_impl))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key(ATTENTION_VALUE_LENGTH_MLA, hp.n_embd_head_v_mla_impl))
+    read_deepseek_mla(ml, hp)
 
     # DSA parameters
-    hp.indexer_n_head = int(ml.get_key(ATTENTION_INDEXER_HEAD_COUNT))
-    hp.indexer_head_size = int(ml.get_key(ATTENTION_INDEXER_KEY_LENGTH))
-    hp.indexer_top_k = int(ml.get_key(ATTENTION_INDEXER_TOP_K))
+    read_indexer(ml, hp)
 
     # BC for GLM 5, 5.1 (full indexers) without indexer_types metadata
     is_pre_5_2 = hp.n_ctx_train < 1048576
@@ -449,11 +489,7 @@ def _glm4_moe(ml: Loader, hp: HParams) -> None:
 
 def _glm5_next(ml: Loader, hp: HParams) -> None:
     """src/models/glm5-next.cpp"""
-    hp.n_embd_head_k_mla_impl = int(ml.get_key(ATTENTION_KEY_LENGTH_MLA))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key(ATTENTION_VALUE_LENGTH_MLA))
-    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
-    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
-    hp.n_embd_head_kda = int(ml.get_key(KDA_HEAD_DIM))
+    read_mla_kda(ml, hp)
 
     # the MLA cache holds the compressed latent
     hp.n_embd_head_v_full = hp.n_lora_kv
@@ -463,9 +499,7 @@ def _glm5_next(ml: Loader, hp: HParams) -> None:
     hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
     # DSA indexer with k-pool compression
-    hp.indexer_n_head = int(ml.get_key(ATTENTION_INDEXER_HEAD_COUNT))
-    hp.indexer_head_size = int(ml.get_key(ATTENTION_INDEXER_KEY_LENGTH))
-    hp.indexer_top_k = int(ml.get_key(ATTENTION_INDEXER_TOP_K))
+    read_indexer(ml, hp)
     # indexer_kpool is not an HParams field yet: llama_memory_hybrid_idx sizes the indexer cache
     # rows as indexer_head_size * (indexer_kpool > 0 ? 3 : 1) (src/llama-memory-hybrid-idx.cpp)
     hp.indexer_kpool = int(ml.get_key(ATTENTION_INDEXER_KPOOL))
@@ -486,11 +520,7 @@ def _glm5_next(ml: Loader, hp: HParams) -> None:
 
 def _granite_hybrid(ml: Loader, hp: HParams) -> None:
     """src/models/granite-hybrid.cpp"""
-    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
-    hp.ssm_d_inner = int(ml.get_key(SSM_INNER_SIZE))
-    hp.ssm_d_state = int(ml.get_key(SSM_STATE_SIZE))
-    hp.ssm_dt_rank = int(ml.get_key(SSM_TIME_STEP_RANK))
-    hp.ssm_n_group = int(ml.get_key(SSM_GROUP_COUNT))
+    read_ssm(ml, hp)
 
     # A layer is recurrent IFF the n_head_kv value is set to 0
     _recurrent_where_no_kv_heads(hp, hp.n_layer())
@@ -583,11 +613,7 @@ def _jamba(ml: Loader, hp: HParams) -> None:
 
 def _kimi_k3(ml: Loader, hp: HParams) -> None:
     """src/models/kimi-k3.cpp"""
-    hp.n_embd_head_k_mla_impl = int(ml.get_key(ATTENTION_KEY_LENGTH_MLA))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key(ATTENTION_VALUE_LENGTH_MLA))
-    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
-    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
-    hp.n_embd_head_kda = int(ml.get_key(KDA_HEAD_DIM))
+    read_mla_kda(ml, hp)
 
     # the MLA cache holds the compressed latent
     # set it here too, as older GGUFs have no value_length key
@@ -601,11 +627,7 @@ def _kimi_k3(ml: Loader, hp: HParams) -> None:
 
 def _kimi_linear(ml: Loader, hp: HParams) -> None:
     """src/models/kimi-linear.cpp"""
-    hp.n_embd_head_k_mla_impl = int(ml.get_key(ATTENTION_KEY_LENGTH_MLA))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key(ATTENTION_VALUE_LENGTH_MLA))
-    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
-    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
-    hp.n_embd_head_kda = int(ml.get_key(KDA_HEAD_DIM))
+    read_mla_kda(ml, hp)
 
     # Mark KDA layers as recurrent using n_head_kv pattern (like Jamba)
     # Set n_head_kv = 0 for KDA layers (recurrent), n_head_kv = n_head for MLA layers (attention)
@@ -691,20 +713,14 @@ def _mamba(ml: Loader, hp: HParams) -> None:
 
 def _mamba2(ml: Loader, hp: HParams) -> None:
     """src/models/mamba2.cpp"""
-    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
-    hp.ssm_d_inner = int(ml.get_key(SSM_INNER_SIZE))
-    hp.ssm_d_state = int(ml.get_key(SSM_STATE_SIZE))
-    hp.ssm_dt_rank = int(ml.get_key(SSM_TIME_STEP_RANK))
-    hp.ssm_n_group = int(ml.get_key(SSM_GROUP_COUNT))
+    read_ssm(ml, hp)
 
 
 def _maple(ml: Loader, hp: HParams) -> None:
     """src/models/maple.cpp"""
     hp.swa_type = SWA_STANDARD
 
-    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
-
-    ml.get_arr(ATTENTION_SLIDING_WINDOW_PATTERN, hp.is_swa_impl, required=True)
+    read_swa_window_and_pattern(ml, hp)
 
 
 def _mellum(ml: Loader, hp: HParams) -> None:
@@ -784,10 +800,7 @@ def _mimo2(ml: Loader, hp: HParams) -> None:
     """src/models/mimo2.cpp"""
     hp.swa_type = SWA_STANDARD
 
-    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
-
-    # get_arr's `required` defaults to true in llama_model_loader
-    ml.get_arr(ATTENTION_SLIDING_WINDOW_PATTERN, hp.is_swa_impl, required=True)
+    read_swa_window_and_pattern(ml, hp)
 
 
 def _minicpm3(ml: Loader, hp: HParams) -> None:
@@ -810,9 +823,7 @@ def _minimax_m3(ml: Loader, hp: HParams) -> None:
     """src/models/minimax-m3.cpp"""
     # create_memory: sparse (MSA) layers carry an indexer key cache, but leading dense layers do not
     hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
-    hp.indexer_n_head = int(ml.get_key(ATTENTION_INDEXER_HEAD_COUNT))
-    hp.indexer_head_size = int(ml.get_key(ATTENTION_INDEXER_KEY_LENGTH))
-    hp.indexer_top_k = int(ml.get_key(ATTENTION_INDEXER_TOP_K))
+    read_indexer(ml, hp)
 
 
 def _modern_bert(ml: Loader, hp: HParams) -> None:
@@ -866,11 +877,7 @@ def _nanbeige(ml: Loader, hp: HParams) -> None:
 
 def _nemotron_h(ml: Loader, hp: HParams) -> None:
     """src/models/nemotron-h.cpp"""
-    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
-    hp.ssm_d_inner = int(ml.get_key(SSM_INNER_SIZE))
-    hp.ssm_d_state = int(ml.get_key(SSM_STATE_SIZE))
-    hp.ssm_dt_rank = int(ml.get_key(SSM_TIME_STEP_RANK))
-    hp.ssm_n_group = int(ml.get_key(SSM_GROUP_COUNT))
+    read_ssm(ml, hp)
 
     # A layer is recurrent IFF the n_head_kv value is set to 0 and
     # the n_ff value is set to 0. Appended MTP blocks are dense (non-recurrent)
@@ -914,11 +921,7 @@ def _phi3(ml: Loader, hp: HParams) -> None:
 def _plamo2(ml: Loader, hp: HParams) -> None:
     """src/models/plamo2.cpp"""
     # Load Mamba SSM parameters
-    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
-    hp.ssm_d_inner = int(ml.get_key(SSM_INNER_SIZE))
-    hp.ssm_d_state = int(ml.get_key(SSM_STATE_SIZE))
-    hp.ssm_dt_rank = int(ml.get_key(SSM_TIME_STEP_RANK))
-    hp.ssm_n_group = int(ml.get_key(SSM_GROUP_COUNT))
+    read_ssm(ml, hp)
 
     # Load attention parameters (read again, even when n_head() == 0 left them at 0;
     # the *_swa copies made by load_hparams are not refreshed)
@@ -947,11 +950,7 @@ def _plm(ml: Loader, hp: HParams) -> None:
 def _qwen35(ml: Loader, hp: HParams) -> None:
     """src/models/qwen35.cpp, qwen35moe.cpp and qwen3next.cpp read the same memory keys: the gated
     delta net's state sizes, then which layers are linear attention (recurrent)."""
-    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
-    hp.ssm_d_inner = int(ml.get_key(SSM_INNER_SIZE))
-    hp.ssm_d_state = int(ml.get_key(SSM_STATE_SIZE))
-    hp.ssm_dt_rank = int(ml.get_key(SSM_TIME_STEP_RANK))
-    hp.ssm_n_group = int(ml.get_key(SSM_GROUP_COUNT))
+    read_ssm(ml, hp)
 
     # Mark recurrent layers (linear attention layers). MTP layers are dense
     # attention-only and must be flagged non-recurrent.
@@ -968,11 +967,7 @@ def _qwen4exp_require_nonzero(ml: Loader, name: str, value: int) -> None:
 
 def _qwen4exp(ml: Loader, hp: HParams) -> None:
     """src/models/qwen4exp.cpp"""
-    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
-    hp.ssm_d_inner = int(ml.get_key(SSM_INNER_SIZE))
-    hp.ssm_d_state = int(ml.get_key(SSM_STATE_SIZE))
-    hp.ssm_dt_rank = int(ml.get_key(SSM_TIME_STEP_RANK))
-    hp.ssm_n_group = int(ml.get_key(SSM_GROUP_COUNT))
+    read_ssm(ml, hp)
     _qwen4exp_require_nonzero(ml, SSM_CONV_KERNEL, hp.ssm_d_conv)
     _qwen4exp_require_nonzero(ml, SSM_INNER_SIZE, hp.ssm_d_inner)
     _qwen4exp_require_nonzero(ml, SSM_STATE_SIZE, hp.ssm_d_state)
@@ -985,9 +980,7 @@ def _qwen4exp(ml: Loader, hp: HParams) -> None:
     if hp.dsv4_hc_mult <= 1:
         raise GgufprofError(f"{ml.key(HYPER_CONNECTION_COUNT)} must be greater than one, got {hp.dsv4_hc_mult}")
 
-    hp.indexer_n_head = int(ml.get_key(ATTENTION_INDEXER_HEAD_COUNT))
-    hp.indexer_head_size = int(ml.get_key(ATTENTION_INDEXER_KEY_LENGTH))
-    hp.indexer_top_k = int(ml.get_key(ATTENTION_INDEXER_TOP_K))
+    read_indexer(ml, hp)
     _qwen4exp_require_nonzero(ml, ATTENTION_INDEXER_HEAD_COUNT, hp.indexer_n_head)
     _qwen4exp_require_nonzero(ml, ATTENTION_INDEXER_KEY_LENGTH, hp.indexer_head_size)
     _qwen4exp_require_nonzero(ml, ATTENTION_INDEXER_TOP_K, hp.indexer_top_k)
@@ -1041,20 +1034,17 @@ def _rnd1(ml: Loader, hp: HParams) -> None:
 
 def _rwkv6(ml: Loader, hp: HParams) -> None:
     """src/models/rwkv6.cpp"""
-    hp.wkv_head_size = int(ml.get_key(WKV_HEAD_SIZE))
-    hp.token_shift_count = int(ml.get_key(TOKEN_SHIFT_COUNT, hp.token_shift_count))
+    read_wkv(ml, hp)
 
 
 def _rwkv6qwen2(ml: Loader, hp: HParams) -> None:
     """src/models/rwkv6qwen2.cpp"""
-    hp.wkv_head_size = int(ml.get_key(WKV_HEAD_SIZE))
-    hp.token_shift_count = int(ml.get_key(TOKEN_SHIFT_COUNT, hp.token_shift_count))
+    read_wkv(ml, hp)
 
 
 def _rwkv7(ml: Loader, hp: HParams) -> None:
     """src/models/rwkv7.cpp"""
-    hp.wkv_head_size = int(ml.get_key(WKV_HEAD_SIZE))
-    hp.token_shift_count = int(ml.get_key(TOKEN_SHIFT_COUNT, hp.token_shift_count))
+    read_wkv(ml, hp)
 
 
 def _smallthinker(ml: Loader, hp: HParams) -> None:
@@ -1072,11 +1062,8 @@ def _smallthinker(ml: Loader, hp: HParams) -> None:
 
 def _spark2_5(ml: Loader, hp: HParams) -> None:
     """src/models/spark2-5.cpp"""
-    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
-
     hp.swa_type = SWA_STANDARD
-    # get_arr's `required` defaults to true in llama_model_loader
-    ml.get_arr(ATTENTION_SLIDING_WINDOW_PATTERN, hp.is_swa_impl, required=True)
+    read_swa_window_and_pattern(ml, hp)
 
 
 def _step35(ml: Loader, hp: HParams) -> None:
@@ -1086,10 +1073,7 @@ def _step35(ml: Loader, hp: HParams) -> None:
     # full_attention layer only use half of the RoPE dimensions
     hp.n_rot_full = hp.n_rot_full // 2
 
-    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
-
-    # get_arr's `required` defaults to true in llama_model_loader
-    ml.get_arr(ATTENTION_SLIDING_WINDOW_PATTERN, hp.is_swa_impl, required=True)
+    read_swa_window_and_pattern(ml, hp)
 
 
 _PART3: dict[str, Callable[[Loader, HParams], None]] = {
