@@ -17,7 +17,8 @@ from . import ggml_types
 from .gguf_reader import GgufFile, TensorInfo, read_gguf
 from ..errors import GgufprofError
 from ..units import printable
-from .hparams import HParams, load_hparams
+from .hparams import HParams
+from .load import load_hparams
 
 # What a layer keeps per token or per sequence (inspect's "memory" column).
 ATTENTION, SWA, SHARED, RECURRENT, HYBRID, NONE = "attention", "sliding window", "shared", "recurrent", \
