@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 FIXTURE_NAMES = ["llama-gqa", "gemma3-swa", "deci-varkv"]
+QUANTIZED_FIXTURES = ["llama-q4_0"]  # weights llama.cpp repacks on this CPU: tests of CPU_REPACK
 
 # Lines a test wants in the run's closing summary (e.g. what llama.cpp itself cannot run).
 REPORT_NOTES: list[str] = []

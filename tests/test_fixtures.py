@@ -7,7 +7,7 @@ import pytest
 
 from ggufprof.memory.settings import KVSettings
 
-from .conftest import FIXTURE_NAMES, FIXTURES, ROOT, fixture_path
+from .conftest import FIXTURE_NAMES, FIXTURES, QUANTIZED_FIXTURES, ROOT, fixture_path
 
 
 def _make_fixtures_module():
@@ -22,7 +22,7 @@ def test_regenerated_fixtures_are_identical(tmp_path):
     mod.main(tmp_path)
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.gguf"))
     committed = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*.gguf"))
-    assert written == committed and len(written) == len(FIXTURE_NAMES) + 3 + 1  # + the split's 3 shards, llama-q4_0
+    assert written == committed and len(written) == len(FIXTURE_NAMES + QUANTIZED_FIXTURES) + 3  # + the split's 3 shards
     for rel in written:
         assert (tmp_path / rel).read_bytes() == (FIXTURES / rel).read_bytes(), rel
 
@@ -60,4 +60,4 @@ def test_fixture_decodes_in_llama_cpp(llama_models, name):
 
 
 def test_fixtures_dir_has_only_generated_files():
-    assert sorted(p.name for p in FIXTURES.glob("*.gguf")) == sorted(f"{n}.gguf" for n in FIXTURE_NAMES)
+    assert sorted(p.name for p in FIXTURES.glob("*.gguf")) == sorted(f"{n}.gguf" for n in FIXTURE_NAMES + QUANTIZED_FIXTURES)

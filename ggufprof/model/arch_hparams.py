@@ -5,7 +5,8 @@ statement for the fields in :class:`~.hparams.HParams` (SWA type, window and lay
 recurrent layers and state sizes, MLA and indexer widths, KV sharing, NextN layers); rope, norm and
 expert parameters are left out. Derived classes without their own loader map to their parent's
 function in ``ARCH_HPARAMS``, the table of every architecture the vendored llama.cpp builds. A key
-an architecture does not read never reaches its prediction: the port never asks for it.
+an architecture does not read never reaches its prediction: the port never asks for it. Keys are
+named by the constants of :mod:`.gguf_keys` (llama.cpp's ``LLM_KV_*`` without the prefix).
 """
 
 from __future__ import annotations
@@ -13,6 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import GgufprofError
+from .gguf_keys import (
+    ATTENTION_COMPRESS_RATIOS, ATTENTION_INDEXER_HEAD_COUNT, ATTENTION_INDEXER_KEY_LENGTH,
+    ATTENTION_INDEXER_KPOOL, ATTENTION_INDEXER_TOP_K, ATTENTION_INDEXER_TYPES, ATTENTION_KEY_LENGTH,
+    ATTENTION_KEY_LENGTH_MLA, ATTENTION_KEY_LENGTH_MLA_SWA, ATTENTION_KEY_LENGTH_SWA, ATTENTION_KV_LORA_RANK,
+    ATTENTION_KV_LORA_RANK_SWA, ATTENTION_RECURRENT_LAYERS, ATTENTION_SHARED_KV_LAYERS,
+    ATTENTION_SLIDING_WINDOW, ATTENTION_SLIDING_WINDOW_PATTERN, ATTENTION_VALUE_LENGTH,
+    ATTENTION_VALUE_LENGTH_MLA, ATTENTION_VALUE_LENGTH_MLA_SWA, ATTENTION_VALUE_LENGTH_SWA,
+    FULL_ATTENTION_INTERVAL, HRM_H_CYCLES, HRM_LAYERS_PER_STACK, HRM_L_CYCLES, HYPER_CONNECTION_COUNT,
+    KDA_HEAD_DIM, LEADING_DENSE_BLOCK_COUNT, NUM_LOOPS, PLE_CONV_KERNEL, PLE_HEADS_PER_NGRAM, PLE_LAYERS,
+    PLE_NGRAM_SIZE, ROPE_DIMENSION_COUNT_SWA, SHORTCONV_L_CACHE, SSM_CONV_KERNEL, SSM_GROUP_COUNT,
+    SSM_INNER_SIZE, SSM_STATE_SIZE, SSM_TIME_STEP_RANK, TOKEN_SHIFT_COUNT, WKV_HEAD_SIZE,
+)
 from .hparams import LLAMA_MAX_LAYERS, SWA_CHUNKED, SWA_NONE, SWA_STANDARD, SWA_SYMMETRIC, HParams, Loader  # noqa: F401
 
 
@@ -20,9 +33,9 @@ from .hparams import LLAMA_MAX_LAYERS, SWA_CHUNKED, SWA_NONE, SWA_STANDARD, SWA_
 def load_swa_pattern(ml: Loader, hp: HParams, n: int, dense_first: bool = False) -> None:
     """``llama_model_base::load_swa_pattern`` (src/llama-model.cpp): a per-layer array wins, else
     the key's period (or ``n``) through ``set_swa_pattern``."""
-    if ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl) is not None:
+    if ml.get_arr(ATTENTION_SLIDING_WINDOW_PATTERN, hp.is_swa_impl) is not None:
         return
-    n = int(ml.get_key("attention.sliding_window_pattern", n))
+    n = int(ml.get_key(ATTENTION_SLIDING_WINDOW_PATTERN, n))
     hp.set_swa_pattern(n, dense_first)
 
 
@@ -33,6 +46,69 @@ def _recurrent_where_no_kv_heads(hp: HParams, n_layers: int) -> None:
         hp.is_recr_impl[il] = int(hp.n_head_kv(il) == 0)
 
 
+# --- key groups that several architectures read identically ------------------------------------
+# Each reads its keys in llama.cpp's order, with llama.cpp's required-ness and defaults, so that a
+# missing key fails with the same message as the spelled-out reads did. Where an architecture reads
+# one of these groups differently (fewer keys, defaults, another order) it spells its reads out.
+
+
+def read_ssm(ml: Loader, hp: HParams) -> None:
+    """The SSM state sizes, all five required: conv kernel, inner size, state size, time-step rank,
+    group count. As read by src/models/falcon-h1.cpp, granite-hybrid.cpp, mamba2.cpp, nemotron-h.cpp,
+    plamo2.cpp, qwen35.cpp, qwen35moe.cpp, qwen3next.cpp and qwen4exp.cpp (mamba.cpp and jamba.cpp
+    have no group count and spell out the first four)."""
+    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
+    hp.ssm_d_inner = int(ml.get_key(SSM_INNER_SIZE))
+    hp.ssm_d_state = int(ml.get_key(SSM_STATE_SIZE))
+    hp.ssm_dt_rank = int(ml.get_key(SSM_TIME_STEP_RANK))
+    hp.ssm_n_group = int(ml.get_key(SSM_GROUP_COUNT))
+
+
+def read_indexer(ml: Loader, hp: HParams) -> None:
+    """The sparse-attention indexer's head count, key length and top-k, all three required. As read
+    by src/models/deepseek32.cpp, deepseek4.cpp, dots3note.cpp, glm-dsa.cpp, glm5-next.cpp,
+    minimax-m3.cpp and qwen4exp.cpp (hy-v4.cpp reads them as optional and spells them out)."""
+    hp.indexer_n_head = int(ml.get_key(ATTENTION_INDEXER_HEAD_COUNT))
+    hp.indexer_head_size = int(ml.get_key(ATTENTION_INDEXER_KEY_LENGTH))
+    hp.indexer_top_k = int(ml.get_key(ATTENTION_INDEXER_TOP_K))
+
+
+def read_deepseek_mla(ml: Loader, hp: HParams) -> None:
+    """DeepSeek's MLA parameters: the KV LoRA rank (required), then the MLA key and value head sizes
+    (optional, keeping their current values). As read by src/models/deepseek2.cpp, deepseek32.cpp
+    and glm-dsa.cpp (dots3note.cpp and hy-v4.cpp require all three and spell them out)."""
+    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
+    hp.n_embd_head_k_mla_impl = int(ml.get_key(ATTENTION_KEY_LENGTH_MLA, hp.n_embd_head_k_mla_impl))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key(ATTENTION_VALUE_LENGTH_MLA, hp.n_embd_head_v_mla_impl))
+
+
+def read_mla_kda(ml: Loader, hp: HParams) -> None:
+    """The MLA + KDA hybrids' (Kimi-Linear family) widths, all five required, in this order: MLA key
+    and value head sizes, KV LoRA rank, then the KDA layers' conv kernel and head size. As read by
+    src/models/bailingmoe3.cpp, glm5-next.cpp, kimi-k3.cpp and kimi-linear.cpp."""
+    hp.n_embd_head_k_mla_impl = int(ml.get_key(ATTENTION_KEY_LENGTH_MLA))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key(ATTENTION_VALUE_LENGTH_MLA))
+    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
+    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
+    hp.n_embd_head_kda = int(ml.get_key(KDA_HEAD_DIM))
+
+
+def read_wkv(ml: Loader, hp: HParams) -> None:
+    """RWKV's state sizes: the WKV head size (required) and the token-shift count (optional). As read
+    by src/models/rwkv6.cpp, rwkv6qwen2.cpp, rwkv7.cpp and arwkv7.cpp."""
+    hp.wkv_head_size = int(ml.get_key(WKV_HEAD_SIZE))
+    hp.token_shift_count = int(ml.get_key(TOKEN_SHIFT_COUNT, hp.token_shift_count))
+
+
+def read_swa_window_and_pattern(ml: Loader, hp: HParams) -> None:
+    """The sliding window (required), then the per-layer SWA array (required too: ``get_arr``'s
+    ``required`` defaults to true in llama_model_loader). As read by src/models/maple.cpp,
+    mimo2.cpp, spark2-5.cpp and step35.cpp (dots3note.cpp, gemma4.cpp and granite-swa.cpp read the
+    two with other keys between or in the other order, and spell them out)."""
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
+    ml.get_arr(ATTENTION_SLIDING_WINDOW_PATTERN, hp.is_swa_impl, required=True)
+
+
 def _plain(ml: Loader, hp: HParams) -> None:
     """The architectures whose ``load_arch_hparams`` sets nothing that shapes memory (only rope,
     norm, expert or output parameters): the shared load_hparams says it all. clip never gets here
@@ -41,8 +117,8 @@ def _plain(ml: Loader, hp: HParams) -> None:
 
 def _afmoe(ml: Loader, hp: HParams) -> None:
     """src/models/afmoe.cpp"""
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
-    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW, hp.n_swa))
 
     # Set up interleaved sliding window attention (ISWA)
     # Pattern: 3 sliding - 1 full (global_attn_every_n_layers = 4)
@@ -55,28 +131,23 @@ def _afmoe(ml: Loader, hp: HParams) -> None:
 
 def _arwkv7(ml: Loader, hp: HParams) -> None:
     """src/models/arwkv7.cpp"""
-    hp.wkv_head_size = int(ml.get_key("wkv.head_size"))
-    hp.token_shift_count = int(ml.get_key("token_shift_count", hp.token_shift_count))
+    read_wkv(ml, hp)
 
 
 def _bailingmoe(ml: Loader, hp: HParams) -> None:
     """src/models/bailingmoe.cpp"""
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
 
 def _bailingmoe2(ml: Loader, hp: HParams) -> None:
     """src/models/bailingmoe2.cpp"""
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
 
 def _bailingmoe3(ml: Loader, hp: HParams) -> None:
     """src/models/bailingmoe3.cpp"""
-    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla"))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla"))
-    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.n_embd_head_kda = int(ml.get_key("kda.head_dim"))
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count"))
+    read_mla_kda(ml, hp)
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT))
 
     # layers without KV heads are KDA (recurrent) layers
     _recurrent_where_no_kv_heads(hp, hp.n_layer())
@@ -87,13 +158,13 @@ def _cohere2(ml: Loader, hp: HParams) -> None:
     hp.swa_type = SWA_STANDARD
     load_swa_pattern(ml, hp, 4)
 
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
 
 
 def _cohere2moe(ml: Loader, hp: HParams) -> None:
     """src/models/cohere2moe.cpp"""
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count"))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT))
 
     hp.swa_type = SWA_STANDARD
     load_swa_pattern(ml, hp, 4, True)
@@ -101,38 +172,32 @@ def _cohere2moe(ml: Loader, hp: HParams) -> None:
 
 def _deepseek(ml: Loader, hp: HParams) -> None:
     """src/models/deepseek.cpp"""
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
 
 def _deepseek2(ml: Loader, hp: HParams) -> None:
     """src/models/deepseek2.cpp"""
     # (is_lite only decides whether q_lora_rank is required: not memory-relevant)
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
-    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
-    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla", hp.n_embd_head_k_mla_impl))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla", hp.n_embd_head_v_mla_impl))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
+    read_deepseek_mla(ml, hp)
 
 
 def _deepseek2ocr(ml: Loader, hp: HParams) -> None:
     """src/models/deepseek2ocr.cpp"""
     # similar to deepseek2, but without MLA
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
 
 def _deepseek32(ml: Loader, hp: HParams) -> None:
     """src/models/deepseek32.cpp"""
     # MoE parameters
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
     # deepseek MLA parameters
-    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
-    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla", hp.n_embd_head_k_mla_impl))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla", hp.n_embd_head_v_mla_impl))
+    read_deepseek_mla(ml, hp)
 
     # DSA parameters
-    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
-    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
-    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
+    read_indexer(ml, hp)
 
 
 def _deepseek4(ml: Loader, hp: HParams) -> None:
@@ -145,18 +210,16 @@ def _deepseek4(ml: Loader, hp: HParams) -> None:
         if not ml.has_tensor(mtp_probe):
             hp.n_layer_nextn = 0
 
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
 
-    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
-    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
-    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
+    read_indexer(ml, hp)
 
-    hp.dsv4_hc_mult = int(ml.get_key("hyper_connection.count"))
+    hp.dsv4_hc_mult = int(ml.get_key(HYPER_CONNECTION_COUNT))
 
-    n_compress_ratios = ml.get_arr_n("attention.compress_ratios", required=True)
+    n_compress_ratios = ml.get_arr_n(ATTENTION_COMPRESS_RATIOS, required=True)
     if n_compress_ratios < hp.n_layer_all:
         raise GgufprofError("DeepSeek-V4 compress_ratios is shorter than block_count")
-    ml.get_arr("attention.compress_ratios", hp.dsv4_compress_ratios, required=True)
+    ml.get_arr(ATTENTION_COMPRESS_RATIOS, hp.dsv4_compress_ratios, required=True)
 
     hp.swa_type = SWA_STANDARD
     hp.set_swa_pattern(0)
@@ -169,10 +232,10 @@ def _deepseek4(ml: Loader, hp: HParams) -> None:
 def _dflash(ml: Loader, hp: HParams) -> None:
     """src/models/dflash.cpp"""
     # DeepSeek-V4 DSpark backbone: stages are full DSV4 blocks, uniform sliding window (the draft KV ring)
-    hp.dsv4_hc_mult = int(ml.get_key("hyper_connection.count", hp.dsv4_hc_mult))
+    hp.dsv4_hc_mult = int(ml.get_key(HYPER_CONNECTION_COUNT, hp.dsv4_hc_mult))
     if hp.dsv4_hc_mult > 0:
-        hp.n_swa = int(ml.get_key("attention.sliding_window"))
-        ml.get_arr("attention.compress_ratios", hp.dsv4_compress_ratios)
+        hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
+        ml.get_arr(ATTENTION_COMPRESS_RATIOS, hp.dsv4_compress_ratios)
 
         for il in range(hp.n_layer_all):
             if hp.dsv4_compress_ratios[il] != 0:
@@ -187,43 +250,41 @@ def _dflash(ml: Loader, hp: HParams) -> None:
         return
 
     # optional interleaved sliding-window attention with per-layer pattern array.
-    found_swa = ml.has("attention.sliding_window")
-    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    found_swa = ml.has(ATTENTION_SLIDING_WINDOW)
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW, hp.n_swa))
     if found_swa and hp.n_swa > 0:
         hp.swa_type = SWA_STANDARD
-        ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+        ml.get_arr(ATTENTION_SLIDING_WINDOW_PATTERN, hp.is_swa_impl, required=True)
 
 
 def _dots1(ml: Loader, hp: HParams) -> None:
     """src/models/dots1.cpp"""
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
 
 def _dots3note(ml: Loader, hp: HParams) -> None:
     """src/models/dots3note.cpp"""
     # MoE parameters
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count"))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT))
 
     # MLA parameters of the full-attention layers
-    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
-    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla"))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla"))
+    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
+    hp.n_embd_head_k_mla_impl = int(ml.get_key(ATTENTION_KEY_LENGTH_MLA))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key(ATTENTION_VALUE_LENGTH_MLA))
 
     # MLA parameters of the sliding-window layers
-    hp.n_lora_kv_swa = int(ml.get_key("attention.kv_lora_rank_swa"))
-    hp.n_embd_head_k_mla_swa = int(ml.get_key("attention.key_length_mla_swa"))
-    hp.n_embd_head_v_mla_swa = int(ml.get_key("attention.value_length_mla_swa"))
+    hp.n_lora_kv_swa = int(ml.get_key(ATTENTION_KV_LORA_RANK_SWA))
+    hp.n_embd_head_k_mla_swa = int(ml.get_key(ATTENTION_KEY_LENGTH_MLA_SWA))
+    hp.n_embd_head_v_mla_swa = int(ml.get_key(ATTENTION_VALUE_LENGTH_MLA_SWA))
 
     hp.swa_type = SWA_STANDARD
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
     # (rope.freq_base_swa is required here too, read between these two lines in llama.cpp)
-    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+    ml.get_arr(ATTENTION_SLIDING_WINDOW_PATTERN, hp.is_swa_impl, required=True)
 
     # DSA parameters
-    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
-    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
-    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
-    ml.get_arr("attention.indexer.types", hp.is_indexer_full_impl, required=True)
+    read_indexer(ml, hp)
+    ml.get_arr(ATTENTION_INDEXER_TYPES, hp.is_indexer_full_impl, required=True)
 
 
 def _dream(ml: Loader, hp: HParams) -> None:
@@ -235,7 +296,7 @@ def _dream(ml: Loader, hp: HParams) -> None:
 def _ernie4_5(ml: Loader, hp: HParams) -> None:
     """src/models/ernie4-5.cpp"""
     if hp.arch == "ernie4_5-moe":
-        hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+        hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
 
 def _exaone_moe(ml: Loader, hp: HParams) -> None:
@@ -244,8 +305,8 @@ def _exaone_moe(ml: Loader, hp: HParams) -> None:
     hp.n_swa = 128
     load_swa_pattern(ml, hp, 4)
 
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
 
 def _exaone4(ml: Loader, hp: HParams) -> None:
@@ -255,17 +316,13 @@ def _exaone4(ml: Loader, hp: HParams) -> None:
         hp.n_swa = 4096
         load_swa_pattern(ml, hp, 4)
 
-    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW, hp.n_swa))
 
 
 def _falcon_h1(ml: Loader, hp: HParams) -> None:
     """src/models/falcon-h1.cpp"""
     # SSM parameters
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
-    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
-    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
-    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+    read_ssm(ml, hp)
 
     hp.is_recr_impl = [1] * len(hp.is_recr_impl)
 
@@ -277,7 +334,7 @@ def _gemma_embedding(ml: Loader, hp: HParams) -> None:
 
     hp.causal_attn = False  # embeddings do not use causal attention
 
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
 
 
 def _gemma2(ml: Loader, hp: HParams) -> None:
@@ -286,13 +343,13 @@ def _gemma2(ml: Loader, hp: HParams) -> None:
     hp.n_swa = 4096  # default value of gemma 2
     load_swa_pattern(ml, hp, 2)
 
-    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW, hp.n_swa))
 
 
 def _gemma3(ml: Loader, hp: HParams) -> None:
     """src/models/gemma3.cpp"""
-    found_swa = ml.has("attention.sliding_window")
-    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    found_swa = ml.has(ATTENTION_SLIDING_WINDOW)
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW, hp.n_swa))
     if found_swa and hp.n_swa > 0:
         hp.swa_type = SWA_STANDARD
         load_swa_pattern(ml, hp, 6)
@@ -307,19 +364,19 @@ def _gemma3n(ml: Loader, hp: HParams) -> None:
 
     hp.n_layer_kv_from_start = 20
 
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
 
 
 def _gemma4_assistant(ml: Loader, hp: HParams) -> None:
     """src/models/gemma4-assistant.cpp"""
     hp.swa_type = SWA_STANDARD
-    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+    ml.get_arr(ATTENTION_SLIDING_WINDOW_PATTERN, hp.is_swa_impl, required=True)
 
     # (attention.shared_kv_layers is read into a local that is never used)
 
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
-    hp.n_embd_head_k_swa = int(ml.get_key("attention.key_length_swa"))
-    hp.n_embd_head_v_swa = int(ml.get_key("attention.value_length_swa"))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
+    hp.n_embd_head_k_swa = int(ml.get_key(ATTENTION_KEY_LENGTH_SWA))
+    hp.n_embd_head_v_swa = int(ml.get_key(ATTENTION_VALUE_LENGTH_SWA))
 
 
 _PART1: dict[str, Callable[[Loader, HParams], None]] = {
@@ -386,16 +443,16 @@ def _i32(x: int) -> int:
 def _gemma4(ml: Loader, hp: HParams) -> None:
     """src/models/gemma4.cpp"""
     hp.swa_type = SWA_STANDARD
-    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+    ml.get_arr(ATTENTION_SLIDING_WINDOW_PATTERN, hp.is_swa_impl, required=True)
 
-    n_kv_shared_layers = int(ml.get_key("attention.shared_kv_layers", 0))
+    n_kv_shared_layers = int(ml.get_key(ATTENTION_SHARED_KV_LAYERS, 0))
 
     # uint32 n_layer_all - (int32_t) n_kv_shared_layers, stored in an int32_t
     hp.n_layer_kv_from_start = _i32(hp.n_layer_all - n_kv_shared_layers)
 
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
-    hp.n_embd_head_k_swa = int(ml.get_key("attention.key_length_swa"))
-    hp.n_embd_head_v_swa = int(ml.get_key("attention.value_length_swa"))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
+    hp.n_embd_head_k_swa = int(ml.get_key(ATTENTION_KEY_LENGTH_SWA))
+    hp.n_embd_head_v_swa = int(ml.get_key(ATTENTION_VALUE_LENGTH_SWA))
 
 
 # https://huggingface.co/zai-org/GLM-5.2/blob/main/config.json#L26
@@ -407,17 +464,13 @@ GLM_5_2_DEFAULT_INDEXER_TYPES += [0] * (LLAMA_MAX_LAYERS - len(GLM_5_2_DEFAULT_I
 def _glm_dsa(ml: Loader, hp: HParams) -> None:
     """src/models/glm-dsa.cpp"""
     # MoE parameters
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
     # deepseek MLA parameters
-    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
-    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla", hp.n_embd_head_k_mla_impl))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla", hp.n_embd_head_v_mla_impl))
+    read_deepseek_mla(ml, hp)
 
     # DSA parameters
-    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
-    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
-    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
+    read_indexer(ml, hp)
 
     # BC for GLM 5, 5.1 (full indexers) without indexer_types metadata
     is_pre_5_2 = hp.n_ctx_train < 1048576
@@ -425,46 +478,40 @@ def _glm_dsa(ml: Loader, hp: HParams) -> None:
         hp.is_indexer_full_impl = [1] * len(hp.is_indexer_full_impl)
     else:
         hp.is_indexer_full_impl = list(GLM_5_2_DEFAULT_INDEXER_TYPES)
-    ml.get_key_or_arr("attention.indexer.types", hp.is_indexer_full_impl, hp.n_layer())
+    ml.get_key_or_arr(ATTENTION_INDEXER_TYPES, hp.is_indexer_full_impl, hp.n_layer())
 
 
 def _glm4_moe(ml: Loader, hp: HParams) -> None:
     """src/models/glm4-moe.cpp"""
     # MoE parameters
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
 
 def _glm5_next(ml: Loader, hp: HParams) -> None:
     """src/models/glm5-next.cpp"""
-    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla"))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla"))
-    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.n_embd_head_kda = int(ml.get_key("kda.head_dim"))
+    read_mla_kda(ml, hp)
 
     # the MLA cache holds the compressed latent
     hp.n_embd_head_v_full = hp.n_lora_kv
 
     _recurrent_where_no_kv_heads(hp, hp.n_layer_all)
 
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
     # DSA indexer with k-pool compression
-    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
-    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
-    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
+    read_indexer(ml, hp)
     # indexer_kpool is not an HParams field yet: llama_memory_hybrid_idx sizes the indexer cache
     # rows as indexer_head_size * (indexer_kpool > 0 ? 3 : 1) (src/llama-memory-hybrid-idx.cpp)
-    hp.indexer_kpool = int(ml.get_key("attention.indexer.kpool"))
+    hp.indexer_kpool = int(ml.get_key(ATTENTION_INDEXER_KPOOL))
     if not (hp.indexer_kpool > 1 and hp.indexer_top_k % hp.indexer_kpool == 0):
         raise GgufprofError(
             "GGML_ASSERT(hparams.indexer_kpool > 1 && hparams.indexer_top_k % hparams.indexer_kpool == 0) failed "
             f"(glm5-next: indexer.kpool = {hp.indexer_kpool}, indexer.top_k = {hp.indexer_top_k})")
     hp.is_indexer_full_impl = [1] * len(hp.is_indexer_full_impl)
-    ml.get_key_or_arr("attention.indexer.types", hp.is_indexer_full_impl, hp.n_layer())
+    ml.get_key_or_arr(ATTENTION_INDEXER_TYPES, hp.is_indexer_full_impl, hp.n_layer())
 
     # mHC
-    hp.dsv4_hc_mult = int(ml.get_key("hyper_connection.count"))
+    hp.dsv4_hc_mult = int(ml.get_key(HYPER_CONNECTION_COUNT))
     if hp.dsv4_hc_mult != 4:
         raise GgufprofError(
             f'GGML_ASSERT(hparams.dsv4_hc_mult == 4 && "mHC with hc_mult != 4 is not supported") failed '
@@ -473,11 +520,7 @@ def _glm5_next(ml: Loader, hp: HParams) -> None:
 
 def _granite_hybrid(ml: Loader, hp: HParams) -> None:
     """src/models/granite-hybrid.cpp"""
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
-    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
-    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
-    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+    read_ssm(ml, hp)
 
     # A layer is recurrent IFF the n_head_kv value is set to 0
     _recurrent_where_no_kv_heads(hp, hp.n_layer())
@@ -486,8 +529,8 @@ def _granite_hybrid(ml: Loader, hp: HParams) -> None:
 def _granite_swa(ml: Loader, hp: HParams) -> None:
     """src/models/granite-swa.cpp"""
     # iSWA configuration
-    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+    ml.get_arr(ATTENTION_SLIDING_WINDOW_PATTERN, hp.is_swa_impl, required=True)
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
     hp.swa_type = SWA_STANDARD
 
 
@@ -512,9 +555,9 @@ def _granite_switch(ml: Loader, hp: HParams) -> None:
 
 def _hrm_text(ml: Loader, hp: HParams) -> None:
     """src/models/hrm-text.cpp"""
-    n_hrm_layers_per_stack = int(ml.get_key("hrm.layers_per_stack"))
-    n_hrm_h_cycles = int(ml.get_key("hrm.h_cycles"))
-    n_hrm_l_cycles = int(ml.get_key("hrm.l_cycles"))
+    n_hrm_layers_per_stack = int(ml.get_key(HRM_LAYERS_PER_STACK))
+    n_hrm_h_cycles = int(ml.get_key(HRM_H_CYCLES))
+    n_hrm_l_cycles = int(ml.get_key(HRM_L_CYCLES))
 
     if not n_hrm_layers_per_stack > 0:
         raise GgufprofError("GGML_ASSERT(hparams.n_hrm_layers_per_stack > 0) failed")
@@ -533,24 +576,24 @@ def _hrm_text(ml: Loader, hp: HParams) -> None:
 
 def _hy_v4(ml: Loader, hp: HParams) -> None:
     """src/models/hy-v4.cpp"""
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
-    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
-    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla"))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla"))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
+    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
+    hp.n_embd_head_k_mla_impl = int(ml.get_key(ATTENTION_KEY_LENGTH_MLA))
+    hp.n_embd_head_v_mla_impl = int(ml.get_key(ATTENTION_VALUE_LENGTH_MLA))
 
-    hp.dsv4_hc_mult = int(ml.get_key("hyper_connection.count"))
+    hp.dsv4_hc_mult = int(ml.get_key(HYPER_CONNECTION_COUNT))
 
     # DSA is absent on the all-full_attention checkpoints, so indexer_top_k stays 0 there
-    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count", hp.indexer_n_head))
-    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length", hp.indexer_head_size))
-    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k", hp.indexer_top_k))
+    hp.indexer_n_head = int(ml.get_key(ATTENTION_INDEXER_HEAD_COUNT, hp.indexer_n_head))
+    hp.indexer_head_size = int(ml.get_key(ATTENTION_INDEXER_KEY_LENGTH, hp.indexer_head_size))
+    hp.indexer_top_k = int(ml.get_key(ATTENTION_INDEXER_TOP_K, hp.indexer_top_k))
 
     if hp.indexer_top_k > 0:
         n_rot = hp.n_rot_swa if hp.is_swa(0) else hp.n_rot_full  # hparams.n_rot()
         if hp.indexer_n_head == 0 or hp.indexer_head_size <= n_rot:
             raise GgufprofError("hy_v4: bad indexer head count / key length")
 
-        ml.get_key_or_arr("attention.indexer.types", hp.is_indexer_full_impl, hp.n_layer())
+        ml.get_key_or_arr(ATTENTION_INDEXER_TYPES, hp.is_indexer_full_impl, hp.n_layer())
         if not hp.is_indexer_full(0):
             raise GgufprofError("hy_v4: layer 0 must own an indexer, nothing precedes it to share")
 
@@ -560,21 +603,17 @@ def _hy_v4(ml: Loader, hp: HParams) -> None:
 
 def _jamba(ml: Loader, hp: HParams) -> None:
     """src/models/jamba.cpp"""
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
-    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
-    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
+    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
+    hp.ssm_d_inner = int(ml.get_key(SSM_INNER_SIZE))
+    hp.ssm_d_state = int(ml.get_key(SSM_STATE_SIZE))
+    hp.ssm_dt_rank = int(ml.get_key(SSM_TIME_STEP_RANK))
 
     _recurrent_where_no_kv_heads(hp, hp.n_layer())
 
 
 def _kimi_k3(ml: Loader, hp: HParams) -> None:
     """src/models/kimi-k3.cpp"""
-    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla"))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla"))
-    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.n_embd_head_kda = int(ml.get_key("kda.head_dim"))
+    read_mla_kda(ml, hp)
 
     # the MLA cache holds the compressed latent
     # set it here too, as older GGUFs have no value_length key
@@ -583,52 +622,48 @@ def _kimi_k3(ml: Loader, hp: HParams) -> None:
     # n_head_kv == 0 marks a KDA (recurrent) layer, as in kimi-linear
     _recurrent_where_no_kv_heads(hp, hp.n_layer())
 
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
 
 def _kimi_linear(ml: Loader, hp: HParams) -> None:
     """src/models/kimi-linear.cpp"""
-    hp.n_embd_head_k_mla_impl = int(ml.get_key("attention.key_length_mla"))
-    hp.n_embd_head_v_mla_impl = int(ml.get_key("attention.value_length_mla"))
-    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.n_embd_head_kda = int(ml.get_key("kda.head_dim"))
+    read_mla_kda(ml, hp)
 
     # Mark KDA layers as recurrent using n_head_kv pattern (like Jamba)
     # Set n_head_kv = 0 for KDA layers (recurrent), n_head_kv = n_head for MLA layers (attention)
     _recurrent_where_no_kv_heads(hp, hp.n_layer())
 
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
 
 def _laguna(ml: Loader, hp: HParams) -> None:
     """src/models/laguna.cpp"""
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count"))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT))
 
     # Sliding-window attention is OPTIONAL. XS.2 is hybrid (full / SWA / SWA /
     # SWA repeating, period 4 starting with full); M.1 has no sliding window
     # (all layers full attention). When sliding_window is absent or zero we
     # leave swa_type = NONE and skip the SWA-specific per-layer-type RoPE.
     hp.n_swa = 0
-    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW, hp.n_swa))
     if hp.n_swa > 0:
         hp.swa_type = SWA_STANDARD
 
         load_swa_pattern(ml, hp, 4, dense_first=True)  # XS.2: FULL at il%4==0
 
-        hp.n_rot_swa = int(ml.get_key("rope.dimension_count_swa", hp.n_rot_swa))
+        hp.n_rot_swa = int(ml.get_key(ROPE_DIMENSION_COUNT_SWA, hp.n_rot_swa))
 
 
 def _lfm2(ml: Loader, hp: HParams) -> None:
     """src/models/lfm2.cpp"""
-    hp.n_shortconv_l_cache = int(ml.get_key("shortconv.l_cache"))
+    hp.n_shortconv_l_cache = int(ml.get_key(SHORTCONV_L_CACHE))
 
     _recurrent_where_no_kv_heads(hp, hp.n_layer())
 
     hp.n_layer_dense_lead = hp.n_layer()
 
-    is_swa = ml.has("attention.sliding_window")
-    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    is_swa = ml.has(ATTENTION_SLIDING_WINDOW)
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW, hp.n_swa))
     if is_swa and hp.n_swa > 0:
         hp.swa_type = SWA_STANDARD
         for il in range(hp.n_layer()):
@@ -637,8 +672,8 @@ def _lfm2(ml: Loader, hp: HParams) -> None:
 
 def _lfm2moe(ml: Loader, hp: HParams) -> None:
     """src/models/lfm2moe.cpp"""
-    hp.n_shortconv_l_cache = int(ml.get_key("shortconv.l_cache"))
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
+    hp.n_shortconv_l_cache = int(ml.get_key(SHORTCONV_L_CACHE))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
 
     _recurrent_where_no_kv_heads(hp, hp.n_layer())
 
@@ -657,8 +692,8 @@ def _llada(ml: Loader, hp: HParams) -> None:
 
 def _llama4(ml: Loader, hp: HParams) -> None:
     """src/models/llama4.cpp"""
-    found_swa = ml.has("attention.sliding_window")
-    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    found_swa = ml.has(ATTENTION_SLIDING_WINDOW)
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW, hp.n_swa))
     if found_swa and hp.n_swa == 0:
         hp.swa_type = SWA_NONE
     else:
@@ -670,33 +705,27 @@ def _llama4(ml: Loader, hp: HParams) -> None:
 
 def _mamba(ml: Loader, hp: HParams) -> None:
     """src/models/mamba.cpp"""
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
-    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
-    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
+    hp.ssm_d_conv = int(ml.get_key(SSM_CONV_KERNEL))
+    hp.ssm_d_inner = int(ml.get_key(SSM_INNER_SIZE))
+    hp.ssm_d_state = int(ml.get_key(SSM_STATE_SIZE))
+    hp.ssm_dt_rank = int(ml.get_key(SSM_TIME_STEP_RANK))
 
 
 def _mamba2(ml: Loader, hp: HParams) -> None:
     """src/models/mamba2.cpp"""
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
-    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
-    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
-    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+    read_ssm(ml, hp)
 
 
 def _maple(ml: Loader, hp: HParams) -> None:
     """src/models/maple.cpp"""
     hp.swa_type = SWA_STANDARD
 
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
-
-    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+    read_swa_window_and_pattern(ml, hp)
 
 
 def _mellum(ml: Loader, hp: HParams) -> None:
     """src/models/mellum.cpp"""
-    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW, hp.n_swa))
 
     if hp.n_swa > 0:
         hp.swa_type = SWA_STANDARD
@@ -771,15 +800,12 @@ def _mimo2(ml: Loader, hp: HParams) -> None:
     """src/models/mimo2.cpp"""
     hp.swa_type = SWA_STANDARD
 
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
-
-    # get_arr's `required` defaults to true in llama_model_loader
-    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+    read_swa_window_and_pattern(ml, hp)
 
 
 def _minicpm3(ml: Loader, hp: HParams) -> None:
     """src/models/minicpm3.cpp"""
-    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
+    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
 
 
 def _minimax_01(ml: Loader, hp: HParams) -> None:
@@ -788,24 +814,22 @@ def _minimax_01(ml: Loader, hp: HParams) -> None:
     hp.n_embd_head_la = hp.n_embd_head_k_full
 
     # Mark recurrent layers (lightning attention layers).
-    if not ml.get_key_or_arr("attention.recurrent_layers", hp.is_recr_impl, hp.n_layer_all, False):
-        full_attn_interval = int(ml.get_key("full_attention_interval", 8))
+    if not ml.get_key_or_arr(ATTENTION_RECURRENT_LAYERS, hp.is_recr_impl, hp.n_layer_all, False):
+        full_attn_interval = int(ml.get_key(FULL_ATTENTION_INTERVAL, 8))
         _recr_every(hp, full_attn_interval)
 
 
 def _minimax_m3(ml: Loader, hp: HParams) -> None:
     """src/models/minimax-m3.cpp"""
     # create_memory: sparse (MSA) layers carry an indexer key cache, but leading dense layers do not
-    hp.n_layer_dense_lead = int(ml.get_key("leading_dense_block_count", hp.n_layer_dense_lead))
-    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
-    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
-    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
+    hp.n_layer_dense_lead = int(ml.get_key(LEADING_DENSE_BLOCK_COUNT, hp.n_layer_dense_lead))
+    read_indexer(ml, hp)
 
 
 def _modern_bert(ml: Loader, hp: HParams) -> None:
     """src/models/modern-bert.cpp"""
-    found_swa = ml.has("attention.sliding_window")
-    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    found_swa = ml.has(ATTENTION_SLIDING_WINDOW)
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW, hp.n_swa))
     if found_swa and hp.n_swa > 0:
         hp.swa_type = SWA_SYMMETRIC
         load_swa_pattern(ml, hp, 3, True)
@@ -815,7 +839,7 @@ def _modern_bert(ml: Loader, hp: HParams) -> None:
 
 def _muse_glimmer(ml: Loader, hp: HParams) -> None:
     """src/models/muse-glimmer.cpp"""
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
 
     hp.swa_type = SWA_STANDARD
     load_swa_pattern(ml, hp, 4)
@@ -825,7 +849,7 @@ def _nanbeige(ml: Loader, hp: HParams) -> None:
     """src/models/nanbeige.cpp"""
     max_layers = len(hp.n_head_arr)  # LLAMA_MAX_LAYERS
 
-    n_loops_u = int(ml.get_key("num_loops", 1))
+    n_loops_u = int(ml.get_key(NUM_LOOPS, 1))
     if not n_loops_u >= 1:
         raise GgufprofError("GGML_ASSERT(n_loops_u >= 1) failed (nanbeige num_loops)")
 
@@ -853,11 +877,7 @@ def _nanbeige(ml: Loader, hp: HParams) -> None:
 
 def _nemotron_h(ml: Loader, hp: HParams) -> None:
     """src/models/nemotron-h.cpp"""
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
-    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
-    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
-    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+    read_ssm(ml, hp)
 
     # A layer is recurrent IFF the n_head_kv value is set to 0 and
     # the n_ff value is set to 0. Appended MTP blocks are dense (non-recurrent)
@@ -867,8 +887,8 @@ def _nemotron_h(ml: Loader, hp: HParams) -> None:
 
 def _olmo2(ml: Loader, hp: HParams) -> None:
     """src/models/olmo2.cpp"""
-    found_swa = ml.has("attention.sliding_window")
-    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    found_swa = ml.has(ATTENTION_SLIDING_WINDOW)
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW, hp.n_swa))
     if found_swa and hp.n_swa > 0:
         hp.swa_type = SWA_STANDARD
         load_swa_pattern(ml, hp, 4)
@@ -878,7 +898,7 @@ def _olmo2(ml: Loader, hp: HParams) -> None:
 
 def _openai_moe(ml: Loader, hp: HParams) -> None:
     """src/models/openai-moe.cpp"""
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW))
 
     hp.swa_type = SWA_STANDARD
     load_swa_pattern(ml, hp, 2)
@@ -886,8 +906,8 @@ def _openai_moe(ml: Loader, hp: HParams) -> None:
 
 def _phi3(ml: Loader, hp: HParams) -> None:
     """src/models/phi3.cpp"""
-    found_swa = ml.has("attention.sliding_window")
-    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    found_swa = ml.has(ATTENTION_SLIDING_WINDOW)
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW, hp.n_swa))
 
     if found_swa and hp.n_swa > 0:
         # "Phi SWA is currently disabled - results might be suboptimal for some models"
@@ -901,24 +921,20 @@ def _phi3(ml: Loader, hp: HParams) -> None:
 def _plamo2(ml: Loader, hp: HParams) -> None:
     """src/models/plamo2.cpp"""
     # Load Mamba SSM parameters
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
-    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
-    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
-    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+    read_ssm(ml, hp)
 
     # Load attention parameters (read again, even when n_head() == 0 left them at 0;
     # the *_swa copies made by load_hparams are not refreshed)
-    hp.n_embd_head_k_full = int(ml.get_key("attention.key_length", hp.n_embd_head_k_full))
-    hp.n_embd_head_v_full = int(ml.get_key("attention.value_length", hp.n_embd_head_v_full))
+    hp.n_embd_head_k_full = int(ml.get_key(ATTENTION_KEY_LENGTH, hp.n_embd_head_k_full))
+    hp.n_embd_head_v_full = int(ml.get_key(ATTENTION_VALUE_LENGTH, hp.n_embd_head_v_full))
 
     _recurrent_where_no_kv_heads(hp, hp.n_layer())
 
 
 def _plamo3(ml: Loader, hp: HParams) -> None:
     """src/models/plamo3.cpp"""
-    found_swa = ml.has("attention.sliding_window")
-    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    found_swa = ml.has(ATTENTION_SLIDING_WINDOW)
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW, hp.n_swa))
     if found_swa and hp.n_swa > 0:
         hp.swa_type = SWA_STANDARD
         load_swa_pattern(ml, hp, 8)
@@ -928,22 +944,18 @@ def _plamo3(ml: Loader, hp: HParams) -> None:
 
 def _plm(ml: Loader, hp: HParams) -> None:
     """src/models/plm.cpp"""
-    hp.n_lora_kv = int(ml.get_key("attention.kv_lora_rank"))
+    hp.n_lora_kv = int(ml.get_key(ATTENTION_KV_LORA_RANK))
 
 
 def _qwen35(ml: Loader, hp: HParams) -> None:
     """src/models/qwen35.cpp, qwen35moe.cpp and qwen3next.cpp read the same memory keys: the gated
     delta net's state sizes, then which layers are linear attention (recurrent)."""
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
-    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
-    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
-    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
+    read_ssm(ml, hp)
 
     # Mark recurrent layers (linear attention layers). MTP layers are dense
     # attention-only and must be flagged non-recurrent.
-    if not ml.get_key_or_arr("attention.recurrent_layers", hp.is_recr_impl, hp.n_layer_all, False):
-        full_attn_interval = int(ml.get_key("full_attention_interval", 4))
+    if not ml.get_key_or_arr(ATTENTION_RECURRENT_LAYERS, hp.is_recr_impl, hp.n_layer_all, False):
+        full_attn_interval = int(ml.get_key(FULL_ATTENTION_INTERVAL, 4))
         _recr_every(hp, full_attn_interval)
 
 
@@ -955,51 +967,45 @@ def _qwen4exp_require_nonzero(ml: Loader, name: str, value: int) -> None:
 
 def _qwen4exp(ml: Loader, hp: HParams) -> None:
     """src/models/qwen4exp.cpp"""
-    hp.ssm_d_conv = int(ml.get_key("ssm.conv_kernel"))
-    hp.ssm_d_inner = int(ml.get_key("ssm.inner_size"))
-    hp.ssm_d_state = int(ml.get_key("ssm.state_size"))
-    hp.ssm_dt_rank = int(ml.get_key("ssm.time_step_rank"))
-    hp.ssm_n_group = int(ml.get_key("ssm.group_count"))
-    _qwen4exp_require_nonzero(ml, "ssm.conv_kernel", hp.ssm_d_conv)
-    _qwen4exp_require_nonzero(ml, "ssm.inner_size", hp.ssm_d_inner)
-    _qwen4exp_require_nonzero(ml, "ssm.state_size", hp.ssm_d_state)
-    _qwen4exp_require_nonzero(ml, "ssm.time_step_rank", hp.ssm_dt_rank)
-    _qwen4exp_require_nonzero(ml, "ssm.group_count", hp.ssm_n_group)
+    read_ssm(ml, hp)
+    _qwen4exp_require_nonzero(ml, SSM_CONV_KERNEL, hp.ssm_d_conv)
+    _qwen4exp_require_nonzero(ml, SSM_INNER_SIZE, hp.ssm_d_inner)
+    _qwen4exp_require_nonzero(ml, SSM_STATE_SIZE, hp.ssm_d_state)
+    _qwen4exp_require_nonzero(ml, SSM_TIME_STEP_RANK, hp.ssm_dt_rank)
+    _qwen4exp_require_nonzero(ml, SSM_GROUP_COUNT, hp.ssm_n_group)
 
     # HC (the PLE conv history is (ple_conv_kernel - 1) * ple_ngram_size * dsv4_hc_mult * n_embd wide)
-    hp.dsv4_hc_mult = int(ml.get_key("hyper_connection.count"))
+    hp.dsv4_hc_mult = int(ml.get_key(HYPER_CONNECTION_COUNT))
     # a count of 1 has nothing to mix: transformers, vLLM and SGLang all raise on hc_count <= 1
     if hp.dsv4_hc_mult <= 1:
-        raise GgufprofError(f"{ml.key('hyper_connection.count')} must be greater than one, got {hp.dsv4_hc_mult}")
+        raise GgufprofError(f"{ml.key(HYPER_CONNECTION_COUNT)} must be greater than one, got {hp.dsv4_hc_mult}")
 
-    hp.indexer_n_head = int(ml.get_key("attention.indexer.head_count"))
-    hp.indexer_head_size = int(ml.get_key("attention.indexer.key_length"))
-    hp.indexer_top_k = int(ml.get_key("attention.indexer.top_k"))
-    _qwen4exp_require_nonzero(ml, "attention.indexer.head_count", hp.indexer_n_head)
-    _qwen4exp_require_nonzero(ml, "attention.indexer.key_length", hp.indexer_head_size)
-    _qwen4exp_require_nonzero(ml, "attention.indexer.top_k", hp.indexer_top_k)
-    ml.get_key_or_arr("attention.compress_ratios", hp.dsv4_compress_ratios, hp.n_layer_all, False)
+    read_indexer(ml, hp)
+    _qwen4exp_require_nonzero(ml, ATTENTION_INDEXER_HEAD_COUNT, hp.indexer_n_head)
+    _qwen4exp_require_nonzero(ml, ATTENTION_INDEXER_KEY_LENGTH, hp.indexer_head_size)
+    _qwen4exp_require_nonzero(ml, ATTENTION_INDEXER_TOP_K, hp.indexer_top_k)
+    ml.get_key_or_arr(ATTENTION_COMPRESS_RATIOS, hp.dsv4_compress_ratios, hp.n_layer_all, False)
 
     # PLE n-gram hash embeddings; if the key group is absent every field stays zero
     hp.is_ple_impl[:] = [0] * len(hp.is_ple_impl)
     hp.ple_n_heads = 0
 
-    n_ple = ml.get_arr_n("ple.layers") or 0
+    n_ple = ml.get_arr_n(PLE_LAYERS) or 0
     if n_ple > 0:
-        ple_layers = ml.get_arr("ple.layers", required=True)
+        ple_layers = ml.get_arr(PLE_LAYERS, required=True)
         if n_ple != 1:
             # hparams holds one set of hash constants, so several PLE modules cannot be represented
             raise GgufprofError(
-                f"{ml.key('ple.layers')} lists {n_ple} layers, but only one PLE layer is supported")
+                f"{ml.key(PLE_LAYERS)} lists {n_ple} layers, but only one PLE layer is supported")
         for il in ple_layers:
             if il >= hp.n_layer_all:
                 raise GgufprofError(f"PLE layer {il} is out of range")
             hp.is_ple_impl[il] = 1
 
-        hp.ple_ngram_size = int(ml.get_key("ple.ngram_size"))
-        ple_heads_per_ngram = int(ml.get_key("ple.heads_per_ngram"))
-        hp.ple_conv_kernel = int(ml.get_key("ple.conv_kernel"))
-        _qwen4exp_require_nonzero(ml, "ple.conv_kernel", hp.ple_conv_kernel)
+        hp.ple_ngram_size = int(ml.get_key(PLE_NGRAM_SIZE))
+        ple_heads_per_ngram = int(ml.get_key(PLE_HEADS_PER_NGRAM))
+        hp.ple_conv_kernel = int(ml.get_key(PLE_CONV_KERNEL))
+        _qwen4exp_require_nonzero(ml, PLE_CONV_KERNEL, hp.ple_conv_kernel)
 
         # uint32_t arithmetic
         hp.ple_n_heads = ((hp.ple_ngram_size - 1) * ple_heads_per_ngram) & 0xFFFFFFFF
@@ -1009,9 +1015,9 @@ def _qwen4exp(ml: Loader, hp: HParams) -> None:
             raise GgufprofError(f"PLE head count {hp.ple_n_heads} is out of range")
 
     # linear attention everywhere except every full_attention_interval-th layer
-    if not ml.get_key_or_arr("attention.recurrent_layers", hp.is_recr_impl, hp.n_layer_all, False):
-        full_attn_interval = int(ml.get_key("full_attention_interval", 4))
-        _qwen4exp_require_nonzero(ml, "full_attention_interval", full_attn_interval)
+    if not ml.get_key_or_arr(ATTENTION_RECURRENT_LAYERS, hp.is_recr_impl, hp.n_layer_all, False):
+        full_attn_interval = int(ml.get_key(FULL_ATTENTION_INTERVAL, 4))
+        _qwen4exp_require_nonzero(ml, FULL_ATTENTION_INTERVAL, full_attn_interval)
         _recr_every(hp, full_attn_interval)
 
     # the PLE conv history is a row of the recurrent cache, which linear layers alone have
@@ -1028,26 +1034,23 @@ def _rnd1(ml: Loader, hp: HParams) -> None:
 
 def _rwkv6(ml: Loader, hp: HParams) -> None:
     """src/models/rwkv6.cpp"""
-    hp.wkv_head_size = int(ml.get_key("wkv.head_size"))
-    hp.token_shift_count = int(ml.get_key("token_shift_count", hp.token_shift_count))
+    read_wkv(ml, hp)
 
 
 def _rwkv6qwen2(ml: Loader, hp: HParams) -> None:
     """src/models/rwkv6qwen2.cpp"""
-    hp.wkv_head_size = int(ml.get_key("wkv.head_size"))
-    hp.token_shift_count = int(ml.get_key("token_shift_count", hp.token_shift_count))
+    read_wkv(ml, hp)
 
 
 def _rwkv7(ml: Loader, hp: HParams) -> None:
     """src/models/rwkv7.cpp"""
-    hp.wkv_head_size = int(ml.get_key("wkv.head_size"))
-    hp.token_shift_count = int(ml.get_key("token_shift_count", hp.token_shift_count))
+    read_wkv(ml, hp)
 
 
 def _smallthinker(ml: Loader, hp: HParams) -> None:
     """src/models/smallthinker.cpp"""
-    found_swa = ml.has("attention.sliding_window")
-    hp.n_swa = int(ml.get_key("attention.sliding_window", hp.n_swa))
+    found_swa = ml.has(ATTENTION_SLIDING_WINDOW)
+    hp.n_swa = int(ml.get_key(ATTENTION_SLIDING_WINDOW, hp.n_swa))
 
     if found_swa and hp.n_swa > 0:
         hp.swa_type = SWA_STANDARD
@@ -1059,11 +1062,8 @@ def _smallthinker(ml: Loader, hp: HParams) -> None:
 
 def _spark2_5(ml: Loader, hp: HParams) -> None:
     """src/models/spark2-5.cpp"""
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
-
     hp.swa_type = SWA_STANDARD
-    # get_arr's `required` defaults to true in llama_model_loader
-    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+    read_swa_window_and_pattern(ml, hp)
 
 
 def _step35(ml: Loader, hp: HParams) -> None:
@@ -1073,10 +1073,7 @@ def _step35(ml: Loader, hp: HParams) -> None:
     # full_attention layer only use half of the RoPE dimensions
     hp.n_rot_full = hp.n_rot_full // 2
 
-    hp.n_swa = int(ml.get_key("attention.sliding_window"))
-
-    # get_arr's `required` defaults to true in llama_model_loader
-    ml.get_arr("attention.sliding_window_pattern", hp.is_swa_impl, required=True)
+    read_swa_window_and_pattern(ml, hp)
 
 
 _PART3: dict[str, Callable[[Loader, HParams], None]] = {

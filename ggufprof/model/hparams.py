@@ -4,9 +4,10 @@
 then calls the architecture's own ``load_arch_hparams`` (src/models/<arch>.cpp), which reads only
 the keys that architecture uses, sets its hard-coded values (a fixed SWA pattern, gemma3n's
 ``n_layer_kv_from_start = 20``) and decides which layers are SWA or recurrent. This module holds
-the shared part and :class:`Loader`, a small copy of ``llama_model_loader``'s key access with the
-same semantics (``get_key``, ``get_key_or_arr``, ``get_arr``), so that the per-architecture ports in
-:mod:`.arch_hparams` read line for line like their C++ originals. A key an architecture does not
+what both parts work on: :class:`HParams` and :class:`Loader`, a small copy of
+``llama_model_loader``'s key access with the same semantics (``get_key``, ``get_key_or_arr``,
+``get_arr``), so that the shared part (:mod:`.load`) and the per-architecture ports
+(:mod:`.arch_hparams`) read line for line like their C++ originals. A key an architecture does not
 read never changes its prediction: the port simply never asks for it.
 
 Field names are llama.cpp's (``llama_hparams`` in src/llama-hparams.h); per-layer arrays have
@@ -20,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import GgufprofError
-from ..units import printable
 from .gguf_reader import GgufFile, LargeArray
 
 LLAMA_MAX_LAYERS = 512  # src/llama-hparams.h
@@ -208,10 +208,11 @@ def _pattern(n: int, dense_first: bool, n_layer: int) -> list[int]:
 class Loader:
     """``llama_model_loader``'s key access over a parsed GGUF header.
 
-    Key names are llama.cpp's ``LLM_KV_NAMES`` (src/llama-arch.cpp) without the ``%s.`` prefix:
-    ``get_key("attention.sliding_window")`` reads ``<arch>.attention.sliding_window``; names that
-    start with ``general.`` or ``tokenizer.`` are global, as there. A missing required key raises
-    the error llama.cpp throws ("key not found in model: ...").
+    Key names are llama.cpp's ``LLM_KV_NAMES`` (src/llama-arch.cpp) without the ``%s.`` prefix, as
+    spelled once in :mod:`.gguf_keys`: ``get_key(ATTENTION_SLIDING_WINDOW)`` reads
+    ``<arch>.attention.sliding_window``; names that start with ``general.`` or ``tokenizer.`` are
+    global, as there. A missing required key raises the error llama.cpp throws ("key not found in
+    model: ...").
     """
 
     def __init__(self, gf: GgufFile, arch: str):
@@ -292,64 +293,3 @@ def _scalar(value: object, key: str, path: Path) -> object:
     if isinstance(value, (bool, int, float, str)):
         return value
     raise GgufprofError(f"{path}: key {key} has a value llama.cpp cannot read as a number")
-
-
-def _u32(value: object, key: str) -> int:
-    """A key llama.cpp reads as uint32_t: an integer in range, else a one-line error."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise GgufprofError(f"key {key}: expected an unsigned integer, got {value!r}")
-    if not 0 <= value < 2**32:
-        raise GgufprofError(f"key {key}: {value} is out of range for llama.cpp's uint32")
-    return value
-
-
-def load_hparams(gf: GgufFile) -> HParams:
-    """``llama_model_base::load_hparams`` then the architecture's ``load_arch_hparams``."""
-    from .arch_hparams import ARCH_HPARAMS  # the per-architecture table imports this module
-
-    arch_value = gf.kv.get("general.architecture")
-    if arch_value is None:
-        raise GgufprofError(f"{gf.path}: GGUF metadata lacks 'general.architecture', which llama.cpp requires")
-    arch = str(arch_value)
-    if arch not in ARCH_HPARAMS:
-        raise GgufprofError(
-            f"{gf.path}: unknown model architecture '{printable(arch, 60)}': llama.cpp (as vendored by the pinned "
-            "llama-cpp-python) cannot load it")
-    ml = Loader(gf, arch)
-    hp = HParams(arch)
-    if arch == "clip":
-        return hp
-
-    hp.n_ctx_train = _u32(ml.get_key("context_length"), ml.key("context_length"))
-    hp.n_embd = _u32(ml.get_key("embedding_length"), ml.key("embedding_length"))
-    hp.causal_attn = bool(ml.get_key("attention.causal", True))
-    hp.n_layer_all = _u32(ml.get_key("block_count"), ml.key("block_count"))
-    if not 0 < hp.n_layer_all <= LLAMA_MAX_LAYERS:  # GGML_ASSERT in load_hparams
-        raise GgufprofError(
-            f"{gf.path}: {ml.key('block_count')} is {hp.n_layer_all}; llama.cpp accepts 1 to {LLAMA_MAX_LAYERS} layers")
-    hp.n_layer_nextn = _u32(ml.get_key("nextn_predict_layers", 0), ml.key("nextn_predict_layers"))
-    if hp.n_layer_nextn > hp.n_layer_all:
-        raise GgufprofError(f"{gf.path}: nextn_predict_layers ({hp.n_layer_nextn}) exceeds block_count ({hp.n_layer_all})")
-
-    if arch == "wavtokenizer-dec":
-        hp.n_embd = _u32(ml.get_key("features_length"), ml.key("features_length"))
-
-    hp.is_recr_impl = [int(arch in RECURRENT_ARCHS)] * LLAMA_MAX_LAYERS
-    ml.get_key_or_arr("feed_forward_length", hp.n_ff_arr, hp.n_layer_all)
-    ml.get_key_or_arr("attention.head_count", hp.n_head_arr, hp.n_layer_all)
-    hp.n_head_kv_arr = list(hp.n_head_arr)  # n_head_kv is optional, defaults to n_head
-    ml.get_key_or_arr("attention.head_count_kv", hp.n_head_kv_arr, hp.n_layer_all)
-
-    if hp.n_head() > 0:
-        head = hp.n_embd // hp.n_head()
-        hp.n_embd_head_k_full = int(ml.get_key("attention.key_length", head))
-        hp.n_embd_head_v_full = int(ml.get_key("attention.value_length", head))
-        hp.n_rot_full = int(ml.get_key("rope.dimension_count", hp.n_embd_head_k_full))
-        if arch in ("llama", "deci", "falcon", "llama-embed") and hp.n_rot_full != hp.n_embd_head_k_full:
-            raise GgufprofError(f"{gf.path}: invalid n_rot: {hp.n_rot_full}, expected {hp.n_embd_head_k_full}")
-    hp.n_embd_head_k_swa = int(ml.get_key("attention.key_length_swa", hp.n_embd_head_k_full))
-    hp.n_embd_head_v_swa = int(ml.get_key("attention.value_length_swa", hp.n_embd_head_v_full))
-    hp.n_rot_swa = int(ml.get_key("rope.dimension_count_swa", hp.n_rot_full))
-
-    ARCH_HPARAMS[arch](ml, hp)
-    return hp

@@ -1,6 +1,6 @@
 """A model file as ggufprof sees it: its header facts and hyper-parameters as llama.cpp reads them.
 
-The hyper-parameters come from :func:`.hparams.load_hparams` (``load_hparams`` plus the
+The hyper-parameters come from :func:`.load.load_hparams` (``load_hparams`` plus the
 architecture's ``load_arch_hparams``); this module adds what the file itself says (name, vocabulary,
 tensor table, parameter and weight totals) and per-layer views for display.
 """
@@ -17,7 +17,8 @@ from . import ggml_types
 from .gguf_reader import GgufFile, TensorInfo, read_gguf
 from ..errors import GgufprofError
 from ..units import printable
-from .hparams import HParams, load_hparams
+from .hparams import HParams
+from .load import load_hparams
 from .remote import Origin
 
 @dataclass(frozen=True)
