@@ -13,7 +13,7 @@ the model)::
     fits = ggufprof.fit("model.gguf", memory="8 GiB").results
     summary = ggufprof.sweep("model.gguf", out="runs/a", cache_types="f16,q8_0", ctx_sizes="4096")
     df = ggufprof.load_results("runs/a")          # one row per configuration (pandas)
-    cmp = ggufprof.compare("runs/a", "runs/b")    # cmp.failed: the CI gate's verdict
+    cmp = ggufprof.compare("runs/a", "runs/b")    # cmp.status: pass, fail or inconclusive
 
 Sizes and flag values are taken as llama.cpp's tools write them (``"8 GiB"``, ``"32k"``) or as
 numbers; every refusal is a :class:`ggufprof.errors.GgufprofError` whose message says what to do.
@@ -242,10 +242,13 @@ def records(path: str | Path, problems: list[str] | None = None) -> list[Record]
 
 
 def compare(baseline: str | Path, new: str | Path, thresholds: Thresholds | None = None, *, force: bool = False,
-            allow_missing: bool = False, problems: list[str] | None = None) -> Comparison:
-    """The CI gate: every configuration and metric of ``new`` against ``baseline``; ``.failed``."""
+            allow_missing: bool = False, allow_noisy: bool = False,
+            problems: list[str] | None = None) -> Comparison:
+    """The CI gate: every configuration and metric of ``new`` against ``baseline``; ``.status`` is
+    "pass", "fail" or "inconclusive" and ``.exit_code`` the CLI's exit status for it."""
     return compare_paths(Path(baseline), Path(new), thresholds or Thresholds(), force=force,
-                         allow_missing=allow_missing, problems=problems if problems is not None else [])
+                         allow_missing=allow_missing, allow_noisy=allow_noisy,
+                         problems=problems if problems is not None else [])
 
 
 @dataclass

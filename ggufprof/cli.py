@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import typer
 
-from .errors import GgufprofError
+from .errors import ExitCode, GgufprofError
 from .flags import DEFAULT_CACHE_TYPES, DEFAULT_FIT_MARGIN
 from .memory.settings import DEFAULT_PROFILE, PROFILES, KVSettings
 from .results.compare import Thresholds
@@ -61,7 +61,7 @@ def _one_line_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except GgufprofError as e:  # one line, whatever the data in the message holds
             typer.echo(f"Error: {printable(str(e), 4000)}", err=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(ExitCode.BAD_INPUT) from None
     return wrapper
 
 
@@ -205,7 +205,7 @@ def fit(
                   commands={(r.cache_type_k, r.cache_type_v): report.commands(r) for r in results},
                   gpu_ignored=bool(report.n_gpu_layers) and report.gpu is None)
     if (measured and any(m.get("fits") is False for m in measured)) or not any(r.ctx_size for r in results):
-        raise typer.Exit(1)  # an answer that does not fit, or nothing fits at all
+        raise typer.Exit(ExitCode.FAIL)  # an answer that does not fit, or nothing fits at all
 
 
 LLAMA_BENCH_FORMATS = ("csv", "json", "jsonl", "md", "sql")
@@ -299,7 +299,7 @@ def sweep(
         _warn(runner.problems)
         summary = SweepSummary(out_dir, records=recs)
         console.print(Text(f"rechecked {summary.count('ok')} records; {summary.mismatches} disagree with the prediction"))
-        raise typer.Exit(1 if strict and summary.mismatches else 0)
+        raise typer.Exit(ExitCode.FAIL if strict and summary.mismatches else ExitCode.PASS)
     console.print(Text.assemble((info.name, "bold"), f" ({info.architecture}) → {out_dir}/results.jsonl"))
     console.print(Text(f"unset axes: {DEFAULTS_NOTE[defaults]}", style="dim"))
     if info.n_ctx_train and spec.ctx_sizes and max(spec.ctx_sizes) > info.n_ctx_train:
@@ -327,8 +327,9 @@ def sweep(
         + (f", {summary.resumed} already in the results" if summary.resumed else "")
         + (f" ({summary.kept_failed} of them failed, kept by --no-retry-failed)" if summary.kept_failed else "")
         + f"; {summary.mismatches} disagree with the prediction. Results: {out_dir}/results.jsonl, results.csv"))
-    if summary.count("failed") or summary.kept_failed or (strict and summary.mismatches):
-        raise typer.Exit(1)
+    for line in summary.quality_failures:  # one line per failed quality group: never hidden in the records
+        typer.echo(printable(line, 1000), err=True)
+    raise typer.Exit(summary.exit_code(strict))
 
 
 @app.command()
@@ -388,7 +389,7 @@ def quality(
         run = quality_(info, qs, timeout)
     except QualityFailed as e:
         typer.echo(f"Error: {printable(str(e), 4000)}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.FAIL) from None
     if as_json:
         sys.stdout.write(json.dumps(run["results"], indent=2) + "\n")
         return
@@ -457,18 +458,22 @@ def compare(
     alpha: float = typer.Option(Thresholds.alpha, "--alpha", help="Significance level of the one-sided Welch t / Mann-Whitney U tests."),
     max_kld_increase: float = typer.Option(Thresholds.max_kld_increase, "--max-kld-increase", metavar="NATS", help="Growth of the mean KL divergence against f16/f16 (sweep --quality) that counts as a regression, in nats (absolute)."),
     force: bool = typer.Option(False, "--force", help="Compare results of different models or machines anyway."),
-    strict_noise: bool = typer.Option(False, "--strict-noise", help="Judge speed changes of measurements flagged noisy too (by default they are reported as noisy, never as regressions)."),
-    allow_missing: bool = typer.Option(False, "--allow-missing", help="Do not fail when configurations ok in the baseline are missing, failed or skipped in the new results, or when nothing matched."),
+    allow_noisy: bool = typer.Option(False, "--allow-noisy", help="Exit 0 instead of 3 when speed comparisons are inconclusive (noisy samples, fewer than 2 samples, a large change the samples do not confirm); they are still reported."),
+    strict_noise: bool = typer.Option(False, "--strict-noise", hidden=True, help="Deprecated: the default now (noise never hides a significant change)."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Do not fail when configurations ok in the baseline, or metrics compared in the baseline, are missing, failed, skipped or not comparable in the new results, or when nothing matched."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, md (GitHub markdown), json or junit (XML)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
-    """Compare two sweeps for CI: exit 1 on a regression or when configurations ok in the baseline are
-    missing, failed or skipped in the new results (or nothing matched), 0 otherwise, 2 on bad input.
+    """Compare two sweeps for CI: exit 0 pass; 1 on a regression, or when a configuration or metric of
+    the baseline is missing, failed, skipped or not comparable in the new results (or nothing matched);
+    2 on bad input (a configuration twice in one input included); 3 when nothing failed but speed
+    comparisons are inconclusive (noise, too few samples; --allow-noisy accepts them).
 
     Memory (KV bytes, RSS) is deterministic and compared exactly against its threshold; tokens/s is
     flagged only when the drop is significant (Welch's t or Mann-Whitney U, one-sided, at --alpha)
     AND larger than --max-tps-drop; quality (sweep --quality) when the mean KLD against f16/f16
-    grows by more than --max-kld-increase. Configurations are matched by their settings.
+    grows by more than --max-kld-increase. Configurations are matched by what their settings mean
+    (a setting an older record lacks takes its default).
     """
     from .api import compare as compare_
     from .flags import parse_fraction, parse_size
@@ -480,12 +485,18 @@ def compare(
         raise GgufprofError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
     if not 0 < alpha < 1:
         raise GgufprofError(f"--alpha must be between 0 and 1, got {alpha}")
+    if strict_noise and allow_noisy:
+        raise GgufprofError("--strict-noise and --allow-noisy contradict each other (--strict-noise is the default now)")
+    if strict_noise:
+        typer.echo("warning: --strict-noise is the default now: noise never hides a significant change, and what it "
+                   "leaves undecided is inconclusive (exit 3); the flag can be dropped", err=True)
     th = Thresholds(parse_fraction(max_kv_increase, "--max-kv-increase"),
                     parse_fraction(max_mem_increase, "--max-mem-increase"), parse_size(rss_noise, "--rss-noise"),
                     parse_fraction(max_tps_drop, "--max-tps-drop"), alpha,
-                    parse_fraction(max_kld_increase, "--max-kld-increase"), strict_noise)
+                    parse_fraction(max_kld_increase, "--max-kld-increase"))
     problems: list[str] = []
-    result = compare_(baseline, new, th, force=force, allow_missing=allow_missing, problems=problems)
+    result = compare_(baseline, new, th, force=force, allow_missing=allow_missing, allow_noisy=allow_noisy,
+                      problems=problems)
     _warn(problems)
     if fmt == "table":
         from rich.console import Console
@@ -501,8 +512,7 @@ def compare(
             output.write_text(text, encoding="utf-8")
         else:
             sys.stdout.write(text)
-    if result.failed:
-        raise typer.Exit(1)
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()
@@ -512,33 +522,37 @@ def check(
     estimate_only: bool = typer.Option(False, "--estimate-only", help="Only predict memory and check max_kv_bytes; run nothing."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for the measurements (OUT/<name>/results.jsonl); default a temporary one."),
     timeout: float = typer.Option(600, "--timeout", help="Seconds one deployment's run may take before it is killed."),
+    allow_inconclusive: bool = typer.Option(False, "--allow-inconclusive", help="Exit 0 instead of 3 when a measured run left a limit without a reading (max_vram without NVML); still reported."),
 ) -> None:
-    """Check deployments against their limits (KV bytes, RSS, VRAM, tokens/s): exit 0 when all pass,
-    1 when a limit is broken, 2 on a bad file (one line naming the key and its line)."""
+    """Check deployments against their limits (KV bytes, RSS, VRAM, tokens/s, KLD): exit 0 when all pass,
+    1 when a limit is broken or a deployment's run did not complete, 2 on a bad file (one line naming
+    the key and its line), 3 when a measured limit had no reading (--allow-inconclusive accepts it)."""
+    from rich.text import Text
+
     from .api import check as check_
     from .present.console import out_console
     from .present.deploy_output import print_checks
+    from .results.deploy_check import outcome
 
     console = out_console(160)
 
     def started(dep) -> None:
         kv = dep.run.kv
-        console.print(f"[bold]{dep.name}[/bold]: {dep.model.name}, ctx {kv.ctx_size}, {kv.cache_type_k}/"
-                      f"{kv.cache_type_v}, {kv.parallel} seq" + ("" if estimate_only else
-                      f" → measuring ({dep.run.n_prompt} prompt + {dep.run.n_gen} generated tokens "
-                      f"x {dep.run.repetitions})"))
+        console.print(Text.assemble((dep.name, "bold"), f": {printable(dep.model.name)}, ctx {kv.ctx_size}, "
+                                    f"{kv.cache_type_k}/{kv.cache_type_v}, {kv.parallel} seq" + ("" if estimate_only else
+                                    f" → measuring ({dep.run.n_prompt} prompt + {dep.run.n_gen} generated tokens "
+                                    f"x {dep.run.repetitions})")))
 
     runs = check_(deploy_file, estimate_only=estimate_only, out=out, timeout=timeout, on_deployment=started)
     for run in runs:
         rec = run.record
         if rec is not None and rec.status != "ok":
-            console.print(f"[red]{run.deployment.name}: {rec.status}: {rec.reason}[/red]")
+            console.print(Text(printable(f"{run.deployment.name}: {rec.status}: {rec.reason}", 4000), style="red"))
     rows = [row for run in runs for row in run.checks]
     print_checks(rows, console, [run.deployment for run in runs])
     if out:
-        console.print(f"measurements: {out}/<deployment>/results.jsonl")
-    if any(r.verdict == "fail" for r in rows):
-        raise typer.Exit(1)
+        console.print(Text(f"measurements: {printable(str(out))}/<deployment>/results.jsonl"))
+    raise typer.Exit(outcome(rows, allow_inconclusive))
 
 
 @app.command()

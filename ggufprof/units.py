@@ -16,8 +16,11 @@ def human_count(n: int) -> str:
     return str(n)
 
 
-def printable(text: str, limit: int = 200) -> str:
-    """Text from a file (a model's name, an architecture) safe for a terminal: control characters
-    (escape sequences included) become '?', and it is cut at ``limit`` characters."""
-    out = "".join(ch if ch.isprintable() else "?" for ch in str(text)[:limit])
-    return out + ("…" if len(str(text)) > limit else "")
+def printable(text: str, limit: int | None = 200) -> str:
+    """Text from a file (a model's name, an architecture, a record's reason) safe for a terminal:
+    control characters (escape sequences and line breaks included) become '?', and it is cut at
+    ``limit`` characters (None: not cut)."""
+    text = str(text)
+    cut = text if limit is None else text[:limit]
+    out = "".join(ch if ch.isprintable() else "?" for ch in cut)
+    return out + ("…" if len(cut) < len(text) else "")

@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 from ggufprof.cli import app
 from ggufprof.flags import parse_size
 from ggufprof.results.deploy import load_deployments
-from ggufprof.errors import GgufprofError
+from ggufprof.results.deploy_check import check_deployment, outcome
+from ggufprof.results.store import load_records
+from ggufprof.errors import ExitCode, GgufprofError
 from ggufprof.memory.settings import KVSettings
 from ggufprof.memory.predict import predict
 from ggufprof.model.model_info import load_model_info
@@ -140,11 +142,32 @@ def test_measured_deployment_passes_generous_limits(tmp_path):
     out = tmp_path / "out"
     r = check(tmp_path, MEASURED.replace("MIN_TG", "min_tg_tps = 1"), "--out", out)
     assert r.exit_code == 0, r.output
-    assert "4 passed, 0 failed, 0 not checked" in r.stdout
+    assert "4 passed, 0 failed, 0 inconclusive, 0 not checked" in r.stdout
     rec = json.loads((out / "tiny" / "results.jsonl").read_text())  # measured through the sweep runner
     assert rec["status"] == "ok" and rec["check"]["kv_exact"]
     assert rec["settings"]["n_prompt"] == 32 and rec["settings"]["repetitions"] == 2
     assert len(rec["measured"]["tg"]["samples_tps"]) == 2
+    # a limit the run has no reading for (VRAM without NVML, here removed from the real record) is
+    # not a pass: inconclusive, exit 3 unless --allow-inconclusive
+    (dep,) = load_deployments(_write(tmp_path, MEASURED.replace("MIN_TG", 'max_vram = "1 GiB"')), 2)
+    (measured,) = load_records(out / "tiny")
+    measured.measured.pop("vram", None)
+    rows = check_deployment(dep, measured)
+    assert [(x.limit, x.verdict) for x in rows if x.verdict != "pass"] == [("max_vram", "inconclusive")]
+    assert outcome(rows) == ExitCode.INCONCLUSIVE and outcome(rows, allow_inconclusive=True) == ExitCode.PASS
+
+
+def test_a_deployment_whose_run_did_not_complete_fails(tmp_path):
+    """Its only limit is a predicted one, and the prediction is within it: a crashed (here timed out)
+    run still fails the deployment, with the reason (it passed, exit 0)."""
+    toml = MEASURED.replace('max_rss = "4 GiB"\nmin_pp_tps = 1\nMIN_TG\n', "")
+    assert "max_rss" not in toml and "max_kv_bytes" in toml
+    r = check(tmp_path, toml, "--timeout", "0.001")
+    assert r.exit_code == ExitCode.FAIL, r.output
+    rows = {ln.split()[0]: ln for ln in r.stdout.splitlines() if ln.strip().startswith(("run", "max_kv_bytes"))}
+    assert "fail" in rows["run"] and "failed" in rows["run"] and "did not complete" in rows["run"]
+    assert "pass" in rows["max_kv_bytes"] and "predicted (the run failed)" in rows["max_kv_bytes"]
+    assert "1 passed, 1 failed" in r.stdout
 
 
 def test_measured_deployment_fails_impossible_speed(tmp_path):

@@ -1,8 +1,8 @@
 """Fuzzing every command with mutated GGUF headers, results lines and deployment TOML (seeded, so a
-failure reproduces). Whatever the input: exit 0, 1 or 2 only; on 2 exactly one ``Error:`` line; never
-a traceback; nothing written outside the output directory. No case is timed: the driver's timeout
-is a hang guard, never a speed limit (that a hostile header is refused without per-layer work is
-asserted on the work itself, in test_hardening)."""
+failure reproduces). Whatever the input: exit 0, 1, 2 or 3 only (errors.ExitCode); on 2 exactly one
+``Error:`` line; never a traceback; nothing written outside the output directory. No case is timed:
+the driver's timeout is a hang guard, never a speed limit (that a hostile header is refused without
+per-layer work is asserted on the work itself, in test_hardening)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ggufprof.cli import app
+from ggufprof.errors import ExitCode
 
 from .conftest import ROOT, fixture_path
 
@@ -24,7 +25,7 @@ HANG_GUARD_PER_CASE_S = 20  # the driver's timeout: a hang guard, not a speed li
 
 
 def check_outcome(code: int, stdout: str, stderr: str, what: str) -> None:
-    assert code in (0, 1, 2), f"{what}: exit {code}\n{stderr[-2000:]}"
+    assert code in set(ExitCode), f"{what}: exit {code}\n{stderr[-2000:]}"
     assert "Traceback" not in stdout + stderr, f"{what}: traceback\n{stderr[-2000:]}"
     if code == 2:
         lines = [ln for ln in stderr.strip().splitlines() if not ln.startswith("warning: ")]

@@ -186,7 +186,7 @@ def test_compare_flags_a_kld_increase(quality_sweep, tmp_path):
     regs = json.loads(r.stdout)["regressions"]
     assert {x["metric"] for x in regs} == {"kld_mean"} and len(regs) == 2
     r = runner.invoke(app, ["compare", str(quality_sweep), str(new), "--max-tps-drop", "1000%",
-                            "--max-kld-increase", "0.02"])
+                            "--max-kld-increase", "0.02", "--allow-noisy"])
     assert r.exit_code == 0, r.output
 
 
@@ -200,7 +200,8 @@ def test_v1_records_still_load_report_and_compare(sweep_dirs, tmp_path):
     recs = load_records(old)
     assert len(recs) == 12 and all(r.quality is None and r.schema_version == 2 for r in recs)
     assert write_report([old], tmp_path / "report")["html"].exists()
-    r = runner.invoke(app, ["compare", str(old), str(sweep_dirs["llama-gqa"]), "--max-tps-drop", "1000%"])
+    r = runner.invoke(app, ["compare", str(old), str(sweep_dirs["llama-gqa"]), "--max-tps-drop", "1000%",
+                            "--allow-noisy"])
     assert r.exit_code == 0, r.output
 
 
@@ -247,5 +248,49 @@ def test_a_failed_quality_measurement_is_reported_not_hidden(quality_sweep, tmp_
     html = write_report([new], tmp_path / "rep")["html"].read_text(encoding="utf-8")
     assert "The quality measurement failed for some configurations" in html
     r = runner.invoke(app, ["compare", str(quality_sweep), str(new), "--max-tps-drop", "1000%", "-f", "json"])
-    rows = [x for x in json.loads(r.stdout)["not_compared"] if x.get("metric") == "kld_mean"]
+    rows = [x for x in json.loads(r.stdout)["missing"] if x.get("metric") == "kld_mean"]
     assert len(rows) == 2 and "SIGKILL" in rows[0]["note"]
+
+
+@pytest.mark.parametrize("how", ["error", "absent", "other_chunks"])
+def test_a_lost_quality_block_fails_the_gate(quality_sweep, tmp_path, how):
+    """Quality measured in the baseline must be compared in the new results: a block that is an error
+    (the worker was killed), absent, or measured over other chunks (KLD 0.5 against 0.004 is not a
+    comparison) fails the gate (it was listed as not compared, exit 0); --allow-missing accepts it."""
+    def lose(d):
+        if d["settings"]["cache_type_k"] != "q8_0":
+            return
+        if how == "error":
+            d["quality"] = {"error": "the quality worker failed: worker killed by SIGKILL"}
+        elif how == "absent":
+            d["quality"] = None
+        else:
+            d["quality"].update(n_chunks=d["quality"]["n_chunks"] + 1, kld_mean=0.5)
+
+    new = _copy(quality_sweep, tmp_path / "new", lose)
+    args = ["compare", str(quality_sweep), str(new), "--max-tps-drop", "1000%", "--allow-noisy"]
+    r = runner.invoke(app, args + ["-f", "json"])
+    assert r.exit_code == 1, r.output
+    d = json.loads(r.stdout)
+    q8 = {rec.id for rec in load_records(quality_sweep) if rec.settings["cache_type_k"] == "q8_0"}
+    assert {x["id"] for x in d["missing"]} == q8 and {x["metric"] for x in d["missing"]} == {"kld_mean"}
+    assert not d["regressions"] and "metric(s) compared in the baseline are missing" in d["gate_failures"][0]
+    assert runner.invoke(app, args + ["--allow-missing"]).exit_code == 0
+
+
+def test_sweep_quality_failure_exits_1_and_says_why(tmp_path):
+    """A quality run that fails (here a text too short for two chunks, found only once the model has
+    tokenized it) exits 1 with one line per failed group (flash attention on and off are two quality
+    runs), instead of exit 0 with the error hidden in the records."""
+    text = tmp_path / "short.txt"
+    text.write_text("A text far too short for two chunks of 128 tokens.")
+    r = runner.invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path / "o"), "-ct", "f16",
+                            "-c", "512", "-fa", "on,off", "-p", "16", "-n", "4", "-r", "2", "-t", "2", "--quality",
+                            "--quality-ctx", "128", "--text", str(text)])
+    assert r.exit_code == 1, r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("quality not measured for f16/f16")]
+    assert len(lines) == 2, r.stderr
+    assert "flash attention on" in lines[0] and "flash attention off" in lines[1]
+    assert all("needs at least 256" in ln for ln in lines)
+    recs = load_records(tmp_path / "o")
+    assert len(recs) == 2 and all(rec.status == "ok" and "error" in rec.quality for rec in recs)

@@ -170,6 +170,8 @@ def test_compare_quality_absolute_threshold_same_text_only():
     zero = {**b, "kld_mean": 0.0}
     assert compare_quality("i", zero, zero, th).verdict == "unchanged"  # f16/f16: no ratio needed
     other = compare_quality("i", b, {**b, "text": {"sha256": "b"}}, th)
-    assert other.verdict == "not_compared" and "different text" in other.note
+    assert other.verdict == "missing" and "different text" in other.note  # not comparable: lost, not a pass
+    assert compare_quality("i", b, {"error": "killed"}, th).verdict == "missing"
+    assert compare_quality("i", {"error": "killed"}, b, th).verdict == "not_compared"
     assert compare_quality("i", b, {"error": "killed"}, th).note == "not measured in the new results (killed)"
     assert compare_quality("i", None, None, th) is None

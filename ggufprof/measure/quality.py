@@ -68,3 +68,17 @@ def sweep_quality(model_path: Path, plan: list[tuple[RunSettings, str | None]], 
             for p in pairs:
                 out[group + p] = {"error": str(e)}
     return out
+
+
+def quality_failures(blocks: dict[tuple, dict]) -> list[str]:
+    """One line per group of :func:`sweep_quality` whose run failed: its cache types, its settings and
+    why (the error on one line). The records of the group carry the error too, but a sweep must not
+    exit 0 with it hidden there."""
+    groups: dict[tuple, tuple[list[str], str]] = {}
+    for key, block in blocks.items():
+        if "error" in block:
+            pairs, _ = groups.setdefault(key[:3], ([], block["error"]))
+            pairs.append(f"{key[3]}/{key[4]}")
+    return [f"quality not measured for {', '.join(pairs)} (flash attention {fa}, {ngl} GPU layers, KV offload "
+            f"{'on' if offload else 'off'}): {' '.join(str(error).split())}"
+            for (fa, ngl, offload), (pairs, error) in groups.items()]

@@ -19,7 +19,7 @@ from typing import Callable
 
 import psutil
 
-from ..errors import GgufprofError
+from ..errors import ExitCode, GgufprofError
 from ..flags import AUTO
 from ..memory.footprint import footprint
 from ..memory.placement import place
@@ -36,7 +36,7 @@ from ..results.schema import Record
 from ..results.store import ResultsLock, append_record, backup, check_same_model, read_records, rewrite, write_csv
 from .dry_run import DryRun
 from .grid import GridSpec, expand
-from .quality import quality_key, sweep_quality
+from .quality import quality_failures, quality_key, sweep_quality
 from .workers import run_once
 
 
@@ -46,6 +46,7 @@ class SweepSummary:
     records: list[Record] = field(default_factory=list)
     resumed: int = 0
     kept_failed: int = 0  # failed records of an earlier run kept by --resume --no-retry-failed
+    quality_failures: list[str] = field(default_factory=list)  # --quality: one line per group whose run failed
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.records)
@@ -53,6 +54,12 @@ class SweepSummary:
     @property
     def mismatches(self) -> int:
         return sum(r.status == "ok" and bool(failed_checks(r.check)) for r in self.records)
+
+    def exit_code(self, strict: bool = False) -> ExitCode:
+        """FAIL when a configuration failed (in this run, or kept by --no-retry-failed), when a quality
+        run failed, or (``strict``) when a measurement disagrees with the prediction."""
+        bad = self.count("failed") or self.kept_failed or self.quality_failures or (strict and self.mismatches)
+        return ExitCode.FAIL if bad else ExitCode.PASS
 
 
 class Sweep:
@@ -121,13 +128,14 @@ class Sweep:
         plan = [(rs, why) for rs, why in self.planned() if rs.id not in done]
         summary = SweepSummary(self.out_dir, resumed=len(done), kept_failed=kept_failed)
         quality = self._quality_blocks(plan)
+        summary.quality_failures = quality_failures(quality)
         try:
             for i, (rs, why) in enumerate(plan):
                 self.on_start(rs, i, len(plan))
                 rec = self._skipped(rs, why) if why else self._run_one(rs, i)
                 rec.model = model_block
                 if self.quality is not None and rec.status == "ok":
-                    rec.quality = quality.get(rs.id)
+                    rec.quality = quality.get(quality_key(rs))
                 append_record(self.results, rec)
                 summary.records.append(rec)
                 self.on_record(rec, i, len(plan))
@@ -135,14 +143,13 @@ class Sweep:
             write_csv(self.results, self.out_dir / "results.csv")
         return summary
 
-    def _quality_blocks(self, plan: list[tuple[RunSettings, str | None]]) -> dict[str, dict]:
-        """--quality: {configuration id: quality block}, measured before the configurations (one worker
-        per group, measure/quality_runner.py) so that each record is written once, complete."""
+    def _quality_blocks(self, plan: list[tuple[RunSettings, str | None]]) -> dict[tuple, dict]:
+        """--quality: {quality_key: quality block}, measured before the configurations (one worker
+        per group, measure/quality.py) so that each record is written once, complete."""
         if self.quality is None or not any(why is None for _, why in plan):
             return {}
         pairs = {(rs.kv.cache_type_k, rs.kv.cache_type_v) for rs, why in plan if why is None}
-        blocks = sweep_quality(self.model.path, plan, self.quality, self.timeout * (len(pairs) + 1), self.logs)
-        return {rs.id: blocks[quality_key(rs)] for rs, why in plan if why is None and quality_key(rs) in blocks}
+        return sweep_quality(self.model.path, plan, self.quality, self.timeout * (len(pairs) + 1), self.logs)
 
     def _base(self, rs: RunSettings) -> Record:
         rec = Record(id=rs.id, status="ok", settings=rs.to_dict(),

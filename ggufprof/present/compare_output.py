@@ -1,8 +1,14 @@
 """What ``ggufprof compare`` writes: a rich table for people, GitHub markdown for PR comments, JSON
 for scripts and JUnit XML for CI dashboards (one testcase per configuration x metric).
 
-The table and markdown show what changed (regressions, improvements, metrics not compared) and
-count the unchanged rows; JSON and JUnit carry every row.
+The table and markdown show what changed (regressions, improvements, inconclusive comparisons,
+metrics missing or not compared) and count the unchanged rows; JSON and JUnit carry every row. Every
+format states the gate's outcome: pass, FAILED, or INCONCLUSIVE (exit 3; accepted by --allow-noisy).
+
+Everything that comes from the records (configuration labels, reasons, notes, file names) is data:
+in the terminal it goes through ``units.printable`` (no escape sequences or control characters) and
+rich ``Text`` (no markup); in Markdown through ``md_text`` (no code spans, links, tables or line
+breaks it could open); in JUnit through ``printable`` too (XML 1.0 cannot hold control characters).
 """
 
 from __future__ import annotations
@@ -18,9 +24,17 @@ from rich.text import Text
 
 from ..results.compare import Comparison, MetricResult, Unpaired
 from ..results.quality import fmt_kld
-from ..units import human_bytes
+from ..units import human_bytes, printable
+from .report.markdown import md_text
 
 FORMATS = ("table", "md", "json", "junit")
+SHOWN = ("regression", "improvement", "inconclusive")  # the verdicts that get a row of their own
+TEXT_MAX = 1000  # characters of one record-borne string shown (ids are ~150, reasons cut at 300)
+
+
+def safe(text: object) -> str:
+    """Text from the records, for a terminal or an XML attribute: one printable line."""
+    return printable(str(text), TEXT_MAX)
 
 
 def fmt_value(metric: str, v: object) -> str:
@@ -56,27 +70,41 @@ def fmt_p(r: MetricResult) -> str:
 
 
 def _rows(cmp: Comparison) -> list[MetricResult]:
-    return cmp.where("regression") + cmp.where("improvement") + cmp.where("noisy")
+    return [r for verdict in SHOWN for r in cmp.where(verdict)]
 
 
-def _metrics_not_compared(cmp: Comparison) -> list[str]:
-    """Metrics not compared, grouped by reason: 'kv_predicted, rss_peak (12 configurations): missing in
-    the new results' (results imported from llama-bench have no memory figures)."""
+def _metric_groups(cmp: Comparison, verdict: str) -> list[str]:
+    """Metrics of one verdict (missing, not_compared) grouped by reason: 'kv_predicted, rss_peak (12
+    configurations): not measured in the new results' (results imported from llama-bench have no
+    memory figures)."""
     groups: dict[str, tuple[dict, set]] = {}
-    for r in cmp.where("not_compared"):
+    for r in cmp.where(verdict):
         metrics, ids = groups.setdefault(r.note, ({}, set()))
         metrics[r.metric] = None
         ids.add(r.id)
     return [f"{', '.join(m)} ({len(ids)} configuration(s)): {note}" for note, (m, ids) in groups.items()]
 
 
+def outcome(cmp: Comparison) -> str:
+    """The gate's verdict in words, with its exit code."""
+    n = len(cmp.where("inconclusive"))
+    if cmp.status == "fail":
+        return "FAILED: " + "; ".join(([f"{len(cmp.regressions)} regression(s)"] if cmp.regressions else [])
+                                      + cmp.gate_failures()) + f" (exit {int(cmp.exit_code)})"
+    if cmp.status == "inconclusive":
+        return (f"INCONCLUSIVE: {n} comparison(s) could not be judged (noise, too few samples); "
+                f"--allow-noisy accepts them (exit {int(cmp.exit_code)})")
+    return "pass" + (f", {n} inconclusive comparison(s) accepted by --allow-noisy" if n else "") + \
+        (" (missing results accepted by --allow-missing)" if cmp.allow_missing and
+         (cmp.lost or cmp.where("missing") or not cmp.matched) else "") + " (exit 0)"
+
+
 def summary(cmp: Comparison) -> str:
-    n = {v: len(cmp.where(v)) for v in ("regression", "improvement", "unchanged", "not_compared", "noisy")}
-    text = (f"{n['regression']} regression(s), {n['improvement']} improvement(s), {n['noisy']} noisy, {n['unchanged']} unchanged "
-            f"over {cmp.matched} matched configuration(s); {len(cmp.only_baseline)} only in the baseline, "
-            f"{len(cmp.only_new)} only in the new results, {len(cmp.not_compared)} not compared (not ok)")
-    gate = cmp.gate_failures()
-    return text + ("; FAILED: " + "; ".join(gate) if gate else "")
+    n = {v: len(cmp.where(v)) for v in ("regression", "improvement", "unchanged", "inconclusive", "missing")}
+    return (f"{n['regression']} regression(s), {n['improvement']} improvement(s), {n['inconclusive']} inconclusive, "
+            f"{n['unchanged']} unchanged over {cmp.matched} matched configuration(s); {n['missing']} metric(s) "
+            f"missing in the new results; {len(cmp.only_baseline)} only in the baseline, {len(cmp.only_new)} only in "
+            f"the new results, {len(cmp.not_compared)} not compared (not ok); {outcome(cmp)}")
 
 
 def _unpaired_lines(cmp: Comparison, labels: dict[str, str]) -> list[tuple[str, list[str]]]:
@@ -85,14 +113,19 @@ def _unpaired_lines(cmp: Comparison, labels: dict[str, str]) -> list[tuple[str, 
     return [("only in the baseline", [line(u, u.baseline_status) for u in cmp.only_baseline]),
             ("only in the new results", [line(u, u.new_status) for u in cmp.only_new]),
             ("not compared", [f"{labels[u.id]}: {u.reason}" for u in cmp.not_compared]),
-            ("metrics not compared", _metrics_not_compared(cmp))]
+            ("metrics missing in the new results", _metric_groups(cmp, "missing")),
+            ("metrics not compared", _metric_groups(cmp, "not_compared"))]
+
+
+STYLE = {"regression": "red", "improvement": "green", "inconclusive": "yellow"}
+STATUS_STYLE = {"fail": "red", "inconclusive": "yellow", "pass": "green"}
 
 
 def print_table(cmp: Comparison, console: Console) -> None:
-    """Paths, labels and reasons are data: they are printed as Text, never parsed as markup."""
+    """Paths, labels and reasons are data: printed as Text, never parsed as markup, and printable."""
     labels = cmp.labels()
     th = cmp.thresholds
-    console.print(Text.assemble("baseline ", (cmp.baseline, "bold"), " → new ", (cmp.new, "bold")))
+    console.print(Text.assemble("baseline ", (safe(cmp.baseline), "bold"), " → new ", (safe(cmp.new), "bold")))
     console.print(Text(f"thresholds: KV +{th.max_kv_increase:.2%}, RSS +{th.max_mem_increase:.2%} (noise "
                        f"{human_bytes(th.rss_noise)}), tokens/s -{th.max_tps_drop:.2%} at alpha {th.alpha:g}, "
                        f"mean KLD +{th.max_kld_increase:g} nats"))
@@ -102,72 +135,84 @@ def print_table(cmp: Comparison, console: Console) -> None:
         t.add_column("configuration", overflow="fold", min_width=min(max(len(labels[r.id]) for r in rows), 28))
         for col in ("metric", "baseline", "new", "change", "p Welch/MWU", "verdict"):
             t.add_column(col, justify="left" if col in ("metric", "verdict") else "right", no_wrap=True)
-        style = {"regression": "red", "improvement": "green", "noisy": "yellow"}
+        t.add_column("why", overflow="fold")
         for r in rows:
-            t.add_row(Text(labels[r.id]), r.metric, fmt_value(r.metric, r.baseline), fmt_value(r.metric, r.new),
-                      fmt_change(r), fmt_p(r), Text(r.verdict, style=style[r.verdict]))
+            t.add_row(Text(safe(labels[r.id])), r.metric, fmt_value(r.metric, r.baseline), fmt_value(r.metric, r.new),
+                      fmt_change(r), fmt_p(r), Text(r.verdict, style=STYLE[r.verdict]), Text(safe(r.note)))
         console.print(t)
     for title, lines in _unpaired_lines(cmp, labels):
         if lines:
-            console.print(Text.assemble((title, "yellow"), ": " + "; ".join(lines)))
-    console.print(Text(summary(cmp), style="red" if cmp.failed else "green"))
+            console.print(Text.assemble((title, "yellow"), ": " + safe("; ".join(lines))))
+    console.print(Text(summary(cmp), style=STATUS_STYLE[cmp.status]))
 
 
 def to_markdown(cmp: Comparison) -> str:
     labels = cmp.labels()
-    out = [f"### ggufprof compare: `{cmp.baseline}` → `{cmp.new}`", "", f"**{summary(cmp)}**", ""]
+    icon = {"regression": ":x: regression", "improvement": ":white_check_mark: improvement",
+            "inconclusive": ":grey_question: inconclusive"}
+    out = [f"### ggufprof compare: {md_text(cmp.baseline)} → {md_text(cmp.new)}", "", f"**{md_text(summary(cmp))}**", ""]
     rows = _rows(cmp)
     if rows:
-        out += ["| configuration | metric | baseline | new | change | p Welch / MWU | verdict |",
-                "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
-        icon = {"regression": ":x: regression", "improvement": ":white_check_mark: improvement",
-                "noisy": ":warning: noisy"}
+        out += ["| configuration | metric | baseline | new | change | p Welch / MWU | verdict | why |",
+                "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
         for r in rows:
-            out.append(f"| `{labels[r.id]}` | {r.metric} | {fmt_value(r.metric, r.baseline)} | "
-                       f"{fmt_value(r.metric, r.new)} | {fmt_change(r)} | {fmt_p(r)} | {icon[r.verdict]} |")
+            out.append(f"| {md_text(labels[r.id])} | {r.metric} | {fmt_value(r.metric, r.baseline)} | "
+                       f"{fmt_value(r.metric, r.new)} | {fmt_change(r)} | {fmt_p(r)} | {icon[r.verdict]} | "
+                       f"{md_text(r.note)} |")
         out.append("")
     for title, lines in _unpaired_lines(cmp, labels):
         if lines:
-            out += [f"**{title[0].upper() + title[1:]}**", ""] + [f"- `{ln}`" for ln in lines] + [""]
+            out += [f"**{title[0].upper() + title[1:]}**", ""] + [f"- {md_text(ln)}" for ln in lines] + [""]
     return "\n".join(out)
+
+
+def _metric_case(suite: ET.Element, cmp: Comparison, r: MetricResult) -> str | None:
+    """One testcase per configuration x metric; returns the JUnit outcome it counts as."""
+    case = ET.SubElement(suite, "testcase", classname=safe(r.id), name=r.metric)
+    what = safe(f"{r.metric}: baseline {fmt_value(r.metric, r.baseline)}, new {fmt_value(r.metric, r.new)}, "
+                f"change {fmt_change(r)}" + (f", p Welch/MWU {fmt_p(r)}" if r.p_welch is not None else "")
+                + (f"; {r.note}" if r.note else ""))
+    if r.verdict == "regression" or (r.verdict == "missing" and not cmp.allow_missing):
+        ET.SubElement(case, "failure", message=what, type=r.verdict).text = what
+        return "failures"
+    if r.verdict == "inconclusive" and not cmp.allow_noisy:
+        ET.SubElement(case, "error", message=what, type="inconclusive").text = what
+        return "errors"
+    if r.verdict in ("inconclusive", "missing", "not_compared"):
+        accepted = {"inconclusive": " (accepted by --allow-noisy)", "missing": " (accepted by --allow-missing)"}
+        ET.SubElement(case, "skipped", message=f"{r.verdict}{accepted.get(r.verdict, '')}: {what}")
+        return "skipped"
+    ET.SubElement(case, "system-out").text = f"{r.verdict}: {what}"
+    return None
 
 
 def to_junit(cmp: Comparison) -> str:
     suite = ET.Element("testsuite", name="ggufprof compare")
-    n_fail = n_skip = 0
+    counts = {"failures": 0, "errors": 0, "skipped": 0}
     for r in cmp.results:
-        case = ET.SubElement(suite, "testcase", classname=r.id, name=r.metric)
-        what = (f"{r.metric}: baseline {fmt_value(r.metric, r.baseline)}, new {fmt_value(r.metric, r.new)}, "
-                f"change {fmt_change(r)}" + (f", p Welch/MWU {fmt_p(r)}" if r.p_welch is not None else ""))
-        if r.verdict == "regression":
-            n_fail += 1
-            ET.SubElement(case, "failure", message=what, type="regression").text = what
-        elif r.verdict == "not_compared":
-            n_skip += 1
-            ET.SubElement(case, "skipped", message=r.note)
-        else:
-            ET.SubElement(case, "system-out").text = f"{r.verdict}: {what}"
+        if (kind := _metric_case(suite, cmp, r)) is not None:
+            counts[kind] += 1
     lost = {id(u) for u in cmp.lost} if not cmp.allow_missing else set()
     for u, why in ([(u, "only in the baseline") for u in cmp.only_baseline]
                    + [(u, "only in the new results") for u in cmp.only_new]
                    + [(u, u.reason) for u in cmp.not_compared]):
-        case = ET.SubElement(suite, "testcase", classname=u.id, name="configuration")
+        case = ET.SubElement(suite, "testcase", classname=safe(u.id), name="configuration")
         if id(u) in lost:
-            n_fail += 1
-            msg = f"ok in the baseline, {u.new_status or 'missing'} in the new results" + (f": {why}" if why else "")
+            counts["failures"] += 1
+            msg = safe(f"ok in the baseline, {u.new_status or 'missing'} in the new results" + (f": {why}" if why else ""))
             ET.SubElement(case, "failure", message=msg, type="lost").text = msg
         else:
-            n_skip += 1
-            ET.SubElement(case, "skipped", message=why)
+            counts["skipped"] += 1
+            ET.SubElement(case, "skipped", message=safe(why))
     if cmp.matched == 0 and not cmp.allow_missing:
-        n_fail += 1
+        counts["failures"] += 1
         case = ET.SubElement(suite, "testcase", classname="ggufprof", name="matched configurations")
         ET.SubElement(case, "failure", message="nothing was compared", type="empty").text = \
             "no configuration was measured on both sides"
-    suite.set("tests", str(len(suite)))
-    suite.set("failures", str(n_fail))
-    suite.set("skipped", str(n_skip))
-    suite.set("errors", "0")
+    ET.SubElement(suite, "system-out").text = safe(summary(cmp))
+    suite.set("tests", str(len(suite.findall("testcase"))))
+    for kind, n in counts.items():
+        suite.set(kind, str(n))
     ET.indent(suite)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 

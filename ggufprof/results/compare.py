@@ -1,7 +1,23 @@
-"""Compare two result sets, a baseline and a new run, as a CI gate: exit 1 on a real regression.
+"""Compare two result sets, a baseline and a new run, as a CI gate that cannot pass what it could not judge.
 
-Configurations are matched by their settings (the ``settings`` dict, which the record ``id``
-encodes), never by position. Each matched pair with status ``ok`` on both sides is judged per metric:
+The outcome (``Comparison.status`` / ``exit_code``, errors.ExitCode) is one of:
+
+* **fail** (exit 1): a regression; a configuration measured (ok) in the baseline that the new results
+  lack, failed or skipped; a metric compared in the baseline that the new results lack or measured
+  in a way that cannot be compared (a quality block that is an error, absent, or over another
+  text / chunk length / chunk count; no speed samples; ``measured.kv`` null); or nothing matched at
+  all. ``allow_missing`` (``--allow-missing``) accepts what is lost, never a regression.
+* **inconclusive** (exit 3): a speed comparison that is not a significant, large change but cannot be
+  called unchanged either: a side with fewer than 2 samples, a noisy side, or a large change the
+  samples do not confirm. ``allow_noisy`` (``--allow-noisy``) accepts it (exit 0, still reported).
+* **pass** (exit 0) otherwise. Bad input (unreadable files, results of other models or machines,
+  a configuration twice in one input) raises GgufprofError before any verdict (exit 2).
+
+Configurations are matched by what their settings mean, not by the raw ``settings`` dict: each
+record's settings are read as today's RunSettings (results/run_settings.settings_id), a setting an
+older record lacks taking its default, so baselines written before a setting existed keep matching.
+A configuration that appears twice in one input (two runs concatenated) is refused, never resolved
+by keeping one of them. Each matched pair with status ``ok`` on both sides is judged per metric:
 
 Memory is deterministic, so it is compared exactly (rational arithmetic, no float rounding)
 against a threshold, with no statistics:
@@ -29,7 +45,10 @@ scheduler hiccup) inflates its variance. So a change counts as significant when 
 p <= alpha: Welch for the usual near-normal case, Mann-Whitney for robustness to one outlier.
 Each test alone has size alpha; the union at most 2 * alpha, and the minimum-effect gate is what
 keeps noise from failing CI (a 1 % change never fails, whatever the p-value). scipy errors are not
-caught. A metric with fewer than 2 samples on a side is reported as not compared.
+caught. A significant, large change is a regression or improvement whatever the noise (the tests
+weigh the spread); anything else is "unchanged" only when both sides' samples are trustworthy by
+results/noise.py's rule (decided here from the samples, never from a flag a record carries) and
+the change is below the minimum effect, and inconclusive otherwise.
 
 Quality (``sweep --quality``): ``kld_mean``, the mean KL divergence against f16/f16, is a regression
 when it grows by more than ``max_kld_increase`` nats (absolute, 0.001 by default, the
@@ -37,23 +56,24 @@ recommendation's MAX_KLD in results/quality.py). Absolute because f16/f16 is exa
 ratio exists, and because what matters to a user is how far the cache type moved from f16, not by
 what factor. KLD is deterministic for one build on one machine (two runs give the same digits), so
 there is no test; only records measured over the same text (sha256), chunk length and chunk count
-are compared, others are reported as not compared.
+are compared.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import statistics
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
-from ..errors import GgufprofError
+from ..errors import ExitCode, GgufprofError
+from ..flags import AUTO
 from .llama_log import logged_mib
-from .store import load_records
+from .noise import MIN_SAMPLES, samples, unjudgeable
+from .run_settings import settings_id
 from .schema import Record
+from .store import load_records
 
 MEMORY_METRICS = ("kv_predicted", "kv_logged", "rss_context", "rss_peak")
 SPEED_METRICS = ("pp_tps", "tg_tps")
@@ -70,13 +90,19 @@ class Thresholds:
     max_tps_drop: float = 0.05  # minimum effect on the mean tokens/s
     alpha: float = 0.05
     max_kld_increase: float = 0.001  # nats of mean KLD against f16/f16 (absolute)
-    strict_noise: bool = False  # --strict-noise: judge speed rows flagged noisy like the others
 
 
 @dataclass
 class MetricResult:
-    """One configuration x metric verdict: regression, improvement, unchanged, noisy (a speed change
-    on a measurement flagged noisy: reported, not judged) or not_compared."""
+    """One configuration x metric verdict:
+
+    * ``regression``, ``improvement``, ``unchanged``: judged;
+    * ``inconclusive``: a speed comparison that cannot be judged (too few samples, noise, a large
+      change the samples do not confirm): exit 3 unless ``--allow-noisy``;
+    * ``missing``: measured in the baseline, absent or not comparable in the new results: the gate
+      fails unless ``--allow-missing``;
+    * ``not_compared``: not measured in the baseline, so there is nothing to hold the new results to.
+    """
 
     id: str
     metric: str
@@ -111,7 +137,8 @@ class Comparison:
     only_new: list[Unpaired] = field(default_factory=list)
     not_compared: list[Unpaired] = field(default_factory=list)
     matched: int = 0
-    allow_missing: bool = False  # --allow-missing: configurations lost in the new results do not fail
+    allow_missing: bool = False  # --allow-missing: configurations and metrics lost in the new results do not fail
+    allow_noisy: bool = False  # --allow-noisy: inconclusive comparisons do not fail (still reported)
 
     @property
     def lost(self) -> list[Unpaired]:
@@ -121,19 +148,34 @@ class Comparison:
                 + [u for u in self.not_compared if u.baseline_status == "ok" and u.new_status != "ok"])
 
     def gate_failures(self) -> list[str]:
-        """Why the gate fails besides regressions: lost configurations, or nothing matched at all."""
+        """Why the gate fails besides regressions: lost configurations or metrics, or nothing matched."""
         if self.allow_missing:
             return []
         out = [f"{len(self.lost)} configuration(s) ok in the baseline are missing, failed or skipped in the "
                "new results"] if self.lost else []
+        if missing := self.where("missing"):
+            out.append(f"{len(missing)} metric(s) compared in the baseline are missing or not comparable in the "
+                       "new results")
         if self.matched == 0:
             out.append("no configuration was measured on both sides: nothing was compared")
         return out
 
     @property
     def failed(self) -> bool:
-        """The gate's verdict: exit 1."""
+        """A regression or something lost: exit 1."""
         return bool(self.regressions or self.gate_failures())
+
+    @property
+    def status(self) -> str:
+        """The gate's verdict: "fail", "inconclusive" (nothing failed, but some comparisons could not be
+        judged and ``allow_noisy`` does not accept them) or "pass"."""
+        if self.failed:
+            return "fail"
+        return "inconclusive" if self.where("inconclusive") and not self.allow_noisy else "pass"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return {"fail": ExitCode.FAIL, "inconclusive": ExitCode.INCONCLUSIVE, "pass": ExitCode.PASS}[self.status]
 
     def where(self, verdict: str) -> list[MetricResult]:
         return [r for r in self.results if r.verdict == verdict]
@@ -152,9 +194,11 @@ class Comparison:
                     for x in items]
         return {
             "baseline": self.baseline, "new": self.new, "thresholds": asdict(self.thresholds),
+            "status": self.status, "exit_code": int(self.exit_code),
+            "allow_missing": self.allow_missing, "allow_noisy": self.allow_noisy,
             "matched": self.matched, "regressions": rows(self.where("regression")),
             "improvements": rows(self.where("improvement")), "unchanged": rows(self.where("unchanged")),
-            "noisy": rows(self.where("noisy")),
+            "inconclusive": rows(self.where("inconclusive")), "missing": rows(self.where("missing")),
             "only_baseline": rows(self.only_baseline), "only_new": rows(self.only_new),
             "not_compared": rows(self.not_compared) + rows(self.where("not_compared")),
             "lost": rows(self.lost), "gate_failures": self.gate_failures(), "failed": self.failed,
@@ -170,8 +214,27 @@ def short_labels(ids: list[str]) -> dict[str, str]:
     return {i: ",".join(f"{k}={p[k]}" for k in varying if k in p) or i for i, p in parts.items()}
 
 
-def _key(rec: Record) -> str:
-    return json.dumps(rec.settings, sort_keys=True)
+DUPLICATES_SHOWN = 3
+
+
+def by_configuration(records: list[Record], name: str) -> dict[str, Record]:
+    """{configuration id (settings_id): record} of one input. A configuration that appears twice
+    (two runs concatenated, results merged by hand) is an error naming it: which record would be the
+    result is not ours to guess, and keeping the last one lets a clean run hide a regressed one."""
+    by: dict[str, list[Record]] = {}
+    for rec in records:
+        try:
+            key = settings_id(rec.settings)
+        except GgufprofError as e:
+            raise GgufprofError(f"{name}: configuration {rec.id}: {e}") from None
+        by.setdefault(key, []).append(rec)
+    dups = [f"{k} ({len(v)} records)" for k, v in by.items() if len(v) > 1]
+    if dups:
+        more = f"; and {len(dups) - DUPLICATES_SHOWN} more" if len(dups) > DUPLICATES_SHOWN else ""
+        raise GgufprofError(f"{name}: {len(dups)} configuration(s) appear more than once: "
+                            f"{'; '.join(dups[:DUPLICATES_SHOWN])}{more}. Compare one run with one run "
+                            "(a sweep, --resume included, writes each configuration once)")
+    return {k: v[0] for k, v in by.items()}
 
 
 def _identity_check(base: list[Record], new: list[Record]) -> None:
@@ -211,6 +274,14 @@ def _memory_value(rec: Record, metric: str) -> int | Decimal | None:
     return rss.get("peak")
 
 
+def one_side(id_: str, metric: str, in_baseline: bool, why: str = "") -> MetricResult:
+    """A metric measured on one side only: ``missing`` when the baseline has it (the new results lost
+    it), ``not_compared`` when only the new results have it (nothing to hold them to)."""
+    side = "new" if in_baseline else "baseline"
+    return MetricResult(id_, metric, "missing" if in_baseline else "not_compared",
+                        note=f"not measured in the {side} results" + (f" ({why})" if why else ""))
+
+
 def compare_memory(id_: str, metric: str, base: int | Decimal, new: int | Decimal, rel: float,
                    slack: int = 0) -> MetricResult:
     """Exact comparison: regression when new > base * (1 + rel) + slack (Fractions, no rounding)."""
@@ -222,27 +293,44 @@ def compare_memory(id_: str, metric: str, base: int | Decimal, new: int | Decima
     return MetricResult(id_, metric, verdict, shown[0], shown[1], change)
 
 
-def compare_speed(id_: str, metric: str, base: list[float], new: list[float], th: Thresholds) -> MetricResult:
-    """Significance (Welch's t or Mann-Whitney U, one-sided, either at alpha) AND minimum effect."""
+def compare_speed(id_: str, metric: str, base: dict | None, new: dict | None, th: Thresholds,
+                  auto: tuple[bool, bool] = (False, False)) -> MetricResult:
+    """Two speed blocks (measured.pp / measured.tg, with their samples): a regression or improvement
+    when significant (Welch's t or Mann-Whitney U, one-sided, either at alpha) AND larger than the
+    minimum effect; otherwise unchanged only when both sides can be trusted (results/noise.py's
+    ``unjudgeable``, the same rule for both) and the change is below the minimum effect, else
+    inconclusive. ``auto``: each side ran ``--repetitions auto``."""
     from scipy.stats import mannwhitneyu, ttest_ind
 
-    if len(base) < 2 or len(new) < 2:
-        return MetricResult(id_, metric, "not_compared", note=f"fewer than 2 samples ({len(base)} vs {len(new)})")
-    mb, mn = statistics.fmean(base), statistics.fmean(new)
+    sb, sn = samples(base), samples(new)
+    doubts = unjudgeable(base, new, auto)
+    mb, mn = (statistics.fmean(xs) if xs else None for xs in (sb, sn))
+    if len(sb) < MIN_SAMPLES or len(sn) < MIN_SAMPLES or mb <= 0:  # no test can run (or no ratio exists)
+        positive = mb is not None and mb > 0
+        change = (mn - mb) / mb if positive and mn is not None else None
+        why = doubts + ([] if positive or mb is None else ["the baseline's mean is not positive"])
+        return MetricResult(id_, metric, "inconclusive", mb, mn, change, None, None, sb, sn, "; ".join(why))
     change = (mn - mb) / mb
     side = "less" if mn < mb else "greater"
-    p_w = float(ttest_ind(new, base, equal_var=False, alternative=side).pvalue)
-    p_u = float(mannwhitneyu(new, base, alternative=side).pvalue)
+    p_w = float(ttest_ind(sn, sb, equal_var=False, alternative=side).pvalue)
+    p_u = float(mannwhitneyu(sn, sb, alternative=side).pvalue)
     significant = p_w <= th.alpha or p_u <= th.alpha  # NaN (constant samples) compares False
-    verdict = "unchanged"
-    if significant and abs(change) > th.max_tps_drop:
-        verdict = "regression" if side == "less" else "improvement"
-    return MetricResult(id_, metric, verdict, mb, mn, change, p_w, p_u, list(base), list(new))
+    large = abs(change) > th.max_tps_drop
+    if significant and large:
+        verdict, note = ("regression" if side == "less" else "improvement"), "; ".join(doubts)
+    elif doubts:
+        verdict, note = "inconclusive", "; ".join(doubts)
+    elif large:
+        verdict, note = "inconclusive", f"a {change:+.1%} change that the samples do not confirm at alpha {th.alpha:g}"
+    else:
+        verdict, note = "unchanged", ""
+    return MetricResult(id_, metric, verdict, mb, mn, change, p_w, p_u, sb, sn, note)
 
 
 def compare_quality(id_: str, base: dict | None, new: dict | None, th: Thresholds) -> MetricResult | None:
-    """Mean KLD against f16/f16: regression when new > base + max_kld_increase; None when neither
-    side measured quality."""
+    """Mean KLD against f16/f16: regression when new > base + max_kld_increase; ``missing`` when the
+    baseline measured it and the new results did not, or measured it over another text, chunk length
+    or chunk count; None when neither side has a quality block."""
     if not base and not new:
         return None
 
@@ -250,14 +338,13 @@ def compare_quality(id_: str, base: dict | None, new: dict | None, th: Threshold
         return isinstance(q, dict) and "kld_mean" in q
 
     if not (measured(base) and measured(new)):
-        side = "baseline" if not measured(base) else "new"
-        q = base if side == "baseline" else new
-        why = f"not measured in the {side} results" + (f" ({q['error']})" if isinstance(q, dict) and "error" in q else "")
-        return MetricResult(id_, "kld_mean", "not_compared", note=why[:REASON_MAX])
+        q = new if measured(base) else base
+        why = q["error"] if isinstance(q, dict) and "error" in q else ""
+        return one_side(id_, "kld_mean", measured(base), why[:REASON_MAX])
     same = [(base.get("text") or {}).get("sha256") == (new.get("text") or {}).get("sha256"),
             base.get("n_ctx") == new.get("n_ctx"), base.get("n_chunks") == new.get("n_chunks")]
     if not all(same):
-        return MetricResult(id_, "kld_mean", "not_compared", base["kld_mean"], new["kld_mean"],
+        return MetricResult(id_, "kld_mean", "missing", base["kld_mean"], new["kld_mean"],
                             note="quality measured over a different text, chunk length or chunk count")
     b, n = base["kld_mean"], new["kld_mean"]
     verdict = ("regression" if n > b + th.max_kld_increase else
@@ -274,55 +361,57 @@ def _reason(rec: Record) -> str:
     return r if len(r) <= REASON_MAX else r[:REASON_MAX] + "…"
 
 
+def _compare_pair(key: str, b: Record, n: Record, th: Thresholds) -> list[MetricResult]:
+    """Every metric of one configuration measured (ok) on both sides."""
+    out = []
+    for metric in MEMORY_METRICS:
+        vb, vn = _memory_value(b, metric), _memory_value(n, metric)
+        if vb is None or vn is None:
+            if vb is not None or vn is not None:
+                out.append(one_side(key, metric, vb is not None))
+            continue
+        kv = metric.startswith("kv_")
+        out.append(compare_memory(key, metric, vb, vn, th.max_kv_increase if kv else th.max_mem_increase,
+                                  0 if kv else th.rss_noise))
+    auto = (b.settings.get("repetitions") == AUTO, n.settings.get("repetitions") == AUTO)
+    for metric in SPEED_METRICS:
+        bb, nb = b.measured.get(metric[:2]), n.measured.get(metric[:2])
+        if not samples(bb) or not samples(nb):
+            if samples(bb) or samples(nb):
+                out.append(one_side(key, metric, bool(samples(bb))))
+            continue
+        out.append(compare_speed(key, metric, bb, nb, th, auto))
+    if (q := compare_quality(key, b.quality, n.quality, th)) is not None:
+        out.append(q)
+    return out
+
+
 def compare_records(base: list[Record], new: list[Record], th: Thresholds, baseline_name: str = "baseline",
-                    new_name: str = "new", force: bool = False, allow_missing: bool = False) -> Comparison:
+                    new_name: str = "new", force: bool = False, allow_missing: bool = False,
+                    allow_noisy: bool = False) -> Comparison:
     if not force:
         _identity_check(base, new)
-    b_by, n_by = {_key(r): r for r in base}, {_key(r): r for r in new}
-    out = Comparison(baseline_name, new_name, th, allow_missing=allow_missing)
+    b_by, n_by = by_configuration(base, baseline_name), by_configuration(new, new_name)
+    out = Comparison(baseline_name, new_name, th, allow_missing=allow_missing, allow_noisy=allow_noisy)
     for k, b in b_by.items():
         n = n_by.get(k)
         if n is None:
-            out.only_baseline.append(Unpaired(b.id, b.status, None, _reason(b)))
-            continue
-        if b.status != "ok" or n.status != "ok":
+            out.only_baseline.append(Unpaired(k, b.status, None, _reason(b)))
+        elif b.status != "ok" or n.status != "ok":
             why = "; ".join(f"{side}: {r.status}" + (f" ({_reason(r)})" if r.reason else "")
                             for side, r in (("baseline", b), ("new", n)) if r.status != "ok")
-            out.not_compared.append(Unpaired(b.id, b.status, n.status, why))
-            continue
-        out.matched += 1
-        for metric in MEMORY_METRICS:
-            vb, vn = _memory_value(b, metric), _memory_value(n, metric)
-            if vb is None and vn is None:
-                continue
-            if vb is None or vn is None:
-                side = "baseline" if vb is None else "new"
-                out.results.append(MetricResult(b.id, metric, "not_compared", vb, vn, note=f"missing in the {side} results"))
-                continue
-            kv = metric.startswith("kv_")
-            out.results.append(compare_memory(b.id, metric, vb, vn, th.max_kv_increase if kv else th.max_mem_increase,
-                                              0 if kv else th.rss_noise))
-        for metric in SPEED_METRICS:
-            sb = (b.measured.get(metric[:2]) or {}).get("samples_tps") or []
-            sn = (n.measured.get(metric[:2]) or {}).get("samples_tps") or []
-            if sb or sn:
-                r = compare_speed(b.id, metric, sb, sn, th)
-                noisy = [side for side, rec in (("baseline", b), ("new", n))
-                         if metric[:2] in (rec.check.get("speed_noise") or {})]
-                if noisy and r.verdict in ("regression", "improvement") and not th.strict_noise:
-                    # a flagged measurement (results/noise.py) is reported, never judged
-                    r = dataclasses.replace(r, verdict="noisy", note=f"{' and '.join(noisy)} flagged noisy: "
-                                            f"would be a {r.verdict}; --strict-noise to judge it")
-                out.results.append(r)
-        if (q := compare_quality(b.id, b.quality, n.quality, th)) is not None:
-            out.results.append(q)
-    out.only_new = [Unpaired(r.id, None, r.status, _reason(r)) for k, r in n_by.items() if k not in b_by]
+            out.not_compared.append(Unpaired(k, b.status, n.status, why))
+        else:
+            out.matched += 1
+            out.results += _compare_pair(k, b, n, th)
+    out.only_new = [Unpaired(k, None, r.status, _reason(r)) for k, r in n_by.items() if k not in b_by]
     return out
 
 
 def compare_paths(baseline: str | Path, new: str | Path, th: Thresholds, force: bool = False,
-                  allow_missing: bool = False, problems: list[str] | None = None) -> Comparison:
+                  allow_missing: bool = False, allow_noisy: bool = False,
+                  problems: list[str] | None = None) -> Comparison:
     """Unreadable results lines are ignored and described in ``problems``: a configuration whose
     line is torn in the new results counts as lost."""
     return compare_records(load_records(baseline, problems), load_records(new, problems), th, str(baseline),
-                           str(new), force, allow_missing)
+                           str(new), force, allow_missing, allow_noisy)

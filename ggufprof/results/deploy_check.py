@@ -18,20 +18,29 @@ What each limit is compared with, and why:
   record's quality block, measured first by the same sweep, results/quality.py), over
   ``quality_text`` in chunks of ``quality_ctx`` tokens; a quality run that failed fails it.
 
-A limit that cannot be checked is reported as such and does not fail; a run that failed fails
-every measured limit (the deployment does not work as stated).
+A deployment whose run did not complete (failed or skipped) fails, whatever its limits: its ``run``
+row fails, and so does every measured limit (the deployment does not work as stated); a predicted
+``max_kv_bytes`` is still shown, but it cannot make a crashed deployment pass.
+
+The outcome (:func:`outcome`, errors.ExitCode): FAIL when a row fails; INCONCLUSIVE when a measured
+run left a limit without a reading (``max_vram`` without NVML, a speed block missing) and
+``allow_inconclusive`` is not given: a limit that could not be checked is not a pass; PASS
+otherwise. With ``--estimate-only`` the measured limits are "not checked" by request and do not count.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import ExitCode
 from .deploy import Deployment
 from .llama_log import logged_mib, mib_bytes
 from ..memory.predict import predict
 from .schema import Record
 
 ESTIMATE_ONLY = "estimate only"
+RUN = "run"  # the row of a measured deployment whose run did not complete
+REASON_MAX = 300  # characters of a failed run's reason carried into a row
 
 
 @dataclass
@@ -40,7 +49,7 @@ class LimitCheck:
     limit: str
     allowed: float | int
     value: float | int | None
-    verdict: str  # "pass", "fail" or "not checked"
+    verdict: str  # "pass", "fail", "inconclusive" (measured, but no reading) or "not checked" (estimate only)
     note: str = ""
 
 
@@ -65,14 +74,19 @@ def check_deployment(dep: Deployment, rec: Record | None) -> list[LimitCheck]:
 
     def add(limit: str, allowed, value, note: str = "", unchecked: str | None = None) -> None:
         if unchecked is not None:
-            rows.append(LimitCheck(dep.name, limit, allowed, value, "not checked", unchecked))
+            verdict = "not checked" if unchecked == ESTIMATE_ONLY else "inconclusive"
+            rows.append(LimitCheck(dep.name, limit, allowed, value, verdict, unchecked))
             return
         ok = value <= allowed if limit.startswith("max_") else value >= allowed
         rows.append(LimitCheck(dep.name, limit, allowed, value, "pass" if ok else "fail", note))
 
+    if rec is not None and rec.status != "ok":
+        reason = str(rec.reason or "")
+        reason = reason if len(reason) <= REASON_MAX else reason[:REASON_MAX] + "…"
+        rows.append(LimitCheck(dep.name, RUN, "ok", rec.status, "fail", f"the run did not complete: {reason}"))
     if lim.max_kv_bytes is not None:
         if rec is None or rec.status != "ok":
-            note = "predicted" + (f" (run {rec.status}: {rec.reason})" if rec is not None else "")
+            note = "predicted" + (f" (the run {rec.status})" if rec is not None else "")
             add("max_kv_bytes", lim.max_kv_bytes, predict(dep.info, dep.run.kv).kv_bytes, note)
         else:
             add("max_kv_bytes", lim.max_kv_bytes, *_measured_kv(rec))
@@ -90,7 +104,7 @@ def check_deployment(dep: Deployment, rec: Record | None) -> list[LimitCheck]:
         if rec is None:
             add(limit, allowed, None, unchecked=ESTIMATE_ONLY)
         elif rec.status != "ok":
-            rows.append(LimitCheck(dep.name, limit, allowed, None, "fail", f"not measured: {rec.status}: {rec.reason}"))
+            rows.append(LimitCheck(dep.name, limit, allowed, None, "fail", f"not measured: the run {rec.status}"))
         else:
             value, note = get()
             if value is None:
@@ -103,8 +117,7 @@ def check_deployment(dep: Deployment, rec: Record | None) -> list[LimitCheck]:
         if rec is None:
             add("max_kld", lim.max_kld, None, unchecked=ESTIMATE_ONLY)
         elif rec.status != "ok":
-            rows.append(LimitCheck(dep.name, "max_kld", lim.max_kld, None, "fail",
-                                   f"not measured: {rec.status}: {rec.reason}"))
+            rows.append(LimitCheck(dep.name, "max_kld", lim.max_kld, None, "fail", f"not measured: the run {rec.status}"))
         elif isinstance(q, dict) and "kld_mean" in q:
             add("max_kld", lim.max_kld, q["kld_mean"],
                 f"mean KLD vs f16/f16, top-1 {q['top1_agreement']:.1%}, {q['n_chunks']} x {q['n_ctx']} tokens")
@@ -112,3 +125,12 @@ def check_deployment(dep: Deployment, rec: Record | None) -> list[LimitCheck]:
             why = q["error"] if isinstance(q, dict) and "error" in q else "no quality block in the record"
             rows.append(LimitCheck(dep.name, "max_kld", lim.max_kld, None, "fail", f"quality not measured: {why}"))
     return rows
+
+
+def outcome(rows: list[LimitCheck], allow_inconclusive: bool = False) -> ExitCode:
+    """The verdict of ``check`` over every deployment's rows (see the module's docstring)."""
+    if any(r.verdict == "fail" for r in rows):
+        return ExitCode.FAIL
+    if not allow_inconclusive and any(r.verdict == "inconclusive" for r in rows):
+        return ExitCode.INCONCLUSIVE
+    return ExitCode.PASS

@@ -9,8 +9,13 @@ where readable). A speed block is *noisy* when
   repetition (the run competed for cores), or
 * with automatic repetitions, the 95 % confidence interval never got within the target.
 
-Noisy rows are marked in the live table and the report, and ``compare`` reports them as "noisy",
-never as regressions or improvements, unless ``--strict-noise``.
+The sweep stores the verdict in each record (``check.speed_noisy``, information for the live table
+and the report). ``compare`` never reads that stored flag: it decides from the samples of both
+sides, by the same rule (:func:`unjudgeable`), whether a speed comparison can be judged at all. A
+side with fewer than ``MIN_SAMPLES`` samples, or a noisy one, leaves a comparison that is not a
+significant, large change *inconclusive* (its own exit code, results/compare.py): noise can hide a
+regression, so it never counts as "unchanged"; it never turns a significant regression into a pass
+either, since the significance tests already weigh the spread.
 
 ``--repetitions auto`` repeats until the 95 % confidence interval of the mean (Student's t) is
 within ±``CI_TARGET`` (3 %) of it, between ``AUTO_MIN`` and ``AUTO_MAX`` repetitions, as pyperf and
@@ -49,11 +54,21 @@ def enough(samples: list[float], target: float = CI_TARGET) -> bool:
     return len(samples) >= AUTO_MAX or (len(samples) >= AUTO_MIN and ci95_rel(samples) <= target)
 
 
+MIN_SAMPLES = 2  # a spread, and so any significance test, needs two repetitions
+
+
+def samples(block: dict | None) -> list[float]:
+    """The tokens/s of each repetition of a speed block (measured.pp / measured.tg)."""
+    if not isinstance(block, dict):
+        return []
+    return [x for x in block.get("samples_tps") or [] if isinstance(x, (int, float)) and not isinstance(x, bool)]
+
+
 def noise_reasons(block: dict | None, auto: bool = False) -> list[str]:
     """Why a speed block (measured.pp / measured.tg) is not to be trusted; empty when it is."""
     if not block:
         return []
-    xs = [x for x in block.get("samples_tps") or [] if isinstance(x, (int, float))]
+    xs = samples(block)
     out = []
     if len(xs) >= 2 and statistics.fmean(xs) > 0:
         cv = statistics.stdev(xs) / statistics.fmean(xs)
@@ -73,3 +88,16 @@ def record_noise(measured: dict, auto: bool = False) -> dict:
     reasons = {t: noise_reasons(measured.get(t), auto) for t in ("pp", "tg")}
     reasons = {t: r for t, r in reasons.items() if r}
     return {"speed_noisy": bool(reasons), "speed_noise": reasons}
+
+
+def unjudgeable(base: dict | None, new: dict | None, auto: tuple[bool, bool] = (False, False)) -> list[str]:
+    """Why a speed comparison of two blocks cannot be trusted to say "unchanged", from the blocks'
+    own samples and the same rule for both sides (``auto``: each side ran ``--repetitions auto``):
+    fewer than MIN_SAMPLES repetitions, or noise (:func:`noise_reasons`). Empty when it can."""
+    out = []
+    for side, block, side_auto in (("baseline", base, auto[0]), ("new", new, auto[1])):
+        n = len(samples(block))
+        why = ([f"{n} sample(s), fewer than {MIN_SAMPLES}"] if n < MIN_SAMPLES else []) + noise_reasons(block, side_auto)
+        if why:
+            out.append(f"{side}: {', '.join(why)}")
+    return out

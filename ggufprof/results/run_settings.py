@@ -53,6 +53,21 @@ class RunSettings:
         return cls(kv=kv, **{k: v for k, v in d.items() if k not in kv_fields})
 
 
+def settings_id(settings: dict) -> str:
+    """The configuration a record's ``settings`` describe, as today's :attr:`RunSettings.id`: a
+    setting an older record lacks takes its default (the behaviour before the setting existed), so
+    results written by an older ggufprof keep matching today's. GgufprofError for settings this
+    version does not know (a newer ggufprof's) or lacks a value for: they cannot be matched safely."""
+    known = (set(KVSettings.__dataclass_fields__) | set(RunSettings.__dataclass_fields__)) - {"kv"}
+    if unknown := sorted(set(settings) - known):
+        raise GgufprofError(f"settings {', '.join(unknown)} are unknown to this ggufprof (written by a newer "
+                            "version?): upgrade ggufprof to compare these results")
+    try:
+        return RunSettings.from_dict(settings).id
+    except TypeError as e:
+        raise GgufprofError(f"settings cannot be read: {e}") from None
+
+
 def skip_reason(model: ModelInfo, rs: RunSettings) -> str | None:
     """Why llama.cpp would refuse this configuration (a memory we cannot predict is still run)."""
     try:

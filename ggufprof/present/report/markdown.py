@@ -10,6 +10,7 @@ import html
 import re
 from pathlib import Path
 
+from ...units import printable
 from .data import ReportData
 from .plots import Plot
 from .tables import Table
@@ -20,10 +21,11 @@ _MD_SPECIAL = re.compile(r"([\\`*\[\]|])")  # intraword _ and # mid-line are ine
 
 def md_text(text: object) -> str:
     """Text from results or a model file, inert in Markdown: HTML escaped, line breaks (which could
-    start a heading) flattened, and the characters that make links, emphasis, code or table cells
+    start a heading) flattened, other control characters (terminal escape sequences) made visible
+    as '?' (units.printable), and the characters that make links, emphasis, code or table cells
     backslash-escaped."""
     s = html.escape(str(text), quote=False)
-    s = re.sub(r"\s*[\r\n]+\s*", " ", s)
+    s = printable(re.sub(r"\s*[\r\n]+\s*", " ", s), None)
     return _MD_SPECIAL.sub(r"\\\1", s)
 
 
