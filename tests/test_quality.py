@@ -285,7 +285,7 @@ def test_sweep_quality_failure_exits_1_and_says_why(tmp_path):
     text = tmp_path / "short.txt"
     text.write_text("A text far too short for two chunks of 128 tokens.")
     r = runner.invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path / "o"), "-ct", "f16",
-                            "-c", "512", "-fa", "on,off", "-p", "16", "-n", "4", "-r", "2", "-t", "2", "--quality",
+                            "-c", "512", "-d", "0", "-fa", "on,off", "-p", "16", "-n", "4", "-r", "2", "-t", "2", "--quality",
                             "--quality-ctx", "128", "--text", str(text)])
     assert r.exit_code == 1, r.output
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("quality not measured for f16/f16")]

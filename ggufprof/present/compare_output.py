@@ -13,6 +13,7 @@ breaks it could open); in JUnit through ``printable`` too (XML 1.0 cannot hold c
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -21,6 +22,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from .console import add_columns
 
 from ..results.compare import Comparison, MetricResult, Unpaired
 from ..results.quality import fmt_kld
@@ -126,20 +129,28 @@ def print_table(cmp: Comparison, console: Console) -> None:
     labels = cmp.labels()
     th = cmp.thresholds
     console.print(Text.assemble("baseline ", (safe(cmp.baseline), "bold"), " → new ", (safe(cmp.new), "bold")))
+    console.print(Text(safe(cmp.builds_line()), style="bold" if cmp.builds_differ else "dim"))
     console.print(Text(f"thresholds: KV +{th.max_kv_increase:.2%}, RSS +{th.max_mem_increase:.2%} (noise "
                        f"{human_bytes(th.rss_noise)}), tokens/s -{th.max_tps_drop:.2%} at alpha {th.alpha:g}, "
                        f"mean KLD +{th.max_kld_increase:g} nats"))
-    rows = _rows(cmp)
-    if rows:
-        t = Table(box=box.SIMPLE_HEAD)
-        t.add_column("configuration", overflow="fold", min_width=min(max(len(labels[r.id]) for r in rows), 28))
-        for col in ("metric", "baseline", "new", "change", "p Welch/MWU", "verdict"):
-            t.add_column(col, justify="left" if col in ("metric", "verdict") else "right", no_wrap=True)
-        t.add_column("why", overflow="fold")
-        for r in rows:
-            t.add_row(Text(safe(labels[r.id])), r.metric, fmt_value(r.metric, r.baseline), fmt_value(r.metric, r.new),
-                      fmt_change(r), fmt_p(r), Text(r.verdict, style=STYLE[r.verdict]), Text(safe(r.note)))
+    rows = _rows(cmp)  # worst verdict first; each configuration's rows together, where its worst one stands
+    first = {}
+    for i, r in enumerate(rows):
+        first.setdefault(labels[r.id], i)
+    rows.sort(key=lambda r: first[labels[r.id]])
+    notes = [r for r in rows if r.note]  # why a row is inconclusive or missing: below, not a column of prose
+    for label, group in itertools.groupby(rows, key=lambda r: labels[r.id]):
+        # one small table per configuration under its label: an 80-column terminal keeps every number
+        console.print(Text(safe(label), style="bold"))
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        add_columns(t, ("metric", "baseline", "new", "change", "p Welch/MWU", "verdict"), labels=("metric", "verdict"))
+        for r in group:
+            mark = f" [{notes.index(r) + 1}]" if r in notes else ""
+            t.add_row(r.metric, fmt_value(r.metric, r.baseline), fmt_value(r.metric, r.new), fmt_change(r), fmt_p(r),
+                      Text(r.verdict + mark, style=STYLE[r.verdict]))
         console.print(t)
+    for i, r in enumerate(notes, 1):
+        console.print(Text(f"[{i}] {safe(r.note)}", style="dim"))
     for title, lines in _unpaired_lines(cmp, labels):
         if lines:
             console.print(Text.assemble((title, "yellow"), ": " + safe("; ".join(lines))))
@@ -150,7 +161,8 @@ def to_markdown(cmp: Comparison) -> str:
     labels = cmp.labels()
     icon = {"regression": ":x: regression", "improvement": ":white_check_mark: improvement",
             "inconclusive": ":grey_question: inconclusive"}
-    out = [f"### ggufprof compare: {md_text(cmp.baseline)} → {md_text(cmp.new)}", "", f"**{md_text(summary(cmp))}**", ""]
+    out = [f"### ggufprof compare: {md_text(cmp.baseline)} → {md_text(cmp.new)}", "", md_text(cmp.builds_line()), "",
+           f"**{md_text(summary(cmp))}**", ""]
     rows = _rows(cmp)
     if rows:
         out += ["| configuration | metric | baseline | new | change | p Welch / MWU | verdict | why |",
@@ -188,6 +200,9 @@ def _metric_case(suite: ET.Element, cmp: Comparison, r: MetricResult) -> str | N
 
 def to_junit(cmp: Comparison) -> str:
     suite = ET.Element("testsuite", name="ggufprof compare")
+    props = ET.SubElement(suite, "properties")
+    for side in ("baseline", "new"):
+        ET.SubElement(props, "property", name=f"llama.cpp {side}", value=safe(", ".join(cmp.builds.get(side) or [])))
     counts = {"failures": 0, "errors": 0, "skipped": 0}
     for r in cmp.results:
         if (kind := _metric_case(suite, cmp, r)) is not None:

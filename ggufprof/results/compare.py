@@ -72,7 +72,7 @@ from ..flags import AUTO
 from .llama_log import logged_mib
 from .noise import MIN_SAMPLES, samples, unjudgeable
 from .run_settings import settings_id
-from .schema import Record
+from .schema import Record, build_name
 from .store import load_records
 
 MEMORY_METRICS = ("kv_predicted", "kv_logged", "rss_context", "rss_peak")
@@ -139,6 +139,17 @@ class Comparison:
     matched: int = 0
     allow_missing: bool = False  # --allow-missing: configurations and metrics lost in the new results do not fail
     allow_noisy: bool = False  # --allow-noisy: inconclusive comparisons do not fail (still reported)
+    builds: dict[str, list[str]] = field(default_factory=dict)  # side -> the llama.cpp builds its records ran
+
+    @property
+    def builds_differ(self) -> bool:
+        """Whether the two sides ran different llama.cpp builds (the upgrade question)."""
+        return self.builds.get("baseline") != self.builds.get("new")
+
+    def builds_line(self) -> str:
+        b, n = (", ".join(self.builds.get(side) or ["none"]) for side in ("baseline", "new"))
+        return (f"llama.cpp: baseline {b}; new {n}" if self.builds_differ
+                else f"llama.cpp: the same build on both sides, {b}")
 
     @property
     def lost(self) -> list[Unpaired]:
@@ -202,6 +213,7 @@ class Comparison:
             "only_baseline": rows(self.only_baseline), "only_new": rows(self.only_new),
             "not_compared": rows(self.not_compared) + rows(self.where("not_compared")),
             "lost": rows(self.lost), "gate_failures": self.gate_failures(), "failed": self.failed,
+            "builds": self.builds, "builds_differ": self.builds_differ,
         }
 
 
@@ -392,7 +404,9 @@ def compare_records(base: list[Record], new: list[Record], th: Thresholds, basel
     if not force:
         _identity_check(base, new)
     b_by, n_by = by_configuration(base, baseline_name), by_configuration(new, new_name)
-    out = Comparison(baseline_name, new_name, th, allow_missing=allow_missing, allow_noisy=allow_noisy)
+    out = Comparison(baseline_name, new_name, th, allow_missing=allow_missing, allow_noisy=allow_noisy,
+                     builds={side: sorted({build_name(r.env) for r in recs if r.status == "ok"})
+                             for side, recs in (("baseline", base), ("new", new))})
     for k, b in b_by.items():
         n = n_by.get(k)
         if n is None:
