@@ -463,9 +463,11 @@ def check(
     """Check deployments against their limits (KV bytes, RSS, VRAM, tokens/s): exit 0 when all pass,
     1 when a limit is broken, 2 on a bad file (one line naming the key and its line)."""
     from .api import check as check_
+    from .flags import parse_seconds
     from .present.console import out_console
     from .present.deploy_output import print_checks
 
+    timeout = parse_seconds(timeout, "--timeout")  # before the file is read: a bad flag is the first error
     console = out_console(160)
 
     def started(dep) -> None:
