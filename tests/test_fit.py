@@ -201,3 +201,26 @@ def test_gpu_visibility_is_llama_cpps_own_device_list():
     assert [d["name"] for d in devs if d["type"] == "cpu"] == ["CPU"] and all(d["total"] > 0 for d in devs)
     gpus = [d["name"] for d in devs if d["type"] in ("gpu", "igpu")]
     assert visible_gpu() == (gpus[0] if gpus else None)
+
+
+def test_llama_log_echo_never_reaches_the_json(tmp_path):
+    """GGUFPROF_LLAMA_LOG=1 makes workers echo llama.cpp's log; the dry run's protocol has its own
+    pipes (measure/workers.py), so ``estimate --total --json`` and ``fit --json`` print the same valid
+    JSON with it as without it (run as real processes: whatever reaches file descriptor 1 counts)."""
+    import os
+    import sys
+
+    from .conftest import ROOT
+
+    def run(args: list[str], echo: bool) -> object:
+        env = {k: v for k, v in os.environ.items() if k != "GGUFPROF_LLAMA_LOG"}
+        env.update({"PYTHONPATH": str(ROOT), **({"GGUFPROF_LLAMA_LOG": "1"} if echo else {})})
+        out = subprocess.run([sys.executable, "-m", "ggufprof", *args], capture_output=True, text=True, env=env,
+                             cwd=tmp_path, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)  # valid JSON: nothing but the answer on stdout
+
+    model = str(fixture_path("gemma3-swa"))
+    for args in (["estimate", model, "-c", "4096", "--total", "--json"],
+                 ["fit", model, "--memory", "1.02GiB", "-ct", "f16,q4_0", "--json"]):
+        assert run(args, echo=True) == run(args, echo=False), args
