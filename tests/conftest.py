@@ -25,6 +25,16 @@ def fixture_path(name: str) -> Path:
     return FIXTURES / f"{name}.gguf"
 
 
+def make_fixtures_module():
+    """scripts/make_fixtures.py as a module (its writers: tests build variants of the fixtures)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_fixtures", ROOT / "scripts" / "make_fixtures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.fixture(scope="session")
 def llama_models():
     """One real llama.cpp model per fixture, loaded once for the session (contexts are cheap)."""

@@ -1,4 +1,4 @@
-"""The whole footprint (estimate --total), llama.cpp's dry run, ``fit`` and split models, on real llama.cpp."""
+"""The whole footprint (estimate --total), llama.cpp's dry run and ``fit``, on real llama.cpp."""
 
 from __future__ import annotations
 
@@ -21,10 +21,9 @@ from ggufprof.results.checks import kv_mismatches
 from ggufprof.results.llama_log import mib_bytes
 
 from .archs_suite import llama_tools_bin
-from .conftest import FIXTURE_NAMES, FIXTURES, fixture_path
+from .conftest import FIXTURE_NAMES, fixture_path
 
 runner = CliRunner(mix_stderr=False)
-SPLIT = FIXTURES / "split" / "llama-gqa-split-00001-of-00003.gguf"
 MIB = 1 << 20
 
 
@@ -62,26 +61,6 @@ def test_estimate_total_per_device_json():
     assert cpu["output_bytes"] == 384 * 2 * 4  # n_vocab x n_seq_max floats
     assert cpu["total_bytes"] == sum(cpu[k] for k in ("weights_bytes", "kv_bytes", "recurrent_bytes", "compute_bytes",
                                                      "output_bytes"))
-
-
-def test_split_model_equals_the_whole_file():
-    whole, split = load_model_info(fixture_path("llama-gqa")), load_model_info(SPLIT)
-    assert split.n_shards == 3
-    assert (split.n_params, split.weight_bytes, split.tensor_types) == (whole.n_params, whole.weight_bytes, whole.tensor_types)
-    a = json.loads(runner.invoke(app, ["estimate", str(fixture_path("llama-gqa")), "--total", "--json"]).stdout)
-    b = json.loads(runner.invoke(app, ["estimate", str(SPLIT), "--total", "--json"]).stdout)
-    assert a["total"] == b["total"] and a["caches"] == b["caches"]
-    assert json.loads(runner.invoke(app, ["inspect", str(SPLIT), "--json"]).stdout)["n_params"] == whole.n_params
-
-
-def test_split_model_missing_or_later_shard(tmp_path):
-    for shard in SPLIT.parent.glob("*.gguf"):
-        if "-00003-of-" not in shard.name:
-            (tmp_path / shard.name).write_bytes(shard.read_bytes())
-    r = runner.invoke(app, ["inspect", str(tmp_path / SPLIT.name)])
-    assert r.exit_code == 2 and "shard 3 of 3 is missing" in r.stderr
-    r = runner.invoke(app, ["inspect", str(tmp_path / SPLIT.name.replace("00001-of", "00002-of"))])
-    assert r.exit_code == 2 and "give the first one" in r.stderr
 
 
 def test_fit_answer_fits_and_the_next_step_does_not(llama_models):
