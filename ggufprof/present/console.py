@@ -13,7 +13,9 @@ from rich.text import Text
 from ..errors import GgufprofError
 from ..memory.create import MEMORY_KINDS, UNMODELLED, layer_memories, memory_kind
 from ..memory.footprint import gpu_bytes
-from ..memory.predict import MemoryPrediction, bytes_per_token, recurrent_bytes_per_sequence
+from ..memory.caches import pad
+from ..memory.predict import MemoryPrediction, bytes_per_token, context_bytes, recurrent_bytes_per_sequence
+from ..memory.settings import CTX_PAD
 from ..model import ggml_types
 from ..model.model_info import ModelInfo
 from ..memory.placement import Placement
@@ -94,10 +96,13 @@ def print_inspect(info: ModelInfo, console: Console | None = None) -> None:
         t.add_column("cache type")
         t.add_column("bytes/token", justify="right")
         t.add_column("vs f16", justify="right")
-        t.add_column(f"at n_ctx_train {info.n_ctx_train}", justify="right")
+        cells = pad(info.n_ctx_train, CTX_PAD)
+        if cells:  # what the caches hold at the training context (padded as llama.cpp pads n_ctx)
+            t.add_column(f"at n_ctx_train {info.n_ctx_train}", justify="right")
         f16 = per_token["f16"]
         for name, b in per_token.items():
-            t.add_row(name, f"{b:,}", f"{b / f16:.3f}", human_bytes(b * info.n_ctx_train))
+            row = [name, f"{b:,}" if isinstance(b, int) else f"{b:,.2f}", f"{b / f16:.3f}"]
+            t.add_row(*row, *([human_bytes(context_bytes(info, name, name, cells))] if cells else []))
         c.print(t)
     if rs := recurrent_bytes_per_sequence(info):
         c.print(Text(f"recurrent state: {human_bytes(rs)} per sequence (f32), a fixed cost: it does not grow "
