@@ -142,7 +142,7 @@ def fit(
     defaults: str = typer.Option("library", "--defaults", metavar="library|server"),
     n_gpu_layers: Optional[str] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers on the GPU (all or -1 = every layer, the default when a GPU is visible)."),
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo"),
-    results_dir: Optional[Path] = typer.Option(None, "--results", metavar="DIR", help="A sweep of this model: say what the cache type with the most context costs in speed."),
+    results_dir: Optional[Path] = typer.Option(None, "--results", metavar="DIR", help="A sweep of this model file (its sha256) at the fit's settings: say what the cache type with the most context costs in generation speed against f16."),
     verify: bool = typer.Option(False, "--verify", help="Create each answer for real, decode a batch, and compare measured memory with the prediction; exit 1 if one does not fit."),
     as_json: bool = JSON,
 ) -> None:
@@ -154,20 +154,25 @@ def fit(
     """
     from .api import fit as fit_
     from .flags import parse_flash_attn, parse_gpu_layers
-    from .present.console import print_fit, speed_note
+    from .present.console import print_fit
 
+    problems: list[str] = []
     report = fit_(model, memory=memory, vram=vram, margin=margin, cache_types=cache_types, defaults=defaults,
                   n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
-                  offload_kqv=not no_kv_offload, verify_answers=verify, parallel=parallel, kv_unified=kv_unified,
-                  swa_full=swa_full, batch_size=batch_size, ubatch_size=ubatch_size,
-                  flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
+                  offload_kqv=not no_kv_offload, verify_answers=verify, results_dir=results_dir, problems=problems,
+                  parallel=parallel, kv_unified=kv_unified, swa_full=swa_full, batch_size=batch_size,
+                  ubatch_size=ubatch_size, flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
+    _warn(problems)
     results, measured = report.results, report.verified
-    note = speed_note(results, results_dir) if results_dir else None
     if as_json:
-        sys.stdout.write(json.dumps([{**r.to_dict(), **({"verify": measured[i]} if measured else {})}
+        sp = report.speed
+        speed = {"tg_speed_vs_f16": sp and {"ratio": sp.ratio, "configurations": sp.n_pairs,
+                                            "results": str(report.speed_source)}} if report.speed_source else {}
+        sys.stdout.write(json.dumps([{**r.to_dict(), **({"verify": measured[i]} if measured else {}),
+                                      **(speed if r is report.best else {})}
                                      for i, r in enumerate(results)], indent=2) + "\n")
     else:
-        print_fit(report.model, results, report.budget, report.base, note, measured)
+        print_fit(report)
     if measured and any(m.get("fits") is False for m in measured):
         raise typer.Exit(1)
 

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from ..errors import GgufprofError
 from ..memory.create import MEMORY_KINDS, UNMODELLED, layer_memories, memory_kind
+from ..measure.fit import CAP_WORDS
 from ..memory.footprint import gpu_bytes
 from ..memory.caches import pad
 from ..memory.predict import MemoryPrediction, bytes_per_token, context_bytes, recurrent_bytes_per_sequence
@@ -19,7 +20,7 @@ from ..memory.settings import CTX_PAD
 from ..model import ggml_types
 from ..model.model_info import ModelInfo
 from ..memory.placement import Placement
-from ..units import human_bytes, human_count
+from ..units import human_bytes, human_count, printable
 
 
 def out_console(min_width: int = 140) -> Console:
@@ -193,11 +194,24 @@ def print_footprint(devices: list, c: Console) -> None:
                  style="dim"))
 
 
-def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, measured: list[dict] | None,
-              console: Console | None = None) -> None:
+def fit_speed_text(report) -> str | None:
+    """What the pair with the most context cost in generation speed, from ``--results`` (None without it)."""
+    if report.speed_source is None:
+        return None
+    best, src = report.best, printable(str(report.speed_source))
+    label = f"{best.cache_type_k}/{best.cache_type_v}"
+    if report.speed is None:
+        return f"no configuration of {src} measured both {label} and f16/f16 at the fit's settings"
+    return (f"generation at {report.speed.ratio:.2f}x f16's speed in {src} (median of {report.speed.n_pairs} "
+            f"configuration(s) measured with both, at the fit's {', '.join(report.speed_settings)})")
+
+
+def print_fit(report, console: Console | None = None) -> None:
+    """The fit table (a FitReport from ggufprof.api.fit), its notes and footnotes."""
     c = console or out_console()
-    c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name}, {info.architecture}, trained context "
-                                               f"{info.n_ctx_train})"))
+    info, results, budget, base, measured = report.model, report.results, report.budget, report.base, report.verified
+    trained = f"trained context {info.n_ctx_train}" if info.n_ctx_train else "no training context stated"
+    c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name}, {info.architecture}, {trained})"))
     parts = [f"host {human_bytes(budget.host)}" if budget.host else "", f"GPU {human_bytes(budget.vram)}" if budget.vram else ""]
     c.print(Text(f"budget: {', '.join(p for p in parts if p)}, minus a margin of {human_bytes(budget.margin)} · "
                  f"{base.parallel} sequence(s){' unified' if base.kv_unified else ''} · n_ubatch {base.ubatch_size} · "
@@ -214,9 +228,11 @@ def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, me
         cols += ["peak RSS"] + (["VRAM"] if gpu_measured else []) + ["fits"]
     for col in cols:
         t.add_column(col, justify="left" if col == "K/V" else "right", no_wrap=True)
+    caps = list(dict.fromkeys(r.capped_by for r in results if r.capped))  # footnote marks, in order
     for i, r in enumerate(results):
         d = r.to_dict()
-        row = [f"{r.cache_type_k}/{r.cache_type_v}", f"{r.ctx_size:,}" + ("*" if r.capped else "")]
+        mark = "*" * (caps.index(r.capped_by) + 1) if r.capped else ""
+        row = [f"{r.cache_type_k}/{r.cache_type_v}", f"{r.ctx_size:,}" + mark]
         row += [f"{r.n_ctx_seq:,}"] if per_seq else []
         row += [human_bytes(d["kv_bytes"] + d["recurrent_bytes"]), human_bytes(d["compute_bytes"]),
                human_bytes(d["total_bytes"])]
@@ -235,12 +251,12 @@ def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, me
     for r in results:
         if r.note:
             c.print(Text(f"{r.cache_type_k}/{r.cache_type_v}: {r.note}", style="yellow"))
-    best = max(results, key=lambda r: r.ctx_size)
-    if best.ctx_size:
+    if (best := report.best) is not None:
+        note = fit_speed_text(report)
         c.print(Text(f"{best.cache_type_k}/{best.cache_type_v} gives the most context: {best.ctx_size:,} tokens"
                      + (f" ({note})" if note else "")))
-    if any(r.capped for r in results):
-        c.print(Text("* the training context (n_ctx_train): memory is not what limits it", style="dim"))
+    for n, cap in enumerate(caps, 1):
+        c.print(Text(f"{'*' * n} {CAP_WORDS[cap]}: memory is not what limits it", style="dim"))
     if measured:
         c.print(Text("peak RSS: measured growth of the process's resident memory"
                      + ("; VRAM: measured growth of its GPU memory after a decode" if gpu_measured else ""), style="dim"))
@@ -250,22 +266,3 @@ def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, me
         c.print(Text("The GPU budget is memory free to this process, as llama.cpp's --fit reads it (after the CUDA "
                      "context exists); measured VRAM counts from there, after a decode: the margin covers the "
                      "cuBLAS workspace and pools that llama.cpp allocates then and does not log.", style="dim"))
-
-
-def speed_note(results: list, results_dir) -> str | None:
-    """What the cache type with the most context cost in speed in a sweep of this model, if measured."""
-    import statistics
-
-    from ..results.store import load_records
-
-    best = max(results, key=lambda r: r.ctx_size)
-    tg: dict[tuple[str, str], list[float]] = {}
-    for rec in load_records(results_dir):
-        block = rec.measured.get("tg") or {}
-        if rec.status == "ok" and block.get("tps_mean"):
-            tg.setdefault((rec.settings["cache_type_k"], rec.settings["cache_type_v"]), []).append(block["tps_mean"])
-    mine, f16 = tg.get((best.cache_type_k, best.cache_type_v)), tg.get(("f16", "f16"))
-    if not mine or not f16:
-        return f"no generation speed of {best.cache_type_k}/{best.cache_type_v} and f16 in {results_dir}"
-    ratio = statistics.median(mine) / statistics.median(f16)
-    return f"generation at {ratio:.2f}x f16's speed in {results_dir} (median over its configurations)"
