@@ -159,10 +159,10 @@ class Fitter:
                 _, devs = self.total(self.settings(1, tk, tv))
                 return FitResult(tk, tv, 0, devices=devs, headroom=self.budget.headroom(devs),
                                  note="nothing fits: the smallest context (256 cells per sequence) is over budget")
-            # invariant: lo fits; hi does not, or hi is the ceiling and was not asked yet
-            lo, hi = 1, (bound + 1 if bound < k_max else k_max)
-            if hi == k_max and fits(hi):
-                lo = hi
+            # invariant: lo fits; hi does not (by the dry run, or by the prediction alone) or is past the ceiling
+            lo, hi = 1, bound + 1
+            if bound > 1:  # the top first: when memory does not bind, one question settles it
+                lo, hi = (bound, hi) if fits(bound) else (lo, bound)
             while hi - lo > 1:
                 mid = (lo + hi) // 2
                 if fits(mid):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import groupby
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -21,6 +22,9 @@ from ..model import ggml_types
 from ..model.model_info import ModelInfo
 from ..memory.placement import Placement
 from ..units import human_bytes, human_count, printable
+
+if TYPE_CHECKING:
+    from ..api import FitReport
 
 
 def out_console(min_width: int = 140) -> Console:
@@ -194,7 +198,7 @@ def print_footprint(devices: list, c: Console) -> None:
                  style="dim"))
 
 
-def fit_speed_text(report) -> str | None:
+def fit_speed_text(report: FitReport) -> str | None:
     """What the pair with the most context cost in generation speed, from ``--results`` (None without it)."""
     if report.speed_source is None:
         return None
@@ -206,7 +210,7 @@ def fit_speed_text(report) -> str | None:
             f"configuration(s) measured with both, at the fit's {', '.join(report.speed_settings)})")
 
 
-def print_fit(report, console: Console | None = None) -> None:
+def print_fit(report: FitReport, console: Console | None = None) -> None:
     """The fit table (a FitReport from ggufprof.api.fit), its notes and footnotes."""
     c = console or out_console()
     info, results, budget, base, measured = report.model, report.results, report.budget, report.base, report.verified
