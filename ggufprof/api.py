@@ -34,7 +34,7 @@ from .measure.dry_run import DryRun, cross_check, visible_gpu
 from .measure.fit import Budget, FitResult, fit_all, verify
 from .measure.grid import GridSpec, fill_defaults
 from .measure.quality import run_quality
-from .measure.sweep import Sweep, SweepSummary, measure_one
+from .measure.sweep import Sweep, SweepSummary, measure_one, sha256_file
 from .memory.footprint import DeviceFootprint, footprint
 from .memory.placement import Placement, place
 from .memory.predict import MemoryPrediction, predict
@@ -44,6 +44,7 @@ from .model.remote import HfRepo, Progress, resolve_model
 from .results.compare import Comparison, Thresholds, compare_paths
 from .results.deploy import Deployment, load_deployments
 from .results.deploy_check import LimitCheck, check_deployment
+from .results.fit_speed import SpeedRatio, matching_records, speed_settings, tg_ratio
 from .results.quality import QualitySettings
 from .results.schema import Record
 from .results.store import load_dataframe, load_records
@@ -136,6 +137,15 @@ class FitReport:
     offload_kqv: bool = True
     repack: bool = True
     verified: list[dict] | None = None  # verify=True: each answer created for real
+    speed: SpeedRatio | None = None  # results_dir: the best pair's generation speed against f16/f16
+    speed_source: Path | None = None  # the results directory the speed comes from
+    speed_settings: dict = field(default_factory=dict)  # the settings its records had to match
+
+    @property
+    def best(self) -> FitResult | None:
+        """The cache type pair with the most context (None when nothing fits)."""
+        best = max(self.results, key=lambda r: r.ctx_size, default=None)
+        return best if best is not None and best.ctx_size else None
 
     def commands(self, r: FitResult) -> dict[str, str]:
         """The answer as llama.cpp command lines (llama-server, llama-cli), exactly its settings."""
@@ -145,9 +155,14 @@ class FitReport:
                                    self.repack) for tool in ("llama-server", "llama-cli")}
 
     def to_json(self) -> list[dict]:
-        """One object per cache type pair, as ``fit --json`` prints it."""
+        """One object per cache type pair, as ``fit --json`` prints it; the pair with the most context
+        carries ``tg_speed_vs_f16`` when a results directory was given."""
+        sp = self.speed
+        speed = {"tg_speed_vs_f16": sp and {"ratio": sp.ratio, "configurations": sp.n_pairs,
+                                            "results": str(self.speed_source)}} if self.speed_source else {}
         return [{**r.to_dict(), "defaults": self.profile, "command": self.commands(r),
-                 **({"verify": self.verified[i]} if self.verified else {})} for i, r in enumerate(self.results)]
+                 **({"verify": self.verified[i]} if self.verified else {}), **(speed if r is self.best else {})}
+                for i, r in enumerate(self.results)]
 
 
 def model_flags(info: ModelInfo) -> list[str]:
@@ -178,10 +193,14 @@ def _size(value: str | int | None, flag: str, minimum: int = 1) -> int | None:
 def fit(model: Model, *, memory: str | int | None = None, vram: str | int | None = None,
         margin: str | int = Budget.margin, cache_types: str | list[tuple[str, str]] = DEFAULT_CACHE_TYPES,
         settings: KVSettings | None = None, defaults: str = DEFAULT_PROFILE, n_gpu_layers: int | None = None,
-        offload_kqv: bool = True, repack: bool = True, verify_answers: bool = False, **given: object) -> FitReport:
+        offload_kqv: bool = True, repack: bool = True, verify_answers: bool = False,
+        results_dir: str | Path | None = None, problems: list[str] | None = None, **given: object) -> FitReport:
     """The largest context per cache type pair whose whole footprint fits ``memory`` (host) and/or
     ``vram`` (per GPU) minus ``margin``; ``n_gpu_layers`` defaults to all when llama.cpp has a GPU.
-    ``verify_answers`` creates each answer for real and measures it."""
+    ``verify_answers`` creates each answer for real and measures it. ``results_dir``: a sweep of this
+    model file (its sha256) with the fit's settings (results.fit_speed), for what the pair with the
+    most context costs in generation speed; checked before the search. Unreadable lines of it go
+    to ``problems``."""
     budget = Budget(_size(memory, "--memory"), _size(vram, "--vram"), _size(margin, "--margin", minimum=0))
     base = settings if settings is not None else with_defaults(defaults, **given)
     base.validate()
@@ -191,8 +210,17 @@ def fit(model: Model, *, memory: str | int | None = None, vram: str | int | None
     if budget.vram is not None and gpu is None:
         raise GgufprofError("--vram: no GPU is visible to llama.cpp here (a CPU-only build or no device); use --memory")
     ngl = n_gpu_layers if n_gpu_layers is not None else (-1 if gpu else 0)
+    wanted = speed_settings(base.parallel, base.kv_unified, base.swa_full, base.flash_attn, ngl, offload_kqv,
+                            info.has_swa)
+    speed_records = None
+    if results_dir is not None:
+        speed_records = matching_records(load_records(results_dir, problems if problems is not None else []),
+                                         sha256_file(info.path), info.path, Path(results_dir), wanted)
     report = FitReport(info, budget, base, ngl, gpu, fit_all(info, pairs, base, budget, ngl, offload_kqv, gpu, repack),
                        defaults, offload_kqv, repack)
+    if speed_records is not None and report.best is not None:
+        report.speed = tg_ratio(speed_records, (report.best.cache_type_k, report.best.cache_type_v))
+        report.speed_source, report.speed_settings = Path(results_dir), wanted
     if verify_answers:
         with tempfile.TemporaryDirectory(prefix="ggufprof-fit-") as tmp:
             report.verified = verify(info, report.results, base, budget, ngl, offload_kqv, Path(tmp), repack)

@@ -176,7 +176,7 @@ def fit(
     n_gpu_layers: Optional[str] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers on the GPU (all or -1 = every layer, the default when a GPU is visible)."),
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
     repack: bool = REPACK_OPTION,
-    results_dir: Optional[Path] = typer.Option(None, "--results", metavar="DIR", help="A sweep of this model: say what the cache type with the most context costs in speed."),
+    results_dir: Optional[Path] = typer.Option(None, "--results", metavar="DIR", help="A sweep of this model file (its sha256) at the fit's settings: say what the cache type with the most context costs in generation speed against f16."),
     verify: bool = typer.Option(False, "--verify", help="Create each answer for real, decode a batch, and compare measured memory with the prediction; exit 1 if one does not fit."),
     as_json: bool = JSON,
     llama_lib: Optional[Path] = LLAMA_LIB_OPTION,
@@ -189,21 +189,21 @@ def fit(
     """
     from .api import fit as fit_
     from .flags import parse_flash_attn, parse_gpu_layers
-    from .present.console import print_fit, speed_note
+    from .present.console import print_fit
 
-    report = fit_(_model(model, hf_repo, hf_file), memory=memory, vram=vram, margin=margin, cache_types=cache_types, defaults=defaults,
-                  n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
-                  offload_kqv=not no_kv_offload, repack=repack, verify_answers=verify, parallel=parallel, kv_unified=kv_unified,
-                  swa_full=swa_full, batch_size=batch_size, ubatch_size=ubatch_size,
+    problems: list[str] = []
+    report = fit_(_model(model, hf_repo, hf_file), memory=memory, vram=vram, margin=margin, cache_types=cache_types,
+                  defaults=defaults, n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
+                  offload_kqv=not no_kv_offload, repack=repack, verify_answers=verify, results_dir=results_dir,
+                  problems=problems, parallel=parallel, kv_unified=kv_unified, swa_full=swa_full,
+                  batch_size=batch_size, ubatch_size=ubatch_size,
                   flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
+    _warn(problems)
     results, measured = report.results, report.verified
-    note = speed_note(results, results_dir) if results_dir else None
     if as_json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     else:
-        print_fit(report.model, results, report.budget, report.base, note, measured, profile=defaults,
-                  commands={(r.cache_type_k, r.cache_type_v): report.commands(r) for r in results},
-                  gpu_ignored=bool(report.n_gpu_layers) and report.gpu is None)
+        print_fit(report)
     if (measured and any(m.get("fits") is False for m in measured)) or not any(r.ctx_size for r in results):
         raise typer.Exit(ExitCode.FAIL)  # an answer that does not fit, or nothing fits at all
 
@@ -530,10 +530,12 @@ def check(
     from rich.text import Text
 
     from .api import check as check_
+    from .flags import parse_seconds
     from .present.console import out_console
     from .present.deploy_output import print_checks
     from .results.deploy_check import outcome
 
+    timeout = parse_seconds(timeout, "--timeout")  # before the file is read: a bad flag is the first error
     console = out_console(160)
 
     def started(dep) -> None:

@@ -48,6 +48,27 @@ def suite_models() -> list[Path]:
     return sorted(suite_dir().glob("*.gguf"))
 
 
+def suite_arch(model: Path) -> str:
+    """The architecture a suite model is named for (``<arch>-dense.gguf`` / ``<arch>-moe.gguf``)."""
+    return model.stem.rsplit("-", 1)[0]
+
+
+# The suite's models that llama.cpp itself cannot load, with its reason (after "error loading
+# model: "), as the pinned llama.cpp reports them. test_archs_suite.py fails on any change: a model
+# that starts failing is a regression to look at, one that starts loading needs its prediction checked.
+LLAMA_CPP_CANNOT_LOAD = {
+    "eurobert": "check_tensor_dims: tensor 'token_embd.weight' not found",
+    "modern-bert": "check_tensor_dims: tensor 'token_embd.weight' not found",
+    "neo-bert": "check_tensor_dims: tensor 'token_embd.weight' not found",
+    "wavtokenizer-dec": "error loading model hyperparameters: key not found in model: wavtokenizer-dec.features_length",
+}
+
+
+def load_reason(load_error: str) -> str:
+    """llama.cpp's reason in a probe's ``load_error`` (what follows its "error loading model: ")."""
+    return load_error.split("error loading model: ", 1)[-1]
+
+
 def settings_grid() -> list[KVSettings]:
     """Structure (sequences, unified, swa_full, flash attention) x a rotation of cache types and
     sizes that are not multiples of 256; then every cache type once, a mixed K:V pair and bf16."""

@@ -57,6 +57,14 @@ def living(procs: list[psutil.Process]) -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             pass
     return alive
+def make_fixtures_module():
+    """scripts/make_fixtures.py as a module (its writers: tests build variants of the fixtures)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_fixtures", ROOT / "scripts" / "make_fixtures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture(scope="session")

@@ -35,3 +35,17 @@ def llama_like(path: Path, arch: str = "llama", n_layer: int = 4, **extra) -> Pa
                 attention__head_count=4, attention__head_count_kv=2)
     base.update(extra)
     return write_header_only(path, arch, **base)
+
+
+def with_u32(src: Path, dst: Path, key: str, value: int) -> Path:
+    """A copy of a GGUF file with one uint32 key changed in place (e.g. a real fixture with another
+    ``context_length``): the key, its type (GGUF_TYPE_UINT32 = 4) and its old value are found once."""
+    import struct
+
+    data = src.read_bytes()
+    name = struct.pack("<Q", len(key)) + key.encode()
+    at = data.index(name) + len(name)
+    if data.count(name) != 1 or struct.unpack_from("<I", data, at)[0] != 4:
+        raise ValueError(f"{src}: {key} is not one uint32 key")
+    dst.write_bytes(data[:at + 4] + struct.pack("<I", value) + data[at + 8:])
+    return dst

@@ -25,7 +25,8 @@ from ggufprof.model.arch_hparams import ARCH_HPARAMS
 from ggufprof.model.hparams import RECURRENT_ARCHS
 from ggufprof.model.model_info import load_model_info
 
-from .archs_suite import probe_all, settings_grid, suite_dir, suite_models
+from .archs_suite import LLAMA_CPP_CANNOT_LOAD, load_reason, probe_all, settings_grid, suite_arch, suite_dir, \
+    suite_models
 from .conftest import REPORT_NOTES
 
 # In llama-arch.cpp's name table but without a model class in llama-model.cpp (cannot be loaded).
@@ -67,10 +68,10 @@ def test_suite_covers_the_architectures(suite_results):
 
 
 def test_every_suite_model_is_exact(suite_results):
-    exact, crashes, load_errors, failures, contexts = [], [], [], [], 0
+    exact, crashes, load_errors, failures, contexts = [], [], {}, [], 0
     for path, r in sorted(suite_results.items()):
         if "load_error" in r:
-            load_errors.append(f"{path.name}: {r['load_error']}")
+            load_errors[suite_arch(path)] = load_reason(r["load_error"])
             continue
         info = load_model_info(path)
         bad = []
@@ -95,7 +96,8 @@ def test_every_suite_model_is_exact(suite_results):
         (failures if bad else exact).append((path.name, bad))
     REPORT_NOTES.append(f"architecture suite: {len(exact)} of {len(suite_results)} models exact over "
                         f"{contexts} real contexts ({len(settings_grid())} settings each)")
-    REPORT_NOTES.extend(f"llama.cpp cannot load {e}" for e in load_errors)
+    REPORT_NOTES.extend(f"llama.cpp cannot load {arch}: {why}" for arch, why in load_errors.items())
     REPORT_NOTES.extend(f"llama.cpp aborts on {c}" for c in crashes)
+    assert load_errors == LLAMA_CPP_CANNOT_LOAD, "the models llama.cpp cannot load changed (tests/archs_suite.py pins them)"
     assert contexts > 1000
     assert not failures, "\n".join(f"{name}: {bad[0]} (+{len(bad) - 1} more)" for name, bad in failures)

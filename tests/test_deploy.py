@@ -88,6 +88,13 @@ def test_bad_file_names_key_and_line(tmp_path, old, new, line, words):
         assert ("deployment #1" if "not a name" in msg else "deployment 'chat'") in msg
 
 
+@pytest.mark.parametrize("value", ["nan", "0", "-1", "inf"])
+def test_bad_timeout_is_one_line(tmp_path, value):
+    """--timeout is checked as the sweep's is (flags.parse_seconds), before anything is measured."""
+    msg = one_line_error(check(tmp_path, GOOD, "--timeout", value))
+    assert "--timeout must be a number of seconds > 0" in msg
+
+
 def test_missing_required_key_and_top_level_key(tmp_path):
     msg = one_line_error(check(tmp_path, GOOD.replace("ctx_size = 4096\n", ""), "--estimate-only"))
     assert ":1: deployment 'chat': ctx_size: missing" in msg

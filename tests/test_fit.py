@@ -1,4 +1,4 @@
-"""The whole footprint (estimate --total), llama.cpp's dry run, ``fit`` and split models, on real llama.cpp."""
+"""The whole footprint (estimate --total), llama.cpp's dry run and ``fit``, on real llama.cpp."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from .archs_suite import llama_tools_bin
 from .conftest import FIXTURE_NAMES, FIXTURES, fixture_path
 
 runner = CliRunner(mix_stderr=False)
-SPLIT = FIXTURES / "split" / "llama-gqa-split-00001-of-00003.gguf"
 MIB = 1 << 20
 
 
@@ -62,26 +61,6 @@ def test_estimate_total_per_device_json():
     assert cpu["output_bytes"] == 384 * 2 * 4  # n_vocab x n_seq_max floats
     assert cpu["total_bytes"] == sum(cpu[k] for k in ("weights_bytes", "kv_bytes", "recurrent_bytes", "compute_bytes",
                                                      "output_bytes"))
-
-
-def test_split_model_equals_the_whole_file():
-    whole, split = load_model_info(fixture_path("llama-gqa")), load_model_info(SPLIT)
-    assert split.n_shards == 3
-    assert (split.n_params, split.weight_bytes, split.tensor_types) == (whole.n_params, whole.weight_bytes, whole.tensor_types)
-    a = json.loads(runner.invoke(app, ["estimate", str(fixture_path("llama-gqa")), "--total", "--json"]).stdout)
-    b = json.loads(runner.invoke(app, ["estimate", str(SPLIT), "--total", "--json"]).stdout)
-    assert a["total"] == b["total"] and a["caches"] == b["caches"]
-    assert json.loads(runner.invoke(app, ["inspect", str(SPLIT), "--json"]).stdout)["n_params"] == whole.n_params
-
-
-def test_split_model_missing_or_later_shard(tmp_path):
-    for shard in SPLIT.parent.glob("*.gguf"):
-        if "-00003-of-" not in shard.name:
-            (tmp_path / shard.name).write_bytes(shard.read_bytes())
-    r = runner.invoke(app, ["inspect", str(tmp_path / SPLIT.name)])
-    assert r.exit_code == 2 and "shard 3 of 3 is missing" in r.stderr
-    r = runner.invoke(app, ["inspect", str(tmp_path / SPLIT.name.replace("00001-of", "00002-of"))])
-    assert r.exit_code == 2 and "give the first one" in r.stderr
 
 
 def test_fit_answer_fits_and_the_next_step_does_not(llama_models):
@@ -281,3 +260,170 @@ def test_margin_zero_and_headroom_beyond_the_margin():
         limit = 600 * MIB - int(margin.removesuffix("MiB")) * MIB
         assert row["headroom_bytes"] == limit - row["total_bytes"] >= 0
     assert rows["0MiB"]["ctx_size"] >= rows["512MiB"]["ctx_size"]
+def test_llama_log_echo_never_reaches_the_json(tmp_path):
+    """GGUFPROF_LLAMA_LOG=1 makes workers echo llama.cpp's log; the dry run's protocol has its own
+    pipes (measure/workers.py), so ``estimate --total --json`` and ``fit --json`` print the same valid
+    JSON with it as without it (run as real processes: whatever reaches file descriptor 1 counts)."""
+    import os
+    import sys
+
+    from .conftest import ROOT
+
+    def run(args: list[str], echo: bool) -> object:
+        env = {k: v for k, v in os.environ.items() if k != "GGUFPROF_LLAMA_LOG"}
+        env.update({"PYTHONPATH": str(ROOT), **({"GGUFPROF_LLAMA_LOG": "1"} if echo else {})})
+        out = subprocess.run([sys.executable, "-m", "ggufprof", *args], capture_output=True, text=True, env=env,
+                             cwd=tmp_path, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)  # valid JSON: nothing but the answer on stdout
+
+    model = str(fixture_path("gemma3-swa"))
+    for args in (["estimate", model, "-c", "4096", "--total", "--json"],
+                 ["fit", model, "--memory", "1.02GiB", "-ct", "f16,q4_0", "--json"]):
+        assert run(args, echo=True) == run(args, echo=False), args
+
+
+# --- the search's bounds: a stated training context of 2^31 or 2^32-1 tokens, or none (0) ----------
+
+def test_search_ceiling_and_memory_bound_on_header_only_models(tmp_path):
+    """Pure (no llama.cpp): what ends a search before memory does, and the bound the prediction alone
+    puts on it (weights + KV + state + output, everything but the compute buffers)."""
+    from ggufprof.measure.fit import CAP_SEARCH, CAP_TRAIN, CAP_UINT32, STEP, ceiling, memory_bound
+    from ggufprof.memory.settings import UINT32_MAX
+
+    from .gguf_files import llama_like
+
+    def model(n_ctx_train: int):
+        return load_model_info(llama_like(tmp_path / f"m{n_ctx_train}.gguf", context_length=n_ctx_train))
+
+    assert ceiling(model(1 << 31), 1) == ((1 << 31) // STEP, CAP_TRAIN)
+    assert ceiling(model(0), 1) == ((1 << 20) // STEP, CAP_SEARCH)
+    k, cap = ceiling(model(UINT32_MAX), 1)
+    assert cap == CAP_UINT32 and predict(model(UINT32_MAX), KVSettings(ctx_size=k * STEP)).n_ctx <= UINT32_MAX
+    assert ceiling(model(UINT32_MAX), 3)[0] * STEP * 3 <= UINT32_MAX - 256  # per stream, times the streams
+
+    m = model(1 << 31)  # 4 layers x (K + V) x 64 x f16: 1 KiB per token, no weights
+    budget = Budget(host=(1 << 30) + 64 * MIB, margin=1 << 30)
+    steps = lambda k: KVSettings(ctx_size=k * STEP)  # noqa: E731
+    bound = memory_bound(m, budget, (1 << 31) // STEP, steps)
+    kv = lambda k: predict(m, steps(k)).kv_bytes  # noqa: E731
+    assert m.weight_bytes == m.n_vocab == 0  # a header: no weights, no vocabulary, so no output buffer either
+    assert kv(bound) <= 64 * MIB < kv(bound + 1) and bound * STEP == 65536  # 64 MiB of KV, not 2^31 tokens
+    assert memory_bound(m, Budget(host=1 << 30, margin=1 << 30), 1 << 23, steps) == 0  # nothing left
+
+
+def test_cap_footnotes_say_what_capped_the_answer(tmp_path):
+    """A context stopped by the search ceiling (the model states no training context) is footnoted
+    as that, not as "the training context"."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from ggufprof.api import FitReport
+    from ggufprof.measure.fit import CAP_SEARCH, CAP_TRAIN, FitResult
+    from ggufprof.present.console import print_fit
+
+    from .gguf_files import llama_like
+
+    info = load_model_info(llama_like(tmp_path / "m.gguf", context_length=0))
+    out = StringIO()
+    results = [FitResult("f16", "f16", 1 << 20, capped_by=CAP_SEARCH), FitResult("q8_0", "q8_0", 4096, capped_by=CAP_TRAIN)]
+    print_fit(FitReport(info, Budget(host=8 << 30), KVSettings(), 0, None, results), Console(file=out, width=200))
+    text = out.getvalue()
+    assert "no training context stated" in text and "1,048,576*" in text and "4,096**" in text
+    assert "* the search ceiling, 1,048,576 tokens per sequence (the model states no training context)" in text
+    assert "** the training context (n_ctx_train)" in text
+
+
+@pytest.mark.parametrize("n_ctx_train", [1 << 31, (1 << 32) - 1, 0])
+def test_fit_of_a_model_stating_a_huge_or_no_training_context(tmp_path, n_ctx_train):
+    """llama-gqa stating another training context (its header changed, llama.cpp really loads it):
+    the dry run is never asked about a context the budget cannot hold (before: 2^31 tokens first, a
+    std::bad_alloc that failed the whole search; at 2^32-1 an error about --ctx-size, which nobody
+    passed), and every answer is what memory allows (here 9-15k tokens)."""
+    from ggufprof.measure.fit import STEP, Fitter, memory_bound
+
+    from .gguf_files import with_u32
+
+    path = with_u32(fixture_path("llama-gqa"), tmp_path / "m.gguf", "llama.context_length", n_ctx_train)
+    info = load_model_info(path)
+    budget = Budget(host=(1 << 30) + 20 * MIB, margin=1 << 30)
+    fitter = Fitter(info, KVSettings(), budget)
+    asked: list[int] = []
+    ask = fitter.dry.ask
+    fitter.dry.ask = lambda s, *a: asked.append(s.ctx_size) or ask(s, *a)  # observe, the real dry run answers
+    try:
+        results = [fitter.fit(t, t) for t in ("f16", "q8_0", "q4_0")]
+    finally:
+        fitter.close()
+    for r in results:
+        assert r.note == "" and 4096 < r.ctx_size < 65536 and not r.capped and r.next_total, r
+        assert r.device("CPU").total_bytes <= budget.host - budget.margin < r.next_total["CPU"]
+    bound = max(memory_bound(info, budget, 1 << 24, lambda k: KVSettings(ctx_size=k * STEP, cache_type_k=t,
+                                                                          cache_type_v=t)) for t in ("f16", "q4_0"))
+    assert max(asked) <= (bound + 1) * STEP < 1 << 17
+    r = runner.invoke(app, ["fit", str(path), "--memory", "1.02GiB", "-ct", "q8_0"])
+    assert r.exit_code == 0 and "--ctx-size" not in r.output and "12,032" in r.stdout, r.output
+
+
+def test_fit_without_a_training_context_stops_at_the_search_ceiling(tmp_path):
+    from .gguf_files import with_u32
+
+    path = with_u32(fixture_path("llama-gqa"), tmp_path / "m.gguf", "llama.context_length", 0)
+    r = runner.invoke(app, ["fit", str(path), "--memory", "4GiB", "-ct", "q4_0", "--json"])
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout)
+    assert (row["ctx_size"], row["capped_by"], row["capped_by_n_ctx_train"]) == (1 << 20, "search ceiling", False)
+    r = runner.invoke(app, ["fit", str(path), "--memory", "4GiB", "-ct", "q4_0"])
+    text = " ".join(r.stdout.split())
+    assert "* the search ceiling, 1,048,576 tokens per sequence" in text and "training context (n_ctx_train)" not in text
+
+
+# --- --results: speed from a sweep of this model file, at the fit's settings -------------------------
+
+def _fit(model: str, results_dir, *args: str):
+    return runner.invoke(app, ["fit", str(fixture_path(model)), "--memory", "1.02GiB", "-ct", "q4_0",
+                               "--results", str(results_dir), *args])
+
+
+def test_fit_results_of_this_model_give_paired_speed(sweep_dirs):
+    """llama-gqa's sweep (f16, q8_0, q4_0 x ctx 512/2048 x depth 0/256, one sequence, fa auto): q4_0's
+    tg speed against f16 is the median of the four configurations measured with both."""
+    import statistics
+
+    from ggufprof.results.store import load_records
+
+    r = _fit("llama-gqa", sweep_dirs["llama-gqa"], "--json")
+    assert r.exit_code == 0, r.output
+    best = max(json.loads(r.stdout), key=lambda x: x["ctx_size"])
+    tg = {}
+    for rec in load_records(sweep_dirs["llama-gqa"]):
+        s = rec.settings
+        tg.setdefault((s["ctx_size"], s["depth"]), {})[s["cache_type_k"]] = rec.measured["tg"]["tps_mean"]
+    expect = statistics.median(by["q4_0"] / by["f16"] for by in tg.values())
+    assert best["cache_type_k"] == "q4_0" and best["tg_speed_vs_f16"]["configurations"] == 4
+    assert best["tg_speed_vs_f16"]["ratio"] == pytest.approx(expect, rel=1e-12)
+    r = _fit("llama-gqa", sweep_dirs["llama-gqa"])
+    text = " ".join(r.stdout.split())  # rich wraps long lines at spaces
+    assert f"f16's speed in {sweep_dirs['llama-gqa']} (median of 4 configuration(s) measured with both" in text
+
+
+def test_fit_refuses_results_of_another_model(sweep_dirs):
+    r = _fit("gemma3-swa", sweep_dirs["llama-gqa"])
+    assert r.exit_code == 2, r.output
+    (line,) = r.stderr.strip().splitlines()
+    assert "holds results of another model" in line and "llama-gqa.gguf" in line and "gemma3-swa.gguf" in line
+
+
+@pytest.mark.parametrize("args,words", [
+    (["-fa", "on"], "flash_attn on"),
+    (["-np", "2"], "parallel 2, kv_unified False"),
+    (["--no-kv-offload"], "offload_kqv False"),
+])
+def test_fit_refuses_results_of_other_settings(sweep_dirs, args, words):
+    """Speed measured with other sequences, flash attention or KV offload says nothing about this answer."""
+    r = _fit("llama-gqa", sweep_dirs["llama-gqa"], *args)
+    assert r.exit_code == 2, r.output
+    (line,) = r.stderr.strip().splitlines()
+    assert "no results with the fit's" in line and words in line and "it holds parallel 1" in line
+    assert "speed is compared only at the same parallel" in line

@@ -119,3 +119,42 @@ def test_grok_forces_flash_attention_off(tmp_path):
     assert predict(m, KVSettings(flash_attn="auto")).v_trans
     with pytest.raises(GgufprofError, match="forces flash attention off for grok"):
         predict(m, KVSettings(cache_type_v="q8_0"))
+
+
+def test_bytes_per_token_is_the_growth_of_every_suite_model():
+    """Bytes per token is how much llama.cpp's caches grow per token: on every model of llama.cpp's
+    architecture suite, (predict(2N) - predict(N)) / N for N a multiple of the coarsest padding
+    (128 x 256 tokens, DeepSeek-V4's HCA cache), f16, swa_full on so that sliding-window caches grow
+    with the context rather than stopping at the window. Recurrent and compressor state is the same
+    at both sizes, so the whole prediction's difference is the growing caches'."""
+    from ggufprof.memory.predict import SLOPE_CELLS, bytes_per_token, context_bytes
+
+    from .archs_suite import LLAMA_CPP_CANNOT_LOAD, suite_arch, suite_dir, suite_models
+
+    models = suite_models()
+    if not models:
+        pytest.fail(f"no models in {suite_dir()}: run scripts/archs_suite.sh (make archs) first")
+    n, checked, growing = SLOPE_CELLS, 0, 0
+    assert n % 256 == 0 and n % (128 * 256) == 0
+    for path in models:
+        try:
+            info = load_model_info(path)
+        except GgufprofError:  # a key llama.cpp requires is missing: llama.cpp cannot load it either
+            assert suite_arch(path) in LLAMA_CPP_CANNOT_LOAD, path.name
+            continue
+        try:
+            small, large = (predict(info, KVSettings(ctx_size=c, swa_full=True)) for c in (n, 2 * n))
+        except GgufprofError:  # a memory not modelled (gemma4-assistant): no per-token figure either
+            with pytest.raises(GgufprofError):
+                bytes_per_token(info, "f16")
+            continue
+        assert large.recurrent_bytes == small.recurrent_bytes, path.name
+        slope = (large.total_bytes - small.total_bytes) / n
+        assert bytes_per_token(info, "f16") == slope, path.name
+        assert context_bytes(info, "f16", "f16", n) == small.kv_bytes, path.name
+        checked += 1
+        growing += slope > 0
+    assert checked >= len(models) - 2 and growing >= 120  # all but what cannot load or is not modelled
+    dsv4 = load_model_info(suite_dir() / "deepseek4-moe.gguf")
+    # one cell would be 131,584 B: the compressed caches' 256-cell padding, not growth
+    assert bytes_per_token(dsv4, "f16") == 609 and bytes_per_token(dsv4, "q8_0") == 323.53125

@@ -69,7 +69,9 @@ def test_json_fields_and_counts(measured):
         assert q["n_ctx"] == 256 and q["n_chunks"] == 3 and q["n_scored"] == 3 * (256 - 1 - 128)
         assert sum(b["n"] for b in q["by_position"]) == q["n_scored"]
         assert q["by_position"][0]["first"] == 128 and q["by_position"][-1]["last"] == 254
-        assert q["text"]["source"].startswith("packaged") and q["text"]["n_tokens"] > 30_000
+        t = q["text"]
+        assert t["source"].startswith("packaged") and t["n_tokens_used"] == 3 * 256 <= t["n_tokens"] < 30_000
+        assert not t["complete"] and t["bytes"] < t["file_bytes"]  # --chunks 3: only the prefix they need
     assert len({q["ppl_base"] for q in m.values()}) == 1  # one baseline for every pair
 
 
@@ -110,6 +112,56 @@ def test_bad_input_one_line_exit_2(tmp_path, args, msg):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and msg in lines[0], r.stderr
     assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "/dev/zero"])
+def test_text_that_is_not_a_regular_file_is_refused_at_once(tmp_path, kind):
+    """A FIFO (nothing writing to it), a directory or a device: one Error line, exit 2, before any
+    model is loaded; never a read that blocks or does not end. Run as a process with a deadline, so
+    a regression fails instead of hanging the suite."""
+    import os
+
+    path = {"fifo": tmp_path / "fifo", "directory": tmp_path, "/dev/zero": "/dev/zero"}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    out = subprocess.run([sys.executable, "-m", "ggufprof", "quality", str(fixture_path("llama-gqa")), "--text",
+                          str(path), "-t", "2", "--timeout", "5"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"Error: --text {path}: "), out.stderr
+    assert {"fifo": "a FIFO", "directory": "a directory", "/dev/zero": "a device"}[kind] in lines[0]
+    assert "must be a regular file" in lines[0] and not out.stdout
+
+
+def test_text_over_the_size_limit_is_refused(tmp_path):
+    from ggufprof.results.quality import MAX_TEXT_BYTES
+
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:
+        f.truncate(MAX_TEXT_BYTES + 1)  # sparse: no disk used
+    r = quality(fixture_path("llama-gqa"), "--text", big, "-t", 2)
+    assert r.exit_code == 2 and "over the 256 MiB limit" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_long_text_costs_what_its_chunks_need(tmp_path):
+    """--chunks 1 of a 48 MB text reads and tokenizes a prefix of a few KB (the counters in the
+    result), and the worker's peak RSS is that of the same run over a short text (before: the whole
+    text was tokenized, 1.68 GiB of peak RSS for 50 MB)."""
+    line = "the cache holds keys and values for every token of the window\n"
+    short, long_ = tmp_path / "short.txt", tmp_path / "long.txt"
+    short.write_text(line * 12, encoding="utf-8")  # read whole: shorter than the first prefix
+    long_.write_text(line * (48_000_000 // len(line)), encoding="utf-8")
+    runs = {}
+    for name, path in (("short", short), ("long", long_)):
+        r = quality(fixture_path("llama-gqa"), "-ct", "f16", "--text", path, "-c", 64, "--chunks", 1, "-t", 2, "--json")
+        assert r.exit_code == 0, r.output
+        (runs[name],) = json.loads(r.stdout)
+    t = runs["long"]["text"]
+    assert t["file_bytes"] > 47_000_000 and not t["complete"] and t["bytes"] < 4096
+    assert 128 <= t["n_tokens"] < 2048 and t["n_tokens_used"] == 64  # two chunks' worth are required, one used
+    assert runs["short"]["text"]["complete"] and runs["short"]["text"]["bytes"] == short.stat().st_size
+    assert runs["long"]["run"]["peak_rss"] - runs["short"]["run"]["peak_rss"] < 16 << 20
+    assert runs["long"]["kld_mean"] == runs["short"]["kld_mean"] == 0  # same first 64 tokens, f16 against f16
 
 
 def test_measurement_runs_in_a_worker_process():

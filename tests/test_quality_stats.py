@@ -4,6 +4,7 @@ block and compare's KLD rule. No llama.cpp here (tests/test_quality.py runs the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -88,14 +89,38 @@ def test_chunking_rules():
         Q.check_counts(None, 0)
 
 
-def test_read_text_packaged_and_errors(tmp_path):
-    text, info = Q.read_text(None)
-    assert len(text) > 40_000 and info["source"].startswith("packaged") and len(info["sha256"]) == 64
+def test_check_text_packaged_and_errors(tmp_path):
+    info = Q.check_text(None)
+    assert info["file_bytes"] > 40_000 and info["source"].startswith("packaged")
     (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(GgufprofError, match="not UTF-8"):
-        Q.read_text(str(tmp_path / "latin1.txt"))
+        Q.check_text(str(tmp_path / "latin1.txt"))
+    (tmp_path / "late.txt").write_bytes(b"word " * 300_000 + "caf\xe9".encode("latin-1"))  # past the first piece
+    with pytest.raises(GgufprofError, match=r"not UTF-8 \(byte 1500003\)"):
+        Q.check_text(str(tmp_path / "late.txt"))
     with pytest.raises(GgufprofError, match="No such file"):
-        Q.read_text(str(tmp_path / "absent.txt"))
+        Q.check_text(str(tmp_path / "absent.txt"))
+    (tmp_path / "blank.txt").write_text(" \n\t " * 10)
+    with pytest.raises(GgufprofError, match="empty"):
+        Q.check_text(str(tmp_path / "blank.txt"))
+
+
+def test_text_prefixes_cut_before_whitespace_and_end_whole(tmp_path):
+    """Each prefix ends before a whitespace (its last word whole) and is twice as long as the one
+    before; the last is the whole file. Without whitespace, never inside a UTF-8 character."""
+    words = "".join(f"w{i} " for i in range(2000)).encode()
+    (tmp_path / "t.txt").write_bytes(words)
+    out = list(Q.text_prefixes(str(tmp_path / "t.txt"), 1000))
+    assert [c for _, c, _ in out] == [False] * (len(out) - 1) + [True] and out[-1][0] == words
+    for prefix, complete, size in out[:-1]:
+        assert words.startswith(prefix) and words[len(prefix):len(prefix) + 1] == b" " and size == len(words)
+    assert all(1000 * 2**i - 6 <= len(p) < 1000 * 2**i for i, (p, _, _) in enumerate(out[:-1]))  # doubling
+    (tmp_path / "u.txt").write_text("é" * 5000, encoding="utf-8")
+    for prefix, _, _ in Q.text_prefixes(str(tmp_path / "u.txt"), 1001):
+        prefix.decode("utf-8")  # a whole number of characters
+    info = Q.text_info(str(tmp_path / "t.txt"), out[0][0], False, len(words), 100)
+    n = len(out[0][0])
+    assert info["bytes"] == n and info["sha256"] == hashlib.sha256(words[:n]).hexdigest() and not info["complete"]
 
 
 def _summary(kld, top, n_ctx=64, chunks=2):

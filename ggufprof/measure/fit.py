@@ -1,11 +1,16 @@
 """``ggufprof fit``: the largest context per cache type whose whole footprint fits a memory budget.
 
 For each cache type pair the context is searched in the steps llama.cpp pads to (256 cells per
-stream), up to the training context: the footprint (memory/footprint.py: weights, KV, recurrent
-state, compute, output) grows with the context, so a binary search finds the largest size whose
-predicted total, on every budgeted device, is within the budget minus the margin. Each step asks
-llama.cpp's dry run for the compute buffers (~3 ms, nothing allocated) and checks the dry run's
-KV sizes against the prediction.
+stream): the footprint (memory/footprint.py: weights, KV, recurrent state, compute, output) grows
+with the context, so a binary search finds the largest size whose predicted total, on every
+budgeted device, is within the budget minus the margin. Each step asks llama.cpp's dry run for the
+compute buffers (~3 ms, nothing allocated) and checks the dry run's KV sizes against the prediction.
+
+Where the search stops (``ceiling``): the training context; when the model states none
+(n_ctx_train 0), a search ceiling of SEARCH_CEILING tokens per sequence; and never past llama.cpp's
+uint32 n_ctx. Before the dry run is asked anything, the prediction alone bounds the search
+(``memory_bound``: the footprint without compute buffers must fit), so the dry run is never asked
+about a context the budget cannot hold (a stated training context of 2^31 tokens included).
 
 The budget is checked against *allocated* bytes (weights counted in full, mmapped or not), the safe
 bound llama.cpp's own ``--fit`` uses; what is actually resident is measured by ``--verify``.
@@ -22,7 +27,7 @@ from ..flags import DEFAULT_FIT_MARGIN
 from ..memory.footprint import HOST, DeviceFootprint, footprint, gpu_bytes
 from ..memory.placement import place
 from ..memory.predict import MemoryPrediction, predict
-from ..memory.settings import CTX_PAD, KVSettings
+from ..memory.settings import CTX_PAD, UINT32_MAX, KVSettings
 from ..model.model_info import ModelInfo
 from ..results.run_settings import RunSettings
 from .dry_run import DryRun, cross_check
@@ -63,11 +68,15 @@ class FitResult:
     devices: list[DeviceFootprint] = field(default_factory=list)
     headroom: int | None = None
     next_total: dict[str, int] = field(default_factory=dict)  # the next 256-cell step, per device: over budget
-    capped: bool = False  # stopped by the training context, not by memory
+    capped_by: str | None = None  # CAP_TRAIN, CAP_SEARCH or CAP_UINT32: what stopped it, not memory
     note: str = ""
     limited_by: dict = field(default_factory=dict)  # what stops the next step: device and its largest part
     smallest_budget: dict[str, int] = field(default_factory=dict)  # nothing fits: the budget 256 cells need
     settings: KVSettings | None = None  # the answer's settings (ctx_size and cache types filled in)
+
+    @property
+    def capped(self) -> bool:
+        return self.capped_by is not None
 
     @property
     def total_bytes(self) -> int:
@@ -83,13 +92,32 @@ class FitResult:
             "n_ctx_seq": self.n_ctx_seq, "kv_bytes": p.kv_bytes if p else 0,
             "recurrent_bytes": p.recurrent_bytes if p else 0,
             "compute_bytes": sum(d.compute_bytes for d in self.devices), "total_bytes": self.total_bytes,
-            "headroom_bytes": self.headroom, "capped_by_n_ctx_train": self.capped,
+            "headroom_bytes": self.headroom, "capped_by_n_ctx_train": self.capped_by == CAP_TRAIN,
+            "capped_by": self.capped_by,
             "next_step_total_bytes": self.next_total, "devices": [d.to_dict() for d in self.devices],
             "limited_by": self.limited_by, "smallest_budget_bytes": self.smallest_budget, "note": self.note,
         }
 
 
+SEARCH_CEILING = 1 << 20  # tokens per sequence searched up to when the model states no training context
+# What stopped a search before memory did (FitResult.capped_by), and its words for the footnote.
+CAP_TRAIN, CAP_SEARCH, CAP_UINT32 = "n_ctx_train", "search ceiling", "uint32 n_ctx"
+CAP_WORDS = {
+    CAP_TRAIN: "the training context (n_ctx_train)",
+    CAP_SEARCH: f"the search ceiling, {SEARCH_CEILING:,} tokens per sequence (the model states no training context)",
+    CAP_UINT32: "llama.cpp's largest context (n_ctx is a uint32, padded to 256)",
+}
+
+
 class Fitter:
+    """The search for one model, budget and settings; one dry-run worker answers every step.
+
+    The dry run is only asked about contexts the budget could hold: before it is asked anything,
+    the upper end of the search is bounded by the prediction alone (weights, KV, recurrent state
+    and output buffer, everything but the compute buffers, which only add), so a model whose
+    stated training context is 2^31 tokens is searched up to what its KV allows in the budget, not
+    from 2^31 down. The one exception is the step right above the answer (``next_total``)."""
+
     def __init__(self, model: ModelInfo, base: KVSettings, budget: Budget, n_gpu_layers: int = 0,
                  offload_kqv: bool = True, gpu: str | None = None, repack: bool = True):
         """``gpu``: the GPU llama.cpp offloads to (measure.dry_run.visible_gpu), None without one;
@@ -104,9 +132,14 @@ class Fitter:
         self.dry.close()
 
     def total(self, s: KVSettings) -> tuple[MemoryPrediction, list[DeviceFootprint]]:
-        pred = predict(self.model, s)
-        dry = self.dry.ask(s, self.offload_kqv)
-        cross_check(pred, dry)
+        """The whole footprint of ``s``, its compute buffers from the dry run."""
+        try:
+            pred = predict(self.model, s)
+            dry = self.dry.ask(s, self.offload_kqv)
+            cross_check(pred, dry)
+        except GgufprofError as e:
+            raise GgufprofError(f"fit tried n_ctx {s.ctx_size:,} ({s.cache_type_k}/{s.cache_type_v}, "
+                                f"{s.parallel} sequence(s)): {e}") from None
         placement = place(self.model, pred, self.ngl, self.offload_kqv, self.gpu, self.cpu_bufts)
         return pred, footprint(self.model, pred, placement, dry.compute_bytes)
 
@@ -115,8 +148,7 @@ class Fitter:
         return dataclasses.replace(self.base, ctx_size=k * STEP * self.streams, cache_type_k=tk, cache_type_v=tv)
 
     def fit(self, tk: str, tv: str) -> FitResult:
-        train = self.model.n_ctx_train
-        k_max = max(1, train // STEP) if train else (1 << 20) // STEP  # no stated context: up to 1M cells
+        k_max, cap = ceiling(self.model, self.streams)
         ok: dict[int, tuple] = {}
 
         def fits(k: int) -> bool:
@@ -127,34 +159,69 @@ class Fitter:
             return True
 
         try:
-            if not fits(1):
+            bound = memory_bound(self.model, self.budget, k_max, lambda k: self.settings(k, tk, tv), self.ngl,
+                                 self.offload_kqv, self.gpu, self.cpu_bufts)
+            if bound == 0 or not fits(1):
                 _, devs = self.total(self.settings(1, tk, tv))
                 return FitResult(tk, tv, 0, devices=devs, headroom=self.budget.headroom(devs),
                                  note="nothing fits: the smallest context (256 cells per sequence) is over budget",
                                  limited_by=limit(devs, self.budget),
                                  smallest_budget={d.device: d.total_bytes + self.budget.margin for d in devs
                                                   if self.budget.of(d.device) is not None})
+            # invariant: lo fits; hi does not (by the dry run, or by the prediction alone) or is past the ceiling
+            lo, hi = 1, bound + 1
+            if bound > 1:  # the top first: when memory does not bind, one question settles it
+                lo, hi = (bound, hi) if fits(bound) else (lo, bound)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if fits(mid):
+                    lo = mid
+                else:
+                    hi = mid
+            pred, devs = ok[lo]
+            result = FitResult(tk, tv, self.settings(lo, tk, tv).ctx_size, pred.n_ctx_seq, pred, devs,
+                               self.budget.headroom(devs), capped_by=cap if lo == k_max else None,
+                               settings=self.settings(lo, tk, tv))
+            if lo < k_max:
+                _, nxt = self.total(self.settings(lo + 1, tk, tv))
+                result.next_total = {d.device: d.total_bytes for d in nxt}
+                result.limited_by = limit(nxt, self.budget)
+            else:
+                result.limited_by = {"by": cap}
+            return result
         except GgufprofError as e:
             return FitResult(tk, tv, 0, note=str(e))
-        lo, hi = 1, k_max
-        if fits(hi):
-            lo = hi
-        while hi - lo > 1:  # invariant: lo fits, hi does not
-            mid = (lo + hi) // 2
-            if fits(mid):
-                lo = mid
-            else:
-                hi = mid
-        pred, devs = ok[lo]
-        result = FitResult(tk, tv, self.settings(lo, tk, tv).ctx_size, pred.n_ctx_seq, pred, devs,
-                           self.budget.headroom(devs), capped=lo == k_max, settings=self.settings(lo, tk, tv))
-        if lo < k_max:
-            _, nxt = self.total(self.settings(lo + 1, tk, tv))
-            result.next_total = {d.device: d.total_bytes for d in nxt}
-            result.limited_by = limit(nxt, self.budget)
-        else:
-            result.limited_by = {"by": "n_ctx_train" if self.model.n_ctx_train else "search ceiling"}
-        return result
+
+
+def ceiling(model: ModelInfo, streams: int) -> tuple[int, str]:
+    """The largest number of STEP-cell steps per stream a search may try, and what sets it: the
+    training context, the search ceiling when the model states none (n_ctx_train 0), or llama.cpp's
+    uint32 n_ctx (padded to 256, so at most UINT32_MAX - 256 before padding), whichever is lowest."""
+    train = model.n_ctx_train
+    k, cap = (max(1, train // STEP), CAP_TRAIN) if train else (SEARCH_CEILING // STEP, CAP_SEARCH)
+    k_uint = (UINT32_MAX - CTX_PAD) // (STEP * streams)
+    return (k_uint, CAP_UINT32) if k_uint < k else (k, cap)
+
+
+def memory_bound(model: ModelInfo, budget: Budget, k_max: int, settings, n_gpu_layers: int = 0,
+                 offload_kqv: bool = True, gpu: str | None = None, cpu_bufts: dict[str, str] | None = None) -> int:
+    """The largest k <= ``k_max`` whose footprint without compute buffers (weights, KV, recurrent
+    state, output; exact from the prediction) fits the budget minus the margin on every budgeted
+    device; 0 when even k = 1 does not. The compute buffers only add to it, so no larger context can
+    fit: the search never needs to ask the dry run beyond it. ``settings(k)`` gives k's KVSettings.
+    A binary search over the prediction alone (pure Python, no llama.cpp)."""
+    def under(k: int) -> bool:
+        pred = predict(model, settings(k))
+        devs = footprint(model, pred, place(model, pred, n_gpu_layers, offload_kqv, gpu, cpu_bufts), {})
+        return not budget.over(devs)
+
+    if not under(1):
+        return 0
+    lo, hi = 1, k_max + 1  # lo is under the budget, hi is not (k_max + 1: beyond the ceiling)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if under(mid) else (lo, mid)
+    return lo
 
 
 PARTS = {"weights": "weights_bytes", "KV cache": "kv_bytes", "recurrent state": "recurrent_bytes",

@@ -86,7 +86,7 @@ def default_points(model: ModelInfo, n_tokens: int, mem_budget: int) -> tuple[li
     except GgufprofError:  # a memory we do not model: no estimate to cap the size with
         per_token = 0
     if per_token:
-        limit = min(limit, mem_budget // per_token)
+        limit = min(limit, int(mem_budget // per_token))
     ctx = max(limit // CTX_PAD * CTX_PAD, CTX_PAD, -(-n_tokens // CTX_PAD) * CTX_PAD)
     return [ctx], default_depths(ctx, n_tokens)
 

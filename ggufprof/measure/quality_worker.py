@@ -39,17 +39,36 @@ from .workers import serve
 
 
 
-def tokenize(model, text: str) -> np.ndarray:
-    """``common_tokenize(ctx, text, add_special=true, parse_special=false)`` (common/common.cpp)."""
+def tokenize(model, raw: bytes) -> np.ndarray:
+    """``common_tokenize(ctx, text, add_special=true, parse_special=false)`` (common/common.cpp).
+
+    The buffer starts at a third of a token per byte (English runs at ~4 bytes per token) and is
+    made exactly as large as llama.cpp asks when that is short (it returns minus the count)."""
     vocab = L.llama_model_get_vocab(model)
-    raw = text.encode("utf-8")
-    n_max = len(raw) + 8
+    n_max = len(raw) // 3 + 16
     buf = (L.llama_token * n_max)()
     n = L.llama_tokenize(vocab, raw, len(raw), buf, n_max, True, False)
-    if n < 0:  # cannot happen with one slot per byte plus specials, but llama.cpp says how many it needs
+    if n < 0:
         buf = (L.llama_token * -n)()
         n = L.llama_tokenize(vocab, raw, len(raw), buf, -n, True, False)
     return np.ctypeslib.as_array(buf)[:n].astype(np.int32)
+
+
+def read_tokens(model, text: str | None, need: int | None) -> tuple[np.ndarray, dict]:
+    """The text's tokens, reading and tokenizing only what ``need`` tokens take (None: all of it).
+
+    The text is read in ever longer prefixes (results.quality.text_prefixes: the first ~8 bytes per
+    token needed, cut before a whitespace) and each is tokenized whole until it holds ``need``
+    tokens beyond the last TOKEN_MARGIN, which are dropped: near the cut a prefix may tokenize
+    otherwise than the whole text, far from it not. So the memory of a run with --chunks is that of
+    its chunks, whatever the length of the file; ``text`` in the result says what was read."""
+    first = Q.MAX_TEXT_BYTES if need is None else (need + Q.TOKEN_MARGIN) * 8
+    for prefix, complete, file_bytes in Q.text_prefixes(text, first):
+        tokens = tokenize(model, prefix)
+        kept = len(tokens) if complete else len(tokens) - Q.TOKEN_MARGIN
+        if complete or kept >= need:
+            return tokens[:kept], Q.text_info(text, prefix, complete, file_bytes, kept)
+    raise AssertionError("text_prefixes ends with the whole text")
 
 
 class _Batch:
@@ -83,7 +102,6 @@ def measure_quality(model_path: str, s: Q.QualitySettings, log: list[str] | None
     capture = log_capture()
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
-    text, text_info = Q.read_text(s.text)
     t = time.perf_counter()
     lm = LlamaModel(model_path, s.n_gpu_layers, s.repack)
     timings["load_s"] = time.perf_counter() - t
@@ -92,9 +110,10 @@ def measure_quality(model_path: str, s: Q.QualitySettings, log: list[str] | None
     try:
         n_ctx = Q.resolve_ctx(s.ctx, L.llama_model_n_ctx_train(lm.model))
         t = time.perf_counter()
-        tokens = tokenize(lm.model, text)
+        tokens, text_info = read_tokens(lm.model, s.text, Q.tokens_needed(n_ctx, s.chunks))
         timings["tokenize_s"] = time.perf_counter() - t
         n_chunk = Q.chunk_count(len(tokens), n_ctx, s.chunks)
+        text_info["n_tokens_used"] = n_chunk * n_ctx
         vocab = L.llama_model_get_vocab(lm.model)
         n_vocab = L.llama_vocab_n_tokens(vocab)
         bos = bos_token(lm.model)
@@ -155,7 +174,6 @@ def measure_quality(model_path: str, s: Q.QualitySettings, log: list[str] | None
         timings["decode_s"] = sum(decode_s)
         timings["compare_s"] = compare_s
         timings["total_s"] = time.perf_counter() - t_all
-        text_info["n_tokens"] = int(len(tokens))
         nb, pos_all = np.concatenate(nll_base), np.concatenate(positions)
         peak = peak_rss_rusage()  # the worker's high-water mark: bounded by the contexts, not the text
         results = []

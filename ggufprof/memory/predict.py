@@ -14,7 +14,8 @@ from ..model import ggml_types
 from ..model.model_info import ModelInfo
 from .caches import Cache
 from .create import create_memory, memory_kind
-from .settings import KVSettings, Resolved, resolve
+from .dsv4 import HCA_RATIO
+from .settings import CTX_PAD, KVSettings, Resolved, resolve
 
 
 @dataclass(frozen=True)
@@ -95,16 +96,37 @@ def predict(model: ModelInfo, s: KVSettings) -> MemoryPrediction:
                             memory_kind(model.hparams), caches)
 
 
-def bytes_per_token(model: ModelInfo, type_k: str, type_v: str | None = None) -> int:
-    """Bytes one more cell of context costs across every attention cache (no SWA cap, no padding).
+# Every cache's size is linear in the context between multiples of this many cells: caches are
+# padded to 256 cells, and the coarsest one (DeepSeek-V4's HCA cache, llama-kv-cache-dsv4.cpp) holds
+# one cell per 128 tokens, padded to 256 -- so it steps every 128 x 256 tokens.
+SLOPE_CELLS = CTX_PAD * HCA_RATIO
 
-    One cell of each cache llama.cpp would create, with K and V not transposed: recurrent state
-    is left out (it does not grow with the context, see ``recurrent_bytes_per_sequence``)."""
+
+def context_bytes(model: ModelInfo, type_k: str, type_v: str, n_ctx_seq: int) -> int:
+    """Bytes of every cache that grows with the context, for one sequence of ``n_ctx_seq`` cells:
+    sliding-window layers keep every cell (swa_full, no window cap) and V is not transposed.
+    Recurrent and compressor state is left out (it does not grow, see ``recurrent_bytes_per_sequence``)."""
     tk = ggml_types.kv_cache_type(type_k).name
-    tv = ggml_types.kv_cache_type(type_v or type_k).name
+    tv = ggml_types.kv_cache_type(type_v).name
     caches = create_memory(model.hparams, tk, tv, flash_attn=True, swa_full=True, unified=True,
-                           n_ctx_seq=1, n_seq_max=1, n_ubatch=1)
+                           n_ctx_seq=n_ctx_seq, n_seq_max=1, n_ubatch=1)
     return sum(c.bytes for c in caches if c.grows_with_context)
+
+
+def bytes_per_token(model: ModelInfo, type_k: str, type_v: str | None = None) -> int | float:
+    """Bytes the caches grow by per token of context: the slope of ``context_bytes`` between
+    SLOPE_CELLS and twice that, where every cache's padding is a whole number of steps.
+
+    One cell of each cache is not that: DeepSeek-V4's compressed caches hold one cell per 4 or 128
+    tokens and are padded to 256 cells, so a single cell of context allocates 256 of theirs. The
+    slope is exact for them (e.g. 609 B per f16 token on the suite's deepseek4, where one cell
+    gives 131,584) and equals one cell's bytes for every other cache. SWA caches count in full, as
+    with swa_full on; with it off llama.cpp caps them at the window (``estimate`` gives that size).
+    An int when whole; a compressed cache's share can be a fraction (q8_0 on DeepSeek-V4)."""
+    tv = type_v or type_k
+    grown = context_bytes(model, type_k, tv, 2 * SLOPE_CELLS) - context_bytes(model, type_k, tv, SLOPE_CELLS)
+    whole, rest = divmod(grown, SLOPE_CELLS)
+    return whole if rest == 0 else grown / SLOPE_CELLS
 
 
 def recurrent_bytes_per_sequence(model: ModelInfo) -> int:

@@ -123,28 +123,83 @@ class ModelInfo:
 
 
 SPLIT_NAME = re.compile(r"(.+)-(\d{5})-of-(\d{5})\.gguf")  # llama_split_path: "%s-%05d-of-%05d.gguf"
+SPLIT_COUNT, SPLIT_NO, SPLIT_TENSORS = "split.count", "split.no", "split.tensors.count"  # LLM_KV_SPLIT_*
+
+
+def _split_key(gf: GgufFile, key: str, required: bool) -> int | None:
+    """A split key as llama.cpp reads it (a uint16 ``split.count`` / ``split.no``, an int
+    ``split.tensors.count``); None when absent and not required."""
+    value = gf.kv.get(key)
+    if value is None:
+        if required:
+            raise GgufprofError(f"{gf.path}: key not found in model: {key} (llama.cpp requires it in a split model)")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise GgufprofError(f"{gf.path}: key {key}: expected an unsigned integer, got {printable(repr(value), 60)}")
+    return value
 
 
 def read_shards(first: GgufFile) -> list[GgufFile]:
-    """Every shard of a split model (``split.count`` > 1, as ``llama-gguf-split`` writes them), read
-    from the first one's name as llama.cpp finds them (``llama_split_prefix`` / ``llama_split_path``);
-    ``[first]`` for a whole model. Metadata lives in the first shard; tensors in all of them."""
-    count = first.kv.get("split.count", 1)
-    if not isinstance(count, int) or isinstance(count, bool) or count <= 1:
+    """Every shard of a split model, checked as llama.cpp checks them; ``[first]`` for a whole model.
+
+    The rules and their messages are ``llama_model_loader``'s constructor (src/llama-model-loader.cpp),
+    in its order: ``split.count`` > 1 makes a split model (metadata in the first shard, tensors in
+    all); the file given must be the first (``split.no`` 0: "illegal split file idx ... model must be
+    loaded with the first split") and named ``PREFIX-00001-of-0000N.gguf`` (``llama_split_prefix``:
+    "invalid split file name"); the others are found by name (``llama_split_path``); each one's
+    ``split.no`` must be present ("missing key split.no in GGUF split") and equal its index
+    ("invalid split file idx: I (file: F), expected J"); no tensor name may appear twice in the
+    model ("invalid model: tensor 'T' is duplicated"); and the first shard's
+    ``split.tensors.count`` must be the number of tensors loaded ("corrupted model: N tensors
+    expected but M found"). llama.cpp reads ``split.count`` and ``split.tensors.count`` of the first
+    shard only, so the copies in the other shards are not compared either. Swapped, duplicated or
+    mixed-in shards are therefore refused here exactly where llama.cpp refuses to load them, instead
+    of being counted into the parameters."""
+    count = _split_key(first, SPLIT_COUNT, required=False) or 0
+    if count <= 1:
         return [first]
+    no = _split_key(first, SPLIT_NO, required=True)
     m = SPLIT_NAME.fullmatch(first.path.name)
-    no = first.kv.get("split.no", 0)
-    if no != 0 or not m or int(m.group(2)) != 1:
-        first_name = f"{m.group(1) if m else '<prefix>'}-00001-of-{count:05d}.gguf"
-        raise GgufprofError(f"{first.path}: shard {no + 1 if isinstance(no, int) else no} of {count} of a split "
-                            f"model: give the first one ({first_name}), as llama.cpp loads it")
+    first_name = f"{m.group(1) if m else '<prefix>'}-00001-of-{count:05d}.gguf"
+    if no != 0:
+        hint = ("a later shard under the first one's name: a renamed or copied file" if first.path.name == first_name
+                else f"give the first one, {first_name}")
+        raise GgufprofError(f"illegal split file idx: {no} (file: {first.path}), model must be loaded with the first "
+                            f"split (this file is shard {no + 1} of {count}: {hint})")
+    if not m or (int(m.group(2)), int(m.group(3))) != (1, count):
+        raise GgufprofError(f"invalid split file name: {first.path} (the first of {count} shards is named "
+                            f"PREFIX-00001-of-{count:05d}.gguf, as llama-gguf-split writes it: llama.cpp finds the "
+                            "others by that name)")
     shards = [first]
-    for i in range(2, count + 1):
-        path = first.path.with_name(f"{m.group(1)}-{i:05d}-of-{count:05d}.gguf")
+    for idx in range(1, count):
+        path = first.path.with_name(f"{m.group(1)}-{idx + 1:05d}-of-{count:05d}.gguf")
         if not path.is_file():
-            raise GgufprofError(f"{first.path}: shard {i} of {count} is missing: {path.name} (llama.cpp needs every shard)")
-        shards.append(read_gguf(path))
+            raise GgufprofError(f"{first.path}: shard {idx + 1} of {count} is missing: {path.name} (llama.cpp needs every shard)")
+        shard = read_gguf(path)
+        if SPLIT_NO not in shard.kv:
+            raise GgufprofError(f"missing key {SPLIT_NO} in GGUF split {path}")
+        got = _split_key(shard, SPLIT_NO, required=True)
+        if got != idx:
+            raise GgufprofError(f"invalid split file idx: {got} (file: {path}), expected {idx} (it is shard {got + 1}, "
+                                f"named as shard {idx + 1}: a renamed or copied file)")
+        shards.append(shard)
+    _check_split_tensors(shards)
     return shards
+
+
+def _check_split_tensors(shards: list[GgufFile]) -> None:
+    """No tensor twice across the shards, and as many as the first shard's ``split.tensors.count``."""
+    seen: dict[str, Path] = {}
+    for shard in shards:
+        for t in shard.tensors:
+            if t.name in seen:
+                raise GgufprofError(f"invalid model: tensor '{printable(t.name, 200)}' is duplicated (in {shard.path} "
+                                    f"and {seen[t.name].name}: shards of different split models)")
+            seen[t.name] = shard.path
+    expected = _split_key(shards[0], SPLIT_TENSORS, required=True)
+    if expected != len(seen):
+        raise GgufprofError(f"corrupted model: {expected} tensors expected but {len(seen)} found (the {len(shards)} "
+                            f"shards of {shards[0].path}: shards of different split models, or a damaged one)")
 
 
 def model_info_from_gguf(gf: GgufFile) -> ModelInfo:

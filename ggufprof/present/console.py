@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from itertools import groupby
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -13,13 +14,19 @@ from rich.text import Text
 
 from ..errors import GgufprofError
 from ..memory.create import MEMORY_KINDS, UNMODELLED, layer_memories, memory_kind
+from ..measure.fit import CAP_WORDS
 from ..memory.footprint import gpu_bytes
-from ..memory.predict import MemoryPrediction, bytes_per_token, recurrent_bytes_per_sequence
+from ..memory.caches import pad
+from ..memory.predict import MemoryPrediction, bytes_per_token, context_bytes, recurrent_bytes_per_sequence
+from ..memory.settings import CTX_PAD
 from ..model import ggml_types
 from ..model.model_info import ModelInfo
 from ..memory.placement import Placement
 from ..memory.settings import DEFAULTS_NOTE, differing
-from ..units import human_bytes, human_count
+from ..units import human_bytes, human_count, printable
+
+if TYPE_CHECKING:
+    from ..api import FitReport
 
 
 def out_console(min_width: int = 140) -> Console:
@@ -108,10 +115,13 @@ def print_inspect(info: ModelInfo, console: Console | None = None) -> None:
         t.add_column("cache type")
         t.add_column("bytes/token", justify="right")
         t.add_column("vs f16", justify="right")
-        t.add_column(f"at n_ctx_train {info.n_ctx_train}", justify="right")
+        cells = pad(info.n_ctx_train, CTX_PAD)
+        if cells:  # what the caches hold at the training context (padded as llama.cpp pads n_ctx)
+            t.add_column(f"at n_ctx_train {info.n_ctx_train}", justify="right")
         f16 = per_token["f16"]
         for name, b in per_token.items():
-            t.add_row(name, f"{b:,}", f"{b / f16:.3f}", human_bytes(b * info.n_ctx_train))
+            row = [name, f"{b:,}" if isinstance(b, int) else f"{b:,.2f}", f"{b / f16:.3f}"]
+            t.add_row(*row, *([human_bytes(context_bytes(info, name, name, cells))] if cells else []))
         c.print(t)
     if rs := recurrent_bytes_per_sequence(info):
         c.print(Text(f"recurrent state: {human_bytes(rs)} per sequence (f32), a fixed cost: it does not grow "
@@ -211,24 +221,34 @@ def print_footprint(devices: list, c: Console) -> None:
                  style="dim"))
 
 
-def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, measured: list[dict] | None,
-              console: Console | None = None, profile: str | None = None,
-              commands: dict[tuple[str, str], dict[str, str]] | None = None, gpu_ignored: bool = False) -> None:
-    """The fit table; ``profile`` names the defaults (and the settings that differ from them),
-    ``commands`` gives each answer's llama.cpp command lines by cache type pair."""
+def fit_speed_text(report: FitReport) -> str | None:
+    """What the pair with the most context cost in generation speed, from ``--results`` (None without it)."""
+    if report.speed_source is None:
+        return None
+    best, src = report.best, printable(str(report.speed_source))
+    label = f"{best.cache_type_k}/{best.cache_type_v}"
+    if report.speed is None:
+        return f"no configuration of {src} measured both {label} and f16/f16 at the fit's settings"
+    return (f"generation at {report.speed.ratio:.2f}x f16's speed in {src} (median of {report.speed.n_pairs} "
+            f"configuration(s) measured with both, at the fit's {', '.join(report.speed_settings)})")
+
+
+def print_fit(report: FitReport, console: Console | None = None) -> None:
+    """The fit table (a FitReport from ggufprof.api.fit): the defaults it used, what stops each answer,
+    the command that runs the best one, and the footnotes."""
     c = console or out_console()
-    c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name}, {info.architecture}, trained context "
-                                               f"{info.n_ctx_train})"))
+    info, results, budget, base, measured = report.model, report.results, report.budget, report.base, report.verified
+    trained = f"trained context {info.n_ctx_train}" if info.n_ctx_train else "no training context stated"
+    c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name}, {info.architecture}, {trained})"))
     parts = [f"host {human_bytes(budget.host)}" if budget.host else "", f"GPU {human_bytes(budget.vram)}" if budget.vram else ""]
     c.print(Text(f"budget: {', '.join(p for p in parts if p)}, minus a margin of {human_bytes(budget.margin)} · "
                  f"{base.parallel} sequence(s){' unified' if base.kv_unified else ''} · n_ubatch {base.ubatch_size} · "
                  f"flash attention {base.flash_attn}"))
-    if gpu_ignored:
+    if report.n_gpu_layers and report.gpu is None:
         c.print(Text(NO_GPU, style="yellow"))
-    if profile:
-        changed = {k: v for k, v in differing(base, profile).items() if k not in ("ctx_size", "cache_type_k", "cache_type_v")}
-        c.print(Text(f"defaults: {DEFAULTS_NOTE[profile]}"
-                     + (f"; changed: {', '.join(f'{k}={v}' for k, v in changed.items())}" if changed else ""), style="dim"))
+    changed = {k: v for k, v in differing(base, report.profile).items() if k not in ("ctx_size", "cache_type_k", "cache_type_v")}
+    c.print(Text(f"defaults: {DEFAULTS_NOTE[report.profile]}"
+                 + (f"; changed: {', '.join(f'{k}={v}' for k, v in changed.items())}" if changed else ""), style="dim"))
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     per_seq = base.parallel > 1
     cols = ["K/V", "max context"] + (["per sequence"] if per_seq else []) + ["KV", "compute", "total"]
@@ -240,12 +260,14 @@ def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, me
     if measured:
         cols += ["peak RSS"] + (["VRAM"] if gpu_measured else []) + ["fits"]
     add_columns(t, cols, labels=("K/V",))
+    caps = list(dict.fromkeys(r.capped_by for r in results if r.capped))  # footnote marks, in order
     for i, r in enumerate(results):
         d = r.to_dict()
-        row = [f"{r.cache_type_k}/{r.cache_type_v}", f"{r.ctx_size:,}" + ("*" if r.capped else "")]
+        mark = "*" * (caps.index(r.capped_by) + 1) if r.capped else ""
+        row = [f"{r.cache_type_k}/{r.cache_type_v}", f"{r.ctx_size:,}" + mark]
         row += [f"{r.n_ctx_seq:,}"] if per_seq else []
         row += [human_bytes(d["kv_bytes"] + d["recurrent_bytes"]), human_bytes(d["compute_bytes"]),
-               human_bytes(d["total_bytes"])]
+                human_bytes(d["total_bytes"])]
         if gpu:
             row += [human_bytes(gpu_bytes(r.devices))]
         row += ["-" if r.headroom is None else human_bytes(r.headroom)]
@@ -268,52 +290,42 @@ def print_fit(info: ModelInfo, results: list, budget, base, note: str | None, me
             c.print(Text(f"{r.cache_type_k}/{r.cache_type_v}: {'the smallest' if not r.ctx_size else 'the next'} step "
                          f"is over the {lim['device']} budget; its largest part is the {lim['by']}, "
                          f"{human_bytes(lim['bytes'])}{hint}", style="dim"))
-    most = max(r.ctx_size for r in results)
-    best = [r for r in results if r.ctx_size == most]
-    if not most:
-        need = min((r for r in results if r.smallest_budget), key=lambda r: sum(r.smallest_budget.values()), default=None)
-        if need is not None:
-            c.print(Text(f"nothing fits; the smallest context ({need.cache_type_k}/{need.cache_type_v}, 256 cells per "
-                         "sequence) needs a budget of " + ", ".join(f"{dev} {human_bytes(n)}" for dev, n in
-                                                                   need.smallest_budget.items())
-                         + f" with the {human_bytes(budget.margin)} margin", style="bold red"))
-    if most:
-        names = ", ".join(f"{r.cache_type_k}/{r.cache_type_v}" for r in best)
-        c.print(Text(f"{names} {'gives' if len(best) == 1 else 'give the same'} context: {most:,} tokens"
-                     + (" (the most)" if len(best) < len(results) else "") + (f" ({note})" if note else "")))
-        command = (commands or {}).get((best[0].cache_type_k, best[0].cache_type_v), {}).get("llama-server")
-        if command:
-            c.print(Text("run it: ", style="bold") + Text(command))
-    if any(r.capped for r in results):
-        c.print(Text("* the training context (n_ctx_train): memory is not what limits it", style="dim"))
+    _print_answer(report, c)
+    for n, cap in enumerate(caps, 1):
+        c.print(Text(f"{'*' * n} {CAP_WORDS[cap]}: memory is not what limits it", style="dim"))
     if measured:
         c.print(Text("peak RSS: measured growth of the process's resident memory"
                      + ("; VRAM: measured growth of its GPU memory after a decode" if gpu_measured else ""), style="dim"))
-    c.print(Text("Totals are allocated bytes (weights, KV, recurrent state, compute and output buffers); "
-                 "the next 256-cell step of each answer is over budget (JSON: next_step_total_bytes).", style="dim"))
+    c.print(Text("Totals are allocated bytes (weights, KV, recurrent state, compute and output buffers); headroom is "
+                 "what is left beyond the margin; the next 256-cell step of each answer is over budget (JSON: "
+                 "next_step_total_bytes).", style="dim"))
     if gpu:
         c.print(Text("The GPU budget is memory free to this process, as llama.cpp's --fit reads it (after the CUDA "
                      "context exists); measured VRAM counts from there, after a decode: the margin covers the "
                      "cuBLAS workspace and pools that llama.cpp allocates then and does not log.", style="dim"))
 
 
-def speed_note(results: list, results_dir) -> str | None:
-    """What the cache type with the most context cost in speed in a sweep of this model, if measured."""
-    import statistics
-
-    from ..results.store import load_records
-
-    best = max(results, key=lambda r: r.ctx_size)
-    tg: dict[tuple[str, str], list[float]] = {}
-    for rec in load_records(results_dir):
-        block = rec.measured.get("tg") or {}
-        if rec.status == "ok" and block.get("tps_mean"):
-            tg.setdefault((rec.settings["cache_type_k"], rec.settings["cache_type_v"]), []).append(block["tps_mean"])
-    mine, f16 = tg.get((best.cache_type_k, best.cache_type_v)), tg.get(("f16", "f16"))
-    if not mine or not f16:
-        return f"no generation speed of {best.cache_type_k}/{best.cache_type_v} and f16 in {results_dir}"
-    ratio = statistics.median(mine) / statistics.median(f16)
-    return f"generation at {ratio:.2f}x f16's speed in {results_dir} (median over its configurations)"
+def _print_answer(report: FitReport, c: Console) -> None:
+    """The answer in one line (ties named as ties), the command that runs it, or the budget nothing
+    fits under."""
+    results = report.results
+    most = max(r.ctx_size for r in results)
+    if not most:
+        need = min((r for r in results if r.smallest_budget), key=lambda r: sum(r.smallest_budget.values()), default=None)
+        if need is not None:
+            c.print(Text(f"nothing fits; the smallest context ({need.cache_type_k}/{need.cache_type_v}, 256 cells per "
+                         "sequence) needs a budget of " + ", ".join(f"{dev} {human_bytes(n)}" for dev, n in
+                                                                   need.smallest_budget.items())
+                         + f" with the {human_bytes(report.budget.margin)} margin", style="bold red"))
+        return
+    best = [r for r in results if r.ctx_size == most]
+    names = ", ".join(f"{r.cache_type_k}/{r.cache_type_v}" for r in best)
+    note = fit_speed_text(report)
+    c.print(Text(f"{names} {'gives' if len(best) == 1 else 'give the same'} context: {most:,} tokens"
+                 + (" (the most)" if len(best) < len(results) else "") + (f" ({note})" if note else "")))
+    command = report.commands(best[0]).get("llama-server")
+    if command:
+        c.print(Text("run it: ", style="bold") + Text(command))
 
 
 class DownloadBar:

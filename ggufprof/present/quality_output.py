@@ -38,6 +38,14 @@ def kv_ratios(info: ModelInfo, pairs: list[tuple[str, str]]) -> dict[tuple[str, 
     return {p: ratio(*p) for p in pairs}
 
 
+def text_extent(text: dict) -> str:
+    """How much of the text a run read: all of it, or (with --chunks) the prefix its chunks needed."""
+    tokens = f"{text.get('n_tokens', 0):,} tokens"
+    if text.get("complete", True):
+        return tokens
+    return f"its first {human_bytes(text['bytes'])} of {human_bytes(text['file_bytes'])}, {tokens}: what the chunks need"
+
+
 def kv_ratio_label(r: float | None) -> str:
     return "—" if r is None else f"{r:.3f}×"
 
@@ -65,7 +73,7 @@ def print_quality(console: Console, model_name: str, run: dict, kv_ratios: dict[
     timings = run.get("timings", {})
     n_scored = results[0].n_scored if results else 0
     console.print(Text(
-        f"text: {printable(text.get('source', '?'))} ({text.get('n_tokens', 0):,} tokens), {run['n_chunks']} chunk(s) of "
+        f"text: {printable(text.get('source', '?'))} ({text_extent(text)}), {run['n_chunks']} chunk(s) of "
         f"{run['n_ctx']} tokens, {n_scored:,} positions scored (the second half of each chunk, as llama-perplexity); "
         + (f"f16/f16 PPL {results[0].ppl_base:.4f}; " if results else "") + f"{timings.get('total_s', 0):.1f} s"
         + (f", worker peak RSS {human_bytes(run['peak_rss'])}" if run.get("peak_rss") else ""), style="dim"))

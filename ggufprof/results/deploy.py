@@ -235,7 +235,7 @@ def _quality(table: dict, limits: Limits, run: RunSettings, info: ModelInfo, bas
         if given:
             raise ctx.fail(given[0], "only used to measure limits.max_kld, which is not set")
         return None
-    from .quality import check_counts, read_text, resolve_ctx
+    from .quality import check_counts, check_text, resolve_ctx
 
     for key, check in (("quality_ctx", lambda v: (check_counts(v, None), resolve_ctx(v, info.n_ctx_train))),
                        ("quality_chunks", lambda v: check_counts(None, v))):
@@ -249,7 +249,7 @@ def _quality(table: dict, limits: Limits, run: RunSettings, info: ModelInfo, bas
         text = Path(table["quality_text"]).expanduser()
         text = str(text if text.is_absolute() else base / text)
         try:
-            read_text(text)
+            check_text(text)
         except GgufprofError as e:
             raise ctx.fail("quality_text", str(e).removeprefix("--text ")) from None
     kv = run.kv

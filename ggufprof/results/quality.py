@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -107,21 +109,118 @@ def first_scored(n_ctx: int) -> int:
     return n_ctx // 2
 
 
-def read_text(path: str | None) -> tuple[str, dict]:
-    """The evaluation text and where it came from: {"source", "sha256", "bytes"} for the record."""
-    p = Path(path) if path else DEFAULT_TEXT
+MAX_TEXT_BYTES = 256 << 20  # the largest --text: ~60M tokens of English (Wikitext-2's test set is 1.3 MB)
+TEXT_PIECE = 1 << 20  # bytes decoded at a time when a whole file is checked
+TOKEN_MARGIN = 64  # tokens before a prefix's cut that are dropped: they may tokenize otherwise in the whole text
+_WHITESPACE = b" \t\n\r\f\v"
+
+
+def text_path(path: str | None) -> tuple[Path, str]:
+    """The text's file and how a record names it (the packaged text by its place in the package)."""
+    return (Path(path), str(path)) if path else (DEFAULT_TEXT, "packaged: ggufprof/data/quality_text.txt")
+
+
+def open_text(path: str | None) -> tuple[object, int]:
+    """The text opened for reading, and its size: a regular file of at most MAX_TEXT_BYTES, else one
+    GgufprofError at once. Opened without blocking, then judged by what was opened (``fstat``): a
+    FIFO, a device (/dev/zero), a directory or a socket never hangs or is read without end."""
+    p, _ = text_path(path)
     try:
-        raw = p.read_bytes()
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise GgufprofError(f"--text {p}: {e.strerror or e}") from None
+    mode, size = (st := os.fstat(fd)).st_mode, st.st_size
+    if not stat.S_ISREG(mode) or size > MAX_TEXT_BYTES or size == 0:
+        os.close(fd)
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        why = (f"{kind}; the text must be a regular file" if not stat.S_ISREG(mode) else "empty" if size == 0 else
+               f"{size / (1 << 20):,.1f} MiB, over the {MAX_TEXT_BYTES >> 20} MiB limit (the text is tokenized whole "
+               "unless --chunks says how much is needed): cut it to the part you want evaluated")
+        raise GgufprofError(f"--text {p}: {why}")
+    return os.fdopen(fd, "rb"), size
+
+
+def _check_utf8(data: bytes, where: Path, offset: int, decoder) -> bool:
+    """Feed ``data`` (at byte ``offset`` of the file; b"" to end) to an incremental UTF-8 decoder;
+    whether it held a character other than whitespace."""
+    pending = len(decoder.getstate()[0])  # bytes of a character the last piece began
     try:
-        text = raw.decode("utf-8")
+        return bool(decoder.decode(data, final=not data).strip())
     except UnicodeDecodeError as e:
-        raise GgufprofError(f"--text {p}: not UTF-8 (byte {e.start})") from None
-    if not text.strip():
-        raise GgufprofError(f"--text {p}: empty")
-    source = "packaged: ggufprof/data/quality_text.txt" if not path else str(p)
-    return text, {"source": source, "sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}
+        raise GgufprofError(f"--text {where}: not UTF-8 (byte {offset - pending + e.start})") from None
+
+
+def check_text(path: str | None) -> dict:
+    """The whole text checked before anything runs, one piece at a time (memory stays one piece):
+    a regular file, at most MAX_TEXT_BYTES, UTF-8, not blank. {"source", "file_bytes"}."""
+    import codecs
+
+    p, source = text_path(path)
+    f, size = open_text(path)
+    decoder, offset, printable_seen = codecs.getincrementaldecoder("utf-8")(), 0, False
+    with f:
+        while piece := f.read(TEXT_PIECE):
+            printable_seen |= _check_utf8(piece, p, offset, decoder)
+            offset += len(piece)
+        _check_utf8(b"", p, offset, decoder)
+    if not printable_seen:
+        raise GgufprofError(f"--text {p}: empty (only whitespace)")
+    return {"source": source, "file_bytes": size}
+
+
+def _cut(data: bytes) -> int:
+    """Where a prefix of the text ends: before its last whitespace (so its last word is whole), or
+    at its last character boundary when it has none; never inside a UTF-8 character."""
+    cut = max(data.rfind(bytes([b])) for b in _WHITESPACE)
+    if cut > 0:
+        return cut
+    cut = len(data) - 1  # before the last character, which may be cut off: back over its continuation bytes
+    while cut > 0 and data[cut] & 0xC0 == 0x80:
+        cut -= 1
+    return max(cut, 0)
+
+
+def text_prefixes(path: str | None, first_bytes: int):
+    """Ever longer prefixes of the text for a tokenizer to try, as (bytes, complete, the file's
+    size): the first ``first_bytes`` long, each next one twice as long, each cut by ``_cut``; the
+    last one the whole text (complete True). Only what is read is held: a caller that needs a few
+    chunks of a 200 MB text stops after the first prefix. Each prefix is checked as UTF-8."""
+    import codecs
+
+    p, _ = text_path(path)
+    f, size = open_text(path)
+    data, want = b"", max(1, first_bytes)
+    with f:
+        while True:
+            piece = f.read(min(want, size) - len(data))  # never past the size it had when opened
+            data += piece
+            complete = len(data) >= size or not piece
+            prefix = data if complete else data[:_cut(data)]
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            for at in range(0, len(prefix), TEXT_PIECE):
+                _check_utf8(prefix[at:at + TEXT_PIECE], p, at, decoder)
+            _check_utf8(b"", p, len(prefix), decoder)
+            yield prefix, complete, size
+            if complete:
+                return
+            want *= 2
+
+
+def tokens_needed(n_ctx: int, chunks: int | None) -> int | None:
+    """Tokens of the text a run uses: ``chunks`` chunks of ``n_ctx``, and at least two chunks' worth
+    (llama-perplexity's rule, ``chunk_count``); None for every chunk the text holds (all of it)."""
+    return max(chunks, 2) * n_ctx if chunks else None
+
+
+def text_info(path: str | None, used: bytes, complete: bool, file_bytes: int, n_tokens: int) -> dict:
+    """The record's ``text``: what was tokenized. ``sha256`` and ``bytes`` are of the bytes read and
+    tokenized (the whole file, or with --chunks a prefix of it cut before a whitespace: a run over
+    the same file, context and chunks reads the same prefix, so its sha256 compares the same),
+    ``file_bytes`` the file's size, ``complete`` whether that was all of it, ``n_tokens`` the tokens
+    kept from it (a prefix's last TOKEN_MARGIN tokens are dropped)."""
+    return {"source": text_path(path)[1], "sha256": hashlib.sha256(used).hexdigest(), "bytes": len(used),
+            "file_bytes": file_bytes, "complete": complete, "n_tokens": n_tokens}
 
 
 def percentile(sorted_values, fraction: float) -> float:
@@ -300,6 +399,6 @@ def quality_settings(pairs: list[tuple[str, str]], ctx: str | int | None, chunks
     resolve_ctx(n_ctx, n_ctx_train)
     for k, v in pairs:
         KVSettings(cache_type_k=k, cache_type_v=v, flash_attn=flash_attn).validate()
-    read_text(str(text) if text else None)
+    check_text(str(text) if text else None)
     return QualitySettings(cache_types=tuple(pairs), ctx=n_ctx, chunks=chunks, text=str(text) if text else None,
                            threads=threads, flash_attn=flash_attn, **run)

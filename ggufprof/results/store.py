@@ -168,12 +168,14 @@ class ResultsLock:
             self.fd = None
 
 
-def check_same_model(records: list[Record], sha256: str, model_path: Path, where: Path) -> None:
-    """Refuse to add results of one model file to those of another (the sha256 decides)."""
+def check_same_model(records: list[Record], sha256: str, model_path: Path, where: Path,
+                     advice: str = "use another --out") -> None:
+    """Refuse results of another model file than ``model_path`` (the sha256 decides), naming both."""
     other = {r.model.get("sha256") for r in records if r.model.get("sha256")} - {sha256}
     if other:
-        raise GgufprofError(f"{where} holds results of another model (sha256 {sorted(other)[0][:16]}…), not of "
-                            f"{model_path} (sha256 {sha256[:16]}…): use another --out")
+        first = next(r.model for r in records if r.model.get("sha256") == sorted(other)[0])
+        raise GgufprofError(f"{where} holds results of another model ({first.get('path') or first.get('name')}, sha256 "
+                            f"{sorted(other)[0][:16]}…), not of {model_path} (sha256 {sha256[:16]}…): {advice}")
 
 
 def refuse_overwrite(output: Path | None, inputs: Iterable[str | Path]) -> None:
