@@ -153,6 +153,8 @@ def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int, offload_k
         device = gpu if il >= 0 and on_gpu[il] else CPU
         p.weights[device] = p.weights.get(device, 0) + t.n_bytes
         extra = (cpu_bufts or {}).get(t.name, CPU) if device == CPU else CPU
+        if extra.endswith("_Host"):  # a GPU's pinned host buffer type: with mmap (llama.cpp's default) the
+            extra = CPU  # weight stays in the mapping (llama-model-loader.cpp: "avoid using a host buffer when using mmap")
         if extra != CPU:
             if extra != REPACK:  # AMX, KleidiAI, ...: their own layouts, not modelled
                 raise GgufprofError(f"llama.cpp puts {t.name} in a {extra} buffer, whose size ggufprof does not "
