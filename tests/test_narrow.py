@@ -38,5 +38,7 @@ def test_fit_estimate_and_quality_fit_the_terminal(columns):
         assert max(len(line) for line in r.stdout.splitlines()) <= columns
     for row in rows:
         assert f"{row['ctx_size']:,}" in fit.stdout and f"{row['n_ctx_seq']:,}" in fit.stdout
-    assert "q8_0/q4_0" in fit.stdout and "repacked" in total.stdout
+    repack = json.loads(run(columns, "estimate", fixture_path("llama-q4_0"), "-c", "32k", "-np", "4", "--total",
+                            "--json").stdout)["total"]["CPU"]["repack_bytes"]
+    assert "q8_0/q4_0" in fit.stdout and ("repacked" in total.stdout) == (repack > 0)
     assert "q4_0/q4_0" in quality.stdout and "top-1" in squeeze(quality.stdout)

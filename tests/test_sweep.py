@@ -13,6 +13,7 @@ from ggufprof.measure.sweep import Sweep, SweepSummary
 from ggufprof.memory.predict import bytes_per_token
 from ggufprof.model.model_info import load_model_info
 from ggufprof.results.store import load_dataframe
+from ggufprof.memory.placement import is_host_buffer
 from ggufprof.results.schema import Record, validate
 from ggufprof.results.store import read_records
 
@@ -56,11 +57,17 @@ def test_measured_kv_equals_prediction(gemma_sweep):
         assert r.resolved["n_ctx"] == r.predicted["n_ctx"]
 
 
+def gpu_backend(r: Record) -> bool:
+    """Whether llama.cpp ran with a GPU backend (a compute buffer off the host): RSS is then reported,
+    not judged, since the CUDA runtime's own host allocations are in no log (results/checks.py)."""
+    return any(not is_host_buffer(b) for b in r.measured["compute_buffers_mib"])
+
+
 def test_rss_growth_explained_by_kv(gemma_sweep):
     _, summary = gemma_sweep
     for r in summary.records:
         if r.status == "ok":
-            assert r.check["rss_explained"], (r.id, r.check)
+            assert r.check["rss_explained"] is (None if gpu_backend(r) else True), (r.id, r.check)
             assert r.measured["rss"]["peak"] >= r.measured["rss"]["after_context"]
 
 
@@ -279,11 +286,12 @@ def test_records_carry_the_whole_footprint(gemma_sweep):
     _, summary = gemma_sweep
     for r in (x for x in summary.records if x.status == "ok"):
         cpu = r.predicted["total"]["CPU"]
-        assert cpu["total_bytes"] == sum(cpu[k] for k in ("weights_bytes", "kv_bytes", "recurrent_bytes",
-                                                         "compute_bytes", "output_bytes"))
+        assert cpu["total_bytes"] == sum(cpu[k] for k in ("weights_bytes", "repack_bytes", "kv_bytes",
+                                                         "recurrent_bytes", "compute_bytes", "output_bytes"))
         assert cpu["kv_bytes"] == r.predicted["kv_bytes"] and cpu["compute_bytes"] > 0
         c = r.check
-        assert c["total_within_prediction"], (r.id, c["rss_growth_after_warmup"], c["total_host_predicted"])
+        assert c["total_within_prediction"] is (None if gpu_backend(r) else True), \
+            (r.id, c["rss_growth_after_warmup"], c["total_host_predicted"])
         assert c["total_resident_share"] > 0  # tiny fixture: runtime overhead (MiBs) can exceed its total
 
 
