@@ -8,7 +8,8 @@ CLI's ``--help``) does not import them all.
 
 __version__ = "0.1.0"
 
-_API = ("load_model", "estimate", "fit", "sweep", "quality", "load_results", "records", "compare", "check")
+_API = ("load_model", "estimate", "fit", "sweep", "quality", "load_results", "records", "compare", "check", "download",
+        "use_llama_lib")
 __all__ = ["__version__", *_API]
 
 
