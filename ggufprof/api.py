@@ -34,6 +34,7 @@ from .measure.fit import Budget, FitResult, fit_all, verify
 from .measure.grid import GridSpec, fill_defaults
 from .measure.quality import run_quality
 from .measure.sweep import Sweep, SweepSummary, measure_one
+from .memory.explain import Explanation, explain as explain_prediction
 from .memory.footprint import DeviceFootprint, footprint
 from .memory.placement import Placement, place
 from .memory.predict import MemoryPrediction, predict
@@ -87,6 +88,25 @@ def estimate(model: str | Path | ModelInfo, settings: KVSettings | None = None, 
         cross_check(pred, result)
         est.devices = footprint(info, pred, est.placement, result.compute_bytes)
     return est
+
+
+@dataclass
+class Explained:
+    """What ``explain`` answers: the model and the KV arithmetic of its prediction."""
+
+    model: ModelInfo
+    explanation: Explanation
+
+
+def explain(model: str | Path | ModelInfo, settings: KVSettings | None = None, *, defaults: str = "library",
+            **given: object) -> Explained:
+    """The KV cache of ``estimate`` for the same settings, step by step (per group of alike layers:
+    row widths, cells, streams, bytes per row of the cache type), ending in estimate's total, and the
+    common formulas beside it with what breaks each on this model (memory/explain.py)."""
+    s = settings if settings is not None else with_defaults(defaults, **given)
+    s.validate()
+    info = load_model(model)
+    return Explained(info, explain_prediction(info, s))
 
 
 @dataclass

@@ -75,21 +75,52 @@ def inspect(model: Path = MODEL, as_json: bool = JSON) -> None:
         print_inspect(info)
 
 
+# The context settings estimate and explain share: one definition of each flag, one parser (_kv_given).
+CTX_SIZE = typer.Option(None, "--ctx-size", "-c", metavar="N", help="Context size in tokens (llama.cpp's n_ctx): 4096, 32k; 0 = the model's training context. Default 512 (library) or 0 (server).")
+CACHE_TYPE = typer.Option(None, "--cache-type", "-ct", metavar="TYPE", help="K and V cache type at once (q8_0), or K:V (q8_0:q4_0).")
+CACHE_TYPE_K = typer.Option(None, "--cache-type-k", "-ctk", metavar="TYPE", help="K cache type: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (default f16).")
+CACHE_TYPE_V = typer.Option(None, "--cache-type-v", "-ctv", metavar="TYPE", help="V cache type (default f16; quantized V needs flash attention).")
+PARALLEL = typer.Option(None, "--parallel", "-np", metavar="N", help="Number of parallel sequences (n_seq_max). Default 1 (library) or 4 (server).")
+KV_UNIFIED = typer.Option(None, "--kv-unified/--no-kv-unified", "-kvu", help="One KV buffer shared by all sequences. Default off (library) or on (server).")
+SWA_FULL = typer.Option(None, "--swa-full/--no-swa-full", help="Full-size SWA cache. Default on (library); llama-cli and llama-server use off.")
+BATCH_SIZE = typer.Option(None, "--batch-size", "-b", metavar="N", help="Logical batch size (n_batch, default 2048).")
+UBATCH_SIZE = typer.Option(None, "--ubatch-size", "-ub", metavar="N", help="Physical batch size (n_ubatch, default 512); sizes the SWA cache.")
+FLASH_ATTN = typer.Option(None, "--flash-attn", "-fa", metavar="on|off|auto", help="Default auto. Off transposes V, which pads V rows to the widest layer (also 1/0).")
+DEFAULTS = typer.Option("library", "--defaults", metavar="library|server", help="Defaults of unset flags: llama.cpp's library (llama_context_default_params) or llama-server's.")
+
+
+def _kv_given(ctx_size: Optional[str], cache_type: Optional[str], cache_type_k: Optional[str],
+              cache_type_v: Optional[str], parallel: Optional[int], kv_unified: Optional[bool],
+              swa_full: Optional[bool], batch_size: Optional[int], ubatch_size: Optional[int],
+              flash_attn: Optional[str]) -> dict:
+    """The KVSettings fields the flags set (None: not given, the defaults decide)."""
+    from .flags import parse_cache_types, parse_count, parse_flash_attn
+
+    tk = tv = None
+    if cache_type is not None:
+        ((tk, tv),) = parse_cache_types(cache_type, flag="--cache-type")
+    if cache_type_k is not None or cache_type_v is not None:
+        ((tk, tv),) = parse_cache_types(None, cache_type_k or tk or "f16", cache_type_v or tv or "f16")
+    return dict(ctx_size=None if ctx_size is None else parse_count(ctx_size, "--ctx-size"), cache_type_k=tk,
+                cache_type_v=tv, parallel=parallel, kv_unified=kv_unified, swa_full=swa_full, batch_size=batch_size,
+                ubatch_size=ubatch_size, flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
+
+
 @app.command()
 @_one_line_errors
 def estimate(
     model: Path = MODEL,
-    ctx_size: Optional[str] = typer.Option(None, "--ctx-size", "-c", metavar="N", help="Context size in tokens (llama.cpp's n_ctx): 4096, 32k; 0 = the model's training context. Default 512 (library) or 0 (server)."),
-    cache_type: Optional[str] = typer.Option(None, "--cache-type", "-ct", metavar="TYPE", help="K and V cache type at once (q8_0), or K:V (q8_0:q4_0)."),
-    cache_type_k: Optional[str] = typer.Option(None, "--cache-type-k", "-ctk", metavar="TYPE", help="K cache type: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (default f16)."),
-    cache_type_v: Optional[str] = typer.Option(None, "--cache-type-v", "-ctv", metavar="TYPE", help="V cache type (default f16; quantized V needs flash attention)."),
-    parallel: Optional[int] = typer.Option(None, "--parallel", "-np", metavar="N", help="Number of parallel sequences (n_seq_max). Default 1 (library) or 4 (server)."),
-    kv_unified: Optional[bool] = typer.Option(None, "--kv-unified/--no-kv-unified", "-kvu", help="One KV buffer shared by all sequences. Default off (library) or on (server)."),
-    swa_full: Optional[bool] = typer.Option(None, "--swa-full/--no-swa-full", help="Full-size SWA cache. Default on (library); llama-cli and llama-server use off."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", metavar="N", help="Logical batch size (n_batch, default 2048)."),
-    ubatch_size: Optional[int] = typer.Option(None, "--ubatch-size", "-ub", metavar="N", help="Physical batch size (n_ubatch, default 512); sizes the SWA cache."),
-    flash_attn: Optional[str] = typer.Option(None, "--flash-attn", "-fa", metavar="on|off|auto", help="Default auto. Off transposes V, which pads V rows to the widest layer (also 1/0)."),
-    defaults: str = typer.Option("library", "--defaults", metavar="library|server", help="Defaults of unset flags: llama.cpp's library (llama_context_default_params) or llama-server's."),
+    ctx_size: Optional[str] = CTX_SIZE,
+    cache_type: Optional[str] = CACHE_TYPE,
+    cache_type_k: Optional[str] = CACHE_TYPE_K,
+    cache_type_v: Optional[str] = CACHE_TYPE_V,
+    parallel: Optional[int] = PARALLEL,
+    kv_unified: Optional[bool] = KV_UNIFIED,
+    swa_full: Optional[bool] = SWA_FULL,
+    batch_size: Optional[int] = BATCH_SIZE,
+    ubatch_size: Optional[int] = UBATCH_SIZE,
+    flash_attn: Optional[str] = FLASH_ATTN,
+    defaults: str = DEFAULTS,
     n_gpu_layers: Optional[str] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers offloaded to one GPU (the output layer counts as one; all or -1 = every layer): splits KV and weights per device."),
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
     total: bool = typer.Option(False, "--total", help="The whole footprint per device: weights, KV, recurrent state, compute and output buffers (compute from llama.cpp's own dry run)."),
@@ -102,27 +133,57 @@ def estimate(
     or with --defaults server llama-server's (training context, 4 slots, unified cache, swa_full off).
     """
     from .api import estimate as estimate_
-    from .flags import parse_cache_types, parse_count, parse_flash_attn, parse_gpu_layers
+    from .flags import parse_gpu_layers
     from .memory.settings import DEFAULTS_NOTE
     from .present.console import estimate_json, print_estimate
 
-    tk = tv = None
-    if cache_type is not None:
-        ((tk, tv),) = parse_cache_types(cache_type, flag="--cache-type")
-    if cache_type_k is not None or cache_type_v is not None:
-        ((tk, tv),) = parse_cache_types(None, cache_type_k or tk or "f16", cache_type_v or tv or "f16")
+    given = _kv_given(ctx_size, cache_type, cache_type_k, cache_type_v, parallel, kv_unified, swa_full, batch_size,
+                      ubatch_size, flash_attn)
     est = estimate_(
         model, defaults=defaults, n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
-        offload_kqv=not no_kv_offload, total=total,
-        ctx_size=None if ctx_size is None else parse_count(ctx_size, "--ctx-size"), cache_type_k=tk, cache_type_v=tv,
-        parallel=parallel, kv_unified=kv_unified, swa_full=swa_full, batch_size=batch_size, ubatch_size=ubatch_size,
-        flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
+        offload_kqv=not no_kv_offload, total=total, **given)
     if as_json:
         extra = {"total": {d.device: d.to_dict() for d in est.devices}} if est.devices is not None else {}
         _emit_json({**estimate_json(est.model, est.prediction, est.placement), "defaults": defaults, **extra})
     else:
         print_estimate(est.model, est.prediction, placement=est.placement, defaults_note=DEFAULTS_NOTE[defaults],
                        devices=est.devices)
+
+
+@app.command()
+@_one_line_errors
+def explain(
+    model: Path = MODEL,
+    ctx_size: Optional[str] = CTX_SIZE,
+    cache_type: Optional[str] = CACHE_TYPE,
+    cache_type_k: Optional[str] = CACHE_TYPE_K,
+    cache_type_v: Optional[str] = CACHE_TYPE_V,
+    parallel: Optional[int] = PARALLEL,
+    kv_unified: Optional[bool] = KV_UNIFIED,
+    swa_full: Optional[bool] = SWA_FULL,
+    batch_size: Optional[int] = BATCH_SIZE,
+    ubatch_size: Optional[int] = UBATCH_SIZE,
+    flash_attn: Optional[str] = FLASH_ATTN,
+    defaults: str = DEFAULTS,
+    as_json: bool = JSON,
+) -> None:
+    """How big the KV cache is, step by step as llama.cpp sizes it, and why the usual formulas miss.
+
+    The same flags and defaults as `estimate`; ends in exactly estimate's figure. Then the formulas
+    people copy (hidden_size-based, GQA-aware but SWA-blind, "q8_0 = half of f16", per-sequence vs
+    unified), each with its number, its ratio to the exact one and what breaks it on this model.
+    """
+    from .api import explain as explain_
+    from .memory.settings import DEFAULTS_NOTE
+    from .present.explain_output import explain_json, explain_lines
+
+    given = _kv_given(ctx_size, cache_type, cache_type_k, cache_type_v, parallel, kv_unified, swa_full, batch_size,
+                      ubatch_size, flash_attn)
+    e = explain_(model, defaults=defaults, **given)
+    if as_json:
+        _emit_json({**explain_json(e.model, e.explanation), "defaults": defaults})
+    else:
+        typer.echo("\n".join(explain_lines(e.model, e.explanation, DEFAULTS_NOTE[defaults])))
 
 
 @app.command()
