@@ -8,7 +8,7 @@ CLI's ``--help``) does not import them all.
 
 __version__ = "0.1.0"
 
-_API = ("load_model", "estimate", "explain", "fit", "sweep", "quality", "load_results", "records", "compare", "check")
+_API = ("load_model", "estimate", "explain", "fit", "sweep", "quality", "speedup", "load_results", "records", "compare", "check")
 __all__ = ["__version__", *_API]
 
 

@@ -33,6 +33,7 @@ from .measure.dry_run import DryRun, cross_check, visible_gpu
 from .measure.fit import Budget, FitResult, fit_all, verify
 from .measure.grid import GridSpec, fill_defaults
 from .measure.quality import run_quality
+from .measure.speedup import run_speedup
 from .measure.sweep import Sweep, SweepSummary, measure_one
 from .memory.explain import Explanation, explain as explain_prediction
 from .memory.footprint import DeviceFootprint, footprint
@@ -45,6 +46,7 @@ from .results.deploy import Deployment, load_deployments
 from .results.deploy_check import LimitCheck, check_deployment
 from .results.quality import QualitySettings
 from .results.schema import Record
+from .results.speedup import SpeedupRecord
 from .results.store import load_dataframe, load_records
 
 
@@ -177,6 +179,18 @@ def quality(model: str | Path, settings: QualitySettings, timeout: float | None 
     """Each cache type's quality against f16/f16 on one text, as llama-perplexity --kl-divergence
     measures it: {"results": [one dict per pair], "text", "n_ctx", "n_chunks", "timings", "env"}."""
     return run_quality(Path(model), settings, timeout)
+
+
+def speedup(model: str | Path | ModelInfo, n_gen: list[int], *, threads: int | None = None, repetitions: int = 3,
+            repack: bool = True, timeout: float | None = None, out: str | Path | None = None) -> SpeedupRecord:
+    """What the KV cache buys: for each n of ``n_gen``, n tokens generated with the cache against the same
+    n tokens where every step clears the memory and re-evaluates the whole prefix, timed per token in a
+    worker process (measure/speedup_worker.py). With ``out`` the record is appended to
+    ``out/speedup.jsonl``, which ``report`` draws."""
+    from .measure.sweep import default_threads
+
+    return run_speedup(load_model(model), list(n_gen), threads or default_threads(), repetitions, repack=repack,
+                       timeout=timeout, out_dir=None if out is None else Path(out))
 
 
 def load_results(*paths: str | Path):

@@ -36,6 +36,10 @@ JSON = typer.Option(False, "--json", help="Print one JSON object instead of tabl
 CACHE_TYPE_LIST = typer.Option(None, "--cache-types", "-ct", metavar="LIST", help="Comma-separated cache types for K and V; K:V for a mixed pair (q8_0:q4_0). Default f16,q8_0,q4_0.")
 CACHE_TYPE_K_LIST = typer.Option(None, "--cache-type-k", "-ctk", metavar="LIST", help="K cache types; with -ctv, every K x V pair (as llama-bench runs them).")
 CACHE_TYPE_V_LIST = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk).")
+# how the measuring commands (sweep, quality, speedup) run llama.cpp
+THREADS = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores).")
+REPETITIONS = typer.Option(str(RunSettings.repetitions), "--repetitions", "-r", metavar="N|auto", help="Timed repetitions after one warm-up; auto: until the 95% CI of the mean is within ±3% (3 to 20).")
+REPACK = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default; AMX, ...). --no-repack when they crash on this CPU.")
 
 
 def _one_line_errors(fn: Callable) -> Callable:
@@ -249,16 +253,16 @@ def sweep(
     kv_unified: Optional[str] = typer.Option(None, "--kv-unified", "-kvu", metavar="on|off|both", help="Unified cache (only when parallel > 1). Default both (library) or on (server)."),
     flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", metavar="LIST", help="Comma-separated: on, off, auto (or 1, 0)."),
     defaults: str = typer.Option("library", "--defaults", metavar="library|server", help="Defaults of unset axes: llama.cpp's library or llama-server's (4 slots, unified, swa_full off)."),
-    threads: Optional[int] = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores)."),
+    threads: Optional[int] = THREADS,
     batch_size: int = typer.Option(KVSettings.batch_size, "--batch-size", "-b", metavar="N"),
     ubatch_size: int = typer.Option(KVSettings.ubatch_size, "--ubatch-size", "-ub", metavar="N"),
     n_prompt: int = typer.Option(RunSettings.n_prompt, "--n-prompt", "-p", metavar="N", help="Prompt tokens per pp test (0: no pp test)."),
     n_gen: int = typer.Option(RunSettings.n_gen, "--n-gen", "-n", metavar="N", help="Generated tokens per tg test (0: no tg test)."),
     depth: Optional[str] = typer.Option(None, "--depth", "-d", metavar="LIST", help="Comma-separated context depths filled before each timed test. Default 0 and half the context (speed differs with depth)."),
-    repetitions: str = typer.Option(str(RunSettings.repetitions), "--repetitions", "-r", metavar="N|auto", help="Timed repetitions after one warm-up; auto: until the 95% CI of the mean is within ±3% (3 to 20)."),
+    repetitions: str = REPETITIONS,
     n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="LIST", help="Comma-separated layer counts to offload to the GPU ('all' or -1: every layer)."),
     kv_offload: str = typer.Option("on", "--kv-offload", metavar="on|off|both", help="on, off (llama.cpp's --no-kv-offload) or both."),
-    repack: bool = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default; AMX, ...). --no-repack when they crash on this CPU."),
+    repack: bool = REPACK,
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Output directory (default ./ggufprof-out/<model>-<timestamp>/). Results are always JSONL + CSV."),
     resume: bool = typer.Option(False, "--resume", help="Run only what --out's results.jsonl lacks (failed configurations are run again)."),
     retry_failed: bool = typer.Option(True, "--retry-failed/--no-retry-failed", help="With --resume: run failed configurations again (default) or keep them."),
@@ -364,12 +368,12 @@ def quality(
     text: Optional[Path] = typer.Option(None, "--text", "--file", "-f", metavar="FILE", help="A UTF-8 text, tokenized by the model (llama-perplexity's -f). Default: the English text packaged with ggufprof (~44 KB)."),
     quality_ctx: Optional[str] = typer.Option(None, "--quality-ctx", "--ctx-size", "-c", metavar="N", help="Tokens per chunk (llama-perplexity's -c); the second half of each chunk is scored. Default 2048, capped at n_ctx_train."),
     chunks: Optional[int] = typer.Option(None, "--chunks", metavar="N", help="At most this many chunks (llama-perplexity's --chunks). Default all the text holds."),
-    threads: Optional[int] = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores)."),
+    threads: Optional[int] = THREADS,
     flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", metavar="on|off|auto", help="Flash attention, for the baseline and every cache type alike (a quantized V cache needs it)."),
     ubatch_size: int = typer.Option(QualitySettings.ubatch_size, "--ubatch-size", "-ub", metavar="N", help="Tokens per decode (n_ubatch); also bounds the logits held per context."),
     n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers offloaded to the GPU ('all' or -1: every layer)."),
     kv_offload: bool = typer.Option(True, "--kv-offload/--no-kv-offload", "-kvo/-nkvo", help="KV cache on the GPU with its layers (llama.cpp's default) or in host memory."),
-    repack: bool = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default). --no-repack when they crash on this CPU."),
+    repack: bool = REPACK,
     timeout: float = typer.Option(3600, "--timeout", metavar="SECONDS", help="Seconds the whole measurement may run before it is killed."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per cache type pair."),
 ) -> None:
@@ -413,6 +417,57 @@ def quality(
         sys.stdout.write(json.dumps(run["results"], indent=2) + "\n")
         return
     print_quality(out_console(140), info.name, run, kv_ratios(info, pairs))
+
+
+@app.command()
+@_one_line_errors
+def speedup(
+    model: Path = MODEL,
+    n_gen: str = typer.Option("32,128,512", "--n-gen", "-n", metavar="LIST", help="Comma-separated numbers of tokens to generate (32,128,512,1024), each with and without the cache. Without it the work grows as n²/2."),
+    threads: Optional[int] = THREADS,
+    repetitions: str = REPETITIONS,
+    repack: bool = REPACK,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Append the record to DIR/speedup.jsonl (beside a sweep's results.jsonl), which `ggufprof report DIR` draws."),
+    timeout: float = typer.Option(3600, "--timeout", metavar="SECONDS", help="Seconds the whole run may take before it is killed."),
+    as_json: bool = JSON,
+) -> None:
+    """What the KV cache buys: n tokens generated with the cache against the same n tokens where every
+    step clears the memory and re-evaluates the whole prefix (what an implementation without a cache
+    does), timed per token in real llama.cpp runs, and the speed-up per n.
+
+    Runs in a worker process as the sweep's; the tokens llama.cpp evaluated per step (its own counters:
+    1 with the cache, position + 1 without) are recorded and checked. Exit 1 when the worker failed.
+    """
+    from rich.console import Console
+    from rich.text import Text
+
+    from .api import speedup as speedup_
+    from .flags import parse_count_list, parse_repetitions, parse_seconds
+    from .measure.speedup import SpeedupFailed
+    from .present.console import out_console
+    from .present.speedup_output import print_speedup
+
+    ns = sorted(parse_count_list(n_gen, "--n-gen", minimum=1))
+    reps = parse_repetitions(repetitions)
+    timeout = parse_seconds(timeout, "--timeout")
+    if threads is not None and threads < 1:
+        raise GgufprofError(f"--threads must be >= 1, got {threads}")
+    err = Console(stderr=True, highlight=False)
+    if err.is_terminal:
+        work = sum(n * (n + 1) // 2 for n in ns)
+        err.print(Text(f"timing {', '.join(map(str, ns))} generated tokens with and without the KV cache "
+                       f"(without: {work:,} tokens evaluated per repetition)", style="dim"))
+    try:
+        rec = speedup_(model, ns, threads=threads, repetitions=reps, repack=repack, timeout=timeout, out=out)
+    except SpeedupFailed as e:
+        typer.echo(f"Error: {printable(str(e), 4000)}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        _emit_json(rec.to_dict())
+        return
+    print_speedup(rec, out_console(100))
+    if out is not None:
+        typer.echo(f"record appended to {out / 'speedup.jsonl'} (ggufprof report {out} draws it)")
 
 
 @app.command()
