@@ -34,7 +34,9 @@ from .measure.dry_run import DryRun, cross_check, visible_gpu
 from .measure.fit import Budget, FitResult, fit_all, verify
 from .measure.grid import GridSpec, fill_defaults
 from .measure.quality import run_quality
+from .measure.speedup import run_speedup
 from .measure.sweep import Sweep, SweepSummary, measure_one, sha256_file
+from .memory.explain import Explanation, explain as explain_prediction
 from .memory.footprint import DeviceFootprint, footprint
 from .memory.placement import Placement, place
 from .memory.predict import MemoryPrediction, predict
@@ -46,7 +48,9 @@ from .results.deploy import Deployment, load_deployments
 from .results.deploy_check import LimitCheck, check_deployment
 from .results.fit_speed import SpeedRatio, matching_records, speed_settings, tg_ratio
 from .results.quality import QualitySettings
+from .results.run_settings import RunSettings
 from .results.schema import Record
+from .results.speedup import SpeedupRecord
 from .results.store import load_dataframe, load_records
 
 
@@ -121,6 +125,25 @@ def estimate(model: Model, settings: KVSettings | None = None, *, defaults: str 
     elif n_gpu_layers is not None or not offload_kqv:
         est.placement = place(info, pred, ngl, offload_kqv, gpu)
     return est
+
+
+@dataclass
+class Explained:
+    """What ``explain`` answers: the model and the KV arithmetic of its prediction."""
+
+    model: ModelInfo
+    explanation: Explanation
+
+
+def explain(model: Model, settings: KVSettings | None = None, *, defaults: str = DEFAULT_PROFILE,
+            **given: object) -> Explained:
+    """The KV cache of ``estimate`` for the same settings, step by step (per group of alike layers:
+    row widths, cells, streams, bytes per row of the cache type), ending in estimate's total, and the
+    common formulas beside it with what breaks each on this model (memory/explain.py)."""
+    s = settings if settings is not None else with_defaults(defaults, **given)
+    s.validate()
+    info = load_model(model)
+    return Explained(info, explain_prediction(info, s))
 
 
 @dataclass
@@ -257,6 +280,18 @@ def quality(model: Model, settings: QualitySettings, timeout: float | None = Non
 def download(model: Model, progress: Progress | None = None) -> ModelInfo:
     """A remote model downloaded whole into llama.cpp's cache (or found there); its path is ``.path``."""
     return load_model(model, whole=True, progress=progress)
+
+
+def speedup(model: Model, n_gen: list[int], *, threads: int | None = None, repetitions: int = RunSettings.repetitions,
+            repack: bool = True, timeout: float | None = None, out: str | Path | None = None) -> SpeedupRecord:
+    """What the KV cache buys: for each n of ``n_gen``, n tokens generated with the cache against the same
+    n tokens where every step clears the memory and re-evaluates the whole prefix, timed per token in a
+    worker process (measure/speedup_worker.py). With ``out`` the record is appended to
+    ``out/speedup.jsonl``, which ``report`` draws."""
+    from .measure.sweep import default_threads
+
+    return run_speedup(load_model(model, whole=True), list(n_gen), threads or default_threads(), repetitions, repack=repack,
+                       timeout=timeout, out_dir=None if out is None else Path(out))
 
 
 def load_results(*paths: str | Path):

@@ -46,6 +46,9 @@ DEFAULTS_OPTION = typer.Option(
 LLAMA_LIB_OPTION = typer.Option(None, "--llama-lib", metavar="DIR", help="Run llama.cpp from this build's shared libraries (libllama, libggml*: your own build or another release) instead of the one llama-cpp-python ships, as LLAMA_CPP_LIB_PATH; records name the build.")
 REPACK_OPTION = typer.Option(True, "--repack/--no-repack", help="llama.cpp's extra CPU buffer types (CPU_REPACK: weights copied at load into a layout this CPU computes faster; its default), counted on top of the mapped file; --no-repack (llama.cpp's -nr) leaves them off.")
 CACHE_TYPE_V_LIST = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk).")
+# how the measuring commands (sweep, quality, speedup) run llama.cpp
+THREADS = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores).")
+REPETITIONS = typer.Option(str(RunSettings.repetitions), "--repetitions", "-r", metavar="N|auto", help="Timed repetitions after one warm-up; auto: until the 95% CI of the mean is within ±3% (3 to 20).")
 
 
 def _one_line_errors(fn: Callable) -> Callable:
@@ -101,22 +104,52 @@ def inspect(model: Optional[str] = MODEL, hf_repo: Optional[str] = HF_REPO, hf_f
         print_inspect(info)
 
 
+# The context settings estimate and explain share: one definition of each flag, one parser (_kv_given).
+CTX_SIZE = typer.Option(None, "--ctx-size", "-c", metavar="N", help="Context size in tokens (llama.cpp's n_ctx): 4096, 32k; 0 = the model's training context. Default 0 (tools, server) or 512 (library).")
+CACHE_TYPE = typer.Option(None, "--cache-type", "-ct", metavar="TYPE", help="K and V cache type at once (q8_0), or K:V (q8_0:q4_0).")
+CACHE_TYPE_K = typer.Option(None, "--cache-type-k", "-ctk", metavar="TYPE", help="K cache type: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (default f16).")
+CACHE_TYPE_V = typer.Option(None, "--cache-type-v", "-ctv", metavar="TYPE", help="V cache type (default f16; quantized V needs flash attention).")
+PARALLEL = typer.Option(None, "--parallel", "-np", metavar="N", help="Number of parallel sequences (n_seq_max). Default 1, or 4 with --defaults server.")
+KV_UNIFIED = typer.Option(None, "--kv-unified/--no-kv-unified", "-kvu", help="One KV buffer shared by all sequences. Default off, or on with --defaults server.")
+SWA_FULL = typer.Option(None, "--swa-full/--no-swa-full", help="Full-size SWA cache. Default off (tools, server) or on (library).")
+BATCH_SIZE = typer.Option(None, "--batch-size", "-b", metavar="N", help="Logical batch size (n_batch, default 2048).")
+UBATCH_SIZE = typer.Option(None, "--ubatch-size", "-ub", metavar="N", help="Physical batch size (n_ubatch, default 512); sizes the SWA cache.")
+FLASH_ATTN = typer.Option(None, "--flash-attn", "-fa", metavar="on|off|auto", help="Default auto. Off transposes V, which pads V rows to the widest layer (also 1/0).")
+
+
+def _kv_given(ctx_size: Optional[str], cache_type: Optional[str], cache_type_k: Optional[str],
+              cache_type_v: Optional[str], parallel: Optional[int], kv_unified: Optional[bool],
+              swa_full: Optional[bool], batch_size: Optional[int], ubatch_size: Optional[int],
+              flash_attn: Optional[str]) -> dict:
+    """The KVSettings fields the flags set (None: not given, the defaults decide)."""
+    from .flags import parse_cache_types, parse_count, parse_flash_attn
+
+    tk = tv = None
+    if cache_type is not None:
+        ((tk, tv),) = parse_cache_types(cache_type, flag="--cache-type")
+    if cache_type_k is not None or cache_type_v is not None:
+        ((tk, tv),) = parse_cache_types(None, cache_type_k or tk or "f16", cache_type_v or tv or "f16")
+    return dict(ctx_size=None if ctx_size is None else parse_count(ctx_size, "--ctx-size"), cache_type_k=tk,
+                cache_type_v=tv, parallel=parallel, kv_unified=kv_unified, swa_full=swa_full, batch_size=batch_size,
+                ubatch_size=ubatch_size, flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
+
+
 @app.command()
 @_one_line_errors
 def estimate(
     model: Optional[str] = MODEL,
     hf_repo: Optional[str] = HF_REPO,
     hf_file: Optional[str] = HF_FILE,
-    ctx_size: Optional[str] = typer.Option(None, "--ctx-size", "-c", metavar="N", help="Context size in tokens (llama.cpp's n_ctx): 4096, 32k; 0 = the model's training context. Default 0 (tools, server) or 512 (library)."),
-    cache_type: Optional[str] = typer.Option(None, "--cache-type", "-ct", metavar="TYPE", help="K and V cache type at once (q8_0), or K:V (q8_0:q4_0)."),
-    cache_type_k: Optional[str] = typer.Option(None, "--cache-type-k", "-ctk", metavar="TYPE", help="K cache type: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (default f16)."),
-    cache_type_v: Optional[str] = typer.Option(None, "--cache-type-v", "-ctv", metavar="TYPE", help="V cache type (default f16; quantized V needs flash attention)."),
-    parallel: Optional[int] = typer.Option(None, "--parallel", "-np", metavar="N", help="Number of parallel sequences (n_seq_max). Default 1, or 4 with --defaults server."),
-    kv_unified: Optional[bool] = typer.Option(None, "--kv-unified/--no-kv-unified", "-kvu", help="One KV buffer shared by all sequences. Default off, or on with --defaults server."),
-    swa_full: Optional[bool] = typer.Option(None, "--swa-full/--no-swa-full", help="Full-size SWA cache. Default off (tools, server) or on (library)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", metavar="N", help="Logical batch size (n_batch, default 2048)."),
-    ubatch_size: Optional[int] = typer.Option(None, "--ubatch-size", "-ub", metavar="N", help="Physical batch size (n_ubatch, default 512); sizes the SWA cache."),
-    flash_attn: Optional[str] = typer.Option(None, "--flash-attn", "-fa", metavar="on|off|auto", help="Default auto. Off transposes V, which pads V rows to the widest layer (also 1/0)."),
+    ctx_size: Optional[str] = CTX_SIZE,
+    cache_type: Optional[str] = CACHE_TYPE,
+    cache_type_k: Optional[str] = CACHE_TYPE_K,
+    cache_type_v: Optional[str] = CACHE_TYPE_V,
+    parallel: Optional[int] = PARALLEL,
+    kv_unified: Optional[bool] = KV_UNIFIED,
+    swa_full: Optional[bool] = SWA_FULL,
+    batch_size: Optional[int] = BATCH_SIZE,
+    ubatch_size: Optional[int] = UBATCH_SIZE,
+    flash_attn: Optional[str] = FLASH_ATTN,
     defaults: str = DEFAULTS_OPTION,
     n_gpu_layers: Optional[str] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers offloaded to one GPU (the output layer counts as one; all or -1 = every layer): splits KV and weights per device."),
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
@@ -133,27 +166,60 @@ def estimate(
     (n_ctx 512, swa_full on: what llama-cpp-python gets).
     """
     from .api import estimate as estimate_
-    from .flags import parse_cache_types, parse_count, parse_flash_attn, parse_gpu_layers
+    from .flags import parse_gpu_layers
     from .memory.settings import DEFAULTS_NOTE
     from .present.console import estimate_json, print_estimate
 
-    tk = tv = None
-    if cache_type is not None:
-        ((tk, tv),) = parse_cache_types(cache_type, flag="--cache-type")
-    if cache_type_k is not None or cache_type_v is not None:
-        ((tk, tv),) = parse_cache_types(None, cache_type_k or tk or "f16", cache_type_v or tv or "f16")
+    given = _kv_given(ctx_size, cache_type, cache_type_k, cache_type_v, parallel, kv_unified, swa_full, batch_size,
+                      ubatch_size, flash_attn)
     est = estimate_(
-        _model(model, hf_repo, hf_file), defaults=defaults, n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
-        offload_kqv=not no_kv_offload, total=total, repack=repack,
-        ctx_size=None if ctx_size is None else parse_count(ctx_size, "--ctx-size"), cache_type_k=tk, cache_type_v=tv,
-        parallel=parallel, kv_unified=kv_unified, swa_full=swa_full, batch_size=batch_size, ubatch_size=ubatch_size,
-        flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
+        _model(model, hf_repo, hf_file), defaults=defaults,
+        n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
+        offload_kqv=not no_kv_offload, total=total, repack=repack, **given)
     if as_json:
         extra = {"total": {d.device: d.to_dict() for d in est.devices}} if est.devices is not None else {}
         _emit_json({**estimate_json(est.model, est.prediction, est.placement), "defaults": defaults, **extra})
     else:
         print_estimate(est.model, est.prediction, placement=est.placement, defaults_note=DEFAULTS_NOTE[defaults],
                        devices=est.devices)
+
+
+@app.command()
+@_one_line_errors
+def explain(
+    model: Optional[str] = MODEL,
+    hf_repo: Optional[str] = HF_REPO,
+    hf_file: Optional[str] = HF_FILE,
+    ctx_size: Optional[str] = CTX_SIZE,
+    cache_type: Optional[str] = CACHE_TYPE,
+    cache_type_k: Optional[str] = CACHE_TYPE_K,
+    cache_type_v: Optional[str] = CACHE_TYPE_V,
+    parallel: Optional[int] = PARALLEL,
+    kv_unified: Optional[bool] = KV_UNIFIED,
+    swa_full: Optional[bool] = SWA_FULL,
+    batch_size: Optional[int] = BATCH_SIZE,
+    ubatch_size: Optional[int] = UBATCH_SIZE,
+    flash_attn: Optional[str] = FLASH_ATTN,
+    defaults: str = DEFAULTS_OPTION,
+    as_json: bool = JSON,
+) -> None:
+    """How big the KV cache is, step by step as llama.cpp sizes it, and why the usual formulas miss.
+
+    The same flags and defaults as `estimate`; ends in exactly estimate's figure. Then the formulas
+    people copy (hidden_size-based, GQA-aware but SWA-blind, "q8_0 = half of f16", per-sequence vs
+    unified), each with its number, its ratio to the exact one and what breaks it on this model.
+    """
+    from .api import explain as explain_
+    from .memory.settings import DEFAULTS_NOTE
+    from .present.explain_output import explain_json, explain_lines
+
+    given = _kv_given(ctx_size, cache_type, cache_type_k, cache_type_v, parallel, kv_unified, swa_full, batch_size,
+                      ubatch_size, flash_attn)
+    e = explain_(_model(model, hf_repo, hf_file), defaults=defaults, **given)
+    if as_json:
+        _emit_json({**explain_json(e.model, e.explanation), "defaults": defaults})
+    else:
+        typer.echo("\n".join(explain_lines(e.model, e.explanation, DEFAULTS_NOTE[defaults])))
 
 
 @app.command()
@@ -226,16 +292,16 @@ def sweep(
     kv_unified: Optional[str] = typer.Option(None, "--kv-unified", "-kvu", metavar="on|off|both", help="Unified cache (only when parallel > 1). Default both, or on with --defaults server."),
     flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", metavar="LIST", help="Comma-separated: on, off, auto (or 1, 0)."),
     defaults: str = DEFAULTS_OPTION,
-    threads: Optional[int] = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores)."),
+    threads: Optional[int] = THREADS,
     batch_size: int = typer.Option(KVSettings.batch_size, "--batch-size", "-b", metavar="N"),
     ubatch_size: int = typer.Option(KVSettings.ubatch_size, "--ubatch-size", "-ub", metavar="N"),
     n_prompt: int = typer.Option(RunSettings.n_prompt, "--n-prompt", "-p", metavar="N", help="Prompt tokens per pp test (0: no pp test)."),
     n_gen: int = typer.Option(RunSettings.n_gen, "--n-gen", "-n", metavar="N", help="Generated tokens per tg test (0: no tg test)."),
     depth: Optional[str] = typer.Option(None, "--depth", "-d", metavar="LIST", help="Comma-separated context depths filled before each timed test. Default 0 and half the context (speed differs with depth)."),
-    repetitions: str = typer.Option(str(RunSettings.repetitions), "--repetitions", "-r", metavar="N|auto", help="Timed repetitions after one warm-up; auto: until the 95% CI of the mean is within ±3% (3 to 20)."),
+    repetitions: str = REPETITIONS,
     n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="LIST", help="Comma-separated layer counts to offload to the GPU ('all' or -1: every layer)."),
     kv_offload: str = typer.Option("on", "--kv-offload", metavar="on|off|both", help="on, off (llama.cpp's --no-kv-offload) or both."),
-    repack: bool = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default; AMX, ...). --no-repack when they crash on this CPU."),
+    repack: bool = REPACK_OPTION,
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Output directory (default ./ggufprof-out/<model>-<timestamp>/). Results are always JSONL + CSV."),
     resume: bool = typer.Option(False, "--resume", help="Run only what --out's results.jsonl lacks (failed configurations are run again)."),
     retry_failed: bool = typer.Option(True, "--retry-failed/--no-retry-failed", help="With --resume: run failed configurations again (default) or keep them."),
@@ -344,12 +410,12 @@ def quality(
     text: Optional[Path] = typer.Option(None, "--text", "--file", "-f", metavar="FILE", help="A UTF-8 text, tokenized by the model (llama-perplexity's -f). Default: the English text packaged with ggufprof (~44 KB)."),
     quality_ctx: Optional[str] = typer.Option(None, "--quality-ctx", "--ctx-size", "-c", metavar="N", help="Tokens per chunk (llama-perplexity's -c); the second half of each chunk is scored. Default 2048, capped at n_ctx_train."),
     chunks: Optional[int] = typer.Option(None, "--chunks", metavar="N", help="At most this many chunks (llama-perplexity's --chunks). Default all the text holds."),
-    threads: Optional[int] = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores)."),
+    threads: Optional[int] = THREADS,
     flash_attn: str = typer.Option("auto", "--flash-attn", "-fa", metavar="on|off|auto", help="Flash attention, for the baseline and every cache type alike (a quantized V cache needs it)."),
     ubatch_size: int = typer.Option(QualitySettings.ubatch_size, "--ubatch-size", "-ub", metavar="N", help="Tokens per decode (n_ubatch); also bounds the logits held per context."),
     n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers offloaded to the GPU ('all' or -1: every layer)."),
     kv_offload: bool = typer.Option(True, "--kv-offload/--no-kv-offload", "-kvo/-nkvo", help="KV cache on the GPU with its layers (llama.cpp's default) or in host memory."),
-    repack: bool = typer.Option(True, "--repack/--no-repack", help="Repacked CPU weight buffers (llama.cpp's default). --no-repack when they crash on this CPU."),
+    repack: bool = REPACK_OPTION,
     timeout: float = typer.Option(3600, "--timeout", metavar="SECONDS", help="Seconds the whole measurement may run before it is killed."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per cache type pair."),
     llama_lib: Optional[Path] = LLAMA_LIB_OPTION,
@@ -406,6 +472,55 @@ def download(model: Optional[str] = MODEL, hf_repo: Optional[str] = HF_REPO,
     from .present.console import DownloadBar
 
     typer.echo(str(download_(_model(model, hf_repo, hf_file), DownloadBar()).path))
+def speedup(
+    model: Optional[str] = MODEL,
+    hf_repo: Optional[str] = HF_REPO,
+    hf_file: Optional[str] = HF_FILE,
+    n_gen: str = typer.Option("32,128,512", "--n-gen", "-n", metavar="LIST", help="Comma-separated numbers of tokens to generate (32,128,512,1024), each with and without the cache. Without it the work grows as n²/2."),
+    threads: Optional[int] = THREADS,
+    repetitions: str = REPETITIONS,
+    repack: bool = REPACK_OPTION,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Append the record to DIR/speedup.jsonl (beside a sweep's results.jsonl), which `ggufprof report DIR` draws."),
+    timeout: float = typer.Option(3600, "--timeout", metavar="SECONDS", help="Seconds the whole run may take before it is killed."),
+    as_json: bool = JSON,
+) -> None:
+    """What the KV cache buys: n tokens generated with the cache against the same n tokens where every
+    step clears the memory and re-evaluates the whole prefix (what an implementation without a cache
+    does), timed per token in real llama.cpp runs, and the speed-up per n.
+
+    Runs in a worker process as the sweep's; the tokens llama.cpp evaluated per step (its own counters:
+    1 with the cache, position + 1 without) are recorded and checked. Exit 1 when the worker failed.
+    """
+    from rich.console import Console
+    from rich.text import Text
+
+    from .api import speedup as speedup_
+    from .flags import parse_count_list, parse_repetitions, parse_seconds
+    from .measure.speedup import SpeedupFailed
+    from .present.console import out_console
+    from .present.speedup_output import print_speedup
+
+    ns = sorted(parse_count_list(n_gen, "--n-gen", minimum=1))
+    reps = parse_repetitions(repetitions)
+    timeout = parse_seconds(timeout, "--timeout")
+    if threads is not None and threads < 1:
+        raise GgufprofError(f"--threads must be >= 1, got {threads}")
+    err = Console(stderr=True, highlight=False)
+    if err.is_terminal:
+        work = sum(n * (n + 1) // 2 for n in ns)
+        err.print(Text(f"timing {', '.join(map(str, ns))} generated tokens with and without the KV cache "
+                       f"(without: {work:,} tokens evaluated per repetition)", style="dim"))
+    try:
+        rec = speedup_(_model(model, hf_repo, hf_file), ns, threads=threads, repetitions=reps, repack=repack, timeout=timeout, out=out)
+    except SpeedupFailed as e:
+        typer.echo(f"Error: {printable(str(e), 4000)}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        _emit_json(rec.to_dict())
+        return
+    print_speedup(rec, out_console(100))
+    if out is not None:
+        typer.echo(f"record appended to {out / 'speedup.jsonl'} (ggufprof report {out} draws it)")
 
 
 @app.command()

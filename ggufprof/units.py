@@ -1,5 +1,7 @@
 """Human-readable sizes for tables (exact bytes stay in JSON), and text from files made safe to show."""
 
+import math
+
 
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -9,11 +11,12 @@ def human_bytes(n: float) -> str:
     return f"{n:.2f} TiB"
 
 
-def human_count(n: int) -> str:
-    for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= div:
-            return f"{n / div:.2f}{unit}"
-    return str(n)
+def b_params(n: int) -> str:
+    """A parameter count in units of 10⁹, named as such ("0.135 B params", "7.24 B params"): three
+    significant digits below one billion, never the 2³⁰ that GiB means."""
+    x = n / 1e9
+    digits = 2 if x >= 1 or x <= 0 else min(12, 2 - math.floor(math.log10(x)))
+    return f"{x:.{digits}f} B params"
 
 
 def printable(text: str, limit: int | None = 200) -> str:

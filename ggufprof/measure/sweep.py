@@ -40,6 +40,17 @@ from .quality import quality_failures, quality_key, sweep_quality
 from .workers import run_once
 
 
+def model_block(model: ModelInfo, sha256: str | None = None) -> dict:
+    """What a record says about its model: path, name, architecture, size and sha256 (which decides
+    whether two results are of one model file), and where a downloaded model came from. ``sha256``
+    is computed when not given."""
+    if sha256 is None and model.path.is_file():
+        sha256 = sha256_file(model.path)
+    return {"path": str(model.path.resolve()), "name": model.name, "architecture": model.architecture,
+            "size": model.file_size, "sha256": sha256, **(model.origin.to_dict() if model.origin else {})}
+
+
+
 @dataclass
 class SweepSummary:
     out_dir: Path
@@ -120,11 +131,7 @@ class Sweep:
         else:
             kept_failed = 0
             backup(self.results)
-        model_block = {
-            "path": str(self.model.path.resolve()), "name": self.model.name, "architecture": self.model.architecture,
-            "size": self.model.file_size, "sha256": self.sha256,
-            **(self.model.origin.to_dict() if self.model.origin else {}),  # where a downloaded model came from
-        }
+        block = model_block(self.model, self.sha256)
         plan = [(rs, why) for rs, why in self.planned() if rs.id not in done]
         summary = SweepSummary(self.out_dir, resumed=len(done), kept_failed=kept_failed)
         quality = self._quality_blocks(plan)
@@ -133,7 +140,7 @@ class Sweep:
             for i, (rs, why) in enumerate(plan):
                 self.on_start(rs, i, len(plan))
                 rec = self._skipped(rs, why) if why else self._run_one(rs, i)
-                rec.model = model_block
+                rec.model = block
                 if self.quality is not None and rec.status == "ok":
                     rec.quality = quality.get(quality_key(rs))
                 append_record(self.results, rec)

@@ -23,20 +23,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 import llama_cpp as L
-import psutil
 
 from ..errors import GgufprofError
 from ..results.run_settings import RunSettings
-from ..flags import AUTO
-from ..results.noise import enough
-from ..results.schema import speed_block
 from .llama_ctx import ContextRefused, LlamaModel, backend_devices, bos_token, decode, log_capture
+from .repeat import machine, more, noise_sample, speed_test
 from .sampling import RssSampler, Vram, peak_rss_rusage
 from . import environment
 from .workers import serve
-
-NOISE_MIN_WALL = 0.2  # seconds: below, CPU-time shares are within the kernel's 10 ms tick of zero
-
 
 class _Decoder:
     def __init__(self, ctx, model, n_batch: int, seed: int = 1234):
@@ -152,46 +146,6 @@ class _ParallelDecoder:
         self.pos = [0] * self.n_seq
 
 
-def _speed(n_tokens: int, samples_s: list[float], n_seq: int = 1, noise: list[dict] | None = None) -> dict:
-    """A speed block; with ``n_seq`` sequences decoded together its tokens/s is the aggregate
-    (n_seq x n_tokens / s, llama-batched-bench's S_PP / S_TG) and ``tps_per_seq`` one sequence's."""
-    block = speed_block(n_tokens * n_seq, samples_s, [n_tokens * n_seq / s for s in samples_s if s > 0])
-    block["n_seq"] = n_seq
-    block["tokens_per_seq"] = n_tokens
-    block["tps_per_seq"] = block["tps_mean"] / n_seq if block["tps_mean"] else None
-    block["samples_noise"] = noise or []
-    return block
-
-
-def _more(repetitions: int, samples_s: list[float], n_tokens: int) -> bool:
-    """Whether to time one more repetition: a fixed count, or (``AUTO``) until the 95 % CI of the
-    mean tokens/s is within the target (results/noise.py)."""
-    if repetitions != AUTO:
-        return len(samples_s) < repetitions
-    return not enough([n_tokens / s for s in samples_s if s > 0])
-
-
-def _machine() -> tuple[float, float, float]:
-    """(wall, this process's CPU seconds, the machine's busy CPU seconds) now."""
-    ct = psutil.cpu_times()
-    busy = ct.user + ct.system + getattr(ct, "nice", 0) + getattr(ct, "irq", 0) + getattr(ct, "softirq", 0)
-    return time.perf_counter(), time.process_time(), busy
-
-
-def _noise_sample(before: tuple[float, float, float], after: tuple[float, float, float]) -> dict:
-    """The machine during one repetition: load average, our CPU use, and the share of all cores
-    that other processes used (busy CPU time not ours / wall x cores)."""
-    wall = max(after[0] - before[0], 1e-9)
-    own = after[1] - before[1]
-    freq = psutil.cpu_freq() if hasattr(psutil, "cpu_freq") else None
-    sample = {"loadavg1": os.getloadavg()[0], "cpu_per_wall": None, "others_cpu_share": None,
-              "freq_mhz": freq.current if freq else None}
-    if wall >= NOISE_MIN_WALL:  # the kernel counts CPU time in 10 ms ticks: shorter runs say nothing
-        others = max(0.0, (after[2] - before[2]) - own) / (wall * (os.cpu_count() or 1))
-        sample.update(cpu_per_wall=own / wall, others_cpu_share=min(others, 1.0))
-    return sample
-
-
 def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> dict:
     capture = log_capture()
     sampler = RssSampler()
@@ -296,12 +250,12 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
             pp_s, tg_s, pp_noise, tg_noise = [], [], [], []
             for n_tokens, timed, samples, noise in ((rs.n_prompt, timed_pp, pp_s, pp_noise),
                                                     (rs.n_gen, timed_tg, tg_s, tg_noise)):
-                while n_tokens > 0 and _more(rs.repetitions, samples, n_tokens * n_seq):
+                while n_tokens > 0 and more(rs.repetitions, samples, n_tokens * n_seq):
                     reset()
-                    before = _machine()
+                    before = machine()
                     with sampler.paused():  # no RSS wake-ups while ggml's threads are timed (memory.py)
                         samples.append(timed())
-                    noise.append(_noise_sample(before, _machine()))
+                    noise.append(noise_sample(before, machine()))
             vram_m["after_run_process"] = vram.process_bytes(pid)  # NVML has no per-process peak
             resolved = {
                 "n_ctx": c.n_ctx,
@@ -333,8 +287,8 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
             "model_buffers_mib": lm.load_log.model_buffers_mib,
             "rss": rss,
             "vram": vram_m if vram.available else None,
-            "pp": _speed(rs.n_prompt, pp_s, rs.kv.parallel, pp_noise),
-            "tg": _speed(rs.n_gen, tg_s, rs.kv.parallel, tg_noise),
+            "pp": speed_test(rs.n_prompt, pp_s, rs.kv.parallel, pp_noise),
+            "tg": speed_test(rs.n_gen, tg_s, rs.kv.parallel, tg_noise),
             "ttft_ms": statistics.fmean(pp_s) * 1000 if pp_s else None,
             "timings": timings,
         },

@@ -15,10 +15,16 @@ from .kv_cache import LayerFilter, kv_cache
 SWA_PAD = 256
 
 
+def swa_window_cells(hp: HParams, n_seq_max: int, n_ubatch: int, unified: bool) -> int:
+    """What one SWA stream must hold before the cap and padding: the window of every sequence it
+    serves (all of them when unified) plus one ubatch."""
+    return hp.n_swa * (n_seq_max if unified else 1) + n_ubatch
+
+
 def swa_cells(hp: HParams, kv_size: int, n_seq_max: int, n_ubatch: int, unified: bool, swa_full: bool) -> int:
     if swa_full:
         return kv_size
-    return pad(min(kv_size, hp.n_swa * (n_seq_max if unified else 1) + n_ubatch), SWA_PAD)
+    return pad(min(kv_size, swa_window_cells(hp, n_seq_max, n_ubatch, unified)), SWA_PAD)
 
 
 def chain(layer_filter: LayerFilter, extra) -> LayerFilter:

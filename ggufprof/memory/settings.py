@@ -105,20 +105,23 @@ def differing(s: KVSettings, profile: str) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class Resolved:
-    """What llama.cpp makes of the settings: ``llama_n_ctx`` and friends."""
+    """What llama.cpp makes of the settings: ``llama_n_ctx`` and friends, and the two numbers on the
+    way there (what was asked for, and its padding before the split into streams)."""
 
     n_ctx: int
     n_ctx_seq: int
     n_batch: int
     n_ubatch: int
+    n_ctx_requested: int = 0  # ctx_size, or n_ctx_train for 0
+    n_ctx_padded: int = 0  # pad(n_ctx_requested, 256), before the split among the sequences
 
 
 def resolve(s: KVSettings, n_ctx_train: int, causal_attn: bool = True) -> Resolved:
-    n_ctx = s.ctx_size or n_ctx_train
-    n_batch = min(n_ctx, s.batch_size) if causal_attn else s.batch_size
+    requested = s.ctx_size or n_ctx_train
+    n_batch = min(requested, s.batch_size) if causal_attn else s.batch_size
     n_ubatch = min(n_batch, s.ubatch_size or n_batch)
-    n_ctx = pad(n_ctx, CTX_PAD)
+    n_ctx = pad(requested, CTX_PAD)
     if s.kv_unified:
-        return Resolved(n_ctx, n_ctx, n_batch, n_ubatch)
+        return Resolved(n_ctx, n_ctx, n_batch, n_ubatch, requested, n_ctx)
     n_ctx_seq = pad(n_ctx // s.parallel, CTX_PAD)
-    return Resolved(n_ctx_seq * s.parallel, n_ctx_seq, n_batch, n_ubatch)
+    return Resolved(n_ctx_seq * s.parallel, n_ctx_seq, n_batch, n_ubatch, requested, n_ctx)

@@ -54,6 +54,10 @@ class HParams:
     n_head_kv_arr: list[int] = field(default_factory=_zeros)
     n_ff_arr: list[int] = field(default_factory=_zeros)
 
+    # mixture of experts (parameter counts only: experts do not shape the memory)
+    n_expert: int = 0
+    n_expert_used_arr: list[int] = field(default_factory=_zeros)
+
     n_embd_head_k_full: int = 0
     n_embd_head_v_full: int = 0
     n_embd_head_k_swa: int = 0
@@ -118,6 +122,10 @@ class HParams:
 
     def n_ff(self, il: int = 0) -> int:
         return self.n_ff_arr[il]
+
+    def n_expert_used(self, il: int = 0) -> int:
+        """Experts routed per token in layer ``il`` (``llama_hparams::n_expert_used``)."""
+        return self.n_expert_used_arr[il]
 
     def is_swa(self, il: int) -> bool:
         return bool(self.is_swa_impl[il])

@@ -13,7 +13,7 @@ from .arch_hparams import ARCH_HPARAMS
 from .gguf_keys import (
     ATTENTION_CAUSAL, ATTENTION_HEAD_COUNT, ATTENTION_HEAD_COUNT_KV, ATTENTION_KEY_LENGTH,
     ATTENTION_KEY_LENGTH_SWA, ATTENTION_VALUE_LENGTH, ATTENTION_VALUE_LENGTH_SWA, BLOCK_COUNT, CONTEXT_LENGTH,
-    EMBEDDING_LENGTH, FEATURES_LENGTH, FEED_FORWARD_LENGTH, GENERAL_ARCHITECTURE, NEXTN_PREDICT_LAYERS,
+    EMBEDDING_LENGTH, EXPERT_COUNT, EXPERT_USED_COUNT, FEATURES_LENGTH, FEED_FORWARD_LENGTH, GENERAL_ARCHITECTURE, NEXTN_PREDICT_LAYERS,
     ROPE_DIMENSION_COUNT, ROPE_DIMENSION_COUNT_SWA,
 )
 from .gguf_reader import GgufFile
@@ -57,6 +57,12 @@ def load_hparams(gf: GgufFile) -> HParams:
 
     if arch == "wavtokenizer-dec":
         hp.n_embd = _u32(ml.get_key(FEATURES_LENGTH), ml.key(FEATURES_LENGTH))
+
+    # MoE (llama_model_base::load_hparams): the parameter counts of inspect need total and active experts
+    hp.n_expert = _u32(ml.get_key(EXPERT_COUNT, 0), ml.key(EXPERT_COUNT))
+    ml.get_key_or_arr(EXPERT_USED_COUNT, hp.n_expert_used_arr, hp.n_layer_all)
+    if arch in ("hunyuan_vl", "hunyuan-dense") and hp.n_expert <= 1:
+        hp.n_expert, hp.n_expert_used_arr = 0, [0] * LLAMA_MAX_LAYERS
 
     hp.is_recr_impl = [int(arch in RECURRENT_ARCHS)] * LLAMA_MAX_LAYERS
     ml.get_key_or_arr(FEED_FORWARD_LENGTH, hp.n_ff_arr, hp.n_layer_all)

@@ -21,9 +21,10 @@ from ..memory.predict import MemoryPrediction, bytes_per_token, context_bytes, r
 from ..memory.settings import CTX_PAD
 from ..model import ggml_types
 from ..model.model_info import ModelInfo
+from ..model.params import ParamsByComponent, params_by_component
 from ..memory.placement import Placement
 from ..memory.settings import DEFAULTS_NOTE, differing
-from ..units import human_bytes, human_count, printable
+from ..units import b_params, human_bytes, printable
 
 if TYPE_CHECKING:
     from ..api import FitReport
@@ -67,6 +68,7 @@ def inspect_json(info: ModelInfo) -> dict:
     d["memory_unsupported"] = memory_note(info)
     d["kv_bytes_per_token"] = _per_token(info)
     d["recurrent_bytes_per_sequence"] = None if memory_note(info) else recurrent_bytes_per_sequence(info)
+    d["params_by_component"] = params_by_component(info).to_dict()
     return d
 
 
@@ -89,8 +91,9 @@ def print_inspect(info: ModelInfo, console: Console | None = None) -> None:
     c.print(Text(
         f"architecture {info.architecture} · {info.n_layer} layers"
         + (f" (+{nextn} NextN/MTP, not cached by the main context)" if nextn else "")
-        + f" · n_embd {info.n_embd} · {human_count(info.n_params)} parameters ({human_bytes(info.weight_bytes)} "
-        "of weights: " + ", ".join(f"{n}×{t}" for t, n in info.tensor_types.items()) + ")"))
+        + f" · n_embd {info.n_embd} · {info.n_params:,} params ({b_params(info.n_params)}; "
+        f"{human_bytes(info.weight_bytes)} of weights: " + ", ".join(f"{n}×{t}" for t, n in info.tensor_types.items())
+        + ")"))
     c.print(Text(f"trained context {info.n_ctx_train} · vocabulary {info.n_vocab}"
                  + (f" · sliding window {info.n_swa} on {sum(info.swa_layers)} of {info.n_layer} layers"
                     if info.has_swa else "")))
@@ -98,8 +101,13 @@ def print_inspect(info: ModelInfo, console: Console | None = None) -> None:
     c.print(Text(f"memory: {MEMORY_KINDS[kind].description}"))
     if note := memory_note(info):
         c.print(Text(note, style="yellow"))
-        return
+    else:
+        _print_memory(info, c)
+    print_params(params_by_component(info), c)
 
+
+def _print_memory(info: ModelInfo, c: Console) -> None:
+    """inspect's layer table and per-token KV costs."""
     t = Table(title="Layers", title_justify="left")
     for col in ("layers", "heads", "KV heads", "head size K/V", "memory"):
         t.add_column(col, justify="right" if col != "memory" else "left")
@@ -129,6 +137,27 @@ def print_inspect(info: ModelInfo, console: Console | None = None) -> None:
     if info.has_swa:
         c.print(Text("SWA layers keep only the window (plus a batch) unless swa_full is on: "
                      "use `ggufprof estimate` for the cache llama.cpp actually allocates.", style="dim"))
+
+
+def print_params(p: ParamsByComponent, c: Console) -> None:
+    """Parameters by component: exact (tensor shapes) beside the closed form, and why they differ."""
+    t = Table(title="Parameters by component (exact, from the tensor shapes; 1 B params = 10⁹)", title_justify="left")
+    for col in ("component", "params", "share", "bytes", "closed form", "difference", "why they differ"):
+        t.add_column(col, justify="left" if col in ("component", "why they differ") else "right",
+                     no_wrap=col != "why they differ")
+    for comp in p.components:
+        t.add_row(comp.label, f"{comp.params:,}", f"{comp.params / p.total:.1%}" if p.total else "-",
+                  human_bytes(comp.bytes), f"{comp.closed_form:,}", f"{comp.difference:+,}" if comp.difference else "0",
+                  "; ".join(comp.reasons))
+    t.add_row("total", f"{p.total:,}", "100%", human_bytes(p.total_bytes), f"{p.closed_form_total:,}",
+              f"{p.total - p.closed_form_total:+,}", b_params(p.total), style="bold")
+    c.print(t)
+    c.print(Text(f"closed form: {p.closed_form_expression}", style="dim"))
+    if p.moe:
+        c.print(Text(f"active per token: {p.active:,} params ({b_params(p.active)}) of {p.total:,}; {p.active_note}"
+                     if p.active is not None else f"active per token: unknown ({p.active_note})"))
+    if p.tied_output:
+        c.print(Text("output: tied to the token embeddings (no output.weight)"))
 
 
 def estimate_json(info: ModelInfo, pred: MemoryPrediction, placement: Placement | None = None) -> dict:

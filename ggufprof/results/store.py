@@ -18,12 +18,14 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import GgufprofError
 from .schema import Record, flatten, validate
 
+T = TypeVar("T")
 RESULTS = "results.jsonl"
 LINE_MAX = 64 << 20  # a results line longer than this is not ours (a record is a few KiB)
 
@@ -36,9 +38,10 @@ def results_file(path: str | Path) -> Path:
     return f
 
 
-def read_records(path: Path, problems: list[str] | None = None) -> list[Record]:
-    """The valid records of a JSONL file; each line that is not one is described in ``problems``."""
-    out: list[Record] = []
+def read_jsonl(path: Path, parse: Callable[[dict], T], problems: list[str] | None = None) -> list[T]:
+    """The objects ``parse`` makes of a JSONL file's lines; a line that is not JSON, not an object,
+    or that ``parse`` refuses (ValueError or TypeError, with the reason) is described in ``problems``."""
+    out: list[T] = []
     try:
         f = open(path, "rb")
     except OSError as e:
@@ -55,16 +58,25 @@ def read_records(path: Path, problems: list[str] | None = None) -> list[Record]:
             else:
                 if not isinstance(d, dict):
                     why = f"not a record (a JSON {type(d).__name__})"
-                elif bad := validate(d):
-                    why = "; ".join(bad[:3])
                 else:
                     try:
-                        out.append(Record.from_dict(d))
+                        out.append(parse(d))
                     except (TypeError, ValueError) as e:
                         why = str(e)
             if why and problems is not None:
                 problems.append(f"{path}:{n}: {why[:300]}; line ignored")
     return out
+
+
+def _record(d: dict) -> Record:
+    if bad := validate(d):
+        raise ValueError("; ".join(bad[:3]))
+    return Record.from_dict(d)
+
+
+def read_records(path: Path, problems: list[str] | None = None) -> list[Record]:
+    """The valid records of a JSONL file; each line that is not one is described in ``problems``."""
+    return read_jsonl(path, _record, problems)
 
 
 def _lines(f) -> Iterable[tuple[bytes, bool]]:
@@ -97,7 +109,11 @@ def line_of(rec: Record) -> bytes:
 
 def append_record(path: Path, rec: Record) -> None:
     """Append one whole line with one write, and fsync it: a crash loses nothing already measured."""
-    data = line_of(rec)
+    append_line(path, line_of(rec))
+
+
+def append_line(path: Path, data: bytes) -> None:
+    """Append one complete line (``data`` ends with a newline) with one write, then fsync."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     except OSError as e:

@@ -16,8 +16,9 @@ from pathlib import Path
 from ...results.llama_log import logged_mib, mib_bytes
 from ...results.checks import failed_checks
 from ...errors import GgufprofError
-from ...results.store import load_records
+from ...results.store import RESULTS, load_records
 from ...results.schema import Record
+from ...results.speedup import SpeedupRecord, read_speedup
 
 CACHE_KEYS = ("cache_type_k", "cache_type_v")
 # settings shown as columns when they vary, in this order (ctx and depth are always shown)
@@ -57,6 +58,7 @@ class ReportData:
     pairs: list[tuple[str, str]] = field(default_factory=list)  # in the order the sweeps ran them
     varying: list[str] = field(default_factory=list)  # settings (not cache types) with more than one value
     problems: list[str] = field(default_factory=list)  # results lines that could not be read (ignored)
+    speedup: list[SpeedupRecord] = field(default_factory=list)  # speedup.jsonl records, in the order read
 
     def count(self, status: str) -> int:
         return sum(i.rec.status == status for i in self.items)
@@ -86,17 +88,28 @@ def _dir_host(path: Path, records: list[Record]) -> str:
     return path.resolve().name
 
 
+def _load_dir(d: Path, problems: list[str]) -> tuple[list[Record], list[SpeedupRecord]]:
+    """A directory's sweep records and speedup records; an error when it holds neither."""
+    speed = read_speedup(d, problems)
+    if speed and not (d / RESULTS).is_file():
+        return [], speed
+    recs = load_records(d, problems)  # says what to run when there is no results.jsonl
+    if not recs and not speed:
+        raise GgufprofError(f"{d}: results.jsonl holds no records")
+    return recs, speed
+
+
 def load(dirs: list[Path]) -> ReportData:
-    """All records of ``dirs``, labelled by host; GgufprofError when they hold different models."""
+    """All records of ``dirs`` (results.jsonl and speedup.jsonl), labelled by host; GgufprofError when
+    they hold different models."""
     if not dirs:
         raise GgufprofError("no result directories given")
     problems: list[str] = []
-    loaded = [(Path(d), load_records(d, problems)) for d in dirs]
+    both = [(Path(d), *_load_dir(Path(d), problems)) for d in dirs]
+    loaded = [(d, recs) for d, recs, _ in both]
     first: tuple[Path, dict] | None = None
-    for d, recs in loaded:
-        if not recs:
-            raise GgufprofError(f"{d}: results.jsonl holds no records")
-        for r in recs:
+    for d, recs, speed in both:
+        for r in [*recs, *speed]:
             if first is None:
                 first = (d, r.model)
             elif _model_key(r.model) != _model_key(first[1]):
@@ -116,7 +129,8 @@ def load(dirs: list[Path]) -> ReportData:
     for it in items:  # one host swept twice: tell the directories apart
         if len(dirs_of[it.host]) > 1:
             it.host = f"{it.host} ({it.source.resolve().name})"
-    data = ReportData(model=first[1], sources=[d for d, _ in loaded], items=items, problems=problems)
+    data = ReportData(model=first[1], sources=[d for d, _ in loaded], items=items, problems=problems,
+                      speedup=[r for _, _, speed in both for r in speed])
     data.hosts = list(dict.fromkeys(i.host for i in items))
     data.pairs = list(dict.fromkeys(i.pair for i in items))
     data.varying = [a for a in AXES if len({repr(i.rec.settings.get(a)) for i in items}) > 1]

@@ -16,6 +16,7 @@ from ...errors import GgufprofError
 from ...memory.settings import KVSettings
 from ...memory.predict import predict
 from ...model.model_info import ModelInfo, load_model_info
+from ...results.speedup import speedup as speedup_factor
 from .data import CACHE_KEYS, AXIS_LABELS, Item, ReportData, measured_kv_bytes, pair_label, speed
 from .tables import fmt_setting
 
@@ -307,11 +308,60 @@ def cache_type_chart(data: ReportData) -> Plot | str:
                 _png(fig), True)
 
 
+def speedup_plot(data: ReportData) -> Plot | str:
+    """``ggufprof speedup``'s latest record: time per token against its position with and without the
+    KV cache (the largest n), and the speed-up per n."""
+    if not data.speedup:
+        return ("Generation with and without the KV cache: not drawn, no speedup.jsonl "
+                "(`ggufprof speedup MODEL --out DIR` writes one).")
+    rec = data.speedup[-1]
+    last = max(rec.points, key=lambda p: p["n"])
+    plt = _pyplot()
+    fig, (ax_t, ax_s) = plt.subplots(1, 2, figsize=(11, 4.2))
+    xs = list(range(last["n"]))
+    for n, (mode, label) in enumerate((("cached", "with the KV cache (1 token per step)"),
+                                       ("uncached", "without: the whole prefix again"))):
+        ax_t.plot(xs, [s * 1e3 for s in last[mode]["per_token_s"]], color=f"C{n}", lw=1.2, label=label)
+    from matplotlib.ticker import FuncFormatter
+
+    ax_t.set_yscale("log")
+    ax_t.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+    ax_t.set_xlabel("position of the generated token")
+    ax_t.set_ylabel("ms per token")
+    ax_t.set_title(f"time per token, n = {last['n']}", fontsize=10)
+    ax_t.grid(alpha=0.3, which="both")
+    ax_t.legend(fontsize=8)
+    ns = [p["n"] for p in rec.points]
+    ups = [speedup_factor(p) or 0 for p in rec.points]
+    ax_s.plot(ns, ups, "o-", color="C2")
+    for x, y in zip(ns, ups):
+        ax_s.annotate(f"{y:.1f}×", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    if len(ns) > 1 and ns[-1] / ns[0] >= 8:
+        ax_s.set_xscale("log", base=2)
+    ax_s.set_xlabel("tokens generated (n)")
+    ax_s.set_ylabel("speed-up (time without / with)")
+    ax_s.set_title("total speed-up of the KV cache", fontsize=10)
+    ax_s.set_ylim(bottom=0)
+    ax_s.margins(y=0.15)
+    ax_s.grid(alpha=0.3)
+    s = rec.settings
+    return Plot("speedup", "Generation with and without the KV cache",
+                f"Real llama.cpp runs on {rec.host} ({s.get('threads')} threads, f16 cache, mean of "
+                f"{len(last['cached']['samples_s'])} repetition(s)): each step timed alone. Without the cache every "
+                "step clears the memory and evaluates the whole prefix (llama.cpp counted position + 1 tokens per "
+                f"step, against 1 with the cache). Latest of {len(data.speedup)} speedup record(s), "
+                f"{rec.started_at or 'undated'}.", _png(fig), True)
+
+
 def make_plots(data: ReportData) -> tuple[list[Plot], list[str]]:
     """Every plot the data supports, and a note for each one it does not. The cache-type chart comes
-    first and is drawn whatever varies in the sweep."""
+    first and is drawn whatever varies in the sweep; the speedup plot comes from speedup.jsonl."""
     plots, notes = [], []
-    for fn in (cache_type_chart, kv_vs_ctx, speed_vs_depth, swa_full_plot, unified_plot):
-        result = fn(data) if data.items else "no records"
+    if not data.items:
+        notes.append("The sweep's plots: not drawn, no sweep records here (results.jsonl).")
+    for fn in (cache_type_chart, kv_vs_ctx, speed_vs_depth, swa_full_plot, unified_plot) if data.items else ():
+        result = fn(data)
         (plots if isinstance(result, Plot) else notes).append(result)
+    result = speedup_plot(data)
+    (plots if isinstance(result, Plot) else notes).append(result)
     return plots, notes
