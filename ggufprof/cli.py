@@ -472,6 +472,10 @@ def download(model: Optional[str] = MODEL, hf_repo: Optional[str] = HF_REPO,
     from .present.console import DownloadBar
 
     typer.echo(str(download_(_model(model, hf_repo, hf_file), DownloadBar()).path))
+
+
+@app.command()
+@_one_line_errors
 def speedup(
     model: Optional[str] = MODEL,
     hf_repo: Optional[str] = HF_REPO,

@@ -166,7 +166,7 @@ def test_cli_takes_estimates_flags_and_gives_the_same_figure():
     d = json.loads(r.stdout)
     assert d["kv_bytes"] == est["kv_bytes"] and d["recurrent_bytes"] == est["recurrent_bytes"] == 0
     assert sum(s["bytes"] for s in d["steps"]) == est["kv_bytes"]
-    assert [f["key"] for f in d["formulas"]] == ["a", "b", "c", "d"] and d["defaults"] == "library"
+    assert [f["key"] for f in d["formulas"]] == ["a", "b", "c", "d"] and d["defaults"] == "tools"
     assert d["steps"][1]["rows"][1] == {"role": "V", "width": 64, "width_note": "n_head_kv 1 × head_dim_v 64",
                                         "type": "q4_0", "block_size": 32, "bytes_per_block": 18, "row_bytes": 36}
     server = json.loads(run("explain", fixture_path("gemma3-swa"), "--defaults", "server", "--json").stdout)
