@@ -24,6 +24,7 @@ formula in the context size.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import groupby
@@ -213,20 +214,13 @@ def _steps(model: ModelInfo, pred: MemoryPrediction) -> list[Step]:
         for key in dict.fromkeys(shape(il) for il in sorted(per_layer)):
             layers = tuple(il for il in sorted(per_layer) if shape(il) == key)
             first = per_layer[layers[0]]
-            cells, streams = first[0].ne[1], _prod(first[0].ne[2:])
+            cells, streams = first[0].ne[1], math.prod(first[0].ne[2:])
             rows = tuple(Row(ROLE_NAMES[t.role], t.ne[0], _width_note(model, cache, t, pred.v_trans), t.type)
                          for t in first)
             nbytes = sum(t.nbytes for il in layers for t in per_layer[il])
             steps.append(Step(cache.name, cache.kind, layers, cells, streams,
                               _cells_note(model, pred, cache, cells), rows, nbytes))
     return steps
-
-
-def _prod(xs: tuple[int, ...]) -> int:
-    n = 1
-    for x in xs:
-        n *= x
-    return n
 
 
 def _context_note(pred: MemoryPrediction, requested: int, padded: int) -> str:

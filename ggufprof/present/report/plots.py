@@ -322,7 +322,7 @@ def speedup_plot(data: ReportData) -> Plot | str:
     for n, (mode, label) in enumerate((("cached", "with the KV cache (1 token per step)"),
                                        ("uncached", "without: the whole prefix again"))):
         ax_t.plot(xs, [s * 1e3 for s in last[mode]["per_token_s"]], color=f"C{n}", lw=1.2, label=label)
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     ax_t.set_yscale("log")
     ax_t.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
@@ -338,6 +338,8 @@ def speedup_plot(data: ReportData) -> Plot | str:
         ax_s.annotate(f"{y:.1f}×", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
     if len(ns) > 1 and ns[-1] / ns[0] >= 8:
         ax_s.set_xscale("log", base=2)
+        ax_s.xaxis.set_minor_formatter(NullFormatter())
+    ax_s.set_xticks(ns, [str(n) for n in ns])
     ax_s.set_xlabel("tokens generated (n)")
     ax_s.set_ylabel("speed-up (time without / with)")
     ax_s.set_title("total speed-up of the KV cache", fontsize=10)
