@@ -159,9 +159,10 @@ def quality(model: str | Path, settings: QualitySettings, timeout: float | None 
     return run_quality(Path(model), settings, timeout)
 
 
-def load_results(*paths: str | Path):
-    """Sweep results as a pandas DataFrame, one row per configuration (nested fields dotted)."""
-    return load_dataframe(*(Path(p) for p in paths))
+def load_results(*paths: str | Path, columns: list[str] | None = None, problems: list[str] | None = None):
+    """Sweep results as a pandas DataFrame, one row per configuration (nested fields dotted);
+    ``columns``: only these (what ``ggufprof results`` shows). Unreadable lines go to ``problems``."""
+    return load_dataframe(*(Path(p) for p in paths), columns=columns, problems=problems)
 
 
 def records(path: str | Path, problems: list[str] | None = None) -> list[Record]:

@@ -26,6 +26,7 @@ import llama_cpp as L
 import psutil
 
 from ..errors import GgufprofError
+from ..results import files
 from ..results.run_settings import RunSettings
 from ..flags import AUTO
 from ..results.noise import enough
@@ -320,7 +321,7 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
             lm.close()
     finally:
         if log_path is not None:
-            log_path.write_text(log_text + capture.take())
+            files.write_file(log_path, log_text + capture.take())
     rss["peak"] = sampler.peak
     rss["peak_rusage"] = peak_rss_rusage()
     rss["n_samples"] = sampler.n_samples

@@ -29,7 +29,10 @@ scheduler hiccup) inflates its variance. So a change counts as significant when 
 p <= alpha: Welch for the usual near-normal case, Mann-Whitney for robustness to one outlier.
 Each test alone has size alpha; the union at most 2 * alpha, and the minimum-effect gate is what
 keeps noise from failing CI (a 1 % change never fails, whatever the p-value). scipy errors are not
-caught. A metric with fewer than 2 samples on a side is reported as not compared.
+caught. A metric with fewer than 2 samples on a side is reported as not compared. The tests run once
+per group of configurations with the same sample counts (scipy's tests take arrays, one row per
+configuration), not once per configuration: 100,000 configurations are compared in seconds, with
+the p-values of one call per configuration.
 
 Quality (``sweep --quality``): ``kld_mean``, the mean KL divergence against f16/f16, is a regression
 when it grows by more than ``max_kld_increase`` nats (absolute, 0.001 by default, the
@@ -43,19 +46,27 @@ are compared, others are reported as not compared.
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import statistics
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
+import orjson
+
 from ..errors import GgufprofError
 from .llama_log import logged_mib
-from .store import load_records
+from .store import no_gc, read_lines, results_file
 from .schema import Record
 
 MEMORY_METRICS = ("kv_predicted", "kv_logged", "rss_context", "rss_peak")
+# What a comparison reads of each record (store.read_lines keeps only these: less to hold)
+COMPARED_FIELDS = ("settings", "predicted.kv_bytes", "measured.kv.caches.kind", "measured.kv.caches.total_mib",
+                   *(f"measured.rss.{k}" for k in ("after_load", "after_context", "peak")),
+                   "measured.pp.samples_tps", "measured.tg.samples_tps", "check.speed_noise", "quality",
+                   "model.sha256", "model.path", "env.hostname", "env.cpu")
 SPEED_METRICS = ("pp_tps", "tg_tps")
 QUALITY_METRICS = ("kld_mean",)
 UNITS = {"kv_predicted": "bytes", "kv_logged": "MiB", "rss_context": "bytes", "rss_peak": "bytes",
@@ -73,7 +84,7 @@ class Thresholds:
     strict_noise: bool = False  # --strict-noise: judge speed rows flagged noisy like the others
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a comparison of 100,000 configurations holds 600,000 of these
 class MetricResult:
     """One configuration x metric verdict: regression, improvement, unchanged, noisy (a speed change
     on a measurement flagged noisy: reported, not judged) or not_compared."""
@@ -91,7 +102,7 @@ class MetricResult:
     note: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Unpaired:
     """A configuration that was not compared at all: on one side only, or not ok on a side."""
 
@@ -147,8 +158,8 @@ class Comparison:
         return short_labels(ids)
 
     def to_dict(self) -> dict:
-        def rows(items: list) -> list[dict]:
-            return [{"unit": UNITS[x.metric], **asdict(x)} if isinstance(x, MetricResult) else asdict(x)
+        def rows(items: list) -> list[dict]:  # not asdict: no deep copy of 100,000 rows' samples
+            return [{"unit": UNITS[x.metric], **_fields(x)} if isinstance(x, MetricResult) else _fields(x)
                     for x in items]
         return {
             "baseline": self.baseline, "new": self.new, "thresholds": asdict(self.thresholds),
@@ -161,6 +172,10 @@ class Comparison:
         }
 
 
+def _fields(x: MetricResult | Unpaired) -> dict:
+    return {f: getattr(x, f) for f in x.__dataclass_fields__}
+
+
 def short_labels(ids: list[str]) -> dict[str, str]:
     """Each id reduced to the ``key=value`` parts that differ between configurations (ids are
     comma-separated ``key=value`` lists), so a table row says what distinguishes it."""
@@ -171,23 +186,56 @@ def short_labels(ids: list[str]) -> dict[str, str]:
 
 
 def _key(rec: Record) -> str:
-    return json.dumps(rec.settings, sort_keys=True)
+    """The settings, as the key that matches a configuration across the two sides (a str: orjson's
+    bytes keep the capacity of its buffer, ~8 KiB each)."""
+    return orjson.dumps(rec.settings, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def _identity_check(base: list[Record], new: list[Record]) -> None:
+@dataclass(slots=True)
+class _Side:
+    """What a comparison reads of one record, and nothing more: a comparison holds 100,000 of
+    these per side, while each record is read, reduced to this, and let go."""
+
+    id: str
+    status: str
+    reason: str | None
+    memory: tuple  # the MEMORY_METRICS values, in that order
+    samples: tuple[list[float], list[float]]  # pp, tg samples_tps
+    noisy: frozenset[str]  # the tests results/noise.py flagged
+    quality: dict | None
+    identity: dict[str, str | None]  # model.sha256 / env.hostname / env.cpu, as _identity_check names them
+    model_path: str | None
+
+    @classmethod
+    def of(cls, rec: Record) -> "_Side":
+        return cls(rec.id, rec.status, rec.reason, tuple(_memory_value(rec, m) for m in MEMORY_METRICS),
+                   tuple((rec.measured.get(t) or {}).get("samples_tps") or [] for t in ("pp", "tg")),
+                   frozenset(rec.check.get("speed_noise") or ()), rec.quality,
+                   {"sha256": rec.model.get("sha256"), "hostname": rec.env.get("hostname"), "cpu": rec.env.get("cpu")},
+                   rec.model.get("path"))
+
+
+def _sides(records: Iterable[Record]) -> dict[str, _Side]:
+    """Each configuration's record (the last one, when a configuration appears twice), by settings."""
+    return {_key(r): _Side.of(r) for r in records}
+
+
+def _identity_check(base: Iterable[_Side], new: Iterable[_Side]) -> None:
     """Refuse results of different models or machines: a comparison across them measures those."""
-    def values(recs: list[Record], block: str, key: str) -> set:
-        return {getattr(r, block).get(key) for r in recs if getattr(r, block).get(key)}
+    base, new = list(base), list(new)
 
-    for block, key, what in (("model", "sha256", "models"), ("env", "hostname", "hosts"), ("env", "cpu", "CPUs")):
-        b, n = values(base, block, key), values(new, block, key)
+    def values(sides: list[_Side], key: str) -> set:
+        return {s.identity[key] for s in sides if s.identity[key]}
+
+    for key, what in (("sha256", "models"), ("hostname", "hosts"), ("cpu", "CPUs")):
+        b, n = values(base, key), values(new, key)
         if b and n and b != n:
             def show(vals: set) -> str:
                 return ", ".join(sorted(v[:12] if key == "sha256" else v for v in vals))
             extra = ""
             if key == "sha256":
-                extra = f" ({', '.join(sorted({Path(r.model.get('path', '?')).name for r in base}))} vs " \
-                        f"{', '.join(sorted({Path(r.model.get('path', '?')).name for r in new}))})"
+                extra = f" ({', '.join(sorted({Path(s.model_path or '?').name for s in base}))} vs " \
+                        f"{', '.join(sorted({Path(s.model_path or '?').name for s in new}))})"
             raise GgufprofError(f"results from different {what}: {key} {show(b)} in the baseline, {show(n)} in the "
                                 f"new results{extra}; pass --force to compare anyway")
 
@@ -211,33 +259,68 @@ def _memory_value(rec: Record, metric: str) -> int | Decimal | None:
     return rss.get("peak")
 
 
+@functools.lru_cache(maxsize=16)
+def _exact(rel: float) -> Fraction:
+    return Fraction(str(rel))
+
+
 def compare_memory(id_: str, metric: str, base: int | Decimal, new: int | Decimal, rel: float,
                    slack: int = 0) -> MetricResult:
     """Exact comparison: regression when new > base * (1 + rel) + slack (Fractions, no rounding)."""
-    b, n, r = Fraction(base), Fraction(new), Fraction(str(rel))
+    shown = (str(base), str(new)) if isinstance(base, Decimal) else (base, new)
+    if base == new and rel >= 0 and slack >= 0:  # the usual case, decided without Fractions
+        return MetricResult(id_, metric, "unchanged", shown[0], shown[1], 0.0 if base else None)
+    b, n, r = Fraction(base), Fraction(new), _exact(rel)
     verdict = ("regression" if n > b * (1 + r) + slack else
                "improvement" if n < b * (1 - r) - slack else "unchanged")
-    shown = (str(base), str(new)) if isinstance(base, Decimal) else (base, new)
     change = float((n - b) / b) if b else (None if n == b else float("inf"))
     return MetricResult(id_, metric, verdict, shown[0], shown[1], change)
 
 
 def compare_speed(id_: str, metric: str, base: list[float], new: list[float], th: Thresholds) -> MetricResult:
     """Significance (Welch's t or Mann-Whitney U, one-sided, either at alpha) AND minimum effect."""
+    return compare_speeds([(id_, metric, base, new)], th)[0]
+
+
+def compare_speeds(pairs: list[tuple[str, str, list[float], list[float]]], th: Thresholds) -> list[MetricResult]:
+    """compare_speed of each (id, metric, baseline samples, new samples), with one call of each test
+    per group of pairs alike in what scipy decides per call: the sample counts, the direction
+    tested, and whether any value repeats (Mann-Whitney U is exact only without ties)."""
+    out: list[MetricResult | None] = [None] * len(pairs)
+    groups: dict[tuple, list[int]] = {}
+    for i, (id_, metric, base, new) in enumerate(pairs):
+        if len(base) < 2 or len(new) < 2:
+            out[i] = MetricResult(id_, metric, "not_compared", note=f"fewer than 2 samples ({len(base)} vs {len(new)})")
+            continue
+        side = "less" if statistics.fmean(new) < statistics.fmean(base) else "greater"
+        ties = len(set(base) | set(new)) < len(base) + len(new)
+        groups.setdefault((len(base), len(new), side, ties), []).append(i)
+    for (_, _, side, _), rows in groups.items():
+        p_w, p_u = _pvalues([pairs[i][2] for i in rows], [pairs[i][3] for i in rows], side)
+        for i, pw, pu in zip(rows, p_w, p_u):
+            out[i] = _speed_verdict(*pairs[i], float(pw), float(pu), th)
+    return out  # type: ignore[return-value]
+
+
+def _pvalues(base: list[list[float]], new: list[list[float]], side: str):
+    """One-sided p-values of Welch's t and Mann-Whitney U, one per row (rows of equal length)."""
+    import numpy as np
     from scipy.stats import mannwhitneyu, ttest_ind
 
-    if len(base) < 2 or len(new) < 2:
-        return MetricResult(id_, metric, "not_compared", note=f"fewer than 2 samples ({len(base)} vs {len(new)})")
+    b, n = np.array(base, dtype=float), np.array(new, dtype=float)
+    return (ttest_ind(n, b, equal_var=False, alternative=side, axis=1).pvalue,
+            mannwhitneyu(n, b, alternative=side, axis=1).pvalue)
+
+
+def _speed_verdict(id_: str, metric: str, base: list[float], new: list[float], p_w: float, p_u: float,
+                   th: Thresholds) -> MetricResult:
     mb, mn = statistics.fmean(base), statistics.fmean(new)
     change = (mn - mb) / mb
-    side = "less" if mn < mb else "greater"
-    p_w = float(ttest_ind(new, base, equal_var=False, alternative=side).pvalue)
-    p_u = float(mannwhitneyu(new, base, alternative=side).pvalue)
     significant = p_w <= th.alpha or p_u <= th.alpha  # NaN (constant samples) compares False
     verdict = "unchanged"
     if significant and abs(change) > th.max_tps_drop:
-        verdict = "regression" if side == "less" else "improvement"
-    return MetricResult(id_, metric, verdict, mb, mn, change, p_w, p_u, list(base), list(new))
+        verdict = "regression" if mn < mb else "improvement"
+    return MetricResult(id_, metric, verdict, mb, mn, change, p_w, p_u, base, new)  # the records' own lists
 
 
 def compare_quality(id_: str, base: dict | None, new: dict | None, th: Thresholds) -> MetricResult | None:
@@ -269,17 +352,20 @@ def compare_quality(id_: str, base: dict | None, new: dict | None, th: Threshold
 REASON_MAX = 300  # characters of a record's reason carried into a comparison (a reason can be huge)
 
 
-def _reason(rec: Record) -> str:
+def _reason(rec: _Side) -> str:
     r = str(rec.reason or "")
     return r if len(r) <= REASON_MAX else r[:REASON_MAX] + "…"
 
 
-def compare_records(base: list[Record], new: list[Record], th: Thresholds, baseline_name: str = "baseline",
+def compare_records(base: Iterable[Record], new: Iterable[Record], th: Thresholds, baseline_name: str = "baseline",
                     new_name: str = "new", force: bool = False, allow_missing: bool = False) -> Comparison:
+    """``base`` and ``new`` may be iterators (compare_paths streams them): each record is reduced to
+    what the comparison reads as it comes."""
+    b_by, n_by = _sides(base), _sides(new)
     if not force:
-        _identity_check(base, new)
-    b_by, n_by = {_key(r): r for r in base}, {_key(r): r for r in new}
+        _identity_check(b_by.values(), n_by.values())
     out = Comparison(baseline_name, new_name, th, allow_missing=allow_missing)
+    speed: list[tuple[int, tuple, list[str]]] = []  # (place in out.results, pair, noisy sides): judged together
     for k, b in b_by.items():
         n = n_by.get(k)
         if n is None:
@@ -291,8 +377,7 @@ def compare_records(base: list[Record], new: list[Record], th: Thresholds, basel
             out.not_compared.append(Unpaired(b.id, b.status, n.status, why))
             continue
         out.matched += 1
-        for metric in MEMORY_METRICS:
-            vb, vn = _memory_value(b, metric), _memory_value(n, metric)
+        for metric, vb, vn in zip(MEMORY_METRICS, b.memory, n.memory):
             if vb is None and vn is None:
                 continue
             if vb is None or vn is None:
@@ -302,27 +387,33 @@ def compare_records(base: list[Record], new: list[Record], th: Thresholds, basel
             kv = metric.startswith("kv_")
             out.results.append(compare_memory(b.id, metric, vb, vn, th.max_kv_increase if kv else th.max_mem_increase,
                                               0 if kv else th.rss_noise))
-        for metric in SPEED_METRICS:
-            sb = (b.measured.get(metric[:2]) or {}).get("samples_tps") or []
-            sn = (n.measured.get(metric[:2]) or {}).get("samples_tps") or []
+        for metric, sb, sn in zip(SPEED_METRICS, b.samples, n.samples):
             if sb or sn:
-                r = compare_speed(b.id, metric, sb, sn, th)
-                noisy = [side for side, rec in (("baseline", b), ("new", n))
-                         if metric[:2] in (rec.check.get("speed_noise") or {})]
-                if noisy and r.verdict in ("regression", "improvement") and not th.strict_noise:
-                    # a flagged measurement (results/noise.py) is reported, never judged
-                    r = dataclasses.replace(r, verdict="noisy", note=f"{' and '.join(noisy)} flagged noisy: "
-                                            f"would be a {r.verdict}; --strict-noise to judge it")
-                out.results.append(r)
+                noisy = [side for side, rec in (("baseline", b), ("new", n)) if metric[:2] in rec.noisy]
+                speed.append((len(out.results), (b.id, metric, sb, sn), noisy))
+                out.results.append(None)  # type: ignore[arg-type]  -- filled below
         if (q := compare_quality(b.id, b.quality, n.quality, th)) is not None:
             out.results.append(q)
+    for (place, _, noisy), r in zip(speed, compare_speeds([pair for _, pair, _ in speed], th)):
+        if noisy and r.verdict in ("regression", "improvement") and not th.strict_noise:
+            # a flagged measurement (results/noise.py) is reported, never judged
+            r = dataclasses.replace(r, verdict="noisy", note=f"{' and '.join(noisy)} flagged noisy: "
+                                    f"would be a {r.verdict}; --strict-noise to judge it")
+        out.results[place] = r
     out.only_new = [Unpaired(r.id, None, r.status, _reason(r)) for k, r in n_by.items() if k not in b_by]
     return out
 
 
 def compare_paths(baseline: str | Path, new: str | Path, th: Thresholds, force: bool = False,
                   allow_missing: bool = False, problems: list[str] | None = None) -> Comparison:
-    """Unreadable results lines are ignored and described in ``problems``: a configuration whose
-    line is torn in the new results counts as lost."""
-    return compare_records(load_records(baseline, problems), load_records(new, problems), th, str(baseline),
-                           str(new), force, allow_missing)
+    """Unreadable results lines are skipped and described in ``problems``: a configuration whose
+    line is torn in the new results counts as lost. The files are streamed (results_file first, so
+    a missing one is refused before anything is read)."""
+    files = results_file(baseline), results_file(new)
+
+    def records(path: Path) -> Iterator[Record]:
+        return (x for x in read_lines(path, problems, COMPARED_FIELDS) if isinstance(x, Record))
+
+    with no_gc():
+        return compare_records(records(files[0]), records(files[1]), th, str(baseline), str(new), force,
+                               allow_missing)
