@@ -294,9 +294,10 @@ def speedup(model: Model, n_gen: list[int], *, threads: int | None = None, repet
                        timeout=timeout, out_dir=None if out is None else Path(out))
 
 
-def load_results(*paths: str | Path):
-    """Sweep results as a pandas DataFrame, one row per configuration (nested fields dotted)."""
-    return load_dataframe(*(Path(p) for p in paths))
+def load_results(*paths: str | Path, columns: list[str] | None = None, problems: list[str] | None = None):
+    """Sweep results as a pandas DataFrame, one row per configuration (nested fields dotted);
+    ``columns``: only these (what ``ggufprof results`` shows). Unreadable lines go to ``problems``."""
+    return load_dataframe(*(Path(p) for p in paths), columns=columns, problems=problems)
 
 
 def records(path: str | Path, problems: list[str] | None = None) -> list[Record]:

@@ -1,13 +1,16 @@
 """The ``ggufprof`` command line: parse options, call the library, print. Nothing else lives here.
 
 Heavy imports (llama_cpp, pandas) happen inside the commands that need them, so ``--help`` is fast.
-Every GgufprofError becomes one ``Error: ...`` line on stderr and exit code 2.
+Every GgufprofError becomes one ``Error: ...`` line on stderr and exit code 2, and so does output
+that cannot be written; a reader that stops reading (``| head -1``) leaves the exit code as it was.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Optional
@@ -51,20 +54,82 @@ THREADS = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (defa
 REPETITIONS = typer.Option(str(RunSettings.repetitions), "--repetitions", "-r", metavar="N|auto", help="Timed repetitions after one warm-up; auto: until the 95% CI of the mean is within ±3% (3 to 20).")
 
 
+class _Output:
+    """sys.stdout or sys.stderr while a command runs. A reader that goes away (``| head -1``: EPIPE)
+    ends the output, not the command: what follows is dropped and the command's exit code stands (a
+    gate's verdict is not turned into a crash). Any other failure to write (a full disk, a closed
+    descriptor) is kept in ``failed``: the command then ends with one Error line and exit 2."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.gone = False
+        self.failed: OSError | None = None
+
+    def write(self, text):
+        if not (self.gone or self.failed):
+            try:
+                return self.stream.write(text)
+            except OSError as e:
+                self._lost(e)
+        return len(text)
+
+    def flush(self) -> None:
+        if not (self.gone or self.failed):
+            try:
+                self.stream.flush()
+            except OSError as e:
+                self._lost(e)
+
+    def _lost(self, e: OSError) -> None:
+        if e.errno == errno.EPIPE:
+            self.gone = True
+        else:
+            self.failed = e
+        try:  # what the stream still buffers would fail again when Python flushes it at exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # no descriptor (a test's stream)
+            pass
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
 def _one_line_errors(fn: Callable) -> Callable:
-    """Every GgufprofError as one ``Error:`` line and exit 2; and, for the commands that run llama.cpp,
-    ``--llama-lib`` applied before anything runs."""
+    """The CLI's one error boundary: a GgufprofError or output that cannot be written is one
+    ``Error:`` line and exit 2; a reader that stopped reading changes nothing. For the commands that
+    run llama.cpp, ``--llama-lib`` is applied before anything runs."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if sys.stdout is None:  # started with stdout closed (>&-): a file opened now could get descriptor 1
+            typer.echo("Error: standard output is closed: redirect it (> FILE, or > /dev/null to discard it)",
+                       err=True)
+            raise typer.Exit(ExitCode.BAD_INPUT)
+        out = sys.stdout = _Output(sys.stdout)
+        err = sys.stderr = _Output(sys.stderr) if sys.stderr is not None else None  # 2>&-: nowhere to say anything
+        code = 0
         try:
             if kwargs.get("llama_lib") is not None:
                 from .api import use_llama_lib
 
                 use_llama_lib(kwargs["llama_lib"])
-            return fn(*args, **kwargs)
+            fn(*args, **kwargs)
+        except typer.Exit as e:
+            code = e.exit_code
         except GgufprofError as e:  # one line, whatever the data in the message holds
             typer.echo(f"Error: {printable(str(e), 4000)}", err=True)
-            raise typer.Exit(ExitCode.BAD_INPUT) from None
+            code = ExitCode.BAD_INPUT
+        finally:
+            for guard in (out, err):
+                if guard is not None:
+                    guard.flush()
+            sys.stdout, sys.stderr = out.stream, err.stream if err is not None else None
+        if out.failed is not None:
+            typer.echo(f"Error: cannot write to standard output: {out.failed.strerror or out.failed}", err=True)
+            code = ExitCode.BAD_INPUT
+        if code:
+            raise typer.Exit(code)
     return wrapper
 
 
@@ -76,11 +141,11 @@ def _model(model: Optional[str], hf_repo: Optional[str], hf_file: Optional[str])
 
 
 def _warn(problems: list[str], limit: int = 10) -> None:
-    """Lines of results that were ignored (torn, not JSON, not a record): said on stderr, not fatal."""
+    """Lines of results that were skipped (torn, not JSON, not a record): said on stderr, not fatal."""
     for p in problems[:limit]:
         typer.echo(f"warning: {p}", err=True)
     if len(problems) > limit:
-        typer.echo(f"warning: {len(problems) - limit} more unreadable lines ignored", err=True)
+        typer.echo(f"warning: {len(problems) - limit} more unreadable lines skipped", err=True)
 
 
 def _emit_json(obj: dict) -> None:
@@ -534,19 +599,20 @@ def results(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the flattened table to this CSV file."),
 ) -> None:
     """Load sweep results into pandas and print a summary (the same DataFrame notebooks get from
-    ggufprof.results.load_dataframe)."""
+    ggufprof.results.load_dataframe). Lines that cannot be read are skipped, each said on stderr."""
     from .api import load_results
-    from .present.sweep_view import results_text
+    from .present.sweep_view import RESULT_COLUMNS, results_text
+    from .results import files
     from .results.store import refuse_overwrite
 
     refuse_overwrite(csv, paths)
-    df = load_results(*paths)
+    problems: list[str] = []
+    df = load_results(*paths, columns=None if csv else list(RESULT_COLUMNS), problems=problems)  # --csv: all
+    _warn(problems)
     typer.echo(results_text(df))
     if csv:
-        try:
-            df.to_csv(csv, index=False)
-        except OSError as e:
-            raise GgufprofError(f"{csv}: cannot write: {e.strerror}") from None
+        with files.replacing(csv) as f:
+            df.to_csv(f, index=False)
         typer.echo(f"wrote {csv}")
 
 
@@ -598,6 +664,8 @@ def compare(
     from .flags import parse_fraction, parse_size
     from .present.compare_output import FORMATS, print_table, to_json, to_junit, to_markdown
     from .present.console import out_console
+    from .results import files
+    from .results.store import refuse_overwrite
 
     fmt = fmt.lower()
     if fmt not in FORMATS:
@@ -613,22 +681,25 @@ def compare(
                     parse_fraction(max_mem_increase, "--max-mem-increase"), parse_size(rss_noise, "--rss-noise"),
                     parse_fraction(max_tps_drop, "--max-tps-drop"), alpha,
                     parse_fraction(max_kld_increase, "--max-kld-increase"))
+    refuse_overwrite(output, [baseline, new])
     problems: list[str] = []
-    result = compare_(baseline, new, th, force=force, allow_missing=allow_missing, allow_noisy=allow_noisy,
-                      problems=problems)
-    _warn(problems)
+    try:
+        result = compare_(baseline, new, th, force=force, allow_missing=allow_missing, allow_noisy=allow_noisy,
+                          problems=problems)
+    finally:  # the lines skipped are said even when the comparison is refused (a configuration twice, ...)
+        _warn(problems)
     if fmt == "table":
         from rich.console import Console
 
         if output:
-            with open(output, "w", encoding="utf-8") as f:
+            with files.replacing(output) as f:
                 print_table(result, Console(file=f, width=160, no_color=True, highlight=False))
         else:
             print_table(result, out_console(160))
     else:
         text = {"md": to_markdown, "json": to_json, "junit": to_junit}[fmt](result)
         if output:
-            output.write_text(text, encoding="utf-8")
+            files.write_file(output, text)
         else:
             sys.stdout.write(text)
     raise typer.Exit(result.exit_code)

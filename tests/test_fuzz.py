@@ -24,9 +24,11 @@ runner = CliRunner(mix_stderr=False)
 HANG_GUARD_PER_CASE_S = 20  # the driver's timeout: a hang guard, not a speed limit
 
 
-def check_outcome(code: int, stdout: str, stderr: str, what: str) -> None:
+def check_outcome(code: int, stdout: str, stderr: str, what: str, exception: BaseException | None = None) -> None:
+    """``exception``: what CliRunner caught (it prints no traceback): only SystemExit, the exit code."""
     assert code in set(ExitCode), f"{what}: exit {code}\n{stderr[-2000:]}"
     assert "Traceback" not in stdout + stderr, f"{what}: traceback\n{stderr[-2000:]}"
+    assert exception is None or isinstance(exception, SystemExit), f"{what}: {exception!r}"
     if code == 2:
         lines = [ln for ln in stderr.strip().splitlines() if not ln.startswith("warning: ")]
         assert len(lines) == 1 and lines[0].startswith("Error: "), f"{what}: {stderr[-2000:]}"
@@ -137,7 +139,7 @@ def test_mutated_results_lines(small_results, tmp_path, monkeypatch):
                      ["export", str(d), "-o", str(out / "x.jsonl")]):
             before = files_under(tmp_path)
             r = runner.invoke(app, args)
-            check_outcome(r.exit_code, r.stdout, r.stderr, f"case {n}: {args}")
+            check_outcome(r.exit_code, r.stdout, r.stderr, f"case {n}: {args}", r.exception)
             new = files_under(tmp_path) - before
             assert all(out in p.parents or p == out for p in new), f"case {n}: {args} wrote {sorted(new)[:3]}"
 
@@ -186,6 +188,164 @@ def test_mutated_deployment_toml(tmp_path, monkeypatch):
         out = tmp_path / f"out{n}"
         before = files_under(tmp_path)
         r = runner.invoke(app, ["check", str(path), "--estimate-only", "--out", str(out)])
-        check_outcome(r.exit_code, r.stdout, r.stderr, f"case {n}: {path.read_bytes()!r}")
+        check_outcome(r.exit_code, r.stdout, r.stderr, f"case {n}: {path.read_bytes()!r}", r.exception)
         new = files_under(tmp_path) - before
         assert all(out in p.parents or p == out for p in new), f"case {n} wrote {sorted(new)[:3]}"
+
+
+# --- record shapes: every field a reader uses x wrong types, non-finite numbers, null ----------------------
+
+from ggufprof.results import schema  # noqa: E402
+from ggufprof.results.store import Unreadable, read_lines  # noqa: E402
+
+WRONG = [None, "x", "NaN", "", [], {}, True, False, -1, 0, 1.5, 2**64, 1e308, [1e308], [0], ["x"], [None], {"a": 1},
+         {"a": [None]}]
+NOT_JSON = ["NaN", "Infinity", "-Infinity", "1e400", "-1e999"]  # Python's json reads these; a record never holds them
+FILLED = {  # blocks null in the sweep's records, filled (validly) so that their fields can be mutated
+    "quality": {"cache_type_k": "f16", "cache_type_v": "f16", "kld_mean": 0.0, "kld_p99": 0.0, "top1_agreement": 1.0,
+                "ppl": 10.0, "ppl_base": 10.0, "delta_ppl": 0.0, "n_ctx": 512, "n_chunks": 2, "n_scored": 500,
+                "text": {"sha256": "ab"}, "by_position": [{"first": 256, "last": 510, "n": 9, "kld_mean": 0.0,
+                                                           "top1_agreement": 1.0}]},
+    "env.gpu": {"gpus": ["GPU"], "memory_total": [1 << 30], "driver": "1", "cuda": "12.4"},
+    "measured.vram": {"after_init_process": 1, "after_load_process": 2, "after_context_process": 3,
+                      "after_warmup_process": 4},
+}
+
+
+def field_paths(fields: dict, prefix: str = "") -> list[str]:
+    """Every field of a schema spec as a dotted path; a list's or a map's items as ``.0``."""
+    out = []
+    for key, spec in fields.items():
+        path = prefix + key
+        out.append(path)
+        while isinstance(spec, (schema.ListOf, schema.MapOf)):
+            spec = spec.item if isinstance(spec, schema.ListOf) else spec.value
+            path += ".0"
+            out.append(path)
+        if isinstance(spec, schema.Block):
+            out += field_paths(spec.fields, path + ".")
+    return out
+
+
+def put(d: dict, path: str, value: object) -> None:
+    """Set the field at ``path``, making the objects and lists on the way."""
+    *parents, last = path.split(".")
+    node = d
+    for key in parents:
+        nxt = node[int(key)] if isinstance(node, list) else node.get(key)
+        if not isinstance(nxt, (dict, list)):
+            nxt = [{}] if key in ("caches", "samples_noise", "by_position") else {}
+            node[key] = nxt
+        if isinstance(nxt, list) and not nxt:
+            nxt.append({})
+        node = nxt
+    if isinstance(node, list):
+        node[int(last) if node else 0:] = [value]
+    else:
+        node[last] = value
+
+
+def mutated_lines(base: str) -> list[tuple[str, str]]:
+    """(path, line) for every field x every wrong value, and the non-JSON numbers in raw text."""
+    out = []
+    for path in field_paths(schema.RECORD):
+        for value in WRONG:
+            d = json.loads(base)
+            for block, filled in FILLED.items():
+                if path.startswith(block + "."):
+                    put(d, block, json.loads(json.dumps(filled)))
+            put(d, path, value)
+            out.append((path, json.dumps(d)))
+        for raw in NOT_JSON:
+            d = json.loads(base)
+            put(d, path, "@RAW@")
+            out.append((path, json.dumps(d).replace('"@RAW@"', raw)))
+    return out
+
+
+def test_validation_refuses_what_readers_cannot_use(small_results):
+    """What crashed every reader before (issue 18), each refused with the field named."""
+    rec = json.loads((small_results / "results.jsonl").read_text().splitlines()[0])
+    assert schema.validate(rec) == []
+
+    def problems(path: str, value: object) -> list[str]:
+        d = json.loads(json.dumps(rec))
+        put(d, path, value)
+        return schema.validate(d)
+
+    assert problems("measured", None) == ["measured: null where an object goes"]
+    assert problems("check", None) == ["check: null where an object goes"]
+    assert problems("measured.tg.samples_tps", [1e308])[0].startswith(
+        "measured.tg.samples_tps[0]: expected a number of tokens/s")
+    assert problems("measured.pp.samples_tps", [0.0, 0.0])[0].startswith("measured.pp.samples_tps[0]")
+    assert problems("predicted.kv_bytes", "NaN") == ['predicted.kv_bytes: expected a whole number >= 0, got str "NaN"']
+    assert problems("env.hostname", ["a"]) == ['env.hostname: expected a string, got list ["a"]']
+    assert problems("settings.ctx_size", None) == ["settings.ctx_size: null where a whole number >= 0 goes"]
+    assert problems("measured.kv.caches.0.total_mib", "NaN")[0].startswith("measured.kv.caches[0].total_mib")
+    assert problems("schema_version", 3)[0].startswith("schema_version 3: written by a newer ggufprof")
+
+
+def test_fast_and_named_validation_agree(small_results):
+    base = (small_results / "results.jsonl").read_text().splitlines()[0]
+    for path, line in mutated_lines(base):
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue
+        named = schema.field_problems(d, schema.RECORD)
+        assert bool(named) == (not schema._RECORD_OK(d)), (path, line[:200], named)
+
+
+def test_every_reader_survives_every_record_shape(small_results, tmp_path, monkeypatch):
+    """Each field of the schema x wrong types, null, non-finite and huge numbers, one line each,
+    through every reader: exit codes keep their meaning (results, report, export 0; compare of a
+    file with itself 2, as the readable mutations repeat one configuration), no traceback, each line refused is said
+    with its number, and a rewrite (--recheck) keeps each of them byte for byte."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    good = (small_results / "results.jsonl").read_text().splitlines()
+    cases = mutated_lines(good[0])
+    d = tmp_path / "shapes"
+    shutil.copytree(small_results, d, ignore=shutil.ignore_patterns("*.bak", ".ggufprof.lock", "results.jsonl"))
+    # another model (model.*) is refused whole by report and --recheck: one Error line, checked below;
+    # other hosts (env.hostname) are refused by compare without --force
+    lines = good + [line for path, line in cases if not path.startswith("model")]
+    (d / "results.jsonl").write_text("\n".join(lines) + "\n")
+    problems: list[str] = []
+    items = list(read_lines(d / "results.jsonl", problems))
+    refused = [x.line for x in items if isinstance(x, Unreadable)]
+    assert len(refused) == len(problems) > len(cases) // 2
+    gqa = ["-ct", "f16,q8_0,q4_0", "-c", "512,2048", "-d", "0,256", "-p", "64", "-n", "16", "-r", "3", "-t", "2"]
+    for args, codes in ((["results", str(d)], {0}), (["report", str(d), "--out", str(tmp_path / "rep")], {0}),
+                        (["export", str(d), "-o", str(tmp_path / "x.jsonl")], {0}),
+                        # the mutations that stay readable repeat good[0]'s configuration: refused by name
+                        (["compare", str(small_results), str(d), "--format", "json", "--force"], {2}),
+                        (["compare", str(d), str(d), "--format", "junit", "--force"], {2}),
+                        (["sweep", str(fixture_path("llama-gqa")), "--out", str(d), *gqa, "--resume"], {0}),
+                        (["sweep", str(fixture_path("llama-gqa")), "--out", str(d), *gqa, "--recheck"], {0})):
+        r = runner.invoke(app, args)
+        check_outcome(r.exit_code, r.stdout, r.stderr, " ".join(args[:2]), r.exception)
+        assert r.exit_code in codes, (args, r.exit_code, r.stderr[-2000:])
+        said = [ln for ln in r.stderr.splitlines() if "line skipped" in ln]
+        assert said[0] == f"warning: {problems[0]}" and "more unreadable lines skipped" in r.stderr, args
+    kept = {lines[n - 1] for n in refused}
+    after = (d / "results.jsonl").read_text().splitlines()
+    assert [ln for ln in after if ln in kept] == [lines[n - 1] for n in refused]  # each kept, in order, as it was
+    other = tmp_path / "models"
+    other.mkdir()
+    (other / "results.jsonl").write_text("\n".join(good + [ln for p, ln in cases if p.startswith("model")]) + "\n")
+    for args in (["results", str(other)], ["report", str(other), "--out", str(tmp_path / "rep2")],
+                 ["compare", str(small_results), str(other)], ["export", str(other)]):
+        r = runner.invoke(app, args)
+        check_outcome(r.exit_code, r.stdout, r.stderr, " ".join(args[:2]), r.exception)
+
+
+def test_schema_knows_every_setting():
+    """A new RunSettings field needs its kind in schema.SETTINGS, or every new record is refused."""
+    from ggufprof.memory.settings import KVSettings
+    from ggufprof.results.run_settings import RunSettings
+
+    settings = RunSettings(KVSettings(), threads=2).to_dict()
+    assert set(settings) == set(schema.SETTINGS)
+    assert schema.field_problems(settings, schema.SETTINGS) == [] and schema.settings_problems(settings) == []

@@ -13,7 +13,9 @@ import pytest
 from ggufprof.errors import GgufprofError
 from ggufprof.measure.kld import RowComparer, block_rows, compare_matrices
 from ggufprof.results import quality as Q
+from ggufprof.memory.settings import KVSettings
 from ggufprof.results.compare import Thresholds, compare_quality
+from ggufprof.results.run_settings import RunSettings
 from ggufprof.results.schema import SCHEMA_VERSION, Record, validate
 
 
@@ -162,7 +164,8 @@ def test_recommendation_from_measured_numbers_only():
 
 
 def _v1_record() -> dict:
-    return {"schema_version": 1, "id": "x", "status": "skipped", "reason": "why", "settings": {}, "model": {},
+    settings = RunSettings(KVSettings(), threads=2).to_dict()
+    return {"schema_version": 1, "id": "x", "status": "skipped", "reason": "why", "settings": settings, "model": {},
             "resolved": {}, "predicted": {}, "measured": {}, "check": {}, "env": {}, "started_at": None}
 
 
@@ -182,7 +185,8 @@ def test_schema_validates_the_quality_block():
     assert validate({**d, "quality": q}) == []
     assert validate({**d, "quality": {"error": "worker killed"}}) == []
     assert validate({**d, "quality": None}) == []
-    assert validate({**d, "quality": {**q, "kld_mean": "big"}}) == ["quality.kld_mean: missing or of the wrong type"]
+    assert validate({**d, "quality": {**q, "kld_mean": "big"}}) == ['quality.kld_mean: expected a finite number, got str "big"']
+    assert validate({**d, "quality": {**q, "kld_mean": None}}) == ["quality.kld_mean: missing"]
     assert validate({**d, "quality": [1]})[0].startswith("quality: expected an object")
 
 

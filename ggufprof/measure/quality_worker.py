@@ -30,7 +30,7 @@ import llama_cpp as L
 import numpy as np
 
 from ..memory.settings import KVSettings
-from ..results import quality as Q
+from ..results import files, quality as Q
 from . import environment
 from .kld import RowComparer
 from .llama_ctx import LlamaModel, bos_token, decode, log_capture
@@ -204,7 +204,7 @@ def handle(request: dict) -> dict:
         return result
     finally:
         if request.get("log_path"):
-            Path(request["log_path"]).write_text("".join(log) + log_capture().take())
+            files.write_file(Path(request["log_path"]), "".join(log) + log_capture().take())
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ from ..results.noise import record_noise
 from ..results.quality import QualitySettings
 from ..results.run_settings import RunSettings
 from ..results.schema import Record
-from ..results.store import ResultsLock, append_record, backup, check_same_model, read_records, rewrite, write_csv
+from ..results import files
+from ..results.store import ResultsLock, Unreadable, append_record, check_same_model, read_lines, rewrite, write_csv
 from .dry_run import DryRun
 from .grid import GridSpec, expand
 from .quality import quality_failures, quality_key, sweep_quality
@@ -101,36 +102,48 @@ class Sweep:
     def planned(self) -> list[tuple[RunSettings, str | None]]:
         return expand(self.model, self.spec)
 
-    def _existing(self) -> list[Record]:
-        """The records already in --out, refused when they are of another model file."""
+    def _existing(self) -> list[Record | Unreadable]:
+        """The lines already in --out (records, and lines this ggufprof cannot read), refused when
+        the records are of another model file."""
         if not self.results.exists():
             return []
-        records = read_records(self.results, self.problems)
+        lines = list(read_lines(self.results, self.problems))
         if self.sha256 is not None:
-            check_same_model(records, self.sha256, self.model.path, self.out_dir)
-        return records
+            check_same_model([x for x in lines if isinstance(x, Record)], self.sha256, self.model.path, self.out_dir)
+        return lines
+
+    def _rewrite(self, lines: list[Record | Unreadable]) -> None:
+        """results.jsonl as ``lines``; the lines this ggufprof cannot read stay as they are."""
+        rewrite(self.results, lines)
+        if kept := sum(isinstance(x, Unreadable) for x in lines):
+            self.problems.append(f"{self.results}: {kept} line(s) this ggufprof cannot read were kept as they are")
 
     def run(self) -> SweepSummary:
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.logs.mkdir(exist_ok=True)
-        except OSError as e:
-            raise GgufprofError(f"{self.out_dir}: cannot create the results directory: {e.strerror}") from None
+        files.make_dir(self.out_dir, named=True)
+        files.make_dir(self.logs)
         with ResultsLock(self.out_dir), _terminate_as_interrupt():
+            self._refuse_links()
             return self._run_locked()
+
+    def _refuse_links(self) -> None:
+        """Every file the sweep will write must be one it may replace: refused before anything is
+        measured, not when it is written (a link planted in a results directory from elsewhere)."""
+        for path in (self.results, self.out_dir / "results.csv", *self.logs.iterdir()):
+            files.check_destination(path)
 
     def _run_locked(self) -> SweepSummary:
         done: set[str] = set()
         if self.resume:
             existing = self._existing()
-            keep = [r for r in existing if r.status != "failed" or not self.retry_failed]
-            if len(keep) < len(existing) or self.problems:  # failed ones are measured again, torn lines dropped
-                rewrite(self.results, keep)
-            done = {r.id for r in keep}
-            kept_failed = sum(r.status == "failed" for r in keep)
+            keep = [x for x in existing if not (isinstance(x, Record) and x.status == "failed" and self.retry_failed)]
+            if len(keep) < len(existing):  # failed ones are measured again
+                self._rewrite(keep)
+            records = [x for x in keep if isinstance(x, Record)]
+            done = {r.id for r in records}
+            kept_failed = sum(r.status == "failed" for r in records)
         else:
             kept_failed = 0
-            backup(self.results)
+            files.backup(self.results, move=True)
         block = model_block(self.model, self.sha256)
         plan = [(rs, why) for rs, why in self.planned() if rs.id not in done]
         summary = SweepSummary(self.out_dir, resumed=len(done), kept_failed=kept_failed)
@@ -221,7 +234,7 @@ class Sweep:
                             {buft: mib_bytes(mib) for buft, mib in log.compute_buffers_mib.items()})
         rec.predicted = {**pred.to_dict(), "placement": placement.to_dict(),
                          "total": {d.device: d.to_dict() for d in devices}}
-        bad = kv_mismatches(pred, log, rec.resolved["n_ctx"], rec.resolved["n_ctx_seq"], placement)
+        bad = kv_mismatches(pred, log, rec.resolved.get("n_ctx"), rec.resolved.get("n_ctx_seq"), placement)
         rec.check = {"kv_exact": not bad, "kv_mismatches": [str(b) for b in bad]}
         rec.check.update(rss_check(rec, placement, log))
         rec.check.update(vram_check(rec, placement, log))
@@ -245,13 +258,15 @@ class Sweep:
         measuring again (for results made before a fix to the model or the checks). The old file is
         kept as a backup; a record whose log is missing or not a log file keeps its old checks."""
         with ResultsLock(self.out_dir):
-            out = self._existing()
+            self._refuse_links()
+            lines = self._existing()
+            out = [x for x in lines if isinstance(x, Record)]
             for rec in out:
                 log = self._stored_log(rec)
                 if rec.status == "ok" and log is not None:
                     self._check(rec, RunSettings.from_dict(rec.settings), parse_log(log))
-            rewrite(self.results, out)
-        write_csv(self.results, self.out_dir / "results.csv")
+            self._rewrite(lines)
+            write_csv(self.results, self.out_dir / "results.csv")
         return out
 
     def _stored_log(self, rec: Record) -> str | None:

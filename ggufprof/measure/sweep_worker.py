@@ -25,6 +25,7 @@ from pathlib import Path
 import llama_cpp as L
 
 from ..errors import GgufprofError
+from ..results import files
 from ..results.run_settings import RunSettings
 from .llama_ctx import ContextRefused, LlamaModel, backend_devices, bos_token, decode, log_capture
 from .repeat import machine, more, noise_sample, speed_test
@@ -274,7 +275,7 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
             lm.close()
     finally:
         if log_path is not None:
-            log_path.write_text(log_text + capture.take())
+            files.write_file(log_path, log_text + capture.take())
     rss["peak"] = sampler.peak
     rss["peak_rusage"] = peak_rss_rusage()
     rss["n_samples"] = sampler.n_samples

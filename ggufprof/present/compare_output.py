@@ -14,9 +14,10 @@ breaks it could open); in JUnit through ``printable`` too (XML 1.0 cannot hold c
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import xml.etree.ElementTree as ET
+
+import orjson
 
 from rich import box
 from rich.console import Console
@@ -233,12 +234,5 @@ def to_junit(cmp: Comparison) -> str:
 
 
 def to_json(cmp: Comparison) -> str:
-    def clean(o: object) -> object:  # JSON has no NaN/inf: null instead
-        if isinstance(o, float) and not math.isfinite(o):
-            return None
-        if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items()}
-        if isinstance(o, list):
-            return [clean(v) for v in o]
-        return o
-    return json.dumps(clean(cmp.to_dict()), indent=2) + "\n"
+    """One object, indented by 2; NaN and infinities (JSON has none) as null, as orjson writes them."""
+    return orjson.dumps(cmp.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n"

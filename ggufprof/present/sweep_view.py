@@ -9,7 +9,7 @@ from rich.text import Text
 from ..results.checks import failed_checks
 from ..results.quality import fmt_kld
 from ..results.schema import Record
-from ..units import human_bytes
+from ..units import human_bytes, printable
 
 # (title, width); a negative width means left-aligned. Fixed widths keep rows printed one at a
 # time aligned under the header.
@@ -106,7 +106,20 @@ RESULT_COLUMNS = {
 
 
 def results_text(df) -> str:
-    """The summary table of ``ggufprof results``: one row per record, the columns above that exist."""
-    view = df[[c for c in RESULT_COLUMNS if c in df.columns]].rename(columns=RESULT_COLUMNS)
-    quality_fmt = {"KLD": lambda v: "-" if v != v else fmt_kld(v), "top-1": lambda v: "-" if v != v else f"{v:.1%}"}
-    return view.to_string(index=False, float_format=lambda x: f"{x:.1f}", formatters=quality_fmt)
+    """The summary table of ``ggufprof results``: one row per record, the columns above that exist,
+    each right-aligned. Text from the records (cache type names, status) is shown as text: no
+    terminal escapes. Formatted here, not by DataFrame.to_string (~20x slower over 100,000 rows)."""
+    columns = [c for c in RESULT_COLUMNS if c in df.columns]
+    cells = [[RESULT_COLUMNS[c]] + [_cell(RESULT_COLUMNS[c], v) for v in df[c].tolist()] for c in columns]
+    widths = [max(map(len, col)) for col in cells]
+    return "\n".join(" ".join(col[i].rjust(w) for col, w in zip(cells, widths)) for i in range(len(df) + 1))
+
+
+def _cell(title: str, v: object) -> str:
+    if v is None or v != v:  # None, NaN: not in this record
+        return "-"
+    if isinstance(v, str):
+        return printable(v, 40)
+    if isinstance(v, float):
+        return fmt_kld(v) if title == "KLD" else f"{v:.1%}" if title == "top-1" else f"{v:.1f}"
+    return str(v)

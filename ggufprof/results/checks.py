@@ -14,7 +14,7 @@ from ..memory.caches import LOG_RS, LOG_STATE, mib_f32, mib_f64
 from ..memory.footprint import HOST, gpu_bytes
 from ..memory.predict import MemoryPrediction
 from ..memory.placement import CPU, REPACK, Placement, is_host_buffer
-from .schema import Record
+from .schema import CHECK_KEYS, Record
 
 
 @dataclass(frozen=True)
@@ -75,15 +75,9 @@ def kv_mismatches(pred: MemoryPrediction, log: LlamaLog, n_ctx: int | None = Non
     return out
 
 
-# The checks a measured record carries, each True (agrees), False (disagrees) or None/absent (not
-# judged: no prediction for this memory, no GPU, ...). One predicate for the live table, the sweep's
-# summary, the report and the gates.
-CHECK_KEYS = ("kv_exact", "rss_explained", "vram_explained", "weights_gpu_exact", "weights_repack_exact",
-              "total_within_prediction", "vram_total_explained")
-
-
 def failed_checks(check: dict) -> list[str]:
-    """The checks that disagree with the prediction (an unjudged check never fails)."""
+    """The checks that disagree with the prediction (an unjudged check never fails): one predicate for
+    the live table, the sweep's summary, the report and the gates (CHECK_KEYS: results/schema.py)."""
     return [k for k in CHECK_KEYS if check.get(k) is False]
 
 

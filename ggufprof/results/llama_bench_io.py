@@ -22,6 +22,9 @@ tools/llama-bench/llama-bench.cpp of the vendored llama.cpp). Differences that c
   give each run its own label (``--build-commit``).
 * Imported records carry ``env.source = "llama-bench"`` and no KV, RSS or checks: llama-bench does
   not measure them (schema.validate exempts such records from those requirements).
+* An import is all or nothing: a test whose fields have the wrong type (``LINE``), or the settings
+  of a newer ggufprof's export, is one error naming the test and the field, and nothing is written
+  (a partial import would pair the wrong pp and tg tests, or lose some silently).
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GgufprofError
-from .run_settings import RunSettings
 from ..memory.settings import KVSettings
-from .schema import Record, speed_block, validate
+from . import files
+from .run_settings import RunSettings
+from .schema import (BOOL, COUNT, INT, NUMBERS, RATE, SETTINGS, STR, Block, Kind, ListOf, Record, field_problems,
+                     settings_problems, speed_block, validate)
 
 # test::get_fields(), in llama-bench's order; then its jsonl printer adds samples_ns and samples_ts
 FIELDS = (
@@ -52,6 +57,29 @@ FLASH_ATTN_NAME = {v: k for k, v in FLASH_ATTN_TYPE.items()}
 RESULTS = ("test_time", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "samples_ns", "samples_ts")
 REQUIRED = ("type_k", "type_v", "n_batch", "n_ubatch", "n_threads", "n_prompt", "n_gen", "n_depth", "samples_ns",
             "samples_ts")
+TEST_TIME = "%Y-%m-%dT%H:%M:%SZ"  # llama-bench's test_time
+
+
+def _test_time_ok(v: str) -> bool:
+    try:
+        dt.datetime.strptime(v, TEST_TIME)
+    except ValueError:
+        return False
+    return True
+
+
+# The fields of a llama-bench test that an import reads, and what they must hold (schema.Kind).
+LINE = {
+    **{k: COUNT.not_null() for k in ("n_batch", "n_ubatch", "n_threads", "n_prompt", "n_gen", "n_depth")},
+    "type_k": STR.not_null(), "type_v": STR.not_null(),
+    "samples_ns": ListOf(Kind("a number of nanoseconds above 0", NUMBERS, 1, 1e16)), "samples_ts": ListOf(RATE),
+    "flash_attn": Kind("-1, 0 or 1 (or true/false)", (int, bool), -1, 1), "n_gpu_layers": INT,
+    "no_kv_offload": BOOL, "repack": BOOL, "test_time": Kind(f"a time as {TEST_TIME}", (str,), test=_test_time_ok),
+    "model_filename": STR, "model_type": STR, "model_size": COUNT, "model_n_params": COUNT, "cpu_info": STR,
+    "gpu_info": STR, "backends": STR, "build_commit": STR, "build_number": INT,
+    # what our own export adds (export_lines)
+    "ggufprof": Block({"id": STR, "settings": Block(SETTINGS), "model": Block({}), "hostname": STR}, null=True),
+}
 
 
 @dataclass
@@ -94,13 +122,13 @@ def export_lines(records: list[Record], build_commit: str | None = None) -> list
     for rec in records:
         if rec.status != "ok":
             continue
-        s, env, model = rec.settings, rec.env, rec.model
+        s, env, model = RunSettings.from_dict(rec.settings).to_dict(), rec.env, rec.model  # v1: defaults filled
         n_params, weight_bytes = _model_facts(model.get("path"), cache)
         gpus = (env.get("gpu") or {}).get("gpus") or []
         common = {
             "build_commit": build_commit or env.get("build_commit") or f"llama-cpp-python-{env.get('llama_cpp_python', 'unknown')}",
             "build_number": env.get("build_number", 0), "cpu_info": env.get("cpu", ""), "gpu_info": ", ".join(gpus),
-            "backends": env.get("backends") or ("CUDA" if "CUDA" in env.get("llama_cpp_system_info", "") else "CPU"),
+            "backends": env.get("backends") or ("CUDA" if "CUDA" in (env.get("llama_cpp_system_info") or "") else "CPU"),
             "model_filename": model.get("path", ""), "model_type": model.get("name") or model.get("architecture", ""),
             "model_size": weight_bytes or model.get("weight_bytes", 0), "model_n_params": n_params or model.get("n_params", 0),
             "n_batch": s["batch_size"], "n_ubatch": s["ubatch_size"], "n_threads": s["threads"], "cpu_mask": "0x0",
@@ -130,10 +158,7 @@ def export_lines(records: list[Record], build_commit: str | None = None) -> list
 def write_export(records: list[Record], output: Path | None, build_commit: str | None = None) -> str:
     text = "".join(json.dumps(line) + "\n" for line in export_lines(records, build_commit))
     if output:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as e:
-            raise GgufprofError(f"{output}: cannot write: {e.strerror}") from None
+        files.write_file(output, text)
     return text
 
 
@@ -143,6 +168,8 @@ def read_llama_bench(path: Path) -> list[dict]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise GgufprofError(f"{path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise GgufprofError(f"{path}: not llama-bench JSONL (not UTF-8: {e.reason} at byte {e.start})") from None
     try:
         if text.lstrip().startswith("["):
             lines = json.loads(text)
@@ -150,10 +177,17 @@ def read_llama_bench(path: Path) -> list[dict]:
             lines = [json.loads(ln) for ln in text.splitlines() if ln.strip()]
     except json.JSONDecodeError as e:
         raise GgufprofError(f"{path}: not llama-bench JSONL: {e}") from None
+    if not isinstance(lines, list):
+        raise GgufprofError(f"{path}: not llama-bench JSON (a JSON {type(lines).__name__}, not a list of tests)")
     for n, line in enumerate(lines, 1):
         missing = [f for f in REQUIRED if not isinstance(line, dict) or f not in line]
         if missing:
             raise GgufprofError(f"{path}: test {n} is not a llama-bench result: missing {', '.join(missing)}")
+        bad = field_problems(line, LINE)
+        settings = (line.get("ggufprof") or {}).get("settings")
+        bad += [f"ggufprof.{p}" for p in settings_problems(settings)] if settings and not bad else []
+        if bad:
+            raise GgufprofError(f"{path}: test {n}: {'; '.join(bad[:3])}")
     return lines
 
 
@@ -227,12 +261,10 @@ def write_records(records: list[Record], out_dir: Path) -> Path:
     kept as a backup (results.jsonl.<time>.<n>.bak), as the sweep does."""
     from .store import RESULTS, ResultsLock, rewrite, write_csv
 
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise GgufprofError(f"{out_dir}: cannot create the results directory: {e.strerror}") from None
+    files.make_dir(out_dir, named=True)
     results = out_dir / RESULTS
     with ResultsLock(out_dir):
+        files.check_destination(out_dir / "results.csv")  # refused before results.jsonl is replaced
         rewrite(results, records)
-    write_csv(results, out_dir / "results.csv")
+        write_csv(results, out_dir / "results.csv")
     return results

@@ -1,12 +1,17 @@
 """Results on disk: the one home for reading and writing ``results.jsonl`` (pure).
 
 * Writes are whole lines: each record is one ``os.write`` of a complete line to a file opened
-  with ``O_APPEND``, then fsync'd, so a crash or a full disk can at worst leave a torn *last* line.
-* Readers never fail on one bad line: a torn, non-JSON or schema-invalid line is reported (with its
-  line number) and ignored; ``--resume`` reruns the configuration it held.
+  with ``O_APPEND``, then fsync'd, so a crash or a full disk can at worst leave a torn *last* line
+  (the next append starts a new line). Every file goes through results/files.py: nothing is written
+  through a symbolic link, and a whole file is replaced atomically.
+* Readers stream the file (one line in memory at a time) and never fail on one bad line: a torn,
+  non-JSON line, a record of a newer schema or one whose fields have the wrong shape
+  (schema.validate) is described with its line number and skipped. A reader may keep only the
+  fields it shows (``keep``): 100,000 records then fit in a few hundred MiB.
 * A rewrite (``--recheck``, ``--resume`` dropping failed configurations, ``import`` over old
   results) goes through a temporary file and ``os.replace``, after a backup whose name never
-  collides (``results.jsonl.<time>.<n>.bak``).
+  collides (``results.jsonl.<time>.<n>.bak``); lines it cannot read are copied as they are, never
+  dropped.
 * One writer per results directory: :class:`ResultsLock` (an ``flock`` on ``OUT/.ggufprof.lock``)
   refuses a second sweep on the same ``--out``.
 * Results of one model only: :func:`check_same_model` refuses to mix models by sha256.
@@ -14,20 +19,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import gc
 import json
 import os
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import orjson
+
 from ..errors import GgufprofError
+from . import files
 from .schema import Record, flatten, validate
 
-T = TypeVar("T")
 RESULTS = "results.jsonl"
 LINE_MAX = 64 << 20  # a results line longer than this is not ours (a record is a few KiB)
+T = TypeVar("T")
+SHARED = ("env", "model")  # blocks most records of a directory hold alike: one copy when projected
 
 
 def results_file(path: str | Path) -> Path:
@@ -38,69 +49,164 @@ def results_file(path: str | Path) -> Path:
     return f
 
 
-def read_jsonl(path: Path, parse: Callable[[dict], T], problems: list[str] | None = None) -> list[T]:
-    """The objects ``parse`` makes of a JSONL file's lines; a line that is not JSON, not an object,
-    or that ``parse`` refuses (ValueError or TypeError, with the reason) is described in ``problems``."""
-    out: list[T] = []
+@dataclass(frozen=True)
+class Unreadable:
+    """A line this ggufprof cannot read (torn, not JSON, a newer schema, a wrong shape): where it is,
+    so that a rewrite copies it as it is."""
+
+    line: int
+    offset: int
+    length: int
+
+
+def read_lines(path: Path, problems: list[str] | None = None, keep: Iterable[str] | None = None
+               ) -> Iterator[Record | Unreadable]:
+    """Each line of a results file, in order: a Record, or an Unreadable described in ``problems``
+    (with its line number). ``keep``: dotted fields to keep (``"measured.rss"``; id, status and
+    reason always are); the others are dropped after validation, to hold less."""
+    tree = _tree(keep) if keep is not None else None
+    shared: dict[bytes, dict] = {}
+    with _open(path) as f:
+        for n, offset, raw, complete in _lines(f):
+            if raw is not None and not raw.strip():
+                continue
+            d, why = _record(raw, complete)
+            if d is None:
+                if problems is not None:
+                    problems.append(f"{path}:{n}: {why[:300]}; line skipped")
+                yield Unreadable(n, offset, f.tell() - offset)
+                continue
+            yield Record.from_dict(d) if tree is None else _projected(d, tree, shared)
+
+
+def read_records(path: Path, problems: list[str] | None = None, keep: Iterable[str] | None = None) -> list[Record]:
+    """The valid records of a JSONL file; each line that is not one is described in ``problems``."""
+    with no_gc():
+        return [x for x in read_lines(path, problems, keep) if isinstance(x, Record)]
+
+
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """Python's cycle collector off while many records are read: records hold no cycles, and each
+    collection would walk every object read so far (~40 % of the time of 100,000 records)."""
+    was = gc.isenabled()
+    gc.disable()
     try:
-        f = open(path, "rb")
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _json_object(raw: bytes | None, complete: bool) -> tuple[dict | None, str]:
+    """(the JSON object of a line, "") or (None, why it is not one)."""
+    if raw is None:
+        return None, f"longer than {LINE_MAX >> 20} MiB: not a record"
+    try:
+        d = orjson.loads(raw)  # refuses NaN, Infinity and numbers that overflow a double
+    except orjson.JSONDecodeError as e:
+        return None, "a torn last line (the write was cut off)" if not complete else f"not a JSON record ({e})"
+    if not isinstance(d, dict):
+        return None, f"not a record (a JSON {type(d).__name__})"
+    return d, ""
+
+
+def _record(raw: bytes | None, complete: bool) -> tuple[dict | None, str]:
+    """(the record dict, "") or (None, why it cannot be read)."""
+    d, why = _json_object(raw, complete)
+    if d is None:
+        return None, why
+    bad = validate(d)
+    return (None, "; ".join(bad[:3]) + (f" (and {len(bad) - 3} more)" if len(bad) > 3 else "")) if bad else (d, "")
+
+
+def _open(path: Path):
+    try:
+        return open(path, "rb")
     except OSError as e:
         raise GgufprofError(f"{path}: cannot read: {e.strerror}") from None
-    with f:
-        for n, (raw, complete) in enumerate(_lines(f), 1):
-            if not raw.strip():
+
+
+def read_jsonl(path: Path, parse: Callable[[dict], T], problems: list[str] | None = None) -> list[T]:
+    """The objects ``parse`` makes of a JSONL file's lines (speedup.jsonl, ...), streamed like
+    results.jsonl; a line that is not JSON, not an object, or that ``parse`` refuses (ValueError or
+    TypeError, with the reason) is described in ``problems`` with its line number and skipped."""
+    out: list[T] = []
+    with _open(path) as f:
+        for n, _, raw, complete in _lines(f):
+            if raw is not None and not raw.strip():
                 continue
-            why = None
-            try:
-                d = json.loads(raw.decode("utf-8"), parse_constant=_no_nan)
-            except (UnicodeDecodeError, ValueError) as e:
-                why = "a torn last line (the write was cut off)" if not complete else f"not a JSON record ({e})"
-            else:
-                if not isinstance(d, dict):
-                    why = f"not a record (a JSON {type(d).__name__})"
-                else:
-                    try:
-                        out.append(parse(d))
-                    except (TypeError, ValueError) as e:
-                        why = str(e)
-            if why and problems is not None:
-                problems.append(f"{path}:{n}: {why[:300]}; line ignored")
+            d, why = _json_object(raw, complete)
+            if d is not None:
+                try:
+                    out.append(parse(d))
+                    continue
+                except (TypeError, ValueError) as e:
+                    why = str(e)
+            if problems is not None:
+                problems.append(f"{path}:{n}: {why[:300]}; line skipped")
     return out
 
 
-def _record(d: dict) -> Record:
-    if bad := validate(d):
-        raise ValueError("; ".join(bad[:3]))
-    return Record.from_dict(d)
-
-
-def read_records(path: Path, problems: list[str] | None = None) -> list[Record]:
-    """The valid records of a JSONL file; each line that is not one is described in ``problems``."""
-    return read_jsonl(path, _record, problems)
-
-
-def _lines(f) -> Iterable[tuple[bytes, bool]]:
-    """(line, ends with a newline) for each line of a binary file, never holding more than LINE_MAX
-    bytes of one line (an absurdly long one is skipped and reported as not JSON)."""
+def _lines(f) -> Iterator[tuple[int, int, bytes | None, bool]]:
+    """(line number, offset, line or None when longer than LINE_MAX, ends with a newline) for each
+    line of a binary file, never holding more than LINE_MAX bytes of one line."""
+    n = 0
     while True:
+        n += 1
+        offset = f.tell()
         line = f.readline(LINE_MAX + 1)
         if not line:
             return
         if len(line) > LINE_MAX:
             while line and not line.endswith(b"\n"):
                 line = f.readline(LINE_MAX)
-            yield b"{oversized line}", True
+            yield n, offset, None, True
             continue
-        yield line.rstrip(b"\n"), line.endswith(b"\n")
+        yield n, offset, line.rstrip(b"\n"), line.endswith(b"\n")
 
 
-def _no_nan(name: str) -> None:
-    raise ValueError(f"{name} is not a number a result can hold")
+def _tree(keep: Iterable[str]) -> dict:
+    """Dotted paths as a tree: {"measured": {"rss": True}, "settings": True, ...}."""
+    tree: dict = {"schema_version": True, "id": True, "status": True, "reason": True}
+    for path in keep:
+        node = tree
+        *parents, last = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if node is True:
+                break
+        else:
+            node[last] = True
+    return tree
 
 
-def load_records(path: str | Path, problems: list[str] | None = None) -> list[Record]:
+def _projected(d: dict, tree: dict, shared: dict[bytes, dict]) -> Record:
+    out = _project(d, tree)
+    for key in SHARED:  # the same environment in every record of a host: held once
+        if isinstance(out.get(key), dict):
+            out[key] = shared.setdefault(orjson.dumps(out[key], option=orjson.OPT_SORT_KEYS), out[key])
+    return Record.from_dict(out)
+
+
+def _project(d: dict, tree: dict) -> dict:
+    """The fields of ``d`` in ``tree``; a list of objects keeps the same fields of each."""
+    out = {}
+    for k, sub in tree.items():
+        if k in d:
+            v = d[k]
+            if sub is True or not isinstance(v, (dict, list)):
+                out[k] = v
+            else:
+                out[k] = _project(v, sub) if isinstance(v, dict) else [
+                    _project(x, sub) if isinstance(x, dict) else x for x in v]
+    return out
+
+
+def load_records(path: str | Path, problems: list[str] | None = None, keep: Iterable[str] | None = None
+                 ) -> list[Record]:
     """Records of a result directory or JSONL file; bad lines go to ``problems`` (or are ignored)."""
-    return read_records(results_file(path), problems)
+    return read_records(results_file(path), problems, keep)
 
 
 def line_of(rec: Record) -> bytes:
@@ -114,44 +220,26 @@ def append_record(path: Path, rec: Record) -> None:
 
 def append_line(path: Path, data: bytes) -> None:
     """Append one complete line (``data`` ends with a newline) with one write, then fsync."""
+    files.append(path, data)
+
+
+def rewrite(path: Path, items: Iterable[Record | Unreadable]) -> Path | None:
+    """Replace the file with ``items`` (atomically), keeping the old one as a backup: records as
+    lines, Unreadable lines copied from the old file as they are (each ending in a newline)."""
+    old = None
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise GgufprofError(f"{path}: cannot write results: {e.strerror}") from None
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except OSError as e:
-        raise GgufprofError(f"{path}: writing a result failed: {e.strerror}") from None
+        with files.replacing(path, "wb") as out:
+            for item in items:
+                if isinstance(item, Record):
+                    out.write(line_of(item))
+                    continue
+                old = old or open(path, "rb")
+                old.seek(item.offset)
+                out.write(old.read(item.length).rstrip(b"\n") + b"\n")
+            return files.backup(path)  # a new name of the old file, made before it is replaced
     finally:
-        os.close(fd)
-
-
-def backup(path: Path) -> Path | None:
-    """Move ``path`` aside as ``<path>.<unix time>.<n>.bak`` (n makes two backups in one second
-    distinct); None when there is nothing to back up."""
-    if not path.exists() or not path.stat().st_size:
-        return None
-    stamp = int(time.time())
-    n = 0
-    while (dst := path.with_name(f"{path.name}.{stamp}.{n}.bak")).exists():
-        n += 1
-    path.rename(dst)
-    return dst
-
-
-def rewrite(path: Path, records: Iterable[Record]) -> Path | None:
-    """Replace the file with ``records`` (atomically), keeping the old one as a backup."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    tmp.touch()
-    for rec in records:
-        append_record(tmp, rec)
-    kept = backup(path)
-    os.replace(tmp, path)
-    return kept
+        if old is not None:
+            old.close()
 
 
 class ResultsLock:
@@ -162,10 +250,7 @@ class ResultsLock:
         self.fd: int | None = None
 
     def __enter__(self) -> "ResultsLock":
-        try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise GgufprofError(f"{self.path.parent}: cannot write here: {e.strerror}") from None
+        self.fd = files.open_lock_file(self.path)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -207,37 +292,77 @@ def refuse_overwrite(output: Path | None, inputs: Iterable[str | Path]) -> None:
 
 
 def write_csv(jsonl: Path, csv_path: Path) -> None:
-    """results.csv: one flattened row per record (dotted column names), for pandas or a spreadsheet."""
+    """results.csv: one flattened row per record (dotted column names), for pandas or a spreadsheet.
+    Two passes over the file (the columns, then the rows), so no more than one record is held."""
     import csv
 
-    rows = [flatten(r.to_dict()) for r in read_records(jsonl)] if jsonl.exists() else []
-    cols: list[str] = []
-    for row in rows:
-        cols.extend(k for k in row if k not in cols)
-    try:
-        with open(csv_path, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=cols)
-            w.writeheader()
-            w.writerows(rows)
-    except OSError as e:
-        raise GgufprofError(f"{csv_path}: cannot write: {e.strerror}") from None
+    def rows() -> Iterator[dict]:
+        for item in read_lines(jsonl) if jsonl.exists() else ():
+            if isinstance(item, Record):
+                yield flatten(item.to_dict())
+
+    cols: dict[str, None] = {}
+    for row in rows():
+        cols.update(dict.fromkeys(row))
+    with files.replacing(csv_path) as f:
+        w = csv.DictWriter(f, fieldnames=list(cols))
+        w.writeheader()
+        w.writerows(rows())
 
 
-def load_dataframe(*paths: str | Path):
+SAMPLE_COLUMNS = ("measured.pp.samples_tps", "measured.tg.samples_tps", "measured.pp.samples_s",
+                  "measured.tg.samples_s")
+
+
+def load_dataframe(*paths: str | Path, columns: Iterable[str] | None = None, problems: list[str] | None = None):
     """All records of one or more result directories (or JSONL files) as a pandas DataFrame.
 
     Columns are the flattened record (``settings.ctx_size``, ``measured.tg.tps_mean``, ...) plus
-    ``source`` (the directory it came from); raw samples stay lists."""
+    ``source`` (the directory it came from); raw samples stay lists. ``columns``: only these fields
+    (those no record has are left out), read without holding the rest. Unreadable lines go to
+    ``problems``."""
     import pandas as pd
 
-    rows = []
-    for p in paths:
-        for rec in load_records(p):
-            row = flatten(rec.to_dict())
-            for key in ("measured.pp.samples_tps", "measured.tg.samples_tps", "measured.pp.samples_s",
-                        "measured.tg.samples_s"):
-                if key in row:
-                    row[key] = json.loads(row[key])
-            row["source"] = str(p)
-            rows.append(row)
-    return pd.DataFrame(rows)
+    keep = list(columns) if columns is not None else None
+    data: dict[str, list] = {}
+    n = 0
+    with no_gc():
+        for p in paths:
+            for rec in read_lines(results_file(p), problems, keep):  # one record at a time, into columns
+                if not isinstance(rec, Record):
+                    continue
+                row = _flat_row(rec) if keep is None else _picked(rec, keep)
+                row["source"] = str(p)
+                for key, value in row.items():
+                    if key not in data:  # a column no earlier record had
+                        data[key] = [None] * n
+                    data[key].append(value)
+                n += 1
+                for col in data.values():  # a column this record lacks
+                    if len(col) < n:
+                        col.append(None)
+    return pd.DataFrame(data)
+
+
+def _flat_row(rec: Record) -> dict:
+    row = flatten({f: getattr(rec, f) for f in Record.__dataclass_fields__})
+    for key in SAMPLE_COLUMNS:
+        if isinstance(row.get(key), str):
+            row[key] = json.loads(row[key])
+    return row
+
+
+_MISSING = object()
+
+
+def _picked(rec: Record, columns: list[str]) -> dict:
+    """The record's value of each dotted field it has (what flatten would give for a leaf)."""
+    out = {}
+    for col in columns:
+        top, *rest = col.split(".")
+        v = getattr(rec, top, _MISSING)
+        for k in rest:
+            v = v.get(k, _MISSING) if isinstance(v, dict) else _MISSING
+        if v is not _MISSING:
+            out[col] = v
+    return out

@@ -8,35 +8,39 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...errors import GgufprofError
+from ...results import files
+from ...results.store import no_gc
 
 
 def write_report(dirs: list[Path], out_dir: Path | None = None, problems: list[str] | None = None) -> dict[str, Path]:
     """Write report.html, report.md and the plots' PNGs into ``out_dir`` (default: the first directory).
-    Results lines that cannot be read are ignored and described in ``problems``.
+    Results lines that cannot be read are skipped and described in ``problems``. Every file is
+    written whole or not at all, and none through a link (results/files.py): a link at one of
+    their names is refused before any is written.
 
     Returns {"html": ..., "md": ..., "png:<slug>": ...}. GgufprofError for a directory without
     results.jsonl or directories holding different models."""
+    with no_gc():  # 100,000 records and their rows: no cycles among them to collect
+        return _write(dirs, out_dir, problems)
+
+
+def _write(dirs: list[Path], out_dir: Path | None, problems: list[str] | None) -> dict[str, Path]:
     from . import data as data_mod
     from .html import write_html
-    from .markdown import write_markdown
+    from .markdown import png_path, write_markdown
     from .plots import make_plots
     from .tables import checks_table, comparison_table, environment_table, model_table, not_measured_table, \
         recommendation_table, summary_table
 
     dirs = [Path(d) for d in dirs]
     data = data_mod.load(dirs)
-    out = Path(out_dir) if out_dir is not None else dirs[0]
-    if out.exists() and not out.is_dir():
-        raise GgufprofError(f"{out}: not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise GgufprofError(f"{out}: cannot create the report directory: {e.strerror}") from None
+    out = files.make_dir(Path(out_dir) if out_dir is not None else dirs[0], named=True)
     tables = {"compare": [recommendation_table(data), summary_table(data), comparison_table(data)],
               "checks": checks_table(data),
               "skipped": not_measured_table(data), "env": [model_table(data), environment_table(data)]}
     plots, notes = make_plots(data)
+    for path in (out / "report.html", out / "report.md", *(png_path(out / "report.md", p) for p in plots)):
+        files.check_destination(path)
     paths = {"html": write_html(out / "report.html", data, tables, plots, notes)}
     md, *pngs = write_markdown(out / "report.md", data, tables, plots, notes)
     paths["md"] = md

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from ...results.llama_log import logged_mib, mib_bytes
 from ...results.checks import failed_checks
+from ...results.schema import CHECK_KEYS
 from ...errors import GgufprofError
 from ...results.store import RESULTS, load_records
 from ...results.schema import Record
@@ -30,6 +32,14 @@ AXIS_LABELS = {"ctx_size": "ctx", "depth": "depth", "parallel": "np", "kv_unifie
                "threads": "threads", "batch_size": "b", "ubatch_size": "ub", "n_prompt": "pp tokens",
                "n_gen": "tg tokens", "repetitions": "reps", "repack": "repack"}
 BASELINE = ("f16", "f16")
+# What the report reads of each record (store.read_lines keeps only these: 100,000 records fit)
+REPORT_FIELDS = ("settings", "model", "env", "predicted.kv_bytes", "predicted.recurrent_bytes", "predicted.caches.kind",
+                 "measured.kv.caches.kind", "measured.kv.caches.total_mib",
+                 *(f"measured.rss.{k}" for k in ("after_load", "after_context", "peak")),
+                 *(f"measured.vram.{k}" for k in ("after_load_process", "after_context_process")),
+                 *(f"measured.{t}.{k}" for t in ("pp", "tg") for k in ("tps_mean", "tps_stddev", "samples_tps", "samples_noise")),
+                 *(f"check.{k}" for k in (*CHECK_KEYS, "kv_mismatches", "rss_growth", "rss_expected", "rss_tolerance",
+                                          "vram_growth", "vram_expected", "speed_noise")), "quality")
 
 
 @dataclass
@@ -40,9 +50,10 @@ class Item:
     host: str
     source: Path
 
-    @property
+    @cached_property
     def pair(self) -> tuple[str, str]:
         return self.rec.settings.get("cache_type_k", "?"), self.rec.settings.get("cache_type_v", "?")
+
 
     @property
     def ok(self) -> bool:
@@ -57,14 +68,16 @@ class ReportData:
     hosts: list[str] = field(default_factory=list)
     pairs: list[tuple[str, str]] = field(default_factory=list)  # in the order the sweeps ran them
     varying: list[str] = field(default_factory=list)  # settings (not cache types) with more than one value
-    problems: list[str] = field(default_factory=list)  # results lines that could not be read (ignored)
+    problems: list[str] = field(default_factory=list)  # results lines that could not be read (skipped)
     speedup: list[SpeedupRecord] = field(default_factory=list)  # speedup.jsonl records, in the order read
+    rows: list[dict] | None = field(default=None, repr=False)  # comparison_rows, once computed
 
     def count(self, status: str) -> int:
         return sum(i.rec.status == status for i in self.items)
 
-    @property
+    @cached_property
     def ok(self) -> list[Item]:
+        """The measured configurations (items are fixed once loaded)."""
         return [i for i in self.items if i.ok]
 
     @property
@@ -93,7 +106,7 @@ def _load_dir(d: Path, problems: list[str]) -> tuple[list[Record], list[SpeedupR
     speed = read_speedup(d, problems)
     if speed and not (d / RESULTS).is_file():
         return [], speed
-    recs = load_records(d, problems)  # says what to run when there is no results.jsonl
+    recs = load_records(d, problems, REPORT_FIELDS)  # says what to run when there is no results.jsonl
     if not recs and not speed:
         raise GgufprofError(f"{d}: results.jsonl holds no records")
     return recs, speed
@@ -133,13 +146,17 @@ def load(dirs: list[Path]) -> ReportData:
                       speedup=[r for _, _, speed in both for r in speed])
     data.hosts = list(dict.fromkeys(i.host for i in items))
     data.pairs = list(dict.fromkeys(i.pair for i in items))
-    data.varying = [a for a in AXES if len({repr(i.rec.settings.get(a)) for i in items}) > 1]
+    # one setting's values are all of one type (schema.validate): a set tells them apart
+    data.varying = [a for a in AXES if len({i.rec.settings.get(a) for i in items}) > 1]
     return data
 
 
 def other_settings(rec: Record) -> tuple:
-    """Everything but the cache types: the key that finds a configuration's f16/f16 twin."""
-    return tuple(sorted((k, repr(v)) for k, v in rec.settings.items() if k not in CACHE_KEYS))
+    """Everything but the cache types: the key that finds a configuration's f16/f16 twin. (Names,
+    values): the values themselves, not copies (a report holds one per configuration); one field's
+    values are all of one type (schema.validate), so True never meets 1."""
+    keys = tuple(sorted(k for k in rec.settings if k not in CACHE_KEYS))
+    return keys, tuple(rec.settings[k] for k in keys)
 
 
 def measured_kv_bytes(rec: Record, grows_with_context: bool = True) -> float | None:
@@ -186,6 +203,12 @@ def _orderable(v: object) -> tuple:
 
 def comparison_rows(data: ReportData) -> list[dict]:
     """One row per measured configuration: memory and speed, each with its ratio to f16/f16."""
+    if data.rows is None:
+        data.rows = _comparison_rows(data)
+    return data.rows
+
+
+def _comparison_rows(data: ReportData) -> list[dict]:
     kv_base = {(i.host, other_settings(i.rec)): i.rec.predicted.get("kv_bytes")
                for i in data.items if i.pair == BASELINE}
     ok_base = {(i.host, other_settings(i.rec)): i.rec for i in data.ok if i.pair == BASELINE}

@@ -8,9 +8,12 @@ from the records goes through html.escape.
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Iterable, Iterator
 from html import escape
 from pathlib import Path
 
+from ...results import files
 from .data import ReportData
 from .plots import Plot
 from .tables import Table
@@ -51,24 +54,32 @@ SECTIONS = (("compare", "Comparison by cache type"), ("plots", "Plots"), ("check
             ("skipped", "Skipped and failed"), ("env", "Environment"))
 
 
-def table_html(t: Table, heading: bool = True) -> str:
-    parts = [f"<h3>{escape(t.title)}</h3>"] if heading else []
+_SPECIAL = re.compile(r"[&<>\"']")  # what html.escape replaces
+
+
+def _cell(text: str) -> str:
+    """A table cell escaped (most cells are numbers: looked at, not rebuilt)."""
+    return escape(text) if _SPECIAL.search(text) else text
+
+
+def table_html(t: Table, heading: bool = True) -> Iterator[str]:
+    """The table as pieces of HTML, one per row (a table can have 100,000 rows: never one string)."""
+    if heading:
+        yield f"<h3>{escape(t.title)}</h3>\n"
     if t.note:
-        parts.append(f'<p class="note">{escape(t.note)}</p>')
+        yield f'<p class="note">{escape(t.note)}</p>\n'
     if not t.rows:
-        return "\n".join(parts)
+        return
     num = t.numeric or [False] * len(t.headers)
     head = "".join(f"<th>{escape(h)}</th>" for h in t.headers)
     head = f"<thead><tr>{head}</tr></thead>" if any(t.headers) else ""
-    body = []
+    yield f'<div class="scroll"><table>{head}<tbody>\n'
     for n, row in enumerate(t.rows):
         cls = ' class="group"' if n and n < len(t.starts) and t.starts[n] else ""
-        cells = "".join(f'<td class="num">{escape(c)}</td>' if n else f"<td>{escape(c)}</td>"
+        cells = "".join(f'<td class="num">{_cell(c)}</td>' if n else f"<td>{_cell(c)}</td>"
                         for c, n in zip(row, num))
-        body.append(f"<tr{cls}>{cells}</tr>")
-    parts.append(f'<div class="scroll"><table>{head}<tbody>'
-                 + "\n".join(body) + "</tbody></table></div>")
-    return "\n".join(parts)
+        yield f"<tr{cls}>{cells}</tr>\n"
+    yield "</tbody></table></div>\n"
 
 
 def figure_html(p: Plot) -> str:
@@ -91,32 +102,33 @@ def header_html(data: ReportData) -> str:
             f'<p class="counts">{counts}</p><nav>{nav}</nav>')
 
 
-def render(data: ReportData, tables: dict[str, Table | list[Table]], plots: list[Plot], notes: list[str]) -> str:
-    """The page as a string (``tables`` keyed by section: compare, checks, skipped, env)."""
-    def section(anchor: str, inner: str) -> str:
-        title = dict(SECTIONS)[anchor]
-        return f'<section id="{anchor}"><h2>{escape(title)}</h2>\n{inner}\n</section>'
+def page(data: ReportData, tables: dict[str, Table | list[Table]], plots: list[Plot], notes: list[str]) -> Iterator[str]:
+    """The page in pieces, in order (``tables`` keyed by section: compare, checks, skipped, env)."""
+    def section(anchor: str, inner: Iterable[str]) -> Iterator[str]:
+        yield f'<section id="{anchor}"><h2>{escape(dict(SECTIONS)[anchor])}</h2>\n'
+        yield from inner
+        yield "</section>\n"
 
-    def tabs(key: str) -> str:
-        ts = tables[key] if isinstance(tables[key], list) else [tables[key]]
-        return "\n".join(table_html(t) for t in ts)
+    def tabs(key: str) -> Iterator[str]:
+        for t in tables[key] if isinstance(tables[key], list) else [tables[key]]:
+            yield from table_html(t)
 
     figs = f'<div class="plots">{"".join(figure_html(p) for p in plots)}</div>' if plots else ""
     note_list = ("<ul class=\"notes\">" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>") if notes else ""
-    body = "\n".join([
-        header_html(data),
-        section("compare", tabs("compare")),
-        section("plots", (figs + note_list) or '<p class="note">No plots.</p>'),
-        section("checks", tabs("checks")),
-        section("skipped", tabs("skipped")),
-        section("env", tabs("env")),
-    ])
     title = escape(f"ggufprof report: {data.model.get('name', '')}")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
-            f"<title>{title}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
+    yield (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+           f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
+           f"<title>{title}</title><style>{STYLE}</style></head>\n<body>\n")
+    yield header_html(data) + "\n"
+    yield from section("compare", tabs("compare"))
+    yield from section("plots", [(figs + note_list) or '<p class="note">No plots.</p>'])
+    for anchor in ("checks", "skipped", "env"):
+        yield from section(anchor, tabs(anchor))
+    yield "</body></html>\n"
 
 
 def write_html(path: Path, data: ReportData, tables: dict, plots: list[Plot], notes: list[str]) -> Path:
-    path.write_text(render(data, tables, plots, notes), encoding="utf-8")
+    """report.html, written piece by piece into the file that replaces it (results/files.py)."""
+    with files.replacing(path) as f:
+        f.writelines(page(data, tables, plots, notes))
     return path

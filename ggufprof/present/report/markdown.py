@@ -7,9 +7,12 @@ GitHub; the PNGs sit next to the file so the links work wherever the directory i
 from __future__ import annotations
 
 import html
+import itertools
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+from ...results import files
 from ...units import printable
 from .data import ReportData
 from .plots import Plot
@@ -17,6 +20,7 @@ from .tables import Table
 
 
 _MD_SPECIAL = re.compile(r"([\\`*\[\]|])")  # intraword _ and # mid-line are inert on GitHub
+_INERT = re.compile(r"[^\\`*\[\]|&<>\x00-\x1f\x7f-\x9f]*")  # text that md_text leaves as it is (most cells: numbers)
 
 
 def md_text(text: object) -> str:
@@ -24,7 +28,10 @@ def md_text(text: object) -> str:
     start a heading) flattened, other control characters (terminal escape sequences) made visible
     as '?' (units.printable), and the characters that make links, emphasis, code or table cells
     backslash-escaped."""
-    s = html.escape(str(text), quote=False)
+    s = str(text)
+    if _INERT.fullmatch(s):
+        return s
+    s = html.escape(s, quote=False)
     s = printable(re.sub(r"\s*[\r\n]+\s*", " ", s), None)
     return _MD_SPECIAL.sub(r"\\\1", s)
 
@@ -33,17 +40,18 @@ def _cell(text: str) -> str:
     return md_text(text)
 
 
-def table_md(t: Table, level: str = "###") -> str:
-    parts = [f"{level} {t.title}", ""]
+def table_md(t: Table, level: str = "###") -> Iterator[str]:
+    """The table's lines (a table can have 100,000 rows: never one string)."""
+    yield from (f"{level} {t.title}", "")
     if t.note:
-        parts += [t.note, ""]
+        yield from (t.note, "")
     if t.rows:
         num = t.numeric or [False] * len(t.headers)
-        parts.append("| " + " | ".join(_cell(h) or " " for h in t.headers) + " |")
-        parts.append("|" + "|".join("---:" if n else "---" for n in num) + "|")
-        parts += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in t.rows]
-        parts.append("")
-    return "\n".join(parts)
+        yield "| " + " | ".join(_cell(h) or " " for h in t.headers) + " |"
+        yield "|" + "|".join("---:" if n else "---" for n in num) + "|"
+        for row in t.rows:
+            yield "| " + " | ".join(_cell(c) for c in row) + " |"
+        yield ""
 
 
 def header_md(data: ReportData) -> str:
@@ -56,26 +64,34 @@ def header_md(data: ReportData) -> str:
         f"{data.count('skipped')} skipped, {data.count('failed')} failed", ""])
 
 
+def png_path(md: Path, plot: Plot) -> Path:
+    """Where a plot's PNG goes: beside the Markdown file, named after it (report-<slug>.png)."""
+    return md.with_name(f"{md.stem}-{plot.slug}.png")
+
+
 def write_markdown(path: Path, data: ReportData, tables: dict, plots: list[Plot], notes: list[str]) -> list[Path]:
     """Write ``path`` and one PNG per plot beside it; return every file written."""
     written = []
     images = []
     for p in plots:
-        png = path.with_name(f"{path.stem}-{p.slug}.png")
-        png.write_bytes(p.png)
+        png = files.write_file(png_path(path, p), p.png)
         written.append(png)
         images += [f"![{p.title}]({png.name})", "", f"**{p.title}.** {p.caption}", ""]
     images += [f"- {n}" for n in notes] + ([""] if notes else [])
 
-    def tabs(key: str) -> list[str]:
-        ts = tables[key] if isinstance(tables[key], list) else [tables[key]]
-        return [table_md(t) for t in ts]
+    def tabs(key: str) -> Iterator[str]:
+        for t in tables[key] if isinstance(tables[key], list) else [tables[key]]:
+            yield from table_md(t)
 
-    text = "\n".join([header_md(data),
-                      "## Comparison by cache type", "", *tabs("compare"),
-                      "## Plots", "", *images,
-                      "## Checks (measurement vs model)", "", *tabs("checks"),
-                      "## Skipped and failed", "", *tabs("skipped"),
-                      "## Environment", "", *tabs("env")])
-    path.write_text(text.rstrip() + "\n", encoding="utf-8")
+    lines = itertools.chain([header_md(data), "## Comparison by cache type", ""], tabs("compare"),
+                            ["## Plots", "", *images, "## Checks (measurement vs model)", ""], tabs("checks"),
+                            ["## Skipped and failed", ""], tabs("skipped"), ["## Environment", ""], tabs("env"))
+    with files.replacing(path) as f:
+        blank = 0  # blank lines are written when a line follows them: the file ends in one newline
+        for line in lines:
+            if not line:
+                blank += 1
+                continue
+            f.write("\n" * blank + line + "\n")
+            blank = 0
     return [path, *written]

@@ -97,7 +97,7 @@ def kv_vs_ctx(data: ReportData) -> Plot | str:
     ref = _reference(data, items, {"ctx_size", "depth"})
     items = _matching(items, ref)
     info = _model_info(data.model)
-    log_x = ctxs[-1] / ctxs[0] >= 8
+    log_x = ctxs[0] > 0 and ctxs[-1] / ctxs[0] >= 8  # ctx 0: the training context, a linear axis
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2))
     for n, pair in enumerate(data.pairs):
