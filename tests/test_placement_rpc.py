@@ -148,3 +148,64 @@ def test_suite_moe_experts_on_the_host(rpc_rig, model):
 def test_suite_dense_partial_split(rpc_rig, model):
     flags = _with_rpc(PlacementFlags(n_gpu_layers=2, tensor_split=(3.0, 1.0)), rpc_rig)
     assert real_and_predicted(model, flags) == []
+
+
+def test_estimate_total_names_each_server_as_llama_cpp_logs_it(rpc_rig):
+    """The CLI: estimate --total with --rpc/-ngl/-ts gives one row per device, named by the buffer
+    type llama.cpp logs (RPC0[127.0.0.1:PORT]), the second server holding only the output layer."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from ggufprof.cli import app
+
+    r = CliRunner(mix_stderr=False).invoke(app, ["estimate", str(fixture_path("llama-gqa")), "-c", "4096", "--total", "--json",
+                                 "--rpc", ",".join(rpc_rig.endpoints), "-ngl", "3", "-ts", "1,1"])
+    assert r.exit_code == 0, r.output
+    first, second = rpc_rig.buffer_types()
+    d = json.loads(r.stdout)
+    assert list(d["total"]) == ["CPU", first, second]
+    assert d["placement"]["layer_device"] == ["CPU", "CPU", first, first, second]
+    assert d["total"][second]["kv_bytes"] == 0 and d["total"][first]["kv_bytes"] == d["total"]["CPU"]["kv_bytes"] > 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-sm", "rows"], "--split-mode: expected one of none, layer, row, tensor"),
+    (["-ts", "3,x"], "--tensor-split: expected proportions"),
+    (["-ot", "exps"], "--override-tensor: expected 'tensor name regex=buffer type'"),
+    (["-ot", "exps=GPU9"], "unknown buffer type GPU9"),
+    (["--rpc", "localhost"], "--rpc: expected host:port"),
+    (["-ncmoe", "-1"], "--n-cpu-moe: expected a number of layers >= 0"),
+    (["-dev", "none,RPC0"], "--device: expected device names"),
+    (["-ngl", "all", "-sm", "row", "-dev", "none"], "--split-mode row: its split buffer types"),
+])
+def test_bad_placement_flags_are_one_error_line(args, message):
+    from typer.testing import CliRunner
+
+    from ggufprof.cli import app
+
+    r = CliRunner(mix_stderr=False).invoke(app, ["estimate", str(fixture_path("llama-gqa")), *args])
+    assert r.exit_code == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.output
+
+
+def test_rpc_without_an_rpc_build_says_what_to_do(monkeypatch):
+    """llama-cpp-python's wheel has no RPC backend: --rpc says so and points at --llama-lib."""
+    from typer.testing import CliRunner
+
+    from ggufprof.cli import app
+
+    monkeypatch.delenv("LLAMA_CPP_LIB_PATH", raising=False)  # the wheel's own libraries
+    r = CliRunner(mix_stderr=False).invoke(app, ["estimate", str(fixture_path("llama-gqa")), "--total", "-ngl", "1",
+                                                 "--rpc", "127.0.0.1:9"])
+    assert r.exit_code == 2 and "has no RPC backend" in r.stderr and "--llama-lib" in r.stderr, r.output
+
+
+def test_rpc_to_nowhere_is_an_error_not_an_abort(rpc_rig):
+    """ggml-rpc aborts the process when a server does not answer; ggufprof asks first."""
+    from typer.testing import CliRunner
+
+    from ggufprof.cli import app
+
+    r = CliRunner(mix_stderr=False).invoke(app, ["estimate", str(fixture_path("llama-gqa")), "--total", "-ngl", "1",
+                                                 "--rpc", "127.0.0.1:9"])
+    assert r.exit_code == 2 and "no rpc-server answers there" in r.stderr, r.output

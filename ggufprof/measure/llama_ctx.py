@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import socket
 from dataclasses import dataclass
 
 import llama_cpp as L
@@ -119,6 +120,7 @@ def _ggml() -> _Ggml:
     return _ggml_handles
 
 
+RPC_CONNECT_TIMEOUT_S = 5.0
 _ADD_SERVER = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_char_p)  # ggml_backend_reg_t (*)(const char * endpoint)
 
 
@@ -142,6 +144,11 @@ def add_rpc_servers(endpoints: tuple[str, ...] | list[str]) -> None:
     for ep in endpoints:
         if ep in known:
             continue
+        host, _, port = ep.rpartition(":")
+        try:  # ggml-rpc aborts the process when it cannot connect: ask first
+            socket.create_connection((host, int(port)), timeout=RPC_CONNECT_TIMEOUT_S).close()
+        except (OSError, ValueError):
+            raise GgufprofError(f"--rpc {ep}: no rpc-server answers there (start one: ggml-rpc-server -H {host} -p {port})") from None
         server = add(ep.encode())
         if not server:
             raise GgufprofError(f"--rpc {ep}: no rpc-server answered there (or it has no device)")

@@ -70,8 +70,10 @@ def footprint(model: ModelInfo, pred: MemoryPrediction, placement: Placement,
     type name, as llama.cpp logs them)."""
     state = {c.name for c in pred.caches if not c.grows_with_context}
     # every device llama.cpp offloads to has a row, holding something or not (llama-fit-params prints it too)
-    devices = [HOST] + sorted(({d.device for d in placement.kv} | set(placement.weights) | set(placement.offload_devices)
-                               | {compute_device(b) for b in compute_bytes}) - {HOST})
+    # in llama.cpp's device order, then anything else that holds a buffer
+    devices = [HOST] + [d for d in placement.offload_devices if d != HOST]
+    devices += sorted(({d.device for d in placement.kv} | set(placement.weights)
+                       | {compute_device(b) for b in compute_bytes}) - set(devices))
     out = []
     for dev in devices:
         shares = [d for d in placement.kv if d.device == dev]
