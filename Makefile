@@ -33,11 +33,12 @@ nginx:
 
 # llama.cpp's architecture suite (one tiny model per architecture) and llama-fit-params, built from the
 # vendored llama.cpp outside the repo (~8 min the first time on 2 cores, then cached): the oracles of
-# tests/test_archs_suite.py and of the footprint tests in tests/test_fit.py.
+# tests/test_archs_suite.py and of the footprint tests in tests/test_fit.py. ggml-rpc-server (rpc-server): the offload
+# devices of the placement tests (tests/rpc_rig.py), on 127.0.0.1 only.
 archs: install
 	@command -v cmake >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ >/dev/null; }
 	scripts/archs_suite.sh
-	scripts/build_llama_tools.sh llama-fit-params
+	scripts/build_llama_tools.sh llama-fit-params ggml-rpc-server
 
 test: install browser nginx archs
 	$(PY) -m pytest

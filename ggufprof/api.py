@@ -30,7 +30,7 @@ from typing import Callable
 
 from .errors import GgufprofError
 from .flags import DEFAULT_CACHE_TYPES, command_line, parse_cache_type_grid, parse_size
-from .measure.dry_run import DryRun, cross_check, visible_gpu
+from .measure.dry_run import DryRun, cross_check, offload_devices, visible_gpu
 from .measure.fit import Budget, FitResult, fit_all, verify
 from .measure.grid import GridSpec, fill_defaults
 from .measure.quality import run_quality
@@ -38,7 +38,7 @@ from .measure.speedup import run_speedup
 from .measure.sweep import Sweep, SweepSummary, measure_one, sha256_file
 from .memory.explain import Explanation, explain as explain_prediction
 from .memory.footprint import DeviceFootprint, footprint
-from .memory.placement import Placement, place
+from .memory.placement import Placement, PlacementFlags, place
 from .memory.predict import MemoryPrediction, predict
 from .memory.settings import DEFAULT_PROFILE, KVSettings, with_defaults
 from .model.model_info import ModelInfo, load_model_info
@@ -99,7 +99,7 @@ class Estimate:
 
 def estimate(model: Model, settings: KVSettings | None = None, *, defaults: str = DEFAULT_PROFILE,
              n_gpu_layers: int | None = None, offload_kqv: bool = True, total: bool = False, repack: bool = True,
-             **given: object) -> Estimate:
+             placement: PlacementFlags | None = None, **given: object) -> Estimate:
     """Every cache and state llama.cpp creates for these settings, byte-exactly.
 
     ``settings`` or the KVSettings fields as keywords (``ctx_size``, ``cache_type_k``, ...) over the
@@ -107,23 +107,25 @@ def estimate(model: Model, settings: KVSettings | None = None, *, defaults: str 
     ``n_gpu_layers``, ``offload_kqv=False`` or ``total``, where each cache and weight goes (the GPU is
     the one llama.cpp itself lists; without one every layer stays in host memory); with ``total``
     the whole footprint per device, compute buffers from llama.cpp's own dry run, weights that
-    llama.cpp repacks for this CPU counted on top of the mapped file (``repack=False``: --no-repack)."""
+    llama.cpp repacks for this CPU counted on top of the mapped file (``repack=False``: --no-repack).
+    ``placement``: every placement flag (-ngl, -sm, -ts, -mg, -dev, --rpc, -ot, --n-cpu-moe, ...;
+    it replaces ``n_gpu_layers`` and ``repack``) on the devices llama.cpp lists, RPC servers included."""
     s = settings if settings is not None else with_defaults(defaults, **given)
     s.validate()  # settings errors first: they do not need the file
     info = load_model(model)
     pred = predict(info, s)
     est = Estimate(info, pred, defaults)
-    ngl = n_gpu_layers or 0
-    gpu = visible_gpu() if ngl else None
+    flags = placement if placement is not None else PlacementFlags(n_gpu_layers=n_gpu_layers or 0, repack=repack)
     if total:
-        with DryRun(info.path, ngl if gpu else 0, repack) as dry:
+        with DryRun(info.path, placement=flags) as dry:
+            devices = dry.offload_devices() if flags.offloads else []
             result = dry.ask(s, offload_kqv)
             cpu_bufts = dry.cpu_buffer_types()
         cross_check(pred, result)
-        est.placement = place(info, pred, ngl, offload_kqv, gpu, cpu_bufts)
+        est.placement = place(info, pred, offload_kqv=offload_kqv, cpu_bufts=cpu_bufts, flags=flags, devices=devices)
         est.devices = footprint(info, pred, est.placement, result.compute_bytes)
-    elif n_gpu_layers is not None or not offload_kqv:
-        est.placement = place(info, pred, ngl, offload_kqv, gpu)
+    elif placement is not None or n_gpu_layers is not None or not offload_kqv:
+        est.placement = place(info, pred, offload_kqv=offload_kqv, flags=flags, devices=offload_devices(flags))
     return est
 
 

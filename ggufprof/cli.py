@@ -48,6 +48,15 @@ DEFAULTS_OPTION = typer.Option(
          "llama-cpp-python). Every output names the profile.")
 LLAMA_LIB_OPTION = typer.Option(None, "--llama-lib", metavar="DIR", help="Run llama.cpp from this build's shared libraries (libllama, libggml*: your own build or another release) instead of the one llama-cpp-python ships, as LLAMA_CPP_LIB_PATH; records name the build.")
 REPACK_OPTION = typer.Option(True, "--repack/--no-repack", help="llama.cpp's extra CPU buffer types (CPU_REPACK: weights copied at load into a layout this CPU computes faster; its default), counted on top of the mapped file; --no-repack (llama.cpp's -nr) leaves them off.")
+SPLIT_MODE = typer.Option(None, "--split-mode", "-sm", metavar="none|layer", help="How layers are split over several devices (llama.cpp's -sm; default layer). row and tensor are not modelled and are refused.")
+TENSOR_SPLIT = typer.Option(None, "--tensor-split", "-ts", metavar="N0,N1,...", help="Proportion of the offloaded layers per device, e.g. 3,1 (llama.cpp's -ts). Default: by each device's free memory as llama.cpp reports it now.")
+MAIN_GPU = typer.Option(None, "--main-gpu", "-mg", metavar="INDEX", help="With -sm none: the one device that gets the offloaded layers (default 0).")
+DEVICE = typer.Option(None, "--device", "-dev", metavar="DEV1,DEV2|none", help="Devices to offload to, by llama.cpp's names (RPC0, CUDA0); none: no offload.")
+RPC = typer.Option(None, "--rpc", metavar="HOST:PORT,...", help="llama.cpp rpc-servers, added as offload devices (needs a llama.cpp built with -DGGML_RPC=ON: --llama-lib).")
+OVERRIDE_TENSOR = typer.Option(None, "--override-tensor", "-ot", metavar="REGEX=BUFT,...", help="Weights whose name matches REGEX go to buffer type BUFT (CPU, RPC0[host:port], CUDA0); first match wins; may be repeated.")
+CPU_MOE = typer.Option(False, "--cpu-moe", "-cmoe", help="Every layer's MoE expert weights in host memory (an -ot pattern, as llama.cpp's).")
+N_CPU_MOE = typer.Option(None, "--n-cpu-moe", "-ncmoe", metavar="N", help="The first N layers' MoE expert weights in host memory.")
+N_CPU_FFN = typer.Option(None, "--n-cpu-ffn", "-ncffn", metavar="N", help="The first N layers' dense FFN weights in host memory.")
 CACHE_TYPE_V_LIST = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk).")
 # how the measuring commands (sweep, quality, speedup) run llama.cpp
 THREADS = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores).")
@@ -220,6 +229,15 @@ def estimate(
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
     total: bool = typer.Option(False, "--total", help="The whole footprint per device: weights, KV, recurrent state, compute and output buffers (compute from llama.cpp's own dry run)."),
     repack: bool = REPACK_OPTION,
+    split_mode: Optional[str] = SPLIT_MODE,
+    tensor_split: Optional[str] = TENSOR_SPLIT,
+    main_gpu: Optional[int] = MAIN_GPU,
+    device: Optional[str] = DEVICE,
+    rpc: Optional[str] = RPC,
+    override_tensor: Optional[list[str]] = OVERRIDE_TENSOR,
+    cpu_moe: bool = CPU_MOE,
+    n_cpu_moe: Optional[int] = N_CPU_MOE,
+    n_cpu_ffn: Optional[int] = N_CPU_FFN,
     as_json: bool = JSON,
     llama_lib: Optional[Path] = LLAMA_LIB_OPTION,
 ) -> None:
@@ -231,16 +249,17 @@ def estimate(
     (n_ctx 512, swa_full on: what llama-cpp-python gets).
     """
     from .api import estimate as estimate_
-    from .flags import parse_gpu_layers
+    from .flags import placement_flags
     from .memory.settings import DEFAULTS_NOTE
     from .present.console import estimate_json, print_estimate
 
     given = _kv_given(ctx_size, cache_type, cache_type_k, cache_type_v, parallel, kv_unified, swa_full, batch_size,
                       ubatch_size, flash_attn)
-    est = estimate_(
-        _model(model, hf_repo, hf_file), defaults=defaults,
-        n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
-        offload_kqv=not no_kv_offload, total=total, repack=repack, **given)
+    flags = placement_flags(n_gpu_layers, split_mode, tensor_split, main_gpu, device, rpc, override_tensor, cpu_moe,
+                            n_cpu_moe, n_cpu_ffn, repack)
+    est = estimate_(_model(model, hf_repo, hf_file), defaults=defaults, offload_kqv=not no_kv_offload, total=total,
+                    placement=flags if n_gpu_layers is not None or flags != type(flags)(repack=repack) else None,
+                    repack=repack, **given)
     if as_json:
         extra = {"total": {d.device: d.to_dict() for d in est.devices}} if est.devices is not None else {}
         _emit_json({**estimate_json(est.model, est.prediction, est.placement), "defaults": defaults, **extra})

@@ -9,6 +9,9 @@
   ``auto`` (llama.cpp's --fit choosing at load) is refused with a pointer to ``ggufprof fit``.
 * Sizes: bytes, or a number with a unit: ``64 MiB``, ``1.5 GiB`` (KiB/MiB/GiB: powers of 1024, as
   llama.cpp prints MiB), ``512 KB`` (KB/MB/GB: powers of 1000). Fractions: ``1%`` or ``0.01``.
+* Placement (common/arg.cpp's spellings): ``-sm none|layer|row|tensor``, ``-ts 3,1`` (or ``3/1``),
+  ``-mg N``, ``-dev RPC0,RPC1`` or ``none``, ``--rpc host:port,...``, ``-ot 'regex=BUFT,...'`` (may be
+  repeated), ``-ncmoe N``, ``-cmoe``, ``-ncffn N``: one :class:`PlacementFlags` (placement_flags).
 * Cache types: ``-ct q8_0`` means K and V both; ``-ct q8_0:q4_0`` a mixed pair; ``-ctk a,b -ctv
   c,d`` the cross product of K and V types, as llama-bench runs them.
 """
@@ -20,6 +23,7 @@ import re
 import shlex
 
 from .errors import GgufprofError
+from .memory.placement import NO_DEVICES, SPLIT_MODES, PlacementFlags
 from .memory.settings import DEFAULTS, KVSettings
 from .model.ggml_types import kv_cache_type
 
@@ -241,3 +245,117 @@ def command_line(tool: str, model: list[str], s: KVSettings, n_gpu_layers: int |
     if not repack:
         args += ["--no-repack"]
     return " ".join(args + ["--fit", "off"])
+
+
+LLAMA_MAX_DEVICES = 16  # include/llama.h; -ts takes fewer values than this (common/arg.cpp)
+_ENDPOINT = re.compile(r"[^\s:,]+:\d{1,5}")
+
+
+def parse_split_mode(text: str, flag: str = "--split-mode") -> str:
+    """``-sm``: none, layer (llama.cpp's default), row or tensor (the last two are refused by place())."""
+    key = str(text).strip().lower()
+    if key not in SPLIT_MODES:
+        raise GgufprofError(f"{flag}: expected one of {', '.join(SPLIT_MODES)}, got '{text}'")
+    return key
+
+
+def parse_tensor_split(text: str, flag: str = "--tensor-split") -> tuple[float, ...]:
+    """``-ts 3,1`` (or ``3/1``): proportions per device, split on ``[,/]+`` as common/arg.cpp does."""
+    parts = [p.strip() for p in re.split(r"[,/]+", str(text)) if p.strip()]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if not values or any(not math.isfinite(v) or v < 0 for v in values) or not any(values):
+        raise GgufprofError(f"{flag}: expected proportions >= 0 such as 3,1, got '{text}'")
+    if len(values) >= LLAMA_MAX_DEVICES:
+        raise GgufprofError(f"{flag}: got {len(values)} values, llama.cpp takes at most {LLAMA_MAX_DEVICES - 1}")
+    return values
+
+
+def parse_overrides(values: list[str] | None, flag: str = "--override-tensor") -> tuple[tuple[str, str], ...]:
+    """``-ot 'regex=BUFFER_TYPE,...'``, each value comma-separated, in the order given (first match
+    wins: llama-model-loader.cpp's create_tensor). The regex must compile (llama.cpp's std::regex
+    would throw at load); whether the buffer type exists is asked of llama.cpp at placement."""
+    out = []
+    for value in values or []:
+        for item in str(value).split(","):
+            pattern, sep, buft = item.partition("=")
+            if not sep or not pattern or not buft:
+                raise GgufprofError(f"{flag}: expected 'tensor name regex=buffer type' such as 'exps=CPU', got '{item}'")
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise GgufprofError(f"{flag}: '{pattern}' is not a regular expression ({e})") from None
+            out.append((pattern, buft))
+    return tuple(out)
+
+
+def parse_rpc(text: str | None, flag: str = "--rpc") -> tuple[str, ...]:
+    """``--rpc host:port,...``: rpc-servers added as offload devices, in this order."""
+    if text is None:
+        return ()
+    servers = tuple(unique([s.strip() for s in str(text).split(",") if s.strip()]))
+    bad = [s for s in servers if not _ENDPOINT.fullmatch(s)]
+    if not servers or bad:
+        raise GgufprofError(f"{flag}: expected host:port of each rpc-server, comma-separated, got '{text}'")
+    return servers
+
+
+def parse_devices(text: str | None, flag: str = "--device") -> tuple[str, ...]:
+    """``-dev RPC0,CUDA0`` or ``none`` (no offload); whether each exists is asked of llama.cpp."""
+    if text is None:
+        return ()
+    names = tuple(s.strip() for s in str(text).split(",") if s.strip())
+    if not names or (NO_DEVICES in names and names != (NO_DEVICES,)):
+        raise GgufprofError(f"{flag}: expected device names such as RPC0,RPC1, or none, got '{text}'")
+    return names
+
+
+def _non_negative(value: int | None, flag: str) -> int:
+    if value is None:
+        return 0
+    if value < 0:
+        raise GgufprofError(f"{flag}: expected a number of layers >= 0, got {value}")
+    return value
+
+
+def placement_flags(n_gpu_layers: str | int | None = None, split_mode: str | None = None,
+                    tensor_split: str | None = None, main_gpu: int | None = None, devices: str | None = None,
+                    rpc: str | None = None, overrides: list[str] | None = None, cpu_moe: bool = False,
+                    n_cpu_moe: int | None = None, n_cpu_ffn: int | None = None, repack: bool = True) -> PlacementFlags:
+    """Every placement flag as the CLI takes it, parsed into the one record the workers get."""
+    return PlacementFlags(
+        n_gpu_layers=0 if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
+        split_mode="layer" if split_mode is None else parse_split_mode(split_mode),
+        tensor_split=() if tensor_split is None else parse_tensor_split(tensor_split),
+        main_gpu=0 if main_gpu is None else main_gpu,
+        devices=parse_devices(devices), rpc=parse_rpc(rpc), overrides=parse_overrides(overrides),
+        cpu_moe=cpu_moe, n_cpu_moe=_non_negative(n_cpu_moe, "--n-cpu-moe"),
+        n_cpu_ffn=_non_negative(n_cpu_ffn, "--n-cpu-ffn"), repack=repack)
+
+
+def placement_args(p: PlacementFlags) -> list[str]:
+    """The llama.cpp flags that give exactly this placement (common/arg.cpp's names), for commands
+    ggufprof prints: ``-ot`` entries first, then --cpu-moe, --n-cpu-moe, --n-cpu-ffn (the order of
+    PlacementFlags.all_overrides)."""
+    args: list[str] = []
+    if p.rpc:
+        args += ["--rpc", ",".join(p.rpc)]
+    if p.devices:
+        args += ["-dev", ",".join(p.devices)]
+    if p.split_mode != "layer":
+        args += ["-sm", p.split_mode]
+    if p.tensor_split:
+        args += ["-ts", ",".join(f"{v:g}" for v in p.tensor_split)]
+    if p.main_gpu:
+        args += ["-mg", str(p.main_gpu)]
+    if p.overrides:
+        args += ["-ot", ",".join(f"{pat}={buft}" for pat, buft in p.overrides)]
+    if p.cpu_moe:
+        args += ["-cmoe"]
+    if p.n_cpu_moe:
+        args += ["-ncmoe", str(p.n_cpu_moe)]
+    if p.n_cpu_ffn:
+        args += ["-ncffn", str(p.n_cpu_ffn)]
+    return args

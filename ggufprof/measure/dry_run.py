@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import GgufprofError
+from ..memory.placement import OffloadDevice, PlacementFlags, select_devices
 from ..memory.predict import MemoryPrediction
 from ..memory.settings import KVSettings
 from ..results.checks import kv_mismatches
@@ -45,12 +46,16 @@ def _result(reply: Reply, what: str) -> object:
 class DryRun:
     """llama.cpp's dry run of one model (``no_alloc``): contexts that allocate nothing."""
 
-    def __init__(self, model_path: Path, n_gpu_layers: int = 0, repack: bool = True):
-        self.model_path, self.repack = model_path, repack
+    def __init__(self, model_path: Path, n_gpu_layers: int = 0, repack: bool = True,
+                 placement: PlacementFlags | None = None):
+        """``placement``: every placement flag (replaces ``n_gpu_layers`` and ``repack``): the dry run
+        places weights and compute buffers on the same devices as the real run."""
+        self.placement = placement or PlacementFlags(n_gpu_layers=n_gpu_layers, repack=repack)
+        self.model_path, self.repack = model_path, self.placement.repack
         self.worker = Worker("probe_worker")
         try:
-            loaded = _result(self.worker.ask({"op": "load", "model": str(model_path), "n_gpu_layers": n_gpu_layers,
-                                              "dry_run": True, "repack": repack}), "llama.cpp's dry run")
+            loaded = _result(self.worker.ask({"op": "load", "model": str(model_path), "dry_run": True,
+                                              "placement": self.placement.to_dict()}), "llama.cpp's dry run")
         except GgufprofError:
             self.close()
             raise
@@ -65,6 +70,12 @@ class DryRun:
             return {}
         return _result(self.worker.ask({"op": "cpu_bufts", "model": str(self.model_path), "repack": True}),
                        "llama.cpp's dry run")
+
+    def offload_devices(self) -> list[OffloadDevice]:
+        """The devices this model offloads to (llama.cpp's list in this worker, its RPC servers added,
+        selected as llama_prepare_model_devices does)."""
+        backend = _result(self.worker.ask({"op": "devices", "rpc": list(self.placement.rpc)}), "the device probe")
+        return select_devices(backend, self.placement)
 
     def ask(self, s: KVSettings, offload_kqv: bool = True) -> DryResult:
         """The dry run's context for ``s``; GgufprofError when llama.cpp refuses it or the worker died."""
@@ -84,11 +95,12 @@ class DryRun:
         self.close()
 
 
-def backend_devices_in_worker() -> list[dict]:
-    """llama.cpp's own device list (ggml's backends: CPU, CUDA0, Vulkan0, ...) with the free and total
-    memory each reports, asked in a worker process so that the caller never loads llama.cpp."""
+def backend_devices_in_worker(rpc: tuple[str, ...] = ()) -> list[dict]:
+    """llama.cpp's own device list (ggml's backends: CPU, CUDA0, Vulkan0, RPC0, ...) with the free and
+    total memory each reports, asked in a worker process so that the caller never loads llama.cpp;
+    ``rpc``: rpc-servers (host:port) added first, as --rpc does."""
     try:
-        return _result(run_once("probe_worker", {"op": "devices"}, DEVICES_TIMEOUT), "the device probe")
+        return _result(run_once("probe_worker", {"op": "devices", "rpc": list(rpc)}, DEVICES_TIMEOUT), "the device probe")
     except GgufprofError as e:
         raise GgufprofError(f"could not ask llama.cpp for its devices: {e}") from None
 
@@ -103,6 +115,16 @@ def visible_gpu() -> str | None:
     "is there a GPU?" -- llama.cpp's own list, so a CPU-only build on a host with a GPU has none."""
     names = gpu_names(backend_devices_in_worker())
     return names[0] if names else None
+
+
+def offload_devices(flags: PlacementFlags) -> list[OffloadDevice]:
+    """The devices llama.cpp offloads to with these flags, in its order (memory/placement.py's
+    select_devices over llama.cpp's own list); [] when nothing can leave host memory. Without -ts,
+    llama.cpp splits layers by each device's free memory at load time: this list's free memory is
+    the one place() splits by, so a split that depends on it can change between runs."""
+    if not flags.offloads:
+        return []
+    return select_devices(backend_devices_in_worker(flags.rpc), flags)
 
 
 def cross_check(pred: MemoryPrediction, dry: DryResult) -> None:

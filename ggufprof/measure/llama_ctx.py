@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import socket
 from dataclasses import dataclass
 
 import llama_cpp as L
@@ -16,6 +17,7 @@ import llama_cpp as L
 from ..model import ggml_types
 from ..model.gguf_reader import ggml_library
 from ..errors import GgufprofError
+from ..memory.placement import CPU, NO_DEVICES, SPLIT_MODES, PlacementFlags
 from ..memory.settings import KVSettings
 from ..results.llama_log import LlamaLog, parse_log
 
@@ -59,44 +61,156 @@ def log_capture() -> _LogCapture:
 
 @dataclass(frozen=True)
 class BackendDevice:
-    """A ggml backend device as llama.cpp sees it (ggml-backend-reg.cpp): name ("CUDA0"), type and
-    the free/total bytes that ``ggml_backend_dev_memory`` reports -- the figures llama.cpp's own
-    ``--fit`` budgets against (common/fit.cpp, ``common_get_device_memory_data_impl``)."""
+    """A ggml backend device as llama.cpp sees it (ggml-backend-reg.cpp): name ("CUDA0", "RPC0"), type
+    and the free/total bytes that ``ggml_backend_dev_memory`` reports -- the figures llama.cpp's own
+    ``--fit`` budgets against (common/fit.cpp, ``common_get_device_memory_data_impl``) and its default
+    ``-ts`` splits by (load_tensors) -- with its registry's name ("RPC", "CUDA") and its default
+    buffer type: the name logs and ``-ot`` use ("RPC0[127.0.0.1:50052]") and its alignment."""
 
     name: str
     description: str
     type: str  # cpu, gpu, igpu, accel, meta
     free: int
     total: int
+    backend: str = ""
+    buffer_type: str = ""
+    alignment: int = 0
 
 
 _DEV_TYPES = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel", 4: "meta"}  # enum ggml_backend_dev_type (ggml-backend.h)
 
 
-def backend_devices() -> list[BackendDevice]:
-    """Every ggml backend device of the loaded libraries. Asking a CUDA device for its memory
-    creates this process's CUDA context (cudaMemGetInfo), as llama.cpp's fit does before measuring,
-    so a caller can take its VRAM baseline after this call."""
-    log_capture()
-    ggml = ctypes.CDLL(str(ggml_library("ggml")))  # the libraries llama_cpp loaded (LLAMA_CPP_LIB_PATH or its own)
-    base = ctypes.CDLL(str(ggml_library("ggml-base")))
-    ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
-    ggml.ggml_backend_dev_get.restype = ctypes.c_void_p
-    ggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
-    for f, res in (("ggml_backend_dev_name", ctypes.c_char_p), ("ggml_backend_dev_description", ctypes.c_char_p),
-                   ("ggml_backend_dev_type", ctypes.c_int)):
-        getattr(base, f).restype = res
-        getattr(base, f).argtypes = [ctypes.c_void_p]
-    base.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
-                                             ctypes.POINTER(ctypes.c_size_t)]
+class _Ggml:
+    """ggml's device registry (libggml, libggml-base) of the libraries llama_cpp loaded
+    (LLAMA_CPP_LIB_PATH or its own), with the C signatures this module calls."""
+
+    def __init__(self) -> None:
+        vp, sz, cp = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p
+        self.ggml = ctypes.CDLL(str(ggml_library("ggml")))
+        self.base = ctypes.CDLL(str(ggml_library("ggml-base")))
+        for lib, name, res, args in (
+                (self.ggml, "ggml_backend_dev_count", sz, []), (self.ggml, "ggml_backend_dev_get", vp, [sz]),
+                (self.ggml, "ggml_backend_dev_by_name", vp, [cp]), (self.ggml, "ggml_backend_reg_by_name", vp, [cp]),
+                (self.ggml, "ggml_backend_register", None, [vp]),
+                (self.base, "ggml_backend_dev_name", cp, [vp]), (self.base, "ggml_backend_dev_description", cp, [vp]),
+                (self.base, "ggml_backend_dev_type", ctypes.c_int, [vp]),
+                (self.base, "ggml_backend_dev_memory", None, [vp, ctypes.POINTER(sz), ctypes.POINTER(sz)]),
+                (self.base, "ggml_backend_dev_backend_reg", vp, [vp]), (self.base, "ggml_backend_reg_name", cp, [vp]),
+                (self.base, "ggml_backend_dev_buffer_type", vp, [vp]), (self.base, "ggml_backend_buft_name", cp, [vp]),
+                (self.base, "ggml_backend_buft_get_alignment", sz, [vp]),
+                (self.base, "ggml_backend_reg_get_proc_address", vp, [vp, cp])):
+            f = getattr(lib, name)
+            f.restype, f.argtypes = res, args
+
+    def devices(self) -> list[int]:
+        return [self.ggml.ggml_backend_dev_get(i) for i in range(self.ggml.ggml_backend_dev_count())]
+
+    def buft_of(self, dev: int) -> int:
+        return self.base.ggml_backend_dev_buffer_type(dev)
+
+
+_ggml_handles: _Ggml | None = None
+
+
+def _ggml() -> _Ggml:
+    global _ggml_handles
+    if _ggml_handles is None:
+        log_capture()
+        _ggml_handles = _Ggml()
+    return _ggml_handles
+
+
+RPC_CONNECT_TIMEOUT_S = 5.0
+_ADD_SERVER = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_char_p)  # ggml_backend_reg_t (*)(const char * endpoint)
+
+
+def add_rpc_servers(endpoints: tuple[str, ...] | list[str]) -> None:
+    """``--rpc`` as common/arg.cpp's add_rpc_devices does it: each server's devices registered through
+    the RPC backend's ``ggml_backend_rpc_add_server`` (ggml-rpc.cpp, by proc address). A server
+    already added is not added twice (ggml keeps one registry per endpoint)."""
+    if not endpoints:
+        return
+    g = _ggml()
+    reg = g.ggml.ggml_backend_reg_by_name(b"RPC")
+    if not reg:
+        raise GgufprofError("--rpc: this llama.cpp build has no RPC backend (built without -DGGML_RPC=ON; "
+                            "llama-cpp-python's wheel is one): run with --llama-lib DIR, the shared libraries of a "
+                            "build that has it (scripts/build_llama_tools.sh ggml-rpc-server builds one; DIR is its build/bin)")
+    fn = g.base.ggml_backend_reg_get_proc_address(reg, b"ggml_backend_rpc_add_server")
+    if not fn:
+        raise GgufprofError("--rpc: this llama.cpp's RPC backend has no ggml_backend_rpc_add_server")
+    add = _ADD_SERVER(fn)
+    known = {g.base.ggml_backend_dev_description(d).decode() for d in g.devices()}  # an RPC device's description is its endpoint
+    for ep in endpoints:
+        if ep in known:
+            continue
+        host, _, port = ep.rpartition(":")
+        try:  # ggml-rpc aborts the process when it cannot connect: ask first
+            socket.create_connection((host, int(port)), timeout=RPC_CONNECT_TIMEOUT_S).close()
+        except (OSError, ValueError):
+            raise GgufprofError(f"--rpc {ep}: no rpc-server answers there (start one: ggml-rpc-server -H {host} -p {port})") from None
+        server = add(ep.encode())
+        if not server:
+            raise GgufprofError(f"--rpc {ep}: no rpc-server answered there (or it has no device)")
+        g.ggml.ggml_backend_register(server)
+
+
+def backend_devices(rpc: tuple[str, ...] | list[str] = ()) -> list[BackendDevice]:
+    """Every ggml backend device of the loaded libraries, after adding the ``rpc`` servers. Asking a
+    CUDA device for its memory creates this process's CUDA context (cudaMemGetInfo), as llama.cpp's
+    fit does before measuring, so a caller can take its VRAM baseline after this call."""
+    add_rpc_servers(rpc)
+    g = _ggml()
     out = []
-    for i in range(ggml.ggml_backend_dev_count()):
-        dev = ggml.ggml_backend_dev_get(i)
+    for dev in g.devices():
         free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
-        base.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
-        out.append(BackendDevice(base.ggml_backend_dev_name(dev).decode(), base.ggml_backend_dev_description(dev).decode(),
-                                 _DEV_TYPES.get(base.ggml_backend_dev_type(dev), "other"), free.value, total.value))
+        g.base.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
+        reg = g.base.ggml_backend_dev_backend_reg(dev)
+        buft = g.buft_of(dev)
+        out.append(BackendDevice(g.base.ggml_backend_dev_name(dev).decode(), g.base.ggml_backend_dev_description(dev).decode(),
+                                 _DEV_TYPES.get(g.base.ggml_backend_dev_type(dev), "other"), free.value, total.value,
+                                 g.base.ggml_backend_reg_name(reg).decode() if reg else "",
+                                 g.base.ggml_backend_buft_name(buft).decode() if buft else "",
+                                 g.base.ggml_backend_buft_get_alignment(buft) if buft else 0))
     return out
+
+
+class _BuftOverride(ctypes.Structure):
+    """``struct llama_model_tensor_buft_override`` (include/llama.h): a regex and a buffer type."""
+
+    _fields_ = [("pattern", ctypes.c_char_p), ("buft", ctypes.c_void_p)]
+
+
+def _buffer_types_by_name() -> dict[str, int]:
+    """Buffer types as ``-ot`` names them: each device's default buffer type by its name
+    (common/arg.cpp, parse_tensor_buffer_overrides)."""
+    g = _ggml()
+    return {g.base.ggml_backend_buft_name(b).decode(): b for b in map(g.buft_of, g.devices()) if b}
+
+
+def _override_array(overrides: list[tuple[str, str]]) -> ctypes.Array:
+    """The NULL-terminated override list of ``overrides`` (regex, buffer type name)."""
+    bufts = _buffer_types_by_name()
+    items = []
+    for pattern, name in overrides:
+        if name not in bufts:
+            raise GgufprofError(f"--override-tensor {pattern}={name}: unknown buffer type {name} (llama.cpp has "
+                                f"{', '.join(sorted(bufts))})")
+        items.append(_BuftOverride(pattern.encode(), bufts[name]))
+    return (_BuftOverride * (len(items) + 1))(*items, _BuftOverride(None, None))
+
+
+def _device_array(names: tuple[str, ...]) -> ctypes.Array:
+    """``llama_model_params.devices``: the named devices, NULL-terminated (``none``: only the NULL,
+    no offload), as common/arg.cpp's parse_device_list builds it."""
+    g = _ggml()
+    devs = []
+    for name in ([] if names == (NO_DEVICES,) else names):
+        dev = g.ggml.ggml_backend_dev_by_name(name.encode())
+        if not dev or _DEV_TYPES.get(g.base.ggml_backend_dev_type(dev)) == "cpu":
+            raise GgufprofError(f"--device: invalid device {name}")
+        devs.append(dev)
+    return (ctypes.c_void_p * (len(devs) + 1))(*devs, None)
 
 
 def _last_error(text: str) -> str:
@@ -143,21 +257,6 @@ def bos_token(model) -> int | None:
     return L.llama_vocab_bos(vocab) if L.llama_vocab_get_add_bos(vocab) else None
 
 
-class _BuftOverride(ctypes.Structure):
-    """``struct llama_model_tensor_buft_override`` (include/llama.h): a regex and a buffer type."""
-
-    _fields_ = [("pattern", ctypes.c_char_p), ("buft", ctypes.c_void_p)]
-
-
-def _every_tensor_on_the_cpu() -> ctypes.Array:
-    """The override list ``-ot '.*=CPU'``: every weight to the CPU buffer type, which makes llama.cpp
-    choose among the CPU's extra buffer types for each one (``select_weight_buft`` over
-    ``buft_list_cpu``) and log its choice (src/llama-model-loader.cpp), NULL-terminated."""
-    cpu = ctypes.CDLL(str(ggml_library("ggml-cpu")))
-    cpu.ggml_backend_cpu_buffer_type.restype = ctypes.c_void_p
-    return (_BuftOverride * 2)(_BuftOverride(b".*", cpu.ggml_backend_cpu_buffer_type()), _BuftOverride(None, None))
-
-
 class ContextRefused(GgufprofError):
     """llama.cpp refused the model or the context (NULL returned); ``log_text`` keeps what it logged
     while refusing, so the refusal's log is stored like any other."""
@@ -181,20 +280,39 @@ class LlamaModel:
     """A loaded model; ``create_context`` may be called many times, ``close`` frees it."""
 
     def __init__(self, path: str | os.PathLike, n_gpu_layers: int = 0, repack: bool = True, dry_run: bool = False,
-                 all_on_cpu: bool = False):
+                 all_on_cpu: bool = False, placement: PlacementFlags | None = None):
         """``dry_run``: llama.cpp's own dry run (``no_alloc``, as its --fit uses): nothing is loaded
         or allocated, yet every context created from it logs its compute buffers exactly as a real
-        one does. ``load_mode`` 0 (no mmap), since mmap with no_alloc trips an assert."""
+        one does. ``load_mode`` 0 (no mmap), since mmap with no_alloc trips an assert.
+        ``placement``: every placement flag (it replaces ``n_gpu_layers`` and ``repack``), filled into
+        llama_model_params as common/common.cpp's common_model_params_to_llama does; the ctypes arrays
+        are kept on self, since llama.cpp reads them while it loads."""
         self._log = log_capture()
+        flags = placement if placement is not None else PlacementFlags(n_gpu_layers=n_gpu_layers, repack=repack)
+        if flags.split_mode not in SPLIT_MODES:
+            raise GgufprofError(f"--split-mode: expected one of {', '.join(SPLIT_MODES)}, got {flags.split_mode!r}")
+        add_rpc_servers(flags.rpc)
         self._log.take()
         mp = L.llama_model_default_params()
-        mp.n_gpu_layers = n_gpu_layers
-        mp.use_extra_bufts = repack
+        mp.n_gpu_layers = flags.n_gpu_layers
+        mp.use_extra_bufts = flags.repack
+        mp.split_mode = SPLIT_MODES.index(flags.split_mode)
+        mp.main_gpu = flags.main_gpu
+        if flags.devices:
+            self._devices = _device_array(flags.devices)
+            mp.devices = ctypes.cast(self._devices, ctypes.c_void_p)
+        if flags.tensor_split:
+            n = L.llama_max_devices()
+            if len(flags.tensor_split) > n:
+                raise GgufprofError(f"--tensor-split: {len(flags.tensor_split)} values, this llama.cpp takes at most {n}")
+            self._tensor_split = (ctypes.c_float * n)(*flags.tensor_split)
+            mp.tensor_split = self._tensor_split
         if dry_run:
             mp.no_alloc = True
             mp.load_mode = 0
-        if all_on_cpu:  # kept on self: llama.cpp reads the list while it loads
-            self._overrides = _every_tensor_on_the_cpu()
+        overrides = [(".*", CPU)] if all_on_cpu else flags.all_overrides()
+        if overrides:
+            self._overrides = _override_array(overrides)
             mp.tensor_buft_overrides = ctypes.cast(self._overrides, ctypes.c_void_p)
         self.model = L.llama_model_load_from_file(str(path).encode(), mp)
         self.load_log_text = self._log.take()

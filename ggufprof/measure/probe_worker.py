@@ -3,10 +3,13 @@
 Started through the worker protocol (measure/workers.py) by the dry run (measure/dry_run.py) and by
 the architecture-suite test. Requests:
 
-* ``{"op": "devices"}`` -> llama.cpp's backend devices (name, type, free and total memory).
-* ``{"op": "load", "model", "n_gpu_layers", "dry_run", "repack"}`` -> ``{"load_error"}`` or ``{}``: loads the
-  model once (with ``dry_run``, llama.cpp's own ``no_alloc`` dry run: nothing is allocated, and the
-  compute buffers are logged as for real).
+* ``{"op": "devices", "rpc"}`` -> llama.cpp's backend devices (name, type, free and total memory,
+  registry, default buffer type), after adding the ``rpc`` servers (host:port list).
+* ``{"op": "load", "model", "n_gpu_layers", "dry_run", "repack", "placement"}`` -> ``{"load_error"}`` or
+  ``{"log"}``: loads the model once (with ``dry_run``, llama.cpp's own ``no_alloc`` dry run: nothing is
+  allocated, and the compute buffers are logged as for real); ``placement`` (memory/placement.py's
+  PlacementFlags as a dict) replaces ``n_gpu_layers`` and ``repack``; ``log``: the load's memory lines
+  (a model buffer per buffer type).
 * ``{"op": "cpu_bufts", "model", "repack"}`` -> {tensor: buffer type}: the buffer type llama.cpp
   gives each weight when it is on the CPU (CPU, CPU_REPACK, ...), from a dry run with every
   tensor overridden to the CPU (llama_ctx.LlamaModel ``all_on_cpu``), which logs each choice.
@@ -24,6 +27,7 @@ import sys
 from dataclasses import asdict
 
 from ..errors import GgufprofError
+from ..memory.placement import PlacementFlags
 from ..memory.settings import KVSettings
 from ..results.llama_log import memory_lines, parse_log
 from .llama_ctx import LlamaModel, backend_devices
@@ -37,17 +41,19 @@ class Probe:
     def __call__(self, request: dict) -> object:
         op = request.get("op")
         if op == "devices":
-            return [asdict(d) for d in backend_devices()]
+            return [asdict(d) for d in backend_devices(tuple(request.get("rpc") or ()))]
         if op == "load":
             if self.model is not None:
                 self.model.close()
             try:
+                placement = request.get("placement")
                 self.model = LlamaModel(request["model"], request.get("n_gpu_layers", 0), request.get("repack", True),
-                                        dry_run=request.get("dry_run", False))
+                                        dry_run=request.get("dry_run", False),
+                                        placement=None if placement is None else PlacementFlags.from_dict(placement))
             except GgufprofError as e:
                 self.model = None
                 return {"load_error": str(e)}
-            return {}
+            return {"log": memory_lines(self.model.load_log_text)}
         if op == "cpu_bufts":
             lm = LlamaModel(request["model"], 0, request.get("repack", True), dry_run=True, all_on_cpu=True)
             try:

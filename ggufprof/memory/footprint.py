@@ -2,7 +2,8 @@
 
 Everything but the compute buffers is predicted here from the file (pure):
 
-* weights: the tensor bytes each device holds (``placement.py``); on the CPU they are mmapped file
+* weights: the tensor bytes each device holds (``placement.py``; on an offload device its model
+  buffer as that buffer type allocates it, one entry per device: CUDA0, RPC0[host:port], ...); on the CPU they are mmapped file
   pages (``CPU_Mapped``), resident as they are touched, so they are shown apart but counted: the
   footprint is what llama.cpp *allocates or maps*, the safe bound that llama.cpp's own ``--fit``
   budgets against, not what happens to be resident;
@@ -68,14 +69,17 @@ def footprint(model: ModelInfo, pred: MemoryPrediction, placement: Placement,
     """Per device, from the prediction, its placement and the dry run's compute buffers (by buffer
     type name, as llama.cpp logs them)."""
     state = {c.name for c in pred.caches if not c.grows_with_context}
-    devices = [HOST] + sorted(({d.device for d in placement.kv} | set(placement.weights)
-                               | {compute_device(b) for b in compute_bytes}) - {HOST})
+    # every device llama.cpp offloads to has a row, holding something or not (llama-fit-params prints it too)
+    # in llama.cpp's device order, then anything else that holds a buffer
+    devices = [HOST] + [d for d in placement.offload_devices if d != HOST]
+    devices += sorted(({d.device for d in placement.kv} | set(placement.weights)
+                       | {compute_device(b) for b in compute_bytes}) - set(devices))
     out = []
     for dev in devices:
         shares = [d for d in placement.kv if d.device == dev]
         out.append(DeviceFootprint(
             device=dev,
-            weights_bytes=placement.weights.get(dev, 0) if dev == HOST else placement.gpu_weights_buffer,
+            weights_bytes=placement.weights.get(dev, 0) if dev == HOST else placement.weights_buffer.get(dev, 0),
             weights_mapped=dev == HOST,
             repack_bytes=sum(placement.host_extra.values()) if dev == HOST else 0,
             kv_bytes=sum(d.buffer_bytes for d in shares if d.cache not in state),

@@ -1,17 +1,28 @@
 """Which device holds each layer's weights and KV cache, and how many bytes that puts on each.
 
-Rules from the vendored llama.cpp (one GPU, ``LLAMA_SPLIT_MODE_LAYER``; the GPU is named as llama.cpp
-names it, e.g. ``CUDA0``, by whoever asked llama.cpp's device list or read a run's log):
+Rules from the vendored llama.cpp (devices named by the buffer type llama.cpp logs for them:
+``CUDA0``, ``RPC0[127.0.0.1:50052]``; the list is asked of llama.cpp by measure/dry_run.py):
 
+* Devices (``llama_prepare_model_devices``, src/llama.cpp): ``-dev`` names them (``none``: no
+  offload); by default RPC servers come first, then GPUs, then integrated GPUs only when there is no
+  discrete GPU. ``-sm none`` keeps only device ``main_gpu`` (``-mg``; negative: none).
 * ``llama_model::load_tensors`` (src/llama-model.cpp): ``i_gpu_start = max(n_layer + 1 -
-  n_gpu_layers, 0)``; layer ``il`` (0..n_layer, where ``n_layer`` is the output layer) goes to the
-  GPU when ``il >= i_gpu_start`` and ``il - i_gpu_start < min(n_gpu_layers, n_layer + 1)``. So the
-  output layer is the first one offloaded, and ``-ngl 10`` on 22 layers puts the output plus
+  n_gpu_layers, 0)``, ``act_gpu_layers = min(n_gpu_layers, n_layer + 1)`` (0 without devices);
+  layer ``il`` (0..n_layer, where ``n_layer`` is the output layer) is offloaded when ``il >=
+  i_gpu_start`` and ``il - i_gpu_start < act_gpu_layers``, to device ``upper_bound(splits,
+  float(il - i_gpu_start) / act_gpu_layers)``, where ``splits`` is the cumulative, normalized
+  ``tensor_split`` (``-ts``) in single-precision floats -- or, all zero, the devices' free memory.
+  So the output layer is the first one offloaded, and ``-ngl 10`` on 22 layers puts the output plus
   layers 13..21 on the GPU. The input layer (token embeddings) always stays on the CPU. A negative
   ``n_gpu_layers`` means all (``n_layer + 1``).
+* Overrides (``-ot``, and ``--cpu-moe``/``--n-cpu-moe``/``--n-cpu-ffn``, which common/arg.cpp turns
+  into ``-ot`` patterns): ``llama_model_loader::create_tensor`` (src/llama-model-loader.cpp) takes the
+  first pattern that ``std::regex_search`` finds in the tensor's name; an override to ``CPU`` still
+  picks among the CPU's extra buffer types (``select_weight_buft`` over ``buft_list_cpu``), any
+  other buffer type is taken as it is.
 * ``llama_kv_cache::llama_kv_cache`` and ``llama_memory_recurrent``: a layer's K/V (or R/S state)
-  live on ``dev_layer(il)`` when ``offload_kqv``, else in host memory. ``n_layer`` here counts
-  NextN/MTP layers too (``n_layer_all``).
+  live in ``ggml_backend_dev_buffer_type(dev_layer(il))`` when ``offload_kqv``, else in host memory.
+  ``n_layer`` here counts NextN/MTP layers too (``n_layer_all``).
 * Extra buffer types (``make_cpu_buft_list``, src/llama-model.cpp; ``select_weight_buft``,
   src/llama-model-loader.cpp): a weight on the CPU goes to the first of the CPU's extra buffer types
   that supports its op -- on x86 with AVX2 ``CPU_REPACK`` for Q4_0/Q4_K/IQ4_NL/... matrices used in
@@ -20,17 +31,23 @@ names it, e.g. ``CUDA0``, by whoever asked llama.cpp's device list or read a run
   depends on the CPU and the build, so it is asked of llama.cpp itself (measure/dry_run.py,
   ``cpu_buffer_types``) and given here as ``cpu_bufts``; ``CPU_REPACK`` allocates each tensor's
   ``ggml_nbytes`` (the repacked blocks are the same size), aligned to 32 bytes.
-* Buffer sizes: each tensor is padded to the buffer type's alignment (CPU 32, CUDA 128), and the
-  CUDA buffer type allocates quantized tensors with their last row padded to a multiple of 512
-  values (``ggml_backend_cuda_buffer_type_get_alloc_size``, MATRIX_ROW_PADDING). That is why
-  llama.cpp's ``CUDA0 KV buffer size`` line can exceed the ``llama_kv_cache: size`` line for
-  quantized caches.
+* Buffer sizes: each tensor is padded to the buffer type's alignment (CPU 32, CUDA 128; an RPC
+  buffer type asks its server, 32 for an rpc-server on a CPU), and the CUDA buffer type allocates
+  quantized tensors with their last row padded to a multiple of 512 values
+  (``ggml_backend_cuda_buffer_type_get_alloc_size``, MATRIX_ROW_PADDING). An RPC buffer type asks the
+  server for that size (``ggml_backend_rpc_buffer_type_get_alloc_size``, ggml-rpc.cpp): a CPU server
+  answers ``ggml_nbytes``. That is why llama.cpp's ``CUDA0 KV buffer size`` line can exceed the
+  ``llama_kv_cache: size`` line for quantized caches.
+* ``-sm row`` (split buffer types, ``make_gpu_buft_list``) and ``-sm tensor`` (a meta device) are not
+  modelled: place() refuses them rather than guess.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
 
 from ..errors import GgufprofError
 from .caches import Cache, pad
@@ -43,6 +60,162 @@ REPACK = "CPU_REPACK"  # ggml_backend_cpu_repack_buffer_type: its tensors take g
 HOST_ALIGNMENT, GPU_ALIGNMENT = 32, 128  # ggml_backend_cpu / ggml_backend_cuda buffer type alignment
 MATRIX_ROW_PADDING = 512
 _BLK = re.compile(r"^blk\.(\d+)\.")
+SPLIT_MODES = ("none", "layer", "row", "tensor")  # enum llama_split_mode (include/llama.h), -sm's spellings
+NO_DEVICES = "none"  # -dev none: offload nothing (common/arg.cpp, parse_device_list)
+
+# common/common.h: the -ot patterns behind --cpu-moe, --n-cpu-moe N and --n-cpu-ffn N (llm_ffn_exps_cpu_override,
+# llm_add_n_cpu_ffn_overrides: "blk\\.%d" + the regex, layers 0..N-1, each to the CPU buffer type)
+LLM_FFN_EXPS_REGEX = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"
+LLM_FFN_DENSE_REGEX = r"\.ffn_(up|down|gate)\."
+
+
+def ffn_block_regex(il: int, ffn_regex: str) -> str:
+    """``llm_ffn_block_regex`` (common/common.h): layer ``il``'s FFN tensors."""
+    return rf"blk\.{il}{ffn_regex}"
+
+
+@dataclass(frozen=True)
+class PlacementFlags:
+    """Every llama.cpp flag that decides where weights and caches go, as one serialisable record
+    (sent to the worker processes that load llama.cpp, measure/workers.py). Names and meanings are
+    common/arg.cpp's: ``-ngl``, ``-sm``, ``-ts``, ``-mg``, ``-dev``, ``--rpc``, ``-ot``, ``-cmoe``,
+    ``-ncmoe``, ``-ncffn``, ``--no-repack``. Parsed from the command line by flags.py."""
+
+    n_gpu_layers: int = 0  # -ngl; negative: every layer and the output layer
+    split_mode: str = "layer"  # -sm: none | layer (row and tensor are refused by place())
+    tensor_split: tuple[float, ...] = ()  # -ts; empty or all zero: by each device's free memory
+    main_gpu: int = 0  # -mg: the one device with -sm none
+    devices: tuple[str, ...] = ()  # -dev: device names (RPC0, CUDA0, ...); ("none",): no offload; (): llama.cpp's choice
+    rpc: tuple[str, ...] = ()  # --rpc: host:port of each rpc-server, added as devices before anything is listed
+    overrides: tuple[tuple[str, str], ...] = ()  # -ot: (regex, buffer type name), in the order given
+    cpu_moe: bool = False  # -cmoe: every layer's expert tensors on the CPU
+    n_cpu_moe: int = 0  # -ncmoe N: the first N layers' expert tensors on the CPU
+    n_cpu_ffn: int = 0  # -ncffn N: the first N layers' dense FFN tensors on the CPU
+    repack: bool = True  # --no-repack: no extra CPU buffer types (llama_model_params.use_extra_bufts)
+
+    def all_overrides(self) -> list[tuple[str, str]]:
+        """The override list llama.cpp gets, first match wins: ``-ot`` entries, then ``--cpu-moe``,
+        ``--n-cpu-moe``, ``--n-cpu-ffn`` expanded as common/arg.cpp does (it appends each in the order
+        the flags come on its command line; ggufprof's order is this one, so give llama.cpp the flags
+        in this order to get the same placement when patterns overlap)."""
+        out = list(self.overrides)
+        if self.cpu_moe:
+            out.append((LLM_FFN_EXPS_REGEX, CPU))
+        out += [(ffn_block_regex(i, LLM_FFN_EXPS_REGEX), CPU) for i in range(self.n_cpu_moe)]
+        out += [(ffn_block_regex(i, LLM_FFN_DENSE_REGEX), CPU) for i in range(self.n_cpu_ffn)]
+        return out
+
+    @property
+    def offloads(self) -> bool:
+        """Whether anything may leave host memory (else no device list is needed)."""
+        return bool(self.n_gpu_layers) or any(b != CPU for _, b in self.overrides)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PlacementFlags":
+        d = dict(d)
+        d["tensor_split"] = tuple(d.get("tensor_split", ()))
+        d["devices"] = tuple(d.get("devices", ()))
+        d["rpc"] = tuple(d.get("rpc", ()))
+        d["overrides"] = tuple(tuple(o) for o in d.get("overrides", ()))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class OffloadDevice:
+    """A device llama.cpp can offload to, as its device list reports it (measure/llama_ctx.py):
+    ``name`` as -dev takes it (RPC0, CUDA0), ``buffer_type`` its default buffer type's name, as the
+    log and -ot name it (``RPC0[127.0.0.1:50052]``, ``CUDA0``), ``backend`` its registry (RPC, CUDA)."""
+
+    name: str
+    buffer_type: str = ""
+    type: str = "gpu"  # gpu | igpu (enum ggml_backend_dev_type)
+    backend: str = ""
+    free: int = 0
+    alignment: int = GPU_ALIGNMENT
+
+    @property
+    def buft(self) -> str:
+        return self.buffer_type or self.name
+
+    @property
+    def pads_rows(self) -> bool:
+        """Whether its buffer type pads quantized rows to MATRIX_ROW_PADDING (CUDA's does; an RPC
+        server on a CPU answers plain ggml_nbytes)."""
+        return self.backend != "RPC"
+
+    @classmethod
+    def from_backend(cls, d: dict) -> "OffloadDevice":
+        """From one entry of measure/llama_ctx.backend_devices (as a dict)."""
+        return cls(d["name"], d.get("buffer_type") or d["name"], d.get("type", "gpu"), d.get("backend", ""),
+                   d.get("free", 0), d.get("alignment") or GPU_ALIGNMENT)
+
+
+def select_devices(backend: list[dict], flags: PlacementFlags) -> list[OffloadDevice]:
+    """The devices a model offloads to, in order (``llama_prepare_model_devices``, src/llama.cpp):
+    ``-dev`` as given (a CPU device is refused, as common/arg.cpp's parse_device_list does); else RPC
+    servers first, then GPUs, then integrated GPUs only without a discrete GPU. ``-sm none`` keeps
+    device ``main_gpu`` alone (negative: none)."""
+    by_name = {d["name"]: d for d in backend}
+    if flags.devices == (NO_DEVICES,):
+        devs: list[dict] = []
+    elif flags.devices:
+        bad = [n for n in flags.devices if n not in by_name or by_name[n].get("type") == "cpu"]
+        if bad:
+            offer = [d["name"] for d in backend if d.get("type") != "cpu"]
+            raise GgufprofError(f"--device: invalid device {bad[0]} (llama.cpp has {', '.join(offer) or 'no offload device'}"
+                                f"{'' if offer else '; with --rpc HOST:PORT an rpc-server is one'})")
+        devs = [by_name[n] for n in flags.devices]
+    else:
+        rpc = [d for d in backend if d.get("type") == "gpu" and d.get("backend") == "RPC"]
+        gpus = [d for d in backend if d.get("type") == "gpu" and d.get("backend") != "RPC"]
+        igpus = [d for d in backend if d.get("type") == "igpu"]
+        devs = rpc + gpus + ([] if gpus else igpus[:1])  # several igpus of one backend are rare: the first
+    if flags.split_mode == "none" and devs:
+        if flags.main_gpu < 0:
+            devs = []
+        elif flags.main_gpu >= len(devs):
+            raise GgufprofError(f"--main-gpu {flags.main_gpu}: llama.cpp has {len(devs)} device(s) to offload to "
+                                "(invalid value for main_gpu)")
+        else:
+            devs = [devs[flags.main_gpu]]
+    return [OffloadDevice.from_backend(d) for d in devs]
+
+
+def split_points(devices: list[OffloadDevice], tensor_split: tuple[float, ...]) -> list[np.float32]:
+    """``splits`` of load_tensors: cumulative ``tensor_split`` (or free memory when every value is 0),
+    normalized, in single precision as llama.cpp computes it."""
+    n = len(devices)
+    ts = [float(x) for x in tensor_split[:n]] + [0.0] * max(0, n - len(tensor_split))
+    raw = [np.float32(x) for x in ts] if any(ts) else [np.float32(d.free) for d in devices]
+    if not any(raw):  # no free memory known (a device named only): one device takes everything anyway
+        raw = [np.float32(1)] * n
+    out, total = [], np.float32(0)
+    for x in raw:
+        total = np.float32(total + x)
+        out.append(total)
+    return [np.float32(x / total) for x in out]
+
+
+def layer_devices(n_layer: int, flags: PlacementFlags, devices: list[OffloadDevice]) -> list[OffloadDevice | None]:
+    """The device of layers 0..n_layer (the last entry is the output layer), None for the CPU."""
+    if flags.split_mode in ("row", "tensor"):
+        raise GgufprofError(f"--split-mode {flags.split_mode}: its split buffer types (rows of each matrix across "
+                            "devices) are not modelled by ggufprof; use -sm layer or -sm none")
+    ngl = n_layer + 1 if flags.n_gpu_layers < 0 else flags.n_gpu_layers
+    start = max(n_layer + 1 - ngl, 0)
+    act = min(ngl, n_layer + 1) if devices else 0
+    splits = split_points(devices, flags.tensor_split) if act else []
+    out: list[OffloadDevice | None] = []
+    for il in range(n_layer + 1):
+        if il < start or il - start >= act:
+            out.append(None)
+            continue
+        x = np.float32(np.float32(il - start) / np.float32(act))
+        out.append(devices[min(int(np.searchsorted(splits, x, side="right")), len(devices) - 1)])
+    return out
 
 
 def is_host_buffer(buffer_type: str) -> bool:
@@ -52,22 +225,20 @@ def is_host_buffer(buffer_type: str) -> bool:
 
 
 def gpu_layers(n_layer: int, n_gpu_layers: int, has_gpu: bool = True) -> list[bool]:
-    """On-GPU flag for layers 0..n_layer (the last entry is the output layer)."""
-    if not has_gpu:
-        return [False] * (n_layer + 1)
-    ngl = n_layer + 1 if n_gpu_layers < 0 else n_gpu_layers
-    start = max(n_layer + 1 - ngl, 0)
-    act = min(ngl, n_layer + 1)
-    return [il >= start and il - start < act for il in range(n_layer + 1)]
+    """On-GPU flag for layers 0..n_layer (the last entry is the output layer), one GPU."""
+    devs = [OffloadDevice("GPU")] if has_gpu else []
+    return [d is not None for d in layer_devices(n_layer, PlacementFlags(n_gpu_layers=n_gpu_layers), devs)]
 
 
-def alloc_size(t: ggml_types.GgmlType, ne: tuple[int, ...], device: str) -> int:
-    """Bytes a tensor takes in a buffer of ``device``: ggml_backend_buft_get_alloc_size, aligned."""
+def alloc_size(t: ggml_types.GgmlType, ne: tuple[int, ...], device: str | OffloadDevice) -> int:
+    """Bytes a tensor takes in a buffer of ``device``: ggml_backend_buft_get_alloc_size, aligned.
+    A name stands for the CPU (``CPU``) or a CUDA-like GPU."""
+    if isinstance(device, str):
+        device = None if device == CPU else OffloadDevice(device)
     size = ggml_types.nbytes(t, ne)
-    on_gpu = device != CPU
-    if on_gpu and t.is_quantized and ne[0] % MATRIX_ROW_PADDING:
+    if device is not None and device.pads_rows and t.is_quantized and ne[0] % MATRIX_ROW_PADDING:
         size += t.type_size * (MATRIX_ROW_PADDING - ne[0] % MATRIX_ROW_PADDING) // t.blck_size
-    return pad(size, GPU_ALIGNMENT if on_gpu else HOST_ALIGNMENT)
+    return pad(size, HOST_ALIGNMENT if device is None else device.alignment)
 
 
 @dataclass
@@ -86,16 +257,25 @@ class DeviceKV:
 class Placement:
     n_gpu_layers: int
     offload_kqv: bool
-    on_gpu: list[bool]  # per layer, then the output layer
-    gpu: str | None = None  # the GPU's name (CUDA0, Vulkan0, ...); None: llama.cpp has none here
+    on_gpu: list[bool]  # per layer, then the output layer: offloaded to some device
+    gpu: str | None = None  # the first offload device's buffer type (CUDA0, RPC0[host:port]); None: none
     kv: list[DeviceKV] = field(default_factory=list)
-    weights: dict[str, int] = field(default_factory=dict)  # device -> tensor bytes
-    gpu_weights_buffer: int = 0  # the GPU's model buffer: padded as the CUDA buffer type allocates
+    weights: dict[str, int] = field(default_factory=dict)  # device (buffer type) -> tensor bytes
+    weights_buffer: dict[str, int] = field(default_factory=dict)  # offload device -> its model buffer, as allocated
     host_extra: dict[str, int] = field(default_factory=dict)  # extra host buffer type -> bytes (CPU_REPACK)
+    host_mapped: int = 0  # the CPU_Mapped buffer: the file range from the first to the last weight mapped on the CPU
+    layer_device: list[str] = field(default_factory=list)  # per layer, then the output layer: CPU or a device
+    offload_devices: list[str] = field(default_factory=list)  # the devices llama.cpp offloads to, in its order
+    flags: dict = field(default_factory=dict)  # the PlacementFlags this placement answers
 
     @property
     def devices(self) -> list[str]:
-        return [CPU] + ([self.gpu] if self.gpu else [])
+        return [CPU] + (self.offload_devices or ([self.gpu] if self.gpu else []))
+
+    @property
+    def gpu_weights_buffer(self) -> int:
+        """The offload devices' model buffers together (one GPU: its model buffer)."""
+        return sum(self.weights_buffer.values())
 
     def kv_bytes(self, device: str) -> int:
         return sum(d.k_bytes + d.v_bytes for d in self.kv if d.device == device)
@@ -104,68 +284,128 @@ class Placement:
         return sum(d.buffer_bytes for d in self.kv if d.device == device)
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-
         d = asdict(self)
+        d["gpu_weights_buffer"] = self.gpu_weights_buffer
         d["kv_bytes_by_device"] = {dev: self.kv_bytes(dev) for dev in self.devices}
         d["kv_buffer_by_device"] = {dev: self.kv_buffer(dev) for dev in self.devices}
         return d
 
 
-def _tensor_layer(name: str, n_layer: int) -> int:
-    """The layer a weight tensor belongs to: -1 input, 0..n_layer-1 repeating, n_layer output."""
+# Tensors outside "blk.N." whose LLM_TENSOR_INFOS entry (src/llama-arch.cpp) is LLM_TENSOR_LAYER_REPEATING:
+# created with layer 0 ("do the norms on the first layer"), so they live on layer 0's device.
+# (rope_freqs & co. are TENSOR_DUPLICATED for the other layers: a layer on another device gets its own copy,
+# which is not counted here -- a few hundred bytes.)
+_FIRST_LAYER = ("token_embd_norm.", "rope_freqs.", "rope_factors_long.", "rope_factors_short.",
+                "per_layer_model_proj.", "per_layer_proj_norm.", "conv1d.", "posnet.", "convnext.", "hrm.z_l_init",
+                "nextn.pre_projection.")
+# ... and LLM_TENSOR_LAYER_OUTPUT: the output layer's device
+_OUTPUT_LAYER = ("output", "cls.", "cls", "dense_2.", "dense_3.", "dec.output_norm.", "enc.output_norm.", "altup_proj.",
+                 "altup_unembd_proj.", "nextn.post_projection.", "fc.", "d2t", "markov_w1.", "markov_w2.", "conf_proj.",
+                 "selector_")
+
+
+_LFM2_OUTPUT_NORM = ("lfm2", "lfm2moe")  # src/models/lfm2*.cpp: token_embd_norm is LLM_TENSOR_OUTPUT_NORM_LFM2 (output)
+
+
+def _tensor_layer(name: str, n_layer: int, arch: str = "") -> int:
+    """The layer a weight tensor belongs to: -1 input, 0..n_layer-1 repeating, n_layer output
+    (llm_tensor_info_for's layer, src/llama-arch.cpp, read from the name)."""
     if m := _BLK.match(name):
         return int(m.group(1))
-    if name.startswith("output"):
+    if name.startswith(_OUTPUT_LAYER) or (arch in _LFM2_OUTPUT_NORM and name.startswith("token_embd_norm.")):
         return n_layer
-    return -1  # token_embd and anything outside the blocks: the input layer, always on the CPU
+    if name.startswith(_FIRST_LAYER):
+        return 0
+    return -1  # token_embd and the other LLM_TENSOR_LAYER_INPUT tensors: the input layer, always on the CPU
 
 
-def cache_on_device(cache: Cache, device: str, on_gpu: list[bool], offload_kqv: bool) -> DeviceKV | None:
-    """The part of ``cache`` whose layers live on ``device``, None when it has none there."""
-    mine = [t for t in cache.tensors if (offload_kqv and on_gpu[t.layer]) == (device != CPU)]
+def cache_on_device(cache: Cache, device: str, layer_device: list[str], offload_kqv: bool) -> DeviceKV | None:
+    """The part of ``cache`` whose layers live on ``device`` (a buffer type name; CPU: host memory),
+    None when it has none there."""
+    return _cache_share(cache, device, layer_device, offload_kqv, None)
+
+
+def _cache_share(cache: Cache, device: str, layer_device: list[str], offload_kqv: bool,
+                 dev: OffloadDevice | None) -> DeviceKV | None:
+    mine = [t for t in cache.tensors if (layer_device[t.layer] if offload_kqv else CPU) == device]
     if not mine:
         return None
     return DeviceKV(
         cache.name, device, len({t.layer for t in mine}),
         sum(t.nbytes for t in mine if t.role in ("k", "r")),
         sum(t.nbytes for t in mine if t.role not in ("k", "r")),
-        sum(alloc_size(ggml_types.BY_NAME[t.type], t.ne, device) for t in mine),
+        sum(alloc_size(ggml_types.BY_NAME[t.type], t.ne, dev if dev is not None else device) for t in mine),
     )
 
 
-def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int, offload_kqv: bool = True,
-          gpu: str | None = None, cpu_bufts: dict[str, str] | None = None) -> Placement:
-    """Where llama.cpp puts each layer's weights and caches with ``-ngl n_gpu_layers`` on the GPU
-    named ``gpu`` (None: llama.cpp has no GPU here, and every layer stays in host memory).
+def _override(name: str, overrides: list[tuple[str, str]]) -> str | None:
+    """The buffer type of the first override whose pattern ``std::regex_search`` finds in ``name``
+    (create_tensor, src/llama-model-loader.cpp; Python's re.search is the same for these patterns)."""
+    for pattern, buft in overrides:
+        if re.search(pattern, name):
+            return buft
+    return None
+
+
+def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int = 0, offload_kqv: bool = True,
+          gpu: str | None = None, cpu_bufts: dict[str, str] | None = None, *,
+          flags: PlacementFlags | None = None, devices: list[OffloadDevice] | None = None) -> Placement:
+    """Where llama.cpp puts each layer's weights and caches.
+
+    ``flags`` and ``devices`` (measure/dry_run.offload_devices: llama.cpp's own list, selected by
+    select_devices): every placement flag on an ordered device list. Without them, ``-ngl
+    n_gpu_layers`` on the one GPU named ``gpu`` (None: no GPU, every layer stays in host memory).
     ``cpu_bufts``: the buffer type llama.cpp gives each weight on the CPU (tensor name -> CPU,
     CPU_REPACK, ...); None or empty: no extra buffer types (``--no-repack``)."""
+    if flags is None:
+        flags = PlacementFlags(n_gpu_layers=n_gpu_layers)
+    if devices is None:
+        devices = [OffloadDevice(gpu)] if gpu else []
     n_layer = model.hparams.n_layer_all
-    on_gpu = gpu_layers(n_layer, n_gpu_layers, gpu is not None)
-    p = Placement(n_gpu_layers, offload_kqv, on_gpu, gpu)
+    per_layer = layer_devices(n_layer, flags, devices)
+    by_buft = {d.buft: d for d in devices}
+    layer_device = [CPU if d is None else d.buft for d in per_layer]
+    p = Placement(flags.n_gpu_layers, offload_kqv, [d is not None for d in per_layer],
+                  devices[0].buft if devices else None, layer_device=layer_device,
+                  offload_devices=[d.buft for d in devices], flags=flags.to_dict())
     for cache in pred.caches:
         for device in p.devices:
-            if (share := cache_on_device(cache, device, on_gpu, offload_kqv)) is not None:
+            if (share := _cache_share(cache, device, layer_device, offload_kqv, by_buft.get(device))) is not None:
                 p.kv.append(share)
-    names = {t.name for t in model.tensors}
-    for t in model.tensors:
-        il = _tensor_layer(t.name, n_layer)
-        device = gpu if il >= 0 and on_gpu[il] else CPU
+    overrides = flags.all_overrides()
+    unknown = sorted({b for _, b in overrides if b != CPU and b not in by_buft})
+    if unknown:
+        raise GgufprofError(f"--override-tensor: unknown buffer type {unknown[0]} (llama.cpp has "
+                            f"{', '.join([CPU] + list(by_buft))})")
+    tensors = list(model.tensors)
+    if "output.weight" not in {t.name for t in tensors}:
+        # tied embeddings: llama.cpp loads token_embd a second time for the output layer (TENSOR_DUPLICATED),
+        # under the name token_embd.weight (what -ot patterns see)
+        emb = next((t for t in tensors if t.name == "token_embd.weight"), None)
+        if emb is not None and layer_device[n_layer] != CPU:
+            tensors.append(emb)
+    mapped: list[tuple[int, int]] = []  # (offset, end) of each weight left in the CPU's mapping
+    for i, t in enumerate(tensors):
+        il = n_layer if i >= len(model.tensors) else _tensor_layer(t.name, n_layer, model.architecture)
+        device = layer_device[il] if il >= 0 else CPU
+        if (forced := _override(t.name, overrides)) is not None:
+            device = forced
         p.weights[device] = p.weights.get(device, 0) + t.n_bytes
-        extra = (cpu_bufts or {}).get(t.name, CPU) if device == CPU else CPU
-        if extra.endswith("_Host"):  # a GPU's pinned host buffer type: with mmap (llama.cpp's default) the
-            extra = CPU  # weight stays in the mapping (llama-model-loader.cpp: "avoid using a host buffer when using mmap")
-        if extra != CPU:
-            if extra != REPACK:  # AMX, KleidiAI, ...: their own layouts, not modelled
-                raise GgufprofError(f"llama.cpp puts {t.name} in a {extra} buffer, whose size ggufprof does not "
-                                    "model: use --no-repack to leave extra buffer types off")
-            p.host_extra[extra] = p.host_extra.get(extra, 0) + pad(t.n_bytes, HOST_ALIGNMENT)
-        if device != CPU:
-            p.gpu_weights_buffer += alloc_size(ggml_types.BY_ID[t.type_id], t.shape, device)
-    if "output.weight" not in names and on_gpu[n_layer]:
-        # tied embeddings: llama.cpp loads token_embd a second time for the output layer (TENSOR_DUPLICATED)
-        emb = next((t for t in model.tensors if t.name == "token_embd.weight"), None)
-        if emb is not None:
-            p.weights[gpu] = p.weights.get(gpu, 0) + emb.n_bytes
-            p.gpu_weights_buffer += alloc_size(ggml_types.BY_ID[emb.type_id], emb.shape, gpu)
+        if device == CPU:
+            extra = (cpu_bufts or {}).get(t.name, CPU)
+            if extra.endswith("_Host"):  # a GPU's pinned host buffer type: with mmap (llama.cpp's default) the
+                extra = CPU  # weight stays in the mapping (llama-model-loader.cpp: "avoid using a host buffer when using mmap")
+            if extra != CPU:
+                if extra != REPACK:  # AMX, KleidiAI, ...: their own layouts, not modelled
+                    raise GgufprofError(f"llama.cpp puts {t.name} in a {extra} buffer, whose size ggufprof does not "
+                                        "model: use --no-repack to leave extra buffer types off")
+                p.host_extra[extra] = p.host_extra.get(extra, 0) + pad(t.n_bytes, HOST_ALIGNMENT)
+            else:
+                mapped.append((t.offset, t.offset + t.n_bytes))
+        else:
+            p.weights_buffer[device] = (p.weights_buffer.get(device, 0)
+                                        + alloc_size(ggml_types.BY_ID[t.type_id], t.shape, by_buft[device]))
+    # llama_model::load_tensors maps [first, last) of the file for the CPU's tensors (get_mapping_range,
+    # src/llama-model-loader.cpp): tensors placed elsewhere but lying in between are in the range too
+    p.host_mapped = max(e for _, e in mapped) - min(o for o, _ in mapped) if mapped else 0
     return p
