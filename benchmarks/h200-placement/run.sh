@@ -17,12 +17,11 @@ job() {
     grep -q "build rc=[1-9]" $R/build.txt && exit 1; sleep 5; done
   python3 scripts/make_shaped.py qwen3moe-30b-a3b $W/qwen3moe-30b-a3b.gguf
   python3 scripts/make_shaped.py qwen2-7b $W/qwen2-7b.gguf
-  B="--bin $W/build/bin --real -ct f16,q8_0 --ctx 4096,32768"
+  B="--bin $W/build/bin --real -ct f16 --ctx 4096,32768"
   python3 scripts/gpu_placement.py $W/qwen3moe-30b-a3b.gguf $B --md $R/qwen3moe.md \
-    --flags "-ngl all" --flags "-ngl all -cmoe" --flags "-ngl all -ncmoe 24" --flags "-ngl all -ot exps=CPU" \
-    --flags "-ngl 30 -ncmoe 10"
+    --flags "-ngl all" --flags "-ngl all -ncmoe 24" --flags "-ngl all -ot exps=CPU"
   python3 scripts/gpu_placement.py $W/qwen2-7b.gguf $B --md $R/qwen2-7b.md \
-    --flags "-ngl all" --flags "-ngl 14" --flags "-ngl all -ncffn 10" --flags "-ngl all -ot 'blk\.1[0-9]\.=CPU'"
+    --flags "-ngl all" --flags "-ngl 14"
   echo done > $R/DONE
 }
 case "${1:-}" in

@@ -44,10 +44,11 @@ Rules from the vendored llama.cpp (devices named by the buffer type llama.cpp lo
 
 from __future__ import annotations
 
+import bisect
 import re
+import struct
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 
 from ..errors import GgufprofError
 from .caches import Cache, pad
@@ -184,19 +185,28 @@ def select_devices(backend: list[dict], flags: PlacementFlags) -> list[OffloadDe
     return [OffloadDevice.from_backend(d) for d in devs]
 
 
-def split_points(devices: list[OffloadDevice], tensor_split: tuple[float, ...]) -> list[np.float32]:
+def f32(x: float) -> float:
+    """``x`` rounded to single precision, as a C ``float`` holds it. A sum or quotient of two floats
+    computed in double precision and then rounded this way is exactly the single-precision result
+    (double has more than 2 x 24 + 2 bits), so llama.cpp's float arithmetic is reproduced without
+    numpy: the worker processes import this module before llama_cpp, and on a CUDA build numpy loaded
+    before llama.cpp's libraries made llama_model_load_from_file segfault (measured on an H200)."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def split_points(devices: list[OffloadDevice], tensor_split: tuple[float, ...]) -> list[float]:
     """``splits`` of load_tensors: cumulative ``tensor_split`` (or free memory when every value is 0),
     normalized, in single precision as llama.cpp computes it."""
     n = len(devices)
     ts = [float(x) for x in tensor_split[:n]] + [0.0] * max(0, n - len(tensor_split))
-    raw = [np.float32(x) for x in ts] if any(ts) else [np.float32(d.free) for d in devices]
+    raw = [f32(x) for x in ts] if any(ts) else [f32(d.free) for d in devices]
     if not any(raw):  # no free memory known (a device named only): one device takes everything anyway
-        raw = [np.float32(1)] * n
-    out, total = [], np.float32(0)
+        raw = [1.0] * n
+    out, total = [], 0.0
     for x in raw:
-        total = np.float32(total + x)
+        total = f32(total + x)
         out.append(total)
-    return [np.float32(x / total) for x in out]
+    return [f32(x / total) for x in out]
 
 
 def layer_devices(n_layer: int, flags: PlacementFlags, devices: list[OffloadDevice]) -> list[OffloadDevice | None]:
@@ -213,8 +223,8 @@ def layer_devices(n_layer: int, flags: PlacementFlags, devices: list[OffloadDevi
         if il < start or il - start >= act:
             out.append(None)
             continue
-        x = np.float32(np.float32(il - start) / np.float32(act))
-        out.append(devices[min(int(np.searchsorted(splits, x, side="right")), len(devices) - 1)])
+        x = f32(f32(il - start) / f32(act))  # std::upper_bound over the float split points
+        out.append(devices[min(bisect.bisect_right(splits, x), len(devices) - 1)])
     return out
 
 
