@@ -165,3 +165,31 @@ def test_library_facade_loads_no_llama_cpp():
             "print(sorted(m for m in ('llama_cpp', 'typer', 'rich') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+WORKERS = sorted(p.stem for p in (PKG / "measure").glob("*_worker.py"))
+ORDER = """
+import sys
+seen = []
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        top = name.partition(".")[0]
+        if top not in seen:
+            seen.append(top)
+        return None
+sys.meta_path.insert(0, Spy())
+import importlib
+importlib.import_module("ggufprof.measure." + sys.argv[1])
+print(" ".join(seen))
+"""
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_workers_import_llama_cpp_before_numpy(worker):
+    """A process that loads llama.cpp must import llama_cpp before numpy (or anything that brings it):
+    on a CUDA build, numpy loaded first made every llama_model_load_from_file segfault (measured on
+    an H200; llama_cpp itself imports numpy after its libraries are loaded)."""
+    out = subprocess.run([sys.executable, "-c", ORDER, worker], capture_output=True, text=True, cwd=PKG.parent, check=True)
+    order = out.stdout.split()
+    assert "llama_cpp" in order, order
+    assert "numpy" not in order or order.index("llama_cpp") < order.index("numpy"), order
