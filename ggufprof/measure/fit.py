@@ -119,7 +119,7 @@ class FitResult:
     smallest_budget: dict[str, int] = field(default_factory=dict)  # nothing fits: the budget 256 cells need
     settings: KVSettings | None = None  # the answer's settings (ctx_size and cache types filled in)
     placement: PlacementFlags | None = None  # the answer's placement flags
-    searched: str = "context"  # what was searched: "context", "n_gpu_layers" or "n_cpu_moe"
+    searched: str = "context"  # what was searched: "context", "n_gpu_layers", "n_cpu_moe" or both placement ones
     next_step: str = ""  # the step that is over, in llama.cpp's flags: "-c 4352", "-ngl 13", "-ncmoe 2"
     alternative: "FitResult | None" = None  # the same search at a smaller -ub, when the compute buffer stops it
 
@@ -352,19 +352,36 @@ class Fitter:
         tk, tv = s.cache_type_k, s.cache_type_v
         n = self.n_layer
         user_moe = self.flags.cpu_moe or self.flags.n_cpu_moe
-        if has_experts(self.model) and not user_moe:
-            # x = n - N: layers whose experts stay on the devices; more x, more on the devices
-            moe = lambda x: dataclasses.replace(full, n_cpu_moe=n - x)  # noqa: E731
+        moe_search = has_experts(self.model) and not user_moe
+
+        def fewest_experts(at: PlacementFlags) -> int:
+            """The fewest expert layers on the host at placement ``at`` (n + 1 when none fits):
+            x = n - N layers keep their experts on the devices; more x, more on the devices."""
+            moe = lambda x: dataclasses.replace(at, n_cpu_moe=n - x)  # noqa: E731
             upper = last_true(0, n, lambda x: bare_fits(moe(x)))
             guess = last_true(0, upper, lambda x: guess_fits(moe(x)))
-            x = search_from(guess, 0, upper, lambda x: fits(moe(x))) if upper >= 0 else -1
-            if x >= 0:
-                return self._placed(s, moe(x), moe(x + 1), "n_cpu_moe", f"-ncmoe {n - x - 1}")
-            full = moe(0)  # every expert on the host, and still over: fewer layers, with no expert on a device
+            return n - (search_from(guess, 0, upper, lambda x: fits(moe(x))) if upper >= 0 else -1)
+
+        if moe_search:
+            if (m := fewest_experts(full)) <= n:
+                return self._placed(s, dataclasses.replace(full, n_cpu_moe=m),
+                                    dataclasses.replace(full, n_cpu_moe=m - 1), "n_cpu_moe", f"-ncmoe {m - 1}")
+            full = dataclasses.replace(full, n_cpu_moe=n)  # every expert on the host, still over: fewer layers
         ngl = lambda x: dataclasses.replace(full, n_gpu_layers=x)  # noqa: E731
         upper = last_true(0, n + 1, lambda x: bare_fits(ngl(x)))
         guess = last_true(0, upper, lambda x: guess_fits(ngl(x)))
         x = search_from(guess, 0, upper, lambda x: fits(ngl(x))) if upper >= 0 else -1
+        if moe_search and x >= 0:
+            # the layers left on the devices may take some of their experts back: the fewest expert
+            # layers on the host at that -ngl (one more layer is over even with every expert on the host)
+            m = fewest_experts(ngl(x))
+            if m == 0:  # no expert needs the host at that -ngl; one more layer is over with all of them there
+                return self._placed(s, dataclasses.replace(ngl(x), n_cpu_moe=0), ngl(x + 1), "n_gpu_layers",
+                                    f"-ngl {x + 1}")
+            if m < n:
+                at = dataclasses.replace(ngl(x), n_cpu_moe=m)
+                return self._placed(s, at, dataclasses.replace(at, n_cpu_moe=m - 1), "n_gpu_layers,n_cpu_moe",
+                                    f"-ncmoe {m - 1}; -ngl {x + 1} is over with every expert on the host")
         if x < 0:
             _, devs = self.total(s, ngl(0))
             return FitResult(tk, tv, 0, devices=devs, headroom=self.budget.headroom(devs), placement=ngl(0),
@@ -383,7 +400,8 @@ class Fitter:
                          next_total={d.device: d.total_bytes for d in nxt_devs})
         if HOST in self.budget.over(devs):
             r.ctx_size, r.note = 0, (f"nothing fits at n_ctx {s.ctx_size:,}: with the most layers the devices take "
-                                     f"({searched} {getattr(flags, searched)}) host memory is over its budget, and "
+                                     f"(-ngl {flags.n_gpu_layers}, -ncmoe {flags.n_cpu_moe}) host memory is over its "
+                                     "budget, and "
                                      "fewer layers on the devices only add to it")
             r.limited_by = limit(devs, self.budget)
             r.smallest_budget = {d.device: d.total_bytes + self.budget.margin for d in devs
