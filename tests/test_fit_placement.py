@@ -141,3 +141,32 @@ def test_verify_creates_a_partial_offload_answer_on_the_servers(rpc_rig):
     assert v["logged_bytes"][dev] <= v["limit_bytes"][dev] == full - MIB
     lines = 4  # model, KV (one line per cache: full and SWA), compute buffers, each printed to 0.01 MiB
     assert abs(v["logged_bytes"][dev] - v["predicted_bytes"][dev]) <= lines * 0.005 * MIB
+
+
+def test_a_smaller_ubatch_is_offered_when_the_compute_buffer_limits(rpc_rig):
+    """qwen3moe's next step is stopped by the device's compute buffer: the same search at a smaller
+    -ub is offered beside the answer (the answer keeps -ub 512), and that alternative is itself
+    within the budget by the exact prediction, giving at least as much on the device."""
+    model, rpc = _suite("qwen3moe-moe.gguf"), rpc_rig.endpoints[0]
+    dev = rpc_rig.buffer_types()[0]
+    full = totals(model, 4096, ["--rpc", rpc, "-ngl", "all"])[dev]
+    (row,) = fit(model, "--vram", f"{full - 1}B", "-c", "4096", "--rpc", rpc, "-ct", "f16")
+    assert row["limited_by"]["by"] == "compute buffer" and row["ubatch_size"] == 512, row
+    alt = row["alternative"]
+    assert alt is not None and alt["ubatch_size"] in (256, 128, 64), row
+    p = alt["placement"]
+    flags = ["--rpc", rpc, "-ngl", _ngl(p["n_gpu_layers"])] + (["-ncmoe", str(p["n_cpu_moe"])] if p["n_cpu_moe"] else [])
+    assert totals(model, 4096, flags, "-ub", str(alt["ubatch_size"]))[dev] <= full - 1
+    assert p["n_cpu_moe"] < row["placement"]["n_cpu_moe"]  # fewer expert layers on the host than at -ub 512
+    assert f"-ub {alt['ubatch_size']}" in alt["command"]["llama-server"]
+    assert "-ub" not in row["command"]["llama-server"]
+
+
+def test_vram_free_is_what_llama_cpp_reports_free(rpc_rig):
+    """--vram free: each device's budget is the free memory llama.cpp's device list reports (an
+    rpc-server: its host's RAM), so a tiny model fits with every layer offloaded."""
+    model, rpc = str(fixture_path("llama-gqa")), ",".join(rpc_rig.endpoints)
+    (row,) = fit(model, "--vram", "free", "--rpc", rpc, "-ts", "1,1", "-ct", "f16")
+    per = row["budget"]["per_device"]
+    assert list(per) == rpc_rig.buffer_types() and all(v > 1 << 30 for v in per.values())
+    assert row["ctx_size"] == 4096 and row["placement"]["n_gpu_layers"] == -1
