@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import GgufprofError
-from .flags import DEFAULT_CACHE_TYPES, command_line, parse_cache_type_grid, parse_size
-from .measure.dry_run import DryRun, cross_check, offload_devices, visible_gpu
-from .measure.fit import Budget, FitResult, fit_all, verify
+from .flags import ALL_GPU_LAYERS, DEFAULT_CACHE_TYPES, command_line, parse_cache_type_grid, parse_count, parse_size
+from .measure.dry_run import DryRun, cross_check, offload_devices
+from .measure.fit import Budget, FitResult, Fitter, rank, verify
 from .measure.grid import GridSpec, fill_defaults
 from .measure.quality import run_quality
 from .measure.speedup import run_speedup
@@ -150,13 +150,14 @@ def explain(model: Model, settings: KVSettings | None = None, *, defaults: str =
 
 @dataclass
 class FitReport:
-    """What ``fit`` answers: per cache type pair the largest context that fits, and how it was asked."""
+    """What ``fit`` answers: per cache type pair the largest context (or the placement) that fits, and
+    how it was asked."""
 
     model: ModelInfo
     budget: Budget
     base: KVSettings
     n_gpu_layers: int
-    gpu: str | None
+    gpu: str | None  # the first offload device (buffer type name), None without one
     results: list[FitResult]
     profile: str = DEFAULT_PROFILE
     offload_kqv: bool = True
@@ -165,27 +166,40 @@ class FitReport:
     speed: SpeedRatio | None = None  # results_dir: the best pair's generation speed against f16/f16
     speed_source: Path | None = None  # the results directory the speed comes from
     speed_settings: dict = field(default_factory=dict)  # the settings its records had to match
+    placement: PlacementFlags | None = None  # the flags given (the answers' own are in each result)
+    devices: list[str] = field(default_factory=list)  # the offload devices, in llama.cpp's order
+    search: str = "context"  # "context" (the placement is fixed) or "placement" (-ngl/-ncmoe searched)
+    dry_run_loads: int = 0  # dry-run loads of the model the searches took
 
     @property
     def best(self) -> FitResult | None:
         """The cache type pair with the most context (None when nothing fits)."""
-        best = max(self.results, key=lambda r: r.ctx_size, default=None)
+        best = max(self.results, key=rank, default=None)
         return best if best is not None and best.ctx_size else None
 
     def commands(self, r: FitResult) -> dict[str, str]:
-        """The answer as llama.cpp command lines (llama-server, llama-cli), exactly its settings."""
+        """The answer as llama.cpp command lines (llama-server, llama-cli, llama-bench), exactly its
+        settings and placement."""
         if not r.ctx_size or r.settings is None:
             return {}
-        return {tool: command_line(tool, model_flags(self.model), r.settings, self.n_gpu_layers, self.offload_kqv,
-                                   self.repack) for tool in ("llama-server", "llama-cli")}
+        flags = r.placement or PlacementFlags(n_gpu_layers=self.n_gpu_layers, repack=self.repack)
+        return {tool: command_line(tool, model_flags(self.model), r.settings, flags, self.offload_kqv)
+                for tool in ("llama-server", "llama-cli", "llama-bench")}
 
     def to_json(self) -> list[dict]:
         """One object per cache type pair, as ``fit --json`` prints it; the pair with the most context
-        carries ``tg_speed_vs_f16`` when a results directory was given."""
+        carries ``tg_speed_vs_f16`` when a results directory was given; ``alternative``: the same
+        search at a smaller -ub when the compute buffer stops the answer."""
         sp = self.speed
         speed = {"tg_speed_vs_f16": sp and {"ratio": sp.ratio, "configurations": sp.n_pairs,
                                             "results": str(self.speed_source)}} if self.speed_source else {}
-        return [{**r.to_dict(), "defaults": self.profile, "command": self.commands(r),
+
+        def one(r: FitResult) -> dict:
+            alt = r.alternative
+            return {**r.to_dict(), "defaults": self.profile, "command": self.commands(r),
+                    "alternative": alt and {**alt.to_dict(), "command": self.commands(alt)}}
+
+        return [{**one(r), "budget": self.budget.to_dict(), "search": self.search, "dry_run_loads": self.dry_run_loads,
                  **({"verify": self.verified[i]} if self.verified else {}), **(speed if r is self.best else {})}
                 for i, r in enumerate(self.results)]
 
@@ -215,40 +229,97 @@ def _size(value: str | int | None, flag: str, minimum: int = 1) -> int | None:
     return n
 
 
-def fit(model: Model, *, memory: str | int | None = None, vram: str | int | None = None,
+FREE = "free"  # --vram free: what llama.cpp reports as free on each device
+
+
+def _vram(value: str | int | list | tuple | None) -> tuple[int | None, tuple[int, ...] | str]:
+    """--vram: one size for every offload device, ``SIZE,SIZE,...`` one per device in llama.cpp's
+    device order, or ``free`` (each device's free memory as llama.cpp reports it). Returns the
+    common budget and the per-device list (or FREE)."""
+    if value is None:
+        return None, ()
+    if isinstance(value, str) and value.strip().lower() == FREE:
+        return None, FREE
+    items = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else list(
+        value if isinstance(value, (list, tuple)) else [value])
+    sizes = tuple(_size(v.strip() if isinstance(v, str) else v, "--vram") for v in items)
+    if not sizes:
+        raise GgufprofError(f"--vram: expected a size, a size per device (8GiB,4GiB) or free, got '{value}'")
+    return (sizes[0], ()) if len(sizes) == 1 else (None, sizes)
+
+
+def _per_device(each: tuple[int, ...] | str, devices: list) -> tuple[tuple[str, int], ...]:
+    """--vram A,B or free on the offload devices llama.cpp lists (measure/dry_run.offload_devices)."""
+    if not each:
+        return ()
+    if each == FREE:
+        return tuple((d.buft, d.free) for d in devices)
+    if len(each) != len(devices):
+        raise GgufprofError(f"--vram: {len(each)} sizes for {len(devices)} offload device(s) "
+                            f"({', '.join(d.buft for d in devices) or 'none'}), in llama.cpp's device order")
+    return tuple((d.buft, n) for d, n in zip(devices, each))
+
+
+def fit(model: Model, *, memory: str | int | None = None, vram: str | int | list | None = None,
         margin: str | int = Budget.margin, cache_types: str | list[tuple[str, str]] = DEFAULT_CACHE_TYPES,
         settings: KVSettings | None = None, defaults: str = DEFAULT_PROFILE, n_gpu_layers: int | None = None,
-        offload_kqv: bool = True, repack: bool = True, verify_answers: bool = False,
-        results_dir: str | Path | None = None, problems: list[str] | None = None, **given: object) -> FitReport:
-    """The largest context per cache type pair whose whole footprint fits ``memory`` (host) and/or
-    ``vram`` (per GPU) minus ``margin``; ``n_gpu_layers`` defaults to all when llama.cpp has a GPU.
+        offload_kqv: bool = True, repack: bool = True, placement: PlacementFlags | None = None,
+        ctx_size: int | str | None = None, verify_answers: bool = False, results_dir: str | Path | None = None,
+        problems: list[str] | None = None, **given: object) -> FitReport:
+    """Per cache type pair, what fits ``memory`` (host) and ``vram`` (every offload device; a list: one
+    per device in llama.cpp's order; "free": what llama.cpp reports free) minus ``margin``.
+
+    ``placement``: the placement flags (-sm, -ts, -mg, -dev, --rpc, -ot, -cmoe, -ncmoe, -ncffn,
+    --no-repack; its n_gpu_layers is ``n_gpu_layers``'s). With ``n_gpu_layers`` (or -ncmoe/-cmoe)
+    given, the largest context at that placement. Without, on a host with an offload device and a
+    ``vram`` budget: the context ``ctx_size`` (default: the training context) at the most layers
+    on the devices (for MoE models first the fewest expert layers on the host), or, when it fits
+    with every layer offloaded, that (without ``ctx_size``: the largest context there).
     ``verify_answers`` creates each answer for real and measures it. ``results_dir``: a sweep of this
     model file (its sha256) with the fit's settings (results.fit_speed), for what the pair with the
     most context costs in generation speed; checked before the search. Unreadable lines of it go
     to ``problems``."""
-    budget = Budget(_size(memory, "--memory"), _size(vram, "--vram"), _size(margin, "--margin", minimum=0))
+    common, each = _vram(vram)
+    budget = Budget(_size(memory, "--memory"), common, _size(margin, "--margin", minimum=0))
     base = settings if settings is not None else with_defaults(defaults, **given)
     base.validate()
+    target = None if ctx_size is None else parse_count(ctx_size, "--ctx-size")
+    if target is not None:
+        dataclasses.replace(base, ctx_size=target).validate()
+    if budget.host is None and not budget.offload and not each:
+        raise GgufprofError("give a budget: --memory SIZE (host) and/or --vram SIZE (per offload device)")
     pairs = parse_cache_type_grid(cache_types, None, None) if isinstance(cache_types, str) else list(cache_types)
+    flags = placement if placement is not None else PlacementFlags(repack=repack)
+    fixed = n_gpu_layers is not None or flags.cpu_moe or bool(flags.n_cpu_moe)
+    flags = dataclasses.replace(flags, n_gpu_layers=ALL_GPU_LAYERS if n_gpu_layers is None else n_gpu_layers)
     info = load_model(model, whole=verify_answers)
-    gpu = visible_gpu()
-    if budget.vram is not None and gpu is None:
-        raise GgufprofError("--vram: no GPU is visible to llama.cpp here (a CPU-only build or no device); use --memory")
-    ngl = n_gpu_layers if n_gpu_layers is not None else (-1 if gpu else 0)
-    wanted = speed_settings(base.parallel, base.kv_unified, base.swa_full, base.flash_attn, ngl, offload_kqv,
-                            info.has_swa)
-    speed_records = None
-    if results_dir is not None:
-        speed_records = matching_records(load_records(results_dir, problems if problems is not None else []),
-                                         sha256_file(info.path), info.path, Path(results_dir), wanted)
-    report = FitReport(info, budget, base, ngl, gpu, fit_all(info, pairs, base, budget, ngl, offload_kqv, gpu, repack),
-                       defaults, offload_kqv, repack)
+    fitter = Fitter(info, base, budget, flags, offload_kqv, search_placement=not fixed, ctx_size=target)
+    try:
+        devices = fitter.devices
+        if (budget.offload or each) and not devices:
+            raise GgufprofError("--vram: llama.cpp has no offload device here (a CPU-only build or no device; "
+                                "--rpc HOST:PORT adds an rpc-server); use --memory")
+        fitter.budget = budget = dataclasses.replace(budget, per_device=_per_device(each, devices))
+        ngl = fitter.flags.n_gpu_layers if n_gpu_layers is None else n_gpu_layers  # as asked (-ngl 99 without a device: said so)
+        wanted = speed_settings(base.parallel, base.kv_unified, base.swa_full, base.flash_attn, ngl, offload_kqv,
+                                info.has_swa)
+        speed_records = None
+        if results_dir is not None:
+            speed_records = matching_records(load_records(results_dir, problems if problems is not None else []),
+                                             sha256_file(info.path), info.path, Path(results_dir), wanted)
+        results = [fitter.solve(tk, tv) for tk, tv in pairs]
+        search = "placement" if fitter.search_placement and budget.offload else "context"
+        report = FitReport(info, budget, base, ngl, devices[0].buft if devices else None, results, defaults,
+                           offload_kqv, flags.repack, placement=fitter.flags, devices=[d.buft for d in devices],
+                           search=search, dry_run_loads=fitter.loads)
+    finally:
+        fitter.close()
     if speed_records is not None and report.best is not None:
         report.speed = tg_ratio(speed_records, (report.best.cache_type_k, report.best.cache_type_v))
         report.speed_source, report.speed_settings = Path(results_dir), wanted
     if verify_answers:
         with tempfile.TemporaryDirectory(prefix="ggufprof-fit-") as tmp:
-            report.verified = verify(info, report.results, base, budget, ngl, offload_kqv, Path(tmp), repack)
+            report.verified = verify(info, report.results, budget, offload_kqv, Path(tmp))
     return report
 
 

@@ -313,7 +313,7 @@ def fit(
     hf_repo: Optional[str] = HF_REPO,
     hf_file: Optional[str] = HF_FILE,
     memory: Optional[str] = typer.Option(None, "--memory", metavar="SIZE", help="Host memory budget (8GiB, 16 GB): weights, KV, state, compute and output in host memory must fit."),
-    vram: Optional[str] = typer.Option(None, "--vram", metavar="SIZE", help="GPU memory budget per GPU, with -ngl (default all layers when a GPU is visible)."),
+    vram: Optional[str] = typer.Option(None, "--vram", metavar="SIZE|SIZE,SIZE,...|free", help="Memory budget of every offload device (GPU, rpc-server); one size per device in llama.cpp's device order; or free: what llama.cpp reports free on each. Without -ngl/-ncmoe, fit finds the most layers on the devices for the context (-c)."),
     margin: str = typer.Option(f"{DEFAULT_FIT_MARGIN >> 20} MiB", "--margin", metavar="SIZE", help="Kept free on each budgeted device (llama.cpp's --fit-target default, 1024 MiB)."),
     cache_types: str = typer.Option(DEFAULT_CACHE_TYPES, "--cache-types", "-ct", metavar="LIST", help="Cache types; K:V for a mixed pair."),
     parallel: Optional[int] = typer.Option(None, "--parallel", "-np", metavar="N", help="Sequences: the context found is per sequence (n_ctx = N x that unless unified)."),
@@ -323,28 +323,45 @@ def fit(
     ubatch_size: Optional[int] = typer.Option(None, "--ubatch-size", "-ub", metavar="N"),
     flash_attn: Optional[str] = typer.Option(None, "--flash-attn", "-fa", metavar="on|off|auto"),
     defaults: str = DEFAULTS_OPTION,
-    n_gpu_layers: Optional[str] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers on the GPU (all or -1 = every layer, the default when a GPU is visible)."),
+    n_gpu_layers: Optional[str] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers on the offload devices: fixed, the context is searched. Default: searched with --vram (the most that leave -c), else all."),
+    ctx_size: Optional[str] = typer.Option(None, "--ctx-size", "-c", metavar="N", help="With --vram and no -ngl/-ncmoe: the context to find the placement for (default: the training context)."),
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
     repack: bool = REPACK_OPTION,
+    split_mode: Optional[str] = SPLIT_MODE,
+    tensor_split: Optional[str] = TENSOR_SPLIT,
+    main_gpu: Optional[int] = MAIN_GPU,
+    device: Optional[str] = DEVICE,
+    rpc: Optional[str] = RPC,
+    override_tensor: Optional[list[str]] = OVERRIDE_TENSOR,
+    cpu_moe: bool = CPU_MOE,
+    n_cpu_moe: Optional[int] = N_CPU_MOE,
+    n_cpu_ffn: Optional[int] = N_CPU_FFN,
     results_dir: Optional[Path] = typer.Option(None, "--results", metavar="DIR", help="A sweep of this model file (its sha256) at the fit's settings: say what the cache type with the most context costs in generation speed against f16."),
     verify: bool = typer.Option(False, "--verify", help="Create each answer for real, decode a batch, and compare measured memory with the prediction; exit 1 if one does not fit."),
     as_json: bool = JSON,
     llama_lib: Optional[Path] = LLAMA_LIB_OPTION,
 ) -> None:
-    """The largest context per cache type whose whole footprint fits a memory budget.
+    """The largest context per cache type whose whole footprint fits a memory budget -- or, with --vram
+    and no -ngl, the most layers on the offload devices for a context (MoE: the fewest expert layers
+    on the host first, as llama.cpp's fit moves them).
 
-    Searched in llama.cpp's 256-cell steps up to the training context, each step's compute buffers
-    from llama.cpp's own dry run. Budgets count allocated bytes (weights in full), the safe bound
-    llama.cpp's --fit uses; --verify measures what is resident.
+    Searched in llama.cpp's steps (256 cells, one layer, one expert layer) up to the training context,
+    each step's compute buffers from llama.cpp's own dry run; the next step of every answer is over.
+    When the compute buffer is what stops an answer, the same search at -ub 256/128/64 is shown as
+    an alternative. Budgets count allocated bytes (weights in full), the safe bound llama.cpp's --fit
+    uses; --verify creates each answer for real.
     """
     from .api import fit as fit_
-    from .flags import parse_flash_attn, parse_gpu_layers
+    from .flags import parse_flash_attn, parse_gpu_layers, placement_flags
     from .present.console import print_fit
 
     problems: list[str] = []
+    flags = placement_flags(None, split_mode, tensor_split, main_gpu, device, rpc, override_tensor, cpu_moe, n_cpu_moe,
+                            n_cpu_ffn, repack)
     report = fit_(_model(model, hf_repo, hf_file), memory=memory, vram=vram, margin=margin, cache_types=cache_types,
                   defaults=defaults, n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
-                  offload_kqv=not no_kv_offload, repack=repack, verify_answers=verify, results_dir=results_dir,
+                  offload_kqv=not no_kv_offload, repack=repack, placement=flags, ctx_size=ctx_size,
+                  verify_answers=verify, results_dir=results_dir,
                   problems=problems, parallel=parallel, kv_unified=kv_unified, swa_full=swa_full,
                   batch_size=batch_size, ubatch_size=ubatch_size,
                   flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))

@@ -23,7 +23,8 @@ import re
 import shlex
 
 from .errors import GgufprofError
-from .memory.placement import NO_DEVICES, SPLIT_MODES, PlacementFlags
+from .memory.placement import (LLM_FFN_DENSE_REGEX, LLM_FFN_EXPS_REGEX, NO_DEVICES, SPLIT_MODES, PlacementFlags,
+                               ffn_block_regex)
 from .memory.settings import DEFAULTS, KVSettings
 from .model.ggml_types import kv_cache_type
 
@@ -215,13 +216,23 @@ def parse_fraction(text: str | float, flag: str) -> float:
     return value
 
 
-def command_line(tool: str, model: list[str], s: KVSettings, n_gpu_layers: int | None = None,
-                 offload_kqv: bool = True, repack: bool = True) -> str:
-    """The llama.cpp command (``llama-server`` or ``llama-cli``) that creates exactly the context of
-    ``s`` (``model``: the flags naming the model, ``-m PATH``, ``-mu URL`` or ``-hf REPO``): every setting that differs from the tool's own defaults (common/common.h; llama-server's
-    -np auto = 4 unified slots, tools/server/server.cpp), with llama.cpp's flag names
-    (common/arg.cpp). ``--fit off``: llama.cpp's fit would otherwise adjust what was left unset to
-    the free memory of this machine, and the answer was computed for these settings."""
+def command_line(tool: str, model: list[str], s: KVSettings, placement: PlacementFlags | None = None,
+                 offload_kqv: bool = True) -> str:
+    """The llama.cpp command (``llama-server``, ``llama-cli`` or ``llama-bench``) that creates exactly
+    the context of ``s`` at ``placement`` (``model``: the flags naming the model, ``-m PATH``, ``-mu
+    URL`` or ``-hf REPO``): every setting that differs from the tool's own defaults (common/common.h;
+    llama-server's -np auto = 4 unified slots, tools/server/server.cpp), with llama.cpp's flag names
+    (common/arg.cpp), and every placement flag (placement_args; ``-ngl`` always, since the tools'
+    default is llama.cpp's fit). ``--fit off``: llama.cpp's fit would otherwise adjust what was left
+    unset to the free memory of this machine, and the answer was computed for these settings.
+    None: no placement flag at all.
+
+    llama-bench (tools/llama-bench) has no -c: its context is n_prompt + n_gen + n_depth
+    (``cmd_params_instance::to_llama_cparams``), so the context is given as ``-p``/``-n``/``-d``
+    summing to it; it takes one sequence, ``-ot`` patterns separated by ``;`` (``,`` separates test
+    instances there), no --cpu-moe/--n-cpu-ffn (given as their -ot patterns) and no --fit."""
+    if tool == "llama-bench":
+        return _bench_command_line(model, s, placement, offload_kqv)
     base = DEFAULTS["tools"]
     args = [tool, *(shlex.quote(a) for a in model), "-c", str(s.ctx_size)]
     if (s.cache_type_k, s.cache_type_v) != (base.cache_type_k, base.cache_type_v):
@@ -238,13 +249,50 @@ def command_line(tool: str, model: list[str], s: KVSettings, n_gpu_layers: int |
         args += ["-b", str(s.batch_size)]
     if s.ubatch_size != base.ubatch_size:
         args += ["-ub", str(s.ubatch_size)]
-    if n_gpu_layers is not None:
-        args += ["-ngl", "all" if n_gpu_layers == ALL_GPU_LAYERS else str(n_gpu_layers)]
+    if placement is not None:
+        args += ["-ngl", _ngl(placement.n_gpu_layers)] + [shlex.quote(a) for a in placement_args(placement)]
+        if not placement.repack:
+            args += ["--no-repack"]
     if not offload_kqv:
         args += ["-nkvo"]
-    if not repack:
-        args += ["--no-repack"]
     return " ".join(args + ["--fit", "off"])
+
+
+def _ngl(n: int) -> str:
+    return "all" if n == ALL_GPU_LAYERS else str(n)
+
+
+def _bench_command_line(model: list[str], s: KVSettings, placement: PlacementFlags | None, offload_kqv: bool) -> str:
+    """llama-bench's spelling of the same context and placement (see command_line)."""
+    n_gen = min(128, max(1, s.ctx_size // 4))
+    n_prompt = min(512, s.ctx_size - n_gen)
+    args = ["llama-bench", *(shlex.quote(a) for a in model), "-p", str(n_prompt), "-n", str(n_gen),
+            "-d", str(s.ctx_size - n_prompt - n_gen), "-ctk", s.cache_type_k, "-ctv", s.cache_type_v,
+            "-b", str(s.batch_size), "-ub", str(s.ubatch_size), "-fa", {"on": "1", "off": "0"}.get(s.flash_attn, "auto")]
+    if placement is not None:
+        p = placement
+        args += ["-ngl", str(p.n_gpu_layers if p.n_gpu_layers >= 0 else 999)]
+        if p.rpc:
+            args += ["--rpc", ",".join(p.rpc)]
+        if p.devices:
+            args += ["-dev", "/".join(p.devices)]  # llama-bench: '/' between devices, ',' between instances
+        if p.split_mode != "layer":
+            args += ["-sm", p.split_mode]
+        if p.tensor_split:
+            args += ["-ts", "/".join(f"{v:g}" for v in p.tensor_split)]
+        if p.main_gpu:
+            args += ["-mg", str(p.main_gpu)]
+        extra = list(p.overrides) + ([(LLM_FFN_EXPS_REGEX, "CPU")] if p.cpu_moe else [])
+        extra += [(ffn_block_regex(i, LLM_FFN_DENSE_REGEX), "CPU") for i in range(p.n_cpu_ffn)]
+        if extra:
+            args += ["-ot", shlex.quote(";".join(f"{pat}={buft}" for pat, buft in extra))]
+        if p.n_cpu_moe:
+            args += ["-ncmoe", str(p.n_cpu_moe)]
+        if not p.repack:
+            args += ["--repack", "0"]
+    if not offload_kqv:
+        args += ["-nkvo", "1"]
+    return " ".join(args)
 
 
 LLAMA_MAX_DEVICES = 16  # include/llama.h; -ts takes fewer values than this (common/arg.cpp)

@@ -44,14 +44,38 @@ def test_ngl_all_is_every_layer_in_the_cli():
 
 def test_command_line_says_every_setting_llama_server_would_not_default():
     from ggufprof.flags import command_line
+    from ggufprof.memory.placement import PlacementFlags
     from ggufprof.memory.settings import KVSettings
 
     s = KVSettings(ctx_size=8192, cache_type_k="q8_0", cache_type_v="q4_0", parallel=2, kv_unified=True, swa_full=True,
                    flash_attn="on", ubatch_size=128)
-    assert command_line("llama-server", ["-m", "m.gguf"], s, ALL_GPU_LAYERS, offload_kqv=False) == (
+    assert command_line("llama-server", ["-m", "m.gguf"], s, PlacementFlags(n_gpu_layers=ALL_GPU_LAYERS),
+                        offload_kqv=False) == (
         "llama-server -m m.gguf -c 8192 -ctk q8_0 -ctv q4_0 -np 2 -kvu --swa-full -fa on -ub 128 -ngl all -nkvo --fit off")
     # the tools' own defaults are left out, but llama-server's -np auto (4 unified slots) is never relied on
-    assert command_line("llama-server", ["-m", "a b.gguf"], KVSettings(ctx_size=4096, swa_full=False), 0) == (
-        "llama-server -m 'a b.gguf' -c 4096 -np 1 -ngl 0 --fit off")
+    assert command_line("llama-server", ["-m", "a b.gguf"], KVSettings(ctx_size=4096, swa_full=False),
+                        PlacementFlags()) == "llama-server -m 'a b.gguf' -c 4096 -np 1 -ngl 0 --fit off"
     assert command_line("llama-cli", ["-m", "m.gguf"], KVSettings(ctx_size=4096, swa_full=False), None) == (
         "llama-cli -m m.gguf -c 4096 --fit off")
+
+
+def test_command_line_carries_every_placement_flag_and_llama_bench_spells_them_its_way():
+    """fit's answers end in a command with exactly the flags of the placement (common/arg.cpp's
+    names); llama-bench has no -c (n_prompt + n_gen + n_depth is its context), joins -ot patterns
+    with ';' and devices/splits with '/', and has -ncmoe but no --cpu-moe/--n-cpu-ffn."""
+    from ggufprof.flags import command_line
+    from ggufprof.memory.placement import LLM_FFN_EXPS_REGEX, PlacementFlags
+    from ggufprof.memory.settings import KVSettings
+
+    p = PlacementFlags(n_gpu_layers=7, tensor_split=(3.0, 1.0), rpc=("127.0.0.1:5001", "127.0.0.1:5002"),
+                       overrides=(("attn_q", "CPU"),), n_cpu_moe=2, n_cpu_ffn=1, cpu_moe=True, repack=False)
+    s = KVSettings(ctx_size=4096, swa_full=False, ubatch_size=128)
+    server = command_line("llama-server", ["-m", "m.gguf"], s, p)
+    assert server == ("llama-server -m m.gguf -c 4096 -np 1 -ub 128 -ngl 7 --rpc 127.0.0.1:5001,127.0.0.1:5002 -ts 3,1 "
+                      "-ot attn_q=CPU -cmoe -ncmoe 2 -ncffn 1 --no-repack --fit off")
+    bench = command_line("llama-bench", ["-m", "m.gguf"], s, p).split()
+    assert bench[bench.index("-p") + 1:bench.index("-p") + 6:2] == ["512", "128", "3456"]  # 512 + 128 + 3456 = 4096
+    assert bench[bench.index("-ts") + 1] == "3/1" and bench[bench.index("-ncmoe") + 1] == "2"
+    ot = bench[bench.index("-ot") + 1].strip("'").split(";")
+    assert ot == ["attn_q=CPU", f"{LLM_FFN_EXPS_REGEX}=CPU", r"blk\.0\.ffn_(up|down|gate)\.=CPU"]
+    assert "-ngl 999" in " ".join(bench) or bench[bench.index("-ngl") + 1] == "7"

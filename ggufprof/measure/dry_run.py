@@ -52,16 +52,28 @@ class DryRun:
         places weights and compute buffers on the same devices as the real run."""
         self.placement = placement or PlacementFlags(n_gpu_layers=n_gpu_layers, repack=repack)
         self.model_path, self.repack = model_path, self.placement.repack
+        self.loads = 0  # dry-run loads of the model in this worker (a placement search counts them)
         self.worker = Worker("probe_worker")
         try:
-            loaded = _result(self.worker.ask({"op": "load", "model": str(model_path), "dry_run": True,
-                                              "placement": self.placement.to_dict()}), "llama.cpp's dry run")
+            self._load(self.placement)
         except GgufprofError:
             self.close()
             raise
+
+    def _load(self, placement: PlacementFlags) -> None:
+        loaded = _result(self.worker.ask({"op": "load", "model": str(self.model_path), "dry_run": True,
+                                          "placement": placement.to_dict()}), "llama.cpp's dry run")
+        self.loads += 1
         if "load_error" in loaded:
-            self.close()
             raise GgufprofError(loaded["load_error"])
+        self.placement = placement
+
+    def load(self, placement: PlacementFlags) -> None:
+        """The model loaded again at another placement (the compute buffers per device depend on
+        where the layers are); nothing to do when it is the one loaded. Extra buffer types stay as
+        first asked (``cpu_buffer_types``)."""
+        if placement != self.placement:
+            self._load(placement)
 
     def cpu_buffer_types(self) -> dict[str, str]:
         """The buffer type llama.cpp gives each weight of this model on the CPU (tensor name -> CPU,

@@ -1,31 +1,55 @@
-"""``ggufprof fit``: the largest context per cache type whose whole footprint fits a memory budget.
+"""``ggufprof fit``: per cache type, the largest context -- or the most layers on the offload devices
+-- whose whole footprint fits every device's memory budget.
 
-For each cache type pair the context is searched in the steps llama.cpp pads to (256 cells per
-stream): the footprint (memory/footprint.py: weights, KV, recurrent state, compute, output) grows
-with the context, so a binary search finds the largest size whose predicted total, on every
-budgeted device, is within the budget minus the margin. Each step asks llama.cpp's dry run for the
-compute buffers (~3 ms, nothing allocated) and checks the dry run's KV sizes against the prediction.
+Two searches, both exact (the answer fits; the next step is over, by llama.cpp's own dry run):
 
-Where the search stops (``ceiling``): the training context; when the model states none
+* **The context** at a placement the user fixes (``-ngl``, ``-ncmoe``, ``-cmoe``, ``-ot``, or no
+  offload device at all): in the steps llama.cpp pads to (256 cells per stream), a binary search,
+  since the footprint (memory/footprint.py: weights, KV, recurrent state, compute, output) grows
+  with the context.
+* **The placement** for a context (``-c N``, or the training context) that does not fit with every
+  layer offloaded, when the placement is left to fit and an offload device is budgeted: for a MoE
+  model first the fewest layers whose expert tensors stay in host memory (``--n-cpu-moe N``), then,
+  with every expert on the host, the most layers on the devices (``-ngl N``) -- the order of
+  llama.cpp's own fit (common/fit.cpp, ``common_params_fit_impl``: it moves MoE tensors
+  (``LAYER_FRACTION_MOE``) before whole layers). More layers on a device only move bytes onto it,
+  so each offload device's budget is met by every ngl below some bound and a binary search finds
+  it; host memory moves the other way (fewer layers, more on the host), so with both budgeted the
+  feasible ngl form an interval: the most layers the devices take, where the host is checked last
+  (if it is over there, it is over at every smaller ngl too). With several devices and a fixed
+  ``-ts`` a device can lose a layer as ngl grows (load_tensors' split points are rounded), so the
+  answer is checked at its next step whatever the search assumed.
+
+Each step asks llama.cpp's dry run for the compute buffers (~3 ms a context, nothing allocated) and
+checks its KV sizes against the prediction. A placement needs the model loaded with it (a dry-run
+load, ~10-100x a context): before asking the dry run anything, the prediction alone (everything
+but the compute buffers, which only add) bounds each search, and the dry run is asked from that
+prediction plus the compute buffers already known, galloping from there (``search_from``): one or two loads per answer where the compute buffers are small.
+Every (placement, settings) answer is kept, so the next step and the other cache types reuse them.
+
+When the compute buffer is what stops the answer (a 262k-token vocabulary at n_ubatch 512), the
+same search at ``-ub`` 256, 128 and 64 gives an alternative answer, reported beside the user's
+(never instead of it: n_ubatch changes prompt speed).
+
+Where a context search stops (``ceiling``): the training context; when the model states none
 (n_ctx_train 0), a search ceiling of SEARCH_CEILING tokens per sequence; and never past llama.cpp's
-uint32 n_ctx. Before the dry run is asked anything, the prediction alone bounds the search
-(``memory_bound``: the footprint without compute buffers must fit), so the dry run is never asked
-about a context the budget cannot hold (a stated training context of 2^31 tokens included).
-
-The budget is checked against *allocated* bytes (weights counted in full, mmapped or not), the safe
-bound llama.cpp's own ``--fit`` uses; what is actually resident is measured by ``--verify``.
+uint32 n_ctx. The budget is checked against *allocated* bytes (weights counted in full, mmapped or
+not), the safe bound llama.cpp's own ``--fit`` uses; what is actually resident is measured by
+``--verify``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..errors import GgufprofError
 from ..flags import DEFAULT_FIT_MARGIN
 from ..memory.footprint import HOST, DeviceFootprint, footprint, gpu_bytes
-from ..memory.placement import place
+from ..memory.placement import LLM_FFN_EXPS_REGEX, OffloadDevice, Placement, PlacementFlags, place
 from ..memory.predict import MemoryPrediction, predict
 from ..memory.settings import CTX_PAD, UINT32_MAX, KVSettings
 from ..model.model_info import ModelInfo
@@ -34,28 +58,49 @@ from .dry_run import DryRun, cross_check
 from .sweep import default_threads, measure_one
 
 STEP = CTX_PAD  # cells: llama.cpp pads n_ctx (and each stream) to 256
+ALL_LAYERS = -1  # -ngl all
+UBATCH_ALTERNATIVES = (256, 128, 64)  # tried when the compute buffer stops the answer
 
 
 @dataclass(frozen=True)
 class Budget:
+    """Memory per device, each minus ``margin``: ``host`` for host memory, ``vram`` for every offload
+    device, ``per_device`` for the ones named (``--vram A,B`` or ``free``, resolved on llama.cpp's
+    device list by buffer type name: CUDA0, RPC0[127.0.0.1:50052])."""
+
     host: int | None = None  # bytes of host memory, or None (not budgeted)
-    vram: int | None = None  # bytes per GPU, or None
+    vram: int | None = None  # bytes per offload device, or None
     margin: int = DEFAULT_FIT_MARGIN
+    per_device: tuple[tuple[str, int], ...] = ()
 
     def of(self, device: str) -> int | None:
-        """The budget of one device: host memory for the CPU, the per-GPU budget for any other."""
-        return self.host if device == HOST else self.vram
+        """The budget of one device: host memory for the CPU, its own or the common one for any other."""
+        if device == HOST:
+            return self.host
+        return dict(self.per_device).get(device, self.vram)
+
+    @property
+    def offload(self) -> bool:
+        """Whether any offload device is budgeted."""
+        return self.vram is not None or bool(self.per_device)
 
     def over(self, devices: list[DeviceFootprint]) -> list[str]:
         """The devices whose total exceeds its budget minus the margin."""
         return [d.device for d in devices
                 if self.of(d.device) is not None and d.total_bytes > self.of(d.device) - self.margin]
 
+    def over_offload(self, devices: list[DeviceFootprint]) -> list[str]:
+        """The offload devices (not host memory) over their budget."""
+        return [d for d in self.over(devices) if d != HOST]
+
     def headroom(self, devices: list[DeviceFootprint]) -> int | None:
         """Bytes left beyond the margin on the tightest budgeted device (budget - margin - total):
         what a larger context could still use; negative when over."""
         rooms = [self.of(d.device) - self.margin - d.total_bytes for d in devices if self.of(d.device) is not None]
         return min(rooms) if rooms else None
+
+    def to_dict(self) -> dict:
+        return {"host": self.host, "vram": self.vram, "margin": self.margin, "per_device": dict(self.per_device)}
 
 
 @dataclass
@@ -67,12 +112,16 @@ class FitResult:
     prediction: MemoryPrediction | None = None
     devices: list[DeviceFootprint] = field(default_factory=list)
     headroom: int | None = None
-    next_total: dict[str, int] = field(default_factory=dict)  # the next 256-cell step, per device: over budget
+    next_total: dict[str, int] = field(default_factory=dict)  # the next step, per device: over budget
     capped_by: str | None = None  # CAP_TRAIN, CAP_SEARCH or CAP_UINT32: what stopped it, not memory
     note: str = ""
     limited_by: dict = field(default_factory=dict)  # what stops the next step: device and its largest part
     smallest_budget: dict[str, int] = field(default_factory=dict)  # nothing fits: the budget 256 cells need
     settings: KVSettings | None = None  # the answer's settings (ctx_size and cache types filled in)
+    placement: PlacementFlags | None = None  # the answer's placement flags
+    searched: str = "context"  # what was searched: "context", "n_gpu_layers", "n_cpu_moe" or both placement ones
+    next_step: str = ""  # the step that is over, in llama.cpp's flags: "-c 4352", "-ngl 13", "-ncmoe 2"
+    alternative: "FitResult | None" = None  # the same search at a smaller -ub, when the compute buffer stops it
 
     @property
     def capped(self) -> bool:
@@ -96,17 +145,80 @@ class FitResult:
             "capped_by": self.capped_by,
             "next_step_total_bytes": self.next_total, "devices": [d.to_dict() for d in self.devices],
             "limited_by": self.limited_by, "smallest_budget_bytes": self.smallest_budget, "note": self.note,
+            "searched": self.searched, "next_step": self.next_step,
+            "placement": _lists(self.placement.to_dict()) if self.placement else None,
+            "ubatch_size": self.settings.ubatch_size if self.settings else None,
         }
+
+
+def _lists(value: object) -> object:
+    """Tuples as lists, as JSON has them (so that to_dict equals its JSON read back)."""
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    return value
 
 
 SEARCH_CEILING = 1 << 20  # tokens per sequence searched up to when the model states no training context
 # What stopped a search before memory did (FitResult.capped_by), and its words for the footnote.
 CAP_TRAIN, CAP_SEARCH, CAP_UINT32 = "n_ctx_train", "search ceiling", "uint32 n_ctx"
+CAP_ALL = "every layer offloaded"  # the placement search: the context fits with nothing left on the host
 CAP_WORDS = {
     CAP_TRAIN: "the training context (n_ctx_train)",
     CAP_SEARCH: f"the search ceiling, {SEARCH_CEILING:,} tokens per sequence (the model states no training context)",
     CAP_UINT32: "llama.cpp's largest context (n_ctx is a uint32, padded to 256)",
+    CAP_ALL: "the context asked for (-c) fits with every layer offloaded",
 }
+
+
+def has_experts(model: ModelInfo) -> bool:
+    """Whether the model has MoE expert tensors that --n-cpu-moe moves (common/common.h's
+    LLM_FFN_EXPS_REGEX after ``blk.N``)."""
+    pattern = re.compile(r"^blk\.\d+" + LLM_FFN_EXPS_REGEX)
+    return any(pattern.search(t.name) for t in model.tensors)
+
+
+def search_from(guess: int, lo: int, hi: int, test: Callable[[int], bool]) -> int:
+    """The largest x in [lo, hi] with ``test(x)``, for a test that holds up to some x and not beyond;
+    ``lo - 1`` when it holds nowhere. Starts at ``guess`` (the prediction with the compute buffers of
+    a placement already asked: usually the answer or next to it) and gallops up or down from it
+    (1, 2, 4, ... away) before a binary search in the last gap, so that the expensive test (a
+    dry-run load per x) is asked about twice when the guess is right: the answer and its next step,
+    which the answer needs anyway."""
+    x = min(max(guess, lo), hi)
+    if test(x):
+        a, b, step = x, hi + 1, 1  # a holds; b does not (hi + 1: beyond the range)
+        while a + step < b:
+            y = a + step
+            if not test(y):
+                b = y
+                break
+            a, step = y, step * 2
+    else:
+        a, b, step = lo - 1, x, 1  # lo - 1: nothing found yet
+        while b - step >= lo:
+            y = b - step
+            if test(y):
+                a = y
+                break
+            b, step = y, step * 2
+    while b - a > 1:
+        mid = (a + b) // 2
+        a, b = (mid, b) if test(mid) else (a, mid)
+    return a
+
+
+def last_true(lo: int, hi: int, test: Callable[[int], bool]) -> int:
+    """The largest x in [lo, hi] with ``test(x)`` (true up to some x, false beyond); lo - 1 if none.
+    For cheap tests (the prediction alone)."""
+    if not test(lo):
+        return lo - 1
+    a, b = lo, hi + 1
+    while b - a > 1:
+        mid = (a + b) // 2
+        a, b = (mid, b) if test(mid) else (a, mid)
+    return a
 
 
 class Fitter:
@@ -118,54 +230,205 @@ class Fitter:
     stated training context is 2^31 tokens is searched up to what its KV allows in the budget, not
     from 2^31 down. The one exception is the step right above the answer (``next_total``)."""
 
-    def __init__(self, model: ModelInfo, base: KVSettings, budget: Budget, n_gpu_layers: int = 0,
-                 offload_kqv: bool = True, gpu: str | None = None, repack: bool = True):
-        """``gpu``: the GPU llama.cpp offloads to (measure.dry_run.visible_gpu), None without one;
-        ``repack``: llama.cpp's extra CPU buffer types on (its default), their weights counted."""
+    def __init__(self, model: ModelInfo, base: KVSettings, budget: Budget, flags: PlacementFlags | None = None,
+                 offload_kqv: bool = True, *, search_placement: bool = False, ctx_size: int | None = None):
+        """``flags``: the placement (every flag the user gave); ``search_placement``: -ngl (and for MoE
+        models -ncmoe) are left to the search, for the context ``ctx_size`` (None: the training
+        context; with a context that fits every layer offloaded, the context is searched there)."""
         self.model, self.base, self.budget = model, base, budget
-        self.ngl, self.offload_kqv, self.gpu = n_gpu_layers, offload_kqv, gpu
+        self.flags = flags or PlacementFlags()
+        self.offload_kqv, self.search_placement, self.ctx_size = offload_kqv, search_placement, ctx_size
         self.streams = 1 if base.kv_unified else base.parallel
-        self.dry = DryRun(model.path, n_gpu_layers if gpu else 0, repack)
-        self.cpu_bufts = self.dry.cpu_buffer_types()
+        self.n_layer = model.hparams.n_layer_all
+        self.dry = DryRun(model.path, placement=self.flags)
+        try:
+            self.devices: list[OffloadDevice] = self.dry.offload_devices()
+            self.cpu_bufts = self.dry.cpu_buffer_types()
+        except GgufprofError:
+            self.close()
+            raise
+        if not self.devices and self.flags.n_gpu_layers:
+            # no offload device: every layer stays on the host whatever -ngl says (load_tensors'
+            # act_gpu_layers is 0), so the model loaded is this placement too; answers say -ngl 0
+            self.flags = self.dry.placement = dataclasses.replace(self.flags, n_gpu_layers=0)
+        self._memo: dict[tuple, tuple[MemoryPrediction, Placement, list[DeviceFootprint]]] = {}
 
     def close(self) -> None:
         self.dry.close()
 
-    def total(self, s: KVSettings) -> tuple[MemoryPrediction, list[DeviceFootprint]]:
-        """The whole footprint of ``s``, its compute buffers from the dry run."""
-        try:
-            pred = predict(self.model, s)
-            dry = self.dry.ask(s, self.offload_kqv)
-            cross_check(pred, dry)
-        except GgufprofError as e:
-            raise GgufprofError(f"fit tried n_ctx {s.ctx_size:,} ({s.cache_type_k}/{s.cache_type_v}, "
-                                f"{s.parallel} sequence(s)): {e}") from None
-        placement = place(self.model, pred, self.ngl, self.offload_kqv, self.gpu, self.cpu_bufts)
-        return pred, footprint(self.model, pred, placement, dry.compute_bytes)
+    @property
+    def loads(self) -> int:
+        """Dry-run loads of the model so far (one per placement asked about)."""
+        return self.dry.loads
 
-    def settings(self, k: int, tk: str, tv: str) -> KVSettings:
+    def bare(self, s: KVSettings, flags: PlacementFlags) -> list[DeviceFootprint]:
+        """The footprint without compute buffers: the prediction alone (pure Python, no llama.cpp)."""
+        pred = predict(self.model, s)
+        return footprint(self.model, pred, self._place(pred, flags), {})
+
+    def _place(self, pred: MemoryPrediction, flags: PlacementFlags) -> Placement:
+        return place(self.model, pred, offload_kqv=self.offload_kqv, cpu_bufts=self.cpu_bufts, flags=flags,
+                     devices=self.devices)
+
+    def total(self, s: KVSettings, flags: PlacementFlags | None = None) -> tuple[MemoryPrediction, list[DeviceFootprint]]:
+        """The whole footprint of ``s`` at ``flags`` (default: the fitter's), its compute buffers from
+        the dry run with the model loaded at that placement."""
+        flags = flags or self.flags
+        key = (s, flags)
+        if key not in self._memo:
+            try:
+                pred = predict(self.model, s)
+                self.dry.load(flags)
+                dry = self.dry.ask(s, self.offload_kqv)
+                cross_check(pred, dry)
+            except GgufprofError as e:
+                raise GgufprofError(f"fit tried n_ctx {s.ctx_size:,} ({s.cache_type_k}/{s.cache_type_v}, "
+                                    f"{s.parallel} sequence(s)): {e}") from None
+            placement = self._place(pred, flags)
+            self._memo[key] = (pred, placement, footprint(self.model, pred, placement, dry.compute_bytes))
+        pred, _, devs = self._memo[key]
+        return pred, devs
+
+    def settings(self, k: int, tk: str, tv: str, base: KVSettings | None = None) -> KVSettings:
         """k steps of STEP cells per stream."""
-        return dataclasses.replace(self.base, ctx_size=k * STEP * self.streams, cache_type_k=tk, cache_type_v=tv)
+        return dataclasses.replace(base or self.base, ctx_size=k * STEP * self.streams, cache_type_k=tk,
+                                   cache_type_v=tv)
 
-    def fit(self, tk: str, tv: str) -> FitResult:
+    # --- the answer per cache type ------------------------------------------------------------------
+
+    def solve(self, tk: str, tv: str) -> FitResult:
+        """The answer for one cache type pair, and, when its compute buffer is what stops it, the same
+        search at a smaller -ub as ``alternative``."""
+        r = self._solve(tk, tv, self.base)
+        if r.limited_by.get("by") == "compute buffer":
+            best = None
+            for ub in (u for u in UBATCH_ALTERNATIVES if u < self.base.ubatch_size):
+                alt = self._solve(tk, tv, dataclasses.replace(self.base, ubatch_size=ub,
+                                                              batch_size=max(self.base.batch_size, ub)))
+                if _better(alt, best or r):
+                    best = alt
+            r.alternative = best
+        return r
+
+    def _solve(self, tk: str, tv: str, base: KVSettings) -> FitResult:
+        if not (self.search_placement and self.budget.offload and self.devices):
+            return self.fit(tk, tv, base=base)
+        full = dataclasses.replace(self.flags, n_gpu_layers=ALL_LAYERS)
+        k_max, cap = ceiling(self.model, self.streams)
+        target = (dataclasses.replace(base, ctx_size=self.ctx_size, cache_type_k=tk, cache_type_v=tv)
+                  if self.ctx_size else self.settings(k_max, tk, tv, base))
+        try:
+            _, devs = self.total(target, full)
+        except GgufprofError as e:
+            return FitResult(tk, tv, 0, note=str(e), placement=full)
+        if not self.budget.over(devs):
+            if self.ctx_size:  # the context asked for, with every layer offloaded
+                return self._answer(target, full, "n_gpu_layers", devs, limited_by={"by": CAP_ALL}, capped_by=CAP_ALL)
+            return self.fit(tk, tv, full, base)  # the training context fits: as today, capped by it
+        try:
+            return self.fit_placement(target, full)
+        except GgufprofError as e:
+            return FitResult(tk, tv, 0, note=str(e), placement=full)
+
+    def _answer(self, s: KVSettings, flags: PlacementFlags, searched: str, devs: list[DeviceFootprint], *,
+                limited_by: dict, next_step: str = "", next_total: dict | None = None,
+                capped_by: str | None = None) -> FitResult:
+        pred, _ = self.total(s, flags)
+        return FitResult(s.cache_type_k, s.cache_type_v, s.ctx_size, pred.n_ctx_seq, pred, devs,
+                         self.budget.headroom(devs), next_total or {}, capped_by, limited_by=limited_by, settings=s,
+                         placement=flags, searched=searched, next_step=next_step)
+
+    def fit_placement(self, s: KVSettings, full: PlacementFlags) -> FitResult:
+        """The placement search at the context of ``s`` (which does not fit at ``full``): the fewest
+        expert layers on the host (MoE), else the most layers on the devices. The devices' budgets
+        decide the search (more on the host only helps them); host memory is checked at the answer,
+        where it holds the least it can for the devices' budgets."""
+        fits = lambda f: not self.budget.over_offload(self.total(s, f)[1])  # noqa: E731
+        bare_fits = lambda f: not self.budget.over_offload(self.bare(s, f))  # noqa: E731
+        # the guess: the prediction plus the compute buffers of the full placement, already asked
+        compute = {d.device: d.compute_bytes for d in self.total(s, full)[1]}
+        guess_fits = lambda f: not self.budget.over_offload(  # noqa: E731
+            [dataclasses.replace(d, compute_bytes=compute.get(d.device, 0)) for d in self.bare(s, f)])
+        tk, tv = s.cache_type_k, s.cache_type_v
+        n = self.n_layer
+        user_moe = self.flags.cpu_moe or self.flags.n_cpu_moe
+        moe_search = has_experts(self.model) and not user_moe
+
+        def fewest_experts(at: PlacementFlags) -> int:
+            """The fewest expert layers on the host at placement ``at`` (n + 1 when none fits):
+            x = n - N layers keep their experts on the devices; more x, more on the devices."""
+            moe = lambda x: dataclasses.replace(at, n_cpu_moe=n - x)  # noqa: E731
+            upper = last_true(0, n, lambda x: bare_fits(moe(x)))
+            guess = last_true(0, upper, lambda x: guess_fits(moe(x)))
+            return n - (search_from(guess, 0, upper, lambda x: fits(moe(x))) if upper >= 0 else -1)
+
+        if moe_search:
+            if (m := fewest_experts(full)) <= n:
+                return self._placed(s, dataclasses.replace(full, n_cpu_moe=m),
+                                    dataclasses.replace(full, n_cpu_moe=m - 1), "n_cpu_moe", f"-ncmoe {m - 1}")
+            full = dataclasses.replace(full, n_cpu_moe=n)  # every expert on the host, still over: fewer layers
+        ngl = lambda x: dataclasses.replace(full, n_gpu_layers=x)  # noqa: E731
+        upper = last_true(0, n + 1, lambda x: bare_fits(ngl(x)))
+        guess = last_true(0, upper, lambda x: guess_fits(ngl(x)))
+        x = search_from(guess, 0, upper, lambda x: fits(ngl(x))) if upper >= 0 else -1
+        if moe_search and x >= 0:
+            # the layers left on the devices may take some of their experts back: the fewest expert
+            # layers on the host at that -ngl (one more layer is over even with every expert on the host)
+            m = fewest_experts(ngl(x))
+            if m == 0:  # no expert needs the host at that -ngl; one more layer is over with all of them there
+                return self._placed(s, dataclasses.replace(ngl(x), n_cpu_moe=0), ngl(x + 1), "n_gpu_layers",
+                                    f"-ngl {x + 1}")
+            if m < n:
+                at = dataclasses.replace(ngl(x), n_cpu_moe=m)
+                return self._placed(s, at, dataclasses.replace(at, n_cpu_moe=m - 1), "n_gpu_layers,n_cpu_moe",
+                                    f"-ncmoe {m - 1}; -ngl {x + 1} is over with every expert on the host")
+        if x < 0:
+            _, devs = self.total(s, ngl(0))
+            return FitResult(tk, tv, 0, devices=devs, headroom=self.budget.headroom(devs), placement=ngl(0),
+                             searched="n_gpu_layers", limited_by=limit(devs, self.budget),
+                             note=f"nothing fits at n_ctx {s.ctx_size:,}: even with no layer offloaded a device is "
+                                  "over its budget (give a smaller -c)")
+        return self._placed(s, ngl(x), ngl(x + 1), "n_gpu_layers", f"-ngl {x + 1}")
+
+    def _placed(self, s: KVSettings, flags: PlacementFlags, nxt: PlacementFlags, searched: str,
+                next_words: str) -> FitResult:
+        """The answer of a placement search: its footprint, the next step's (over budget), and host
+        memory checked."""
+        _, devs = self.total(s, flags)
+        _, nxt_devs = self.total(s, nxt)
+        r = self._answer(s, flags, searched, devs, limited_by=limit(nxt_devs, self.budget), next_step=next_words,
+                         next_total={d.device: d.total_bytes for d in nxt_devs})
+        if HOST in self.budget.over(devs):
+            r.ctx_size, r.note = 0, (f"nothing fits at n_ctx {s.ctx_size:,}: with the most layers the devices take "
+                                     f"(-ngl {flags.n_gpu_layers}, -ncmoe {flags.n_cpu_moe}) host memory is over its "
+                                     "budget, and "
+                                     "fewer layers on the devices only add to it")
+            r.limited_by = limit(devs, self.budget)
+            r.smallest_budget = {d.device: d.total_bytes + self.budget.margin for d in devs
+                                 if self.budget.of(d.device) is not None}
+        return r
+
+    def fit(self, tk: str, tv: str, flags: PlacementFlags | None = None, base: KVSettings | None = None) -> FitResult:
+        """The largest context at a fixed placement (``flags``, default the fitter's)."""
+        flags = flags or self.flags
         k_max, cap = ceiling(self.model, self.streams)
         ok: dict[int, tuple] = {}
+        steps = lambda k: self.settings(k, tk, tv, base)  # noqa: E731
 
         def fits(k: int) -> bool:
-            pred, devs = self.total(self.settings(k, tk, tv))
+            pred, devs = self.total(steps(k), flags)
             if self.budget.over(devs):
                 return False
             ok[k] = (pred, devs)
             return True
 
         try:
-            bound = memory_bound(self.model, self.budget, k_max, lambda k: self.settings(k, tk, tv), self.ngl,
-                                 self.offload_kqv, self.gpu, self.cpu_bufts)
-            if bound == 0 or not fits(1):
-                _, devs = self.total(self.settings(1, tk, tv))
+            bound = last_true(1, k_max, lambda k: not self.budget.over(self.bare(steps(k), flags)))
+            if bound <= 0 or not fits(1):
+                _, devs = self.total(steps(1), flags)
                 return FitResult(tk, tv, 0, devices=devs, headroom=self.budget.headroom(devs),
                                  note="nothing fits: the smallest context (256 cells per sequence) is over budget",
-                                 limited_by=limit(devs, self.budget),
+                                 limited_by=limit(devs, self.budget), placement=flags,
                                  smallest_budget={d.device: d.total_bytes + self.budget.margin for d in devs
                                                   if self.budget.of(d.device) is not None})
             # invariant: lo fits; hi does not (by the dry run, or by the prediction alone) or is past the ceiling
@@ -179,18 +442,30 @@ class Fitter:
                 else:
                     hi = mid
             pred, devs = ok[lo]
-            result = FitResult(tk, tv, self.settings(lo, tk, tv).ctx_size, pred.n_ctx_seq, pred, devs,
+            result = FitResult(tk, tv, steps(lo).ctx_size, pred.n_ctx_seq, pred, devs,
                                self.budget.headroom(devs), capped_by=cap if lo == k_max else None,
-                               settings=self.settings(lo, tk, tv))
+                               settings=steps(lo), placement=flags)
             if lo < k_max:
-                _, nxt = self.total(self.settings(lo + 1, tk, tv))
+                _, nxt = self.total(steps(lo + 1), flags)
                 result.next_total = {d.device: d.total_bytes for d in nxt}
                 result.limited_by = limit(nxt, self.budget)
+                result.next_step = f"-c {steps(lo + 1).ctx_size}"
             else:
                 result.limited_by = {"by": cap}
             return result
         except GgufprofError as e:
-            return FitResult(tk, tv, 0, note=str(e))
+            return FitResult(tk, tv, 0, note=str(e), placement=flags)
+
+
+def rank(r: FitResult) -> tuple:
+    """How much an answer gives, for comparing answers: fitting at all, then more context, then more
+    layers on the devices, then fewer expert layers on the host."""
+    p = r.placement or PlacementFlags()
+    return (r.ctx_size > 0, r.ctx_size, 1 << 30 if p.n_gpu_layers < 0 else p.n_gpu_layers, -p.n_cpu_moe)
+
+
+def _better(a: FitResult, b: FitResult) -> bool:
+    return rank(a) > rank(b)
 
 
 def ceiling(model: ModelInfo, streams: int) -> tuple[int, str]:
@@ -203,8 +478,9 @@ def ceiling(model: ModelInfo, streams: int) -> tuple[int, str]:
     return (k_uint, CAP_UINT32) if k_uint < k else (k, cap)
 
 
-def memory_bound(model: ModelInfo, budget: Budget, k_max: int, settings, n_gpu_layers: int = 0,
-                 offload_kqv: bool = True, gpu: str | None = None, cpu_bufts: dict[str, str] | None = None) -> int:
+def memory_bound(model: ModelInfo, budget: Budget, k_max: int, settings, flags: PlacementFlags | None = None,
+                 offload_kqv: bool = True, devices: list[OffloadDevice] | None = None,
+                 cpu_bufts: dict[str, str] | None = None) -> int:
     """The largest k <= ``k_max`` whose footprint without compute buffers (weights, KV, recurrent
     state, output; exact from the prediction) fits the budget minus the margin on every budgeted
     device; 0 when even k = 1 does not. The compute buffers only add to it, so no larger context can
@@ -212,16 +488,11 @@ def memory_bound(model: ModelInfo, budget: Budget, k_max: int, settings, n_gpu_l
     A binary search over the prediction alone (pure Python, no llama.cpp)."""
     def under(k: int) -> bool:
         pred = predict(model, settings(k))
-        devs = footprint(model, pred, place(model, pred, n_gpu_layers, offload_kqv, gpu, cpu_bufts), {})
-        return not budget.over(devs)
+        p = place(model, pred, offload_kqv=offload_kqv, cpu_bufts=cpu_bufts, flags=flags or PlacementFlags(),
+                  devices=devices or [])
+        return not budget.over(footprint(model, pred, p, {}))
 
-    if not under(1):
-        return 0
-    lo, hi = 1, k_max + 1  # lo is under the budget, hi is not (k_max + 1: beyond the ceiling)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if under(mid) else (lo, mid)
-    return lo
+    return max(0, last_true(1, k_max, under))
 
 
 PARTS = {"weights": "weights_bytes", "KV cache": "kv_bytes", "recurrent state": "recurrent_bytes",
@@ -237,34 +508,50 @@ def limit(devices: list[DeviceFootprint], budget: Budget) -> dict:
         return {}
     dev = next(d for d in devices if d.device == over[0])
     part, attr = max(PARTS.items(), key=lambda kv: getattr(dev, kv[1]))
-    return {"device": dev.device, "by": part, "bytes": getattr(dev, attr), "total_bytes": dev.total_bytes}
+    return {"device": dev.device, "by": part, "bytes": getattr(dev, attr), "total_bytes": dev.total_bytes,
+            "over_bytes": dev.total_bytes - (budget.of(dev.device) - budget.margin)}
 
 
-def fit_all(model: ModelInfo, pairs: list[tuple[str, str]], base: KVSettings, budget: Budget, n_gpu_layers: int = 0,
-            offload_kqv: bool = True, gpu: str | None = None, repack: bool = True) -> list[FitResult]:
-    if budget.host is None and budget.vram is None:
-        raise GgufprofError("give a budget: --memory SIZE (host) and/or --vram SIZE (per GPU)")
-    fitter = Fitter(model, base, budget, n_gpu_layers, offload_kqv, gpu, repack)
+def fit_all(model: ModelInfo, pairs: list[tuple[str, str]], base: KVSettings, budget: Budget,
+            flags: PlacementFlags | None = None, offload_kqv: bool = True, *, search_placement: bool = False,
+            ctx_size: int | None = None) -> list[FitResult]:
+    """Every pair's answer (api.fit uses the Fitter itself, to resolve per-device budgets on its
+    device list and count its loads)."""
+    if budget.host is None and not budget.offload:
+        raise GgufprofError("give a budget: --memory SIZE (host) and/or --vram SIZE (per offload device)")
+    fitter = Fitter(model, base, budget, flags, offload_kqv, search_placement=search_placement, ctx_size=ctx_size)
     try:
-        return [fitter.fit(tk, tv) for tk, tv in pairs]
+        return [fitter.solve(tk, tv) for tk, tv in pairs]
     finally:
         fitter.close()
 
 
-def verify(model: ModelInfo, results: list[FitResult], base: KVSettings, budget: Budget, n_gpu_layers: int,
-           offload_kqv: bool, work_dir: Path, repack: bool = True) -> list[dict]:
-    """Each answer created for real (a one-configuration sweep: a batch of n_ubatch tokens decoded):
-    measured RSS / VRAM growth beside the predicted total. It fits when the worker ran and its peak
-    RSS (Python and llama.cpp code included) stays within the host budget, and its VRAM growth after
-    the decode within the GPU budget."""
+def _plain(flags: PlacementFlags | None) -> bool:
+    """A placement the sweep worker can run (RunSettings: -ngl and --no-repack on llama.cpp's default
+    devices); anything else is verified by a real load in the probe worker."""
+    f = flags or PlacementFlags()
+    return f == PlacementFlags(n_gpu_layers=f.n_gpu_layers, repack=f.repack)
+
+
+def verify(model: ModelInfo, results: list[FitResult], budget: Budget, offload_kqv: bool, work_dir: Path) -> list[dict]:
+    """Each answer created for real. On llama.cpp's default devices (-ngl only): a one-configuration
+    sweep (a batch of n_ubatch tokens decoded), measured RSS / VRAM growth beside the predicted
+    total; it fits when the worker ran and its peak RSS (Python and llama.cpp code included) stays
+    within the host budget, and its VRAM growth after the decode within the GPU budget. Any other
+    placement (RPC servers, -ts, -ot, -ncmoe): the model loaded for real with it and the context
+    created, every buffer llama.cpp logs summed per device (model, KV/RS, compute, output); it fits
+    when each budgeted device's logged total is within its budget minus the margin."""
     out = []
     for i, r in enumerate(results):
-        if r.ctx_size == 0:
+        if r.ctx_size == 0 or r.settings is None:
             out.append({"fits": None, "note": "nothing to verify"})
             continue
-        kv = dataclasses.replace(base, ctx_size=r.ctx_size, cache_type_k=r.cache_type_k, cache_type_v=r.cache_type_v)
-        rs = RunSettings(kv, default_threads(), n_prompt=min(kv.ubatch_size, r.n_ctx_seq), n_gen=4, repetitions=1,
-                         n_gpu_layers=n_gpu_layers, offload_kqv=offload_kqv, repack=repack)
+        flags = r.placement or PlacementFlags()
+        if not _plain(flags):
+            out.append(verify_logged(model, r, budget, offload_kqv))
+            continue
+        rs = RunSettings(r.settings, default_threads(), n_prompt=min(r.settings.ubatch_size, r.n_ctx_seq), n_gen=4,
+                         repetitions=1, n_gpu_layers=flags.n_gpu_layers, offload_kqv=offload_kqv, repack=flags.repack)
         rec = measure_one(model, rs, work_dir / str(i))
         host = r.device(HOST)
         rss = rec.measured.get("rss") or {}
@@ -279,8 +566,48 @@ def verify(model: ModelInfo, results: list[FitResult], base: KVSettings, budget:
             entry.update(predicted_gpu_bytes=gpu_bytes(r.devices),
                          vram_growth_at_context=v["after_context_process"] - v["after_init_process"],
                          vram_growth=v["after_warmup_process"] - v["after_init_process"])
-            gpu_fits = budget.vram is None or entry["vram_growth"] <= budget.vram
+            gpu_fits = all(budget.of(d.device) is None or entry["vram_growth"] <= budget.of(d.device)
+                           for d in r.devices if d.device != HOST)
         entry["fits"] = (rec.status == "ok" and gpu_fits
                          and (budget.host is None or (rss.get("peak") or 0) <= budget.host))
         out.append(entry)
     return out
+
+
+def logged_per_device(log) -> dict[str, int]:
+    """Every buffer a real load and context logged (results/llama_log.py's LlamaLog), summed per
+    device: model buffers (CPU_Mapped and CPU_REPACK are host memory), KV and recurrent buffers,
+    compute and output buffers; host buffer types (CPU, CUDA_Host) under CPU."""
+    from ..memory.footprint import compute_device
+    from ..results.llama_log import mib_bytes
+
+    out: dict[str, int] = {}
+    lines = [*log.model_buffers_mib.items(), *log.compute_buffers_mib.items(), *log.output_buffers_mib.items(),
+             *(kv for c in log.caches for kv in c.buffers_mib.items())]
+    for buft, mib in lines:
+        dev = compute_device(buft)
+        out[dev] = out.get(dev, 0) + mib_bytes(mib)
+    return out
+
+
+def verify_logged(model: ModelInfo, r: FitResult, budget: Budget, offload_kqv: bool) -> dict:
+    """One answer loaded for real at its placement (the probe worker: weights on the RPC servers or
+    GPUs, a context of its settings created and freed), its logged buffers per device beside the
+    predicted totals."""
+    from dataclasses import asdict
+
+    from ..results.llama_log import parse_log
+    from .workers import Worker
+
+    with Worker("probe_worker") as w:
+        loaded = w.ask({"op": "load", "model": str(model.path), "placement": r.placement.to_dict()}, timeout=600)
+        if not loaded.ok or "load_error" in (loaded.result or {}):
+            return {"status": "failed", "fits": False, "reason": loaded.failure or loaded.result["load_error"]}
+        ctx = w.ask({"op": "context", "settings": asdict(r.settings), "offload_kqv": offload_kqv}, timeout=600)
+    if not ctx.ok or not ctx.result["ok"]:
+        return {"status": "failed", "fits": False, "reason": ctx.failure or ctx.result["error"]}
+    logged = logged_per_device(parse_log(loaded.result["log"] + "\n" + ctx.result["log"]))
+    limits = {dev: budget.of(dev) - budget.margin for dev in logged if budget.of(dev) is not None}
+    return {"status": "ok", "reason": None, "how": "real load, logged buffers per device",
+            "logged_bytes": logged, "predicted_bytes": {d.device: d.total_bytes for d in r.devices},
+            "limit_bytes": limits, "fits": all(logged[dev] <= lim for dev, lim in limits.items())}

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from ..errors import GgufprofError
 from ..memory.create import MEMORY_KINDS, UNMODELLED, layer_memories, memory_kind
-from ..measure.fit import CAP_WORDS
+from ..measure.fit import CAP_WORDS, rank
 from ..memory.footprint import gpu_bytes
 from ..memory.caches import pad
 from ..memory.predict import MemoryPrediction, bytes_per_token, context_bytes, recurrent_bytes_per_sequence
@@ -269,7 +269,9 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
     info, results, budget, base, measured = report.model, report.results, report.budget, report.base, report.verified
     trained = f"trained context {info.n_ctx_train}" if info.n_ctx_train else "no training context stated"
     c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name}, {info.architecture}, {trained})"))
-    parts = [f"host {human_bytes(budget.host)}" if budget.host else "", f"GPU {human_bytes(budget.vram)}" if budget.vram else ""]
+    parts = [f"host {human_bytes(budget.host)}" if budget.host else ""]
+    parts += ([f"{dev} {human_bytes(n)}" for dev, n in budget.per_device] if budget.per_device
+              else [f"each offload device {human_bytes(budget.vram)}" if budget.vram else ""])
     c.print(Text(f"budget: {', '.join(p for p in parts if p)}, minus a margin of {human_bytes(budget.margin)} · "
                  f"{base.parallel} sequence(s){' unified' if base.kv_unified else ''} · n_ubatch {base.ubatch_size} · "
                  f"flash attention {base.flash_attn}"))
@@ -280,10 +282,12 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
                  + (f"; changed: {', '.join(f'{k}={v}' for k, v in changed.items())}" if changed else ""), style="dim"))
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     per_seq = base.parallel > 1
-    cols = ["K/V", "max context"] + (["per sequence"] if per_seq else []) + ["KV", "compute", "total"]
-    gpu = budget.vram is not None
+    placed = bool(report.devices)
+    cols = ["K/V", "max context" if report.search == "context" else "context"] + (["per sequence"] if per_seq else [])
+    cols += (["placement"] if placed else []) + ["KV", "compute", "total"]
+    gpu = budget.offload
     if gpu:
-        cols += ["GPU total"]
+        cols += ["devices total"]
     cols += ["headroom"]
     gpu_measured = bool(measured) and any(m.get("vram_growth") is not None for m in measured)
     if measured:
@@ -295,6 +299,7 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
         mark = "*" * (caps.index(r.capped_by) + 1) if r.capped else ""
         row = [f"{r.cache_type_k}/{r.cache_type_v}", f"{r.ctx_size:,}" + mark]
         row += [f"{r.n_ctx_seq:,}"] if per_seq else []
+        row += [placement_words(r.placement)] if placed else []
         row += [human_bytes(d["kv_bytes"] + d["recurrent_bytes"]), human_bytes(d["compute_bytes"]),
                 human_bytes(d["total_bytes"])]
         if gpu:
@@ -316,10 +321,20 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
             lim = r.limited_by
             hint = {"compute buffer": " (a smaller -ub shrinks it)", "weights": " (fewer layers there, or a smaller "
                     "quantization)"}.get(lim["by"], "")
-            c.print(Text(f"{r.cache_type_k}/{r.cache_type_v}: {'the smallest' if not r.ctx_size else 'the next'} step "
-                         f"is over the {lim['device']} budget; its largest part is the {lim['by']}, "
+            step = "the smallest" if not r.ctx_size else f"the next ({r.next_step})" if r.next_step else "the next"
+            c.print(Text(f"{r.cache_type_k}/{r.cache_type_v}: {step} step is over the {lim['device']} budget by "
+                         f"{human_bytes(lim.get('over_bytes', 0))}; its largest part is the {lim['by']}, "
                          f"{human_bytes(lim['bytes'])}{hint}", style="dim"))
+        if (alt := r.alternative) is not None and alt.ctx_size:
+            c.print(Text(f"{r.cache_type_k}/{r.cache_type_v} alternative (not applied: -ub changes prompt speed): with "
+                         f"-ub {alt.settings.ubatch_size} the compute buffer shrinks to "
+                         f"{human_bytes(sum(d.compute_bytes for d in alt.devices))}: context {alt.ctx_size:,}"
+                         + (f", {placement_words(alt.placement)}" if placed else "") + " -- "
+                         + report.commands(alt).get("llama-server", ""), style="cyan"))
     _print_answer(report, c)
+    if report.search == "placement":
+        c.print(Text(f"placement searched for the context (-ngl, and -ncmoe for MoE models): {report.dry_run_loads} "
+                     "dry-run load(s) of the model", style="dim"))
     for n, cap in enumerate(caps, 1):
         c.print(Text(f"{'*' * n} {CAP_WORDS[cap]}: memory is not what limits it", style="dim"))
     if measured:
@@ -332,6 +347,16 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
         c.print(Text("The GPU budget is memory free to this process, as llama.cpp's --fit reads it (after the CUDA "
                      "context exists); measured VRAM counts from there, after a decode: the margin covers the "
                      "cuBLAS workspace and pools that llama.cpp allocates then and does not log.", style="dim"))
+
+
+def placement_words(p) -> str:
+    """An answer's placement in llama.cpp's flags: -ngl N, -ncmoe N (a PlacementFlags)."""
+    if p is None:
+        return "-"
+    words = ["-ngl " + ("all" if p.n_gpu_layers < 0 else str(p.n_gpu_layers))]
+    words += ["-cmoe"] if p.cpu_moe else []
+    words += [f"-ncmoe {p.n_cpu_moe}"] if p.n_cpu_moe else []
+    return " ".join(words)
 
 
 def _print_answer(report: FitReport, c: Console) -> None:
@@ -347,10 +372,12 @@ def _print_answer(report: FitReport, c: Console) -> None:
                                                                    need.smallest_budget.items())
                          + f" with the {human_bytes(report.budget.margin)} margin", style="bold red"))
         return
-    best = [r for r in results if r.ctx_size == most]
+    top = max(rank(r) for r in results)
+    best = [r for r in results if rank(r) == top]
     names = ", ".join(f"{r.cache_type_k}/{r.cache_type_v}" for r in best)
     note = fit_speed_text(report)
-    c.print(Text(f"{names} {'gives' if len(best) == 1 else 'give the same'} context: {most:,} tokens"
+    where = f" at {placement_words(best[0].placement)}" if report.devices else ""
+    c.print(Text(f"{names} {'gives' if len(best) == 1 else 'give the same'} context: {most:,} tokens{where}"
                  + (" (the most)" if len(best) < len(results) else "") + (f" ({note})" if note else "")))
     command = report.commands(best[0]).get("llama-server")
     if command:

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""``ggufprof fit`` beside llama.cpp's own fit (``llama-fit-params``, common/fit.cpp) when the placement
+must move: the same model, context, cache type and per-device budget on llama.cpp rpc-servers (one and
+two devices, dense and MoE). For each: both answers (-ngl / -ncmoe / -ts / -ot), whether each is within
+the budget by the exact prediction (``ggufprof estimate --total`` of that answer: llama.cpp's own dry
+run for the compute buffers, the prediction for the rest), and both tools' wall time (each a fresh
+process, as a user runs it). Then ``estimate --total`` against ``llama-fit-params --fit-print`` for one
+configuration (median of 5).
+
+    python scripts/bench_fit_placement.py [--bin DIR] [--md FILE]
+
+The budget: llama-fit-params reads each device's free memory (an rpc-server reports host RAM) and
+keeps ``--fit-target`` MiB of it free; it is given free - budget, its log says the free memory it
+read, and ggufprof is given exactly free - target with ``--margin 0``, so both fit the same bytes.
+Two rpc-servers are started on 127.0.0.1 and stopped at the end. llama-fit-params works in whole
+MiB, so budgets here are MiB (the models are llama.cpp's tiny test models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MiB = 1 << 20
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BIN = Path.home() / ".cache/ggufprof/llama-tools-0.3.36/build/bin"
+SUITE = Path.home() / ".cache/ggufprof/archs-0.3.36"
+FREE = re.compile(r"(\d+) MiB of free device memory")
+FREE_DEV = re.compile(r"\|\s+- (RPC\d+) \((\S+)\)\s+\|\s+\d+ = (\d+) \+")
+ANSWER = re.compile(r"^(-c \d+ .*)$", re.M)
+
+# (label, model, context, cache type, servers, budget MiB per server)
+CASES = [
+    ("dense, 1 device", ROOT / "fixtures/gemma3-swa.gguf", 8192, "f16", 1, (12,)),
+    ("dense, 1 device", ROOT / "fixtures/gemma3-swa.gguf", 8192, "q8_0", 1, (11,)),
+    ("dense, 1 device", SUITE / "llama-dense.gguf", 8192, "f16", 1, (20,)),
+    ("dense, 2 devices", ROOT / "fixtures/gemma3-swa.gguf", 8192, "f16", 2, (7, 7)),
+    ("dense, 2 devices", ROOT / "fixtures/gemma3-swa.gguf", 8192, "f16", 2, (10, 6)),
+    ("MoE, 1 device", SUITE / "qwen3moe-moe.gguf", 4096, "f16", 1, (20,)),
+    ("MoE, 1 device", SUITE / "qwen3moe-moe.gguf", 4096, "f16", 1, (18,)),
+    ("MoE, 1 device", SUITE / "llama4-moe.gguf", 4096, "f16", 1, (30,)),
+    ("MoE, 2 devices", SUITE / "qwen3moe-moe.gguf", 4096, "f16", 2, (12, 12)),
+]
+
+
+def env(bin_dir: Path) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT), LLAMA_CPP_LIB_PATH=str(bin_dir))
+
+
+def timed(cmd: list[str], e: dict) -> tuple[subprocess.CompletedProcess, float]:
+    t = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=e)
+    return out, time.perf_counter() - t
+
+
+def ggufprof(e: dict, *args: str) -> tuple[object, float]:
+    out, secs = timed([sys.executable, "-m", "ggufprof", *args, "--json"], e)
+    if out.returncode not in (0, 1):
+        raise SystemExit(f"ggufprof {' '.join(args)} failed: {out.stderr.strip()[-800:]}")
+    return json.loads(out.stdout), secs
+
+
+def start_servers(bin_dir: Path, n: int) -> tuple[list[subprocess.Popen], list[str]]:
+    procs, eps = [], []
+    for _ in range(n):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        procs.append(subprocess.Popen([str(bin_dir / "ggml-rpc-server"), "-H", "127.0.0.1", "-p", str(port), "-t", "1"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        eps.append(f"127.0.0.1:{port}")
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as s:
+                s.settimeout(0.2)
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit("rpc-server did not start")
+            time.sleep(0.05)
+    return procs, eps
+
+
+def free_mib(bin_dir: Path, e: dict, model: Path, rpc: list[str]) -> list[int]:
+    """Each rpc-server's free memory as llama.cpp's fit reads it (its memory breakdown)."""
+    out, _ = timed([str(bin_dir / "llama-fit-params"), "-m", str(model), "--rpc", ",".join(rpc), "-c", "256",
+                    "-fitt", "0", "-v"], e)
+    rows = {ep: int(free) for _, ep, free in FREE_DEV.findall(out.stderr)}
+    return [rows[ep] for ep in rpc]
+
+
+def totals(e: dict, model: Path, ctx: int, t: str, placement: list[str]) -> dict[str, int]:
+    d, _ = ggufprof(e, "estimate", str(model), "-c", str(ctx), "-ctk", t, "-ctv", t, "--total", *placement)
+    return {dev: row["total_bytes"] for dev, row in d["total"].items()}
+
+
+def llama_placement(answer: str) -> list[str]:
+    """llama-fit-params' answer line without -c (and its -ngl -1 as all), as estimate takes it."""
+    parts = shlex.split(answer)  # it quotes -ot values
+    out, i = [], 0
+    while i < len(parts):
+        if parts[i] == "-c":
+            i += 2
+            continue
+        if parts[i] == "-ngl" and parts[i + 1] == "-1":
+            out += ["-ngl", "all"]
+            i += 2
+            continue
+        out.append(parts[i])
+        i += 1
+    return out
+
+
+def short(placement: list[str]) -> str:
+    return " ".join(p if len(p) < 40 else p[:37] + "..." for p in placement)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", type=Path, default=DEFAULT_BIN)
+    ap.add_argument("--md", type=Path)
+    args = ap.parse_args()
+    e = env(args.bin)
+    procs, eps = start_servers(args.bin, 2)
+    lines = ["| case | model | -c | K/V | budget MiB | llama-fit-params | on devices MiB | within? | s | ggufprof fit | "
+             "on devices MiB | within? | next step over? | s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    try:
+        for label, model, ctx, t, n, budget in CASES:
+            if not model.exists():
+                print(f"skipped {model}: missing", file=sys.stderr)
+                continue
+            rpc = eps[:n]
+            free = free_mib(args.bin, e, model, rpc)
+            fitt = [f - b for f, b in zip(free, budget)]
+            lf, lsecs = timed([str(args.bin / "llama-fit-params"), "-m", str(model), "--rpc", ",".join(rpc),
+                               "-c", str(ctx), "-ctk", t, "-ctv", t, "-fitt", ",".join(map(str, fitt)), "-v"], e)
+            read = {ep: int(f) for _, ep, f in FREE_DEV.findall(lf.stderr)}  # what this run of it read
+            seen = [read.get(ep, f) for ep, f in zip(rpc, free)]
+            limit = [(s - f) * MiB for s, f in zip(seen, fitt)]  # the bytes llama.cpp's fit had
+            m = ANSWER.search(lf.stdout)
+            ts = ["-ts", ",".join("1" for _ in rpc)] if n > 1 else []
+            base = ["--rpc", ",".join(rpc)]
+            if m:
+                lp = base + llama_placement(m.group(1))
+                lt = totals(e, model, ctx, t, lp)
+                devs = [d for d in lt if d.startswith("RPC")]
+                l_ok = all(lt[d] <= lim for d, lim in zip(devs, limit))
+                l_answer = short(llama_placement(m.group(1)))
+                l_dev = f"{sum(lt[d] for d in devs) / MiB:.2f}"
+            else:
+                l_dev = "-"
+                l_ok, l_answer = None, "(no answer: " + (lf.stderr.strip().splitlines() or ["?"])[-1][-60:] + ")"
+            vram = ",".join(f"{lim}B" for lim in limit)
+            rows, gsecs = ggufprof(e, "fit", str(model), "--vram", vram, "--margin", "0MiB", "-c", str(ctx),
+                                   "-ct", t, *base, *ts)
+            (row,) = rows
+            if row["ctx_size"]:
+                cmd = row["command"]["llama-server"].split()
+                gp = cmd[cmd.index("-ngl"):cmd.index("--fit")]  # every placement flag of the answer, --rpc included
+                gt = totals(e, model, ctx, t, gp)
+                devs = [d for d in gt if d.startswith("RPC")]
+                g_ok = all(gt[d] <= lim for d, lim in zip(devs, limit))
+                nxt = row["next_step_total_bytes"]
+                over = any(nxt.get(d, 0) > lim for d, lim in zip(devs, limit)) if nxt else None
+                g_answer = " ".join(x for x in gp if x != "--rpc" and not x.startswith("127.0.0.1"))
+                g_dev = f"{sum(gt[d] for d in devs) / MiB:.2f}"
+            else:
+                g_dev = "-"
+                g_ok, over, g_answer = None, None, "nothing fits: " + row["note"][:50]
+            lines.append(f"| {label} | {model.stem} | {ctx} | {t} | {'/'.join(map(str, budget))} | {l_answer} | {l_dev} | "
+                         f"{'-' if l_ok is None else 'yes' if l_ok else '**NO**'} | {lsecs:.2f} | {g_answer} | {g_dev} | "
+                         f"{'-' if g_ok is None else 'yes' if g_ok else '**NO**'} | "
+                         f"{'-' if over is None else 'yes' if over else 'no'} | {gsecs:.2f} |")
+            print(lines[-1], flush=True)
+        # estimate --total against llama-fit-params --fit-print for one configuration
+        model, rpc = ROOT / "fixtures/gemma3-swa.gguf", eps[:1]
+        est, fp = [], []
+        for _ in range(5):
+            _, s = ggufprof(e, "estimate", str(model), "-c", "8192", "--total", "-ngl", "5", "--rpc", rpc[0])
+            est.append(s)
+            _, s = timed([str(args.bin / "llama-fit-params"), "-m", str(model), "--rpc", rpc[0], "-c", "8192",
+                          "-ngl", "5", "--fit-print", "on"], e)
+            fp.append(s)
+        lines.append("")
+        lines.append(f"estimate --total (one configuration, gemma3-swa -ngl 5 on one rpc-server): median "
+                     f"{statistics.median(est):.2f} s; llama-fit-params --fit-print: median {statistics.median(fp):.2f} s "
+                     f"(5 runs each, fresh processes)")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=10)
+    text = "\n".join(lines)
+    print("\n" + text)
+    if args.md:
+        args.md.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

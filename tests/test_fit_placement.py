@@ -1,0 +1,172 @@
+"""``fit`` searching the placement on real llama.cpp: the most layers (-ngl) or the fewest expert layers
+on the host (-ncmoe) that leave a context within each offload device's budget, on the rpc-servers of
+tests/rpc_rig.py. Every answer is judged by the exact prediction (``estimate --total`` of the answer
+and of its next step, each a separate llama.cpp dry run), never by a figure copied from a run.
+
+The fixtures and suite models are tiny (MiB), so the budgets are MiB with ``--margin 0``; the
+searches are the same at GiB.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ggufprof.cli import app
+
+from .archs_suite import suite_dir
+from .conftest import fixture_path
+from .rpc_rig import rpc_rig  # noqa: F401 (the fixture)
+
+runner = CliRunner(mix_stderr=False)
+MIB = 1 << 20
+
+
+def totals(model: str, ctx: int, placement: list[str], *settings: str) -> dict[str, int]:
+    """estimate --total per device (bytes) for one placement: the exact prediction an answer is held to."""
+    r = runner.invoke(app, ["estimate", model, "-c", str(ctx), "--total", "--json", *placement, *settings])
+    assert r.exit_code == 0, r.output
+    return {dev: d["total_bytes"] for dev, d in json.loads(r.stdout)["total"].items()}
+
+
+def fit(model: str, *args: str) -> list[dict]:
+    r = runner.invoke(app, ["fit", model, "--margin", "0MiB", "--json", *args])
+    assert r.exit_code in (0, 1), r.output
+    return json.loads(r.stdout)
+
+
+def _ngl(n: int) -> str:
+    return "all" if n < 0 else str(n)
+
+
+def test_dense_context_alone_cannot_fit_so_fit_moves_layers(rpc_rig):
+    """gemma3-swa (8 layers) at its training context on one rpc-server whose budget is below what
+    every layer offloaded needs: fit answers a partial -ngl, within the budget by the exact
+    prediction, and one more layer on the device is over it."""
+    model, rpc = str(fixture_path("gemma3-swa")), rpc_rig.endpoints[0]
+    dev = rpc_rig.buffer_types()[0]
+    full = min(totals(model, 8192, ["--rpc", rpc, "-ngl", "all", "-ct", t])[dev] for t in ("f16", "q4_0"))
+    budget = full - MIB  # every layer with the context does not fit, for either cache type
+    rows = fit(model, "--vram", f"{budget}B", "--rpc", rpc, "-ct", "f16,q4_0")
+    for row in rows:
+        assert row["search"] == "placement" and row["searched"] == "n_gpu_layers", row
+        p = row["placement"]
+        assert row["ctx_size"] == 8192 and 0 <= p["n_gpu_layers"] < 9, row  # 8 layers + output: all is 9
+        ct = ["-ctk", row["cache_type_k"], "-ctv", row["cache_type_v"]]
+        answer = totals(model, 8192, ["--rpc", rpc, "-ngl", str(p["n_gpu_layers"])], *ct)
+        nxt = totals(model, 8192, ["--rpc", rpc, "-ngl", str(p["n_gpu_layers"] + 1)], *ct)
+        assert answer[dev] == row["devices"][1]["total_bytes"] <= budget < nxt[dev], (row, answer, nxt)
+        assert row["next_step"] == f"-ngl {p['n_gpu_layers'] + 1}" and row["limited_by"]["device"] == dev
+        assert row["next_step_total_bytes"][dev] == nxt[dev]
+        assert f"-ngl {p['n_gpu_layers']} --rpc {rpc}" in row["command"]["llama-server"]
+        assert "-d " in row["command"]["llama-bench"] and f"--rpc {rpc}" in row["command"]["llama-bench"]
+    assert rows[0]["dry_run_loads"] <= 8  # two cache types: a search from the prediction's bound, not every ngl
+
+
+def test_host_budget_too_leaves_the_interval_of_layers(rpc_rig):
+    """With host memory budgeted too, more layers help the device budget less and the host budget
+    more: the answer is the most layers the device takes; when host memory is over there, nothing
+    fits, and the smallest budget it would need is said."""
+    model, rpc = str(fixture_path("gemma3-swa")), rpc_rig.endpoints[0]
+    dev = rpc_rig.buffer_types()[0]
+    full = totals(model, 8192, ["--rpc", rpc, "-ngl", "all"])[dev]
+    (row,) = fit(model, "--vram", f"{full - MIB}B", "--rpc", rpc, "-ct", "f16")
+    ngl = row["placement"]["n_gpu_layers"]
+    host = totals(model, 8192, ["--rpc", rpc, "-ngl", str(ngl)])["CPU"]
+    (ok,) = fit(model, "--vram", f"{full - MIB}B", "--memory", f"{host}B", "--rpc", rpc, "-ct", "f16")
+    assert ok["ctx_size"] == 8192 and ok["placement"]["n_gpu_layers"] == ngl
+    (over,) = fit(model, "--vram", f"{full - MIB}B", "--memory", f"{host - 1}B", "--rpc", rpc, "-ct", "f16")
+    assert over["ctx_size"] == 0 and "host memory is over" in over["note"]
+    assert over["smallest_budget_bytes"]["CPU"] == host
+
+
+def _suite(name: str) -> str:
+    path = suite_dir() / name
+    if not path.exists():
+        pytest.skip(f"{path} is missing (make archs writes llama.cpp's architecture suite)")
+    return str(path)
+
+
+def test_moe_experts_move_to_the_host_first(rpc_rig):
+    """A suite MoE model (qwen3moe, 2 layers) whose context with every expert on the device is over
+    budget: fit answers -ngl all -ncmoe N (llama.cpp's fit moves expert tensors first), within the
+    budget by the exact prediction, with N - 1 expert layers on the host over it."""
+    model, rpc = _suite("qwen3moe-moe.gguf"), rpc_rig.endpoints[0]
+    dev = rpc_rig.buffer_types()[0]
+    full = totals(model, 4096, ["--rpc", rpc, "-ngl", "all"])[dev]
+    (row,) = fit(model, "--vram", f"{full - 1}B", "-c", "4096", "--rpc", rpc, "-ct", "f16")
+    p = row["placement"]
+    assert row["searched"] == "n_cpu_moe" and p["n_gpu_layers"] == -1 and p["n_cpu_moe"] >= 1, row
+    answer = totals(model, 4096, ["--rpc", rpc, "-ngl", "all", "-ncmoe", str(p["n_cpu_moe"])])
+    nxt = totals(model, 4096, ["--rpc", rpc, "-ngl", "all", "-ncmoe", str(p["n_cpu_moe"] - 1)])
+    assert answer[dev] <= full - 1 < nxt[dev]
+    assert row["next_step"] == f"-ncmoe {p['n_cpu_moe'] - 1}"
+    assert f"-ncmoe {p['n_cpu_moe']}" in row["command"]["llama-server"]
+
+
+def test_two_servers_each_with_its_own_budget(rpc_rig):
+    """--vram A,B: one budget per rpc-server in llama.cpp's device order, -ts 1,1; the answer is
+    within both by the exact prediction and the next layer is over one of them."""
+    model, rpc = str(fixture_path("gemma3-swa")), ",".join(rpc_rig.endpoints)
+    first, second = rpc_rig.buffer_types()
+    place = ["--rpc", rpc, "-ts", "1,1"]
+    full = totals(model, 8192, [*place, "-ngl", "all"])
+    budgets = {first: full[first] + 4 * MIB, second: full[second] - 1}  # the second server binds
+    (row,) = fit(model, "--vram", f"{budgets[first]}B,{budgets[second]}B", *place, "-ct", "f16")
+    ngl = row["placement"]["n_gpu_layers"]
+    assert row["budget"]["per_device"] == budgets and 0 <= ngl < 9, row
+    answer = totals(model, 8192, [*place, "-ngl", str(ngl)])
+    nxt = totals(model, 8192, [*place, "-ngl", str(ngl + 1)])
+    assert all(answer[d] <= budgets[d] for d in budgets) and any(nxt[d] > budgets[d] for d in budgets)
+    assert "-ts 1,1" in row["command"]["llama-server"]
+    r = runner.invoke(app, ["fit", model, "--vram", "1GiB,1GiB,1GiB", *place])
+    assert r.exit_code == 2 and "3 sizes for 2 offload device(s)" in r.stderr
+
+
+def test_verify_creates_a_partial_offload_answer_on_the_servers(rpc_rig):
+    """--verify loads the answer for real (weights sent to the rpc-server) and creates its context:
+    every buffer llama.cpp logs on the server, summed, is within the budget, and equals the
+    predicted total to the 0.01 MiB llama.cpp prints."""
+    model, rpc = str(fixture_path("gemma3-swa")), rpc_rig.endpoints[0]
+    dev = rpc_rig.buffer_types()[0]
+    full = totals(model, 8192, ["--rpc", rpc, "-ngl", "all", "-ct", "q8_0"])[dev]
+    r = runner.invoke(app, ["fit", model, "--margin", "0MiB", "--json", "--vram", f"{full - MIB}B", "--rpc", rpc,
+                            "-ct", "q8_0", "--verify"])
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout)
+    v = row["verify"]
+    assert 0 < row["placement"]["n_gpu_layers"] < 9 and v["fits"] is True, row
+    assert v["logged_bytes"][dev] <= v["limit_bytes"][dev] == full - MIB
+    lines = 4  # model, KV (one line per cache: full and SWA), compute buffers, each printed to 0.01 MiB
+    assert abs(v["logged_bytes"][dev] - v["predicted_bytes"][dev]) <= lines * 0.005 * MIB
+
+
+def test_a_smaller_ubatch_is_offered_when_the_compute_buffer_limits(rpc_rig):
+    """qwen3moe's next step is stopped by the device's compute buffer: the same search at a smaller
+    -ub is offered beside the answer (the answer keeps -ub 512), and that alternative is itself
+    within the budget by the exact prediction, giving at least as much on the device."""
+    model, rpc = _suite("qwen3moe-moe.gguf"), rpc_rig.endpoints[0]
+    dev = rpc_rig.buffer_types()[0]
+    full = totals(model, 4096, ["--rpc", rpc, "-ngl", "all"])[dev]
+    (row,) = fit(model, "--vram", f"{full - 1}B", "-c", "4096", "--rpc", rpc, "-ct", "f16")
+    assert row["limited_by"]["by"] == "compute buffer" and row["ubatch_size"] == 512, row
+    alt = row["alternative"]
+    assert alt is not None and alt["ubatch_size"] in (256, 128, 64), row
+    p = alt["placement"]
+    flags = ["--rpc", rpc, "-ngl", _ngl(p["n_gpu_layers"])] + (["-ncmoe", str(p["n_cpu_moe"])] if p["n_cpu_moe"] else [])
+    assert totals(model, 4096, flags, "-ub", str(alt["ubatch_size"]))[dev] <= full - 1
+    assert p["n_cpu_moe"] < row["placement"]["n_cpu_moe"]  # fewer expert layers on the host than at -ub 512
+    assert f"-ub {alt['ubatch_size']}" in alt["command"]["llama-server"]
+    assert "-ub" not in row["command"]["llama-server"]
+
+
+def test_vram_free_is_what_llama_cpp_reports_free(rpc_rig):
+    """--vram free: each device's budget is the free memory llama.cpp's device list reports (an
+    rpc-server: its host's RAM), so a tiny model fits with every layer offloaded."""
+    model, rpc = str(fixture_path("llama-gqa")), ",".join(rpc_rig.endpoints)
+    (row,) = fit(model, "--vram", "free", "--rpc", rpc, "-ts", "1,1", "-ct", "f16")
+    per = row["budget"]["per_device"]
+    assert list(per) == rpc_rig.buffer_types() and all(v > 1 << 30 for v in per.values())
+    assert row["ctx_size"] == 4096 and row["placement"]["n_gpu_layers"] == -1
