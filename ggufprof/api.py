@@ -181,7 +181,9 @@ class FitReport:
         """One object per cache type pair, as ``fit --json`` prints it; the pair with the most context
         carries ``tg_speed_vs_f16`` when a results directory was given."""
         sp = self.speed
+        # ratio None: every configuration it would rest on is noisy or has fewer than 2 samples ("doubtful")
         speed = {"tg_speed_vs_f16": sp and {"ratio": sp.ratio, "configurations": sp.n_pairs,
+                                            "doubtful": sp.n_doubtful, "doubts": list(sp.doubts),
                                             "results": str(self.speed_source)}} if self.speed_source else {}
         return [{**r.to_dict(), "defaults": self.profile, "command": self.commands(r),
                  **({"verify": self.verified[i]} if self.verified else {}), **(speed if r is self.best else {})}

@@ -601,13 +601,13 @@ def results(
     """Load sweep results into pandas and print a summary (the same DataFrame notebooks get from
     ggufprof.results.load_dataframe). Lines that cannot be read are skipped, each said on stderr."""
     from .api import load_results
-    from .present.sweep_view import RESULT_COLUMNS, results_text
+    from .present.sweep_view import NOISE_COLUMNS, RESULT_COLUMNS, results_text
     from .results import files
     from .results.store import refuse_overwrite
 
     refuse_overwrite(csv, paths)
     problems: list[str] = []
-    df = load_results(*paths, columns=None if csv else list(RESULT_COLUMNS), problems=problems)  # --csv: all
+    df = load_results(*paths, columns=None if csv else [*RESULT_COLUMNS, *NOISE_COLUMNS], problems=problems)  # --csv: all
     _warn(problems)
     typer.echo(results_text(df))
     if csv:
