@@ -35,6 +35,7 @@ from .measure.fit import Budget, FitResult, fit_all, verify
 from .measure.grid import GridSpec, fill_defaults
 from .measure.quality import run_quality
 from .measure.speedup import run_speedup
+from .measure.workers import Progress as WorkProgress
 from .measure.sweep import Sweep, SweepSummary, measure_one, sha256_file
 from .memory.explain import Explanation, explain as explain_prediction
 from .memory.footprint import DeviceFootprint, footprint
@@ -219,13 +220,14 @@ def fit(model: Model, *, memory: str | int | None = None, vram: str | int | None
         margin: str | int = Budget.margin, cache_types: str | list[tuple[str, str]] = DEFAULT_CACHE_TYPES,
         settings: KVSettings | None = None, defaults: str = DEFAULT_PROFILE, n_gpu_layers: int | None = None,
         offload_kqv: bool = True, repack: bool = True, verify_answers: bool = False,
-        results_dir: str | Path | None = None, problems: list[str] | None = None, **given: object) -> FitReport:
+        results_dir: str | Path | None = None, problems: list[str] | None = None,
+        progress: WorkProgress | None = None, **given: object) -> FitReport:
     """The largest context per cache type pair whose whole footprint fits ``memory`` (host) and/or
     ``vram`` (per GPU) minus ``margin``; ``n_gpu_layers`` defaults to all when llama.cpp has a GPU.
     ``verify_answers`` creates each answer for real and measures it. ``results_dir``: a sweep of this
     model file (its sha256) with the fit's settings (results.fit_speed), for what the pair with the
     most context costs in generation speed; checked before the search. Unreadable lines of it go
-    to ``problems``."""
+    to ``problems``. ``progress`` (done, total, what) hears of the search and of each verification."""
     budget = Budget(_size(memory, "--memory"), _size(vram, "--vram"), _size(margin, "--margin", minimum=0))
     base = settings if settings is not None else with_defaults(defaults, **given)
     base.validate()
@@ -241,14 +243,16 @@ def fit(model: Model, *, memory: str | int | None = None, vram: str | int | None
     if results_dir is not None:
         speed_records = matching_records(load_records(results_dir, problems if problems is not None else []),
                                          sha256_file(info.path), info.path, Path(results_dir), wanted)
-    report = FitReport(info, budget, base, ngl, gpu, fit_all(info, pairs, base, budget, ngl, offload_kqv, gpu, repack),
+    report = FitReport(info, budget, base, ngl, gpu, fit_all(info, pairs, base, budget, ngl, offload_kqv, gpu, repack,
+                                                              progress),
                        defaults, offload_kqv, repack)
     if speed_records is not None and report.best is not None:
         report.speed = tg_ratio(speed_records, (report.best.cache_type_k, report.best.cache_type_v))
         report.speed_source, report.speed_settings = Path(results_dir), wanted
     if verify_answers:
         with tempfile.TemporaryDirectory(prefix="ggufprof-fit-") as tmp:
-            report.verified = verify(info, report.results, base, budget, ngl, offload_kqv, Path(tmp), repack)
+            report.verified = verify(info, report.results, base, budget, ngl, offload_kqv, Path(tmp), repack,
+                                     progress)
     return report
 
 
@@ -272,11 +276,12 @@ def sweep(model: Model, spec: GridSpec, out: str | Path, *, timeout: float = 600
             problems += runner.problems
 
 
-def quality(model: Model, settings: QualitySettings, timeout: float | None = None) -> dict:
+def quality(model: Model, settings: QualitySettings, timeout: float | None = None,
+            progress: WorkProgress | None = None) -> dict:
     """Each cache type's quality against f16/f16 on one text, as llama-perplexity --kl-divergence
     measures it: {"results": [one dict per pair], "text", "n_ctx", "n_chunks", "timings", "env"}.
-    A remote model is downloaded first (load_model with ``whole``)."""
-    return run_quality(load_model(model, whole=True).path, settings, timeout)
+    A remote model is downloaded first (load_model with ``whole``); ``progress`` hears of each chunk."""
+    return run_quality(load_model(model, whole=True).path, settings, timeout, progress=progress)
 
 
 def download(model: Model, progress: Progress | None = None) -> ModelInfo:
@@ -285,15 +290,16 @@ def download(model: Model, progress: Progress | None = None) -> ModelInfo:
 
 
 def speedup(model: Model, n_gen: list[int], *, threads: int | None = None, repetitions: int = RunSettings.repetitions,
-            repack: bool = True, timeout: float | None = None, out: str | Path | None = None) -> SpeedupRecord:
+            repack: bool = True, timeout: float | None = None, out: str | Path | None = None,
+            progress: WorkProgress | None = None) -> SpeedupRecord:
     """What the KV cache buys: for each n of ``n_gen``, n tokens generated with the cache against the same
     n tokens where every step clears the memory and re-evaluates the whole prefix, timed per token in a
     worker process (measure/speedup_worker.py). With ``out`` the record is appended to
-    ``out/speedup.jsonl``, which ``report`` draws."""
+    ``out/speedup.jsonl``, which ``report`` draws. ``progress`` hears of each timed run."""
     from .measure.sweep import default_threads
 
     return run_speedup(load_model(model, whole=True), list(n_gen), threads or default_threads(), repetitions, repack=repack,
-                       timeout=timeout, out_dir=None if out is None else Path(out))
+                       timeout=timeout, out_dir=None if out is None else Path(out), progress=progress)
 
 
 def load_results(*paths: str | Path, columns: list[str] | None = None, problems: list[str] | None = None):

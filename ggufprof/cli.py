@@ -321,14 +321,16 @@ def fit(
     from .api import fit as fit_
     from .flags import parse_flash_attn, parse_gpu_layers
     from .present.console import print_fit
+    from .present.progress import Steps
 
     problems: list[str] = []
-    report = fit_(_model(model, hf_repo, hf_file), memory=memory, vram=vram, margin=margin, cache_types=cache_types,
-                  defaults=defaults, n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
-                  offload_kqv=not no_kv_offload, repack=repack, verify_answers=verify, results_dir=results_dir,
-                  problems=problems, parallel=parallel, kv_unified=kv_unified, swa_full=swa_full,
-                  batch_size=batch_size, ubatch_size=ubatch_size,
-                  flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
+    with Steps("fit") as progress:
+        report = fit_(_model(model, hf_repo, hf_file), memory=memory, vram=vram, margin=margin, cache_types=cache_types,
+                      defaults=defaults, n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
+                      offload_kqv=not no_kv_offload, repack=repack, verify_answers=verify, results_dir=results_dir,
+                      problems=problems, parallel=parallel, kv_unified=kv_unified, swa_full=swa_full,
+                      batch_size=batch_size, ubatch_size=ubatch_size,
+                      flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn), progress=progress)
     _warn(problems)
     results, measured = report.results, report.verified
     if as_json:
@@ -500,6 +502,7 @@ def quality(
     from .measure.quality import QualityFailed
     from .measure.sweep import default_threads
     from .present.console import DownloadBar, out_console
+    from .present.progress import Steps
     from .present.quality_output import describe_text, kv_ratios, print_quality
     from .results.quality import quality_settings
 
@@ -517,7 +520,8 @@ def quality(
         err.print(Text(f"{printable(info.name)}: {', '.join(f'{k}/{v}' for k, v in pairs)} against f16/f16 over "
                        f"{describe_text(qs, info.n_ctx_train)}", style="dim"))
     try:
-        run = quality_(info, qs, timeout)
+        with Steps("quality", "chunks") as progress:
+            run = quality_(info, qs, timeout, progress=progress)
     except QualityFailed as e:
         typer.echo(f"Error: {printable(str(e), 4000)}", err=True)
         raise typer.Exit(ExitCode.FAIL) from None
@@ -567,6 +571,7 @@ def speedup(
     from .flags import parse_count_list, parse_repetitions, parse_seconds
     from .measure.speedup import SpeedupFailed
     from .present.console import out_console
+    from .present.progress import Steps
     from .present.speedup_output import print_speedup
 
     ns = sorted(parse_count_list(n_gen, "--n-gen", minimum=1))
@@ -580,7 +585,9 @@ def speedup(
         err.print(Text(f"timing {', '.join(map(str, ns))} generated tokens with and without the KV cache "
                        f"(without: {work:,} tokens evaluated per repetition)", style="dim"))
     try:
-        rec = speedup_(_model(model, hf_repo, hf_file), ns, threads=threads, repetitions=reps, repack=repack, timeout=timeout, out=out)
+        with Steps("speedup", "tokens") as progress:
+            rec = speedup_(_model(model, hf_repo, hf_file), ns, threads=threads, repetitions=reps, repack=repack,
+                           timeout=timeout, out=out, progress=progress)
     except SpeedupFailed as e:
         typer.echo(f"Error: {printable(str(e), 4000)}", err=True)
         raise typer.Exit(1) from None

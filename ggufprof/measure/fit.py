@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..errors import GgufprofError
 from ..flags import DEFAULT_FIT_MARGIN
@@ -32,6 +33,7 @@ from ..model.model_info import ModelInfo
 from ..results.run_settings import RunSettings
 from .dry_run import DryRun, cross_check
 from .sweep import default_threads, measure_one
+from .workers import Progress
 
 STEP = CTX_PAD  # cells: llama.cpp pads n_ctx (and each stream) to 256
 
@@ -127,12 +129,15 @@ class Fitter:
         self.streams = 1 if base.kv_unified else base.parallel
         self.dry = DryRun(model.path, n_gpu_layers if gpu else 0, repack)
         self.cpu_bufts = self.dry.cpu_buffer_types()
+        self.on_step: Callable[[KVSettings], None] | None = None  # told of each context asked of the dry run
 
     def close(self) -> None:
         self.dry.close()
 
     def total(self, s: KVSettings) -> tuple[MemoryPrediction, list[DeviceFootprint]]:
         """The whole footprint of ``s``, its compute buffers from the dry run."""
+        if self.on_step is not None:
+            self.on_step(s)
         try:
             pred = predict(self.model, s)
             dry = self.dry.ask(s, self.offload_kqv)
@@ -241,18 +246,29 @@ def limit(devices: list[DeviceFootprint], budget: Budget) -> dict:
 
 
 def fit_all(model: ModelInfo, pairs: list[tuple[str, str]], base: KVSettings, budget: Budget, n_gpu_layers: int = 0,
-            offload_kqv: bool = True, gpu: str | None = None, repack: bool = True) -> list[FitResult]:
+            offload_kqv: bool = True, gpu: str | None = None, repack: bool = True,
+            progress: Progress | None = None) -> list[FitResult]:
+    """Each pair's search in turn (one dry-run worker for all); ``progress`` hears of every context the
+    dry run is asked about (pairs searched so far, of all, and what is asked now)."""
     if budget.host is None and budget.vram is None:
         raise GgufprofError("give a budget: --memory SIZE (host) and/or --vram SIZE (per GPU)")
+    if progress is not None:
+        progress(0, len(pairs), "starting llama.cpp's dry run (loading the model's metadata)")
     fitter = Fitter(model, base, budget, n_gpu_layers, offload_kqv, gpu, repack)
     try:
-        return [fitter.fit(tk, tv) for tk, tv in pairs]
+        out = []
+        for i, (tk, tv) in enumerate(pairs):
+            if progress is not None:
+                fitter.on_step = lambda s, i=i: progress(i, len(pairs), f"{s.cache_type_k}/{s.cache_type_v}: "
+                                                                        f"dry run at n_ctx {s.ctx_size:,}")
+            out.append(fitter.fit(tk, tv))
+        return out
     finally:
         fitter.close()
 
 
 def verify(model: ModelInfo, results: list[FitResult], base: KVSettings, budget: Budget, n_gpu_layers: int,
-           offload_kqv: bool, work_dir: Path, repack: bool = True) -> list[dict]:
+           offload_kqv: bool, work_dir: Path, repack: bool = True, progress: Progress | None = None) -> list[dict]:
     """Each answer created for real (a one-configuration sweep: a batch of n_ubatch tokens decoded):
     measured RSS / VRAM growth beside the predicted total. It fits when the worker ran and its peak
     RSS (Python and llama.cpp code included) stays within the host budget, and its VRAM growth after
@@ -263,6 +279,9 @@ def verify(model: ModelInfo, results: list[FitResult], base: KVSettings, budget:
             out.append({"fits": None, "note": "nothing to verify"})
             continue
         kv = dataclasses.replace(base, ctx_size=r.ctx_size, cache_type_k=r.cache_type_k, cache_type_v=r.cache_type_v)
+        if progress is not None:
+            progress(i, len(results), f"--verify {r.cache_type_k}/{r.cache_type_v}: n_ctx {r.ctx_size:,} created "
+                                      "and a batch decoded for real")
         rs = RunSettings(kv, default_threads(), n_prompt=min(kv.ubatch_size, r.n_ctx_seq), n_gen=4, repetitions=1,
                          n_gpu_layers=n_gpu_layers, offload_kqv=offload_kqv, repack=repack)
         rec = measure_one(model, rs, work_dir / str(i))
