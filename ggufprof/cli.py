@@ -23,7 +23,7 @@ from .memory.settings import DEFAULT_PROFILE, PROFILES, KVSettings
 from .results.compare import Thresholds
 from .results.quality import QualitySettings
 from .results.run_settings import RunSettings
-from .units import printable
+from .units import ASCII_ERRORS, printable
 
 app = typer.Typer(
     help="What the llama.cpp KV cache costs you: predicted byte-exactly, measured in real runs.",
@@ -50,7 +50,7 @@ LLAMA_LIB_OPTION = typer.Option(None, "--llama-lib", metavar="DIR", help="Run ll
 REPACK_OPTION = typer.Option(True, "--repack/--no-repack", help="llama.cpp's extra CPU buffer types (CPU_REPACK: weights copied at load into a layout this CPU computes faster; its default), counted on top of the mapped file; --no-repack (llama.cpp's -nr) leaves them off.")
 CACHE_TYPE_V_LIST = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk).")
 # how the measuring commands (sweep, quality, speedup) run llama.cpp
-THREADS = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores).")
+THREADS = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores; 0 or less: every logical CPU, as llama.cpp reads -t 0).")
 REPETITIONS = typer.Option(str(RunSettings.repetitions), "--repetitions", "-r", metavar="N|auto", help="Timed repetitions after one warm-up; auto: until the 95% CI of the mean is within ±3% (3 to 20).")
 
 
@@ -96,6 +96,18 @@ class _Output:
         return getattr(self.stream, name)
 
 
+def _readable_anywhere(stream) -> None:
+    """A stream whose encoding cannot show every character (PYTHONIOENCODING=ascii, a C locale) writes
+    the output's symbols as ASCII (units.ASCII_FALLBACK: × as x, · as -, ≥ as >=) instead of ending the
+    command in a UnicodeEncodeError; UTF-8 streams are left as they are."""
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    if encoding and not encoding.startswith("utf") and hasattr(stream, "reconfigure"):
+        try:
+            stream.reconfigure(errors=ASCII_ERRORS)
+        except (ValueError, OSError):  # a stream that cannot change now: leave it
+            pass
+
+
 def _one_line_errors(fn: Callable) -> Callable:
     """The CLI's one error boundary: a GgufprofError or output that cannot be written is one
     ``Error:`` line and exit 2; a reader that stopped reading changes nothing. For the commands that
@@ -106,6 +118,8 @@ def _one_line_errors(fn: Callable) -> Callable:
             typer.echo("Error: standard output is closed: redirect it (> FILE, or > /dev/null to discard it)",
                        err=True)
             raise typer.Exit(ExitCode.BAD_INPUT)
+        for stream in (sys.stdout, sys.stderr):
+            _readable_anywhere(stream)
         out = sys.stdout = _Output(sys.stdout)
         err = sys.stderr = _Output(sys.stderr) if sys.stderr is not None else None  # 2>&-: nowhere to say anything
         code = 0
@@ -242,7 +256,9 @@ def estimate(
         n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
         offload_kqv=not no_kv_offload, total=total, repack=repack, **given)
     if as_json:
-        extra = {"total": {d.device: d.to_dict() for d in est.devices}} if est.devices is not None else {}
+        # total_bytes (top level) is KV + state, as it always was; the whole footprint is footprint_bytes
+        extra = {"total": {d.device: d.to_dict() for d in est.devices},
+                 "footprint_bytes": sum(d.total_bytes for d in est.devices)} if est.devices is not None else {}
         _emit_json({**estimate_json(est.model, est.prediction, est.placement), "defaults": defaults, **extra})
     else:
         print_estimate(est.model, est.prediction, placement=est.placement, defaults_note=DEFAULTS_NOTE[defaults],
@@ -392,7 +408,7 @@ def sweep(
 
     from .api import load_model, sweep as sweep_
     from .flags import on_off_both, parse_cache_type_grid, parse_count_list, parse_flash_attn_list, parse_int_list, \
-        parse_gpu_layers_list, parse_repetitions, parse_seconds
+        parse_gpu_layers_list, parse_repetitions, parse_seconds, parse_threads
     from .measure.grid import GridSpec
     from .measure.sweep import Sweep, SweepSummary, default_out_dir, default_threads
     from .memory.settings import DEFAULTS, DEFAULTS_NOTE, check_profile
@@ -415,7 +431,7 @@ def sweep(
         parallel=parse_int_list(parallel or str(prof.parallel), "--parallel", minimum=1),
         kv_unified=on_off_both(kv_unified or ("on" if prof.kv_unified else "both"), "--kv-unified"),
         flash_attn=parse_flash_attn_list(flash_attn), depths=parse_int_list(depth, "--depth") if depth is not None else [],
-        threads=threads or default_threads(), n_prompt=n_prompt, n_gen=n_gen, repetitions=parse_repetitions(repetitions),
+        threads=parse_threads(threads) or default_threads(), n_prompt=n_prompt, n_gen=n_gen, repetitions=parse_repetitions(repetitions),
         batch_size=batch_size, ubatch_size=ubatch_size, n_gpu_layers=parse_gpu_layers_list(n_gpu_layers), repack=repack,
         offload_kqv=on_off_both(kv_offload, "--kv-offload"),
     )
@@ -498,7 +514,7 @@ def quality(
     from rich.text import Text
 
     from .api import load_model, quality as quality_
-    from .flags import parse_cache_type_grid, parse_flash_attn, parse_gpu_layers, parse_seconds
+    from .flags import parse_cache_type_grid, parse_flash_attn, parse_gpu_layers, parse_seconds, parse_threads
     from .measure.quality import QualityFailed
     from .measure.sweep import default_threads
     from .present.console import DownloadBar, out_console
@@ -509,10 +525,10 @@ def quality(
     pairs = parse_cache_type_grid(cache_types, cache_type_k, cache_type_v)
     timeout = parse_seconds(timeout, "--timeout")
     ngl = parse_gpu_layers(n_gpu_layers)
-    if ubatch_size < 1 or (threads is not None and threads < 1):
-        raise GgufprofError("--ubatch-size and --threads must be >= 1")
+    if ubatch_size < 1:
+        raise GgufprofError("--ubatch-size must be >= 1")
     info = load_model(_model(model, hf_repo, hf_file), whole=True, progress=DownloadBar())
-    qs = quality_settings(pairs, quality_ctx, chunks, text, threads or default_threads(), info.n_ctx_train,
+    qs = quality_settings(pairs, quality_ctx, chunks, text, parse_threads(threads) or default_threads(), info.n_ctx_train,
                           parse_flash_attn(flash_attn), ubatch_size=ubatch_size, n_gpu_layers=ngl,
                           offload_kqv=kv_offload, repack=repack)
     err = Console(stderr=True, highlight=False)
@@ -568,7 +584,7 @@ def speedup(
     from rich.text import Text
 
     from .api import speedup as speedup_
-    from .flags import parse_count_list, parse_repetitions, parse_seconds
+    from .flags import parse_count_list, parse_repetitions, parse_seconds, parse_threads
     from .measure.speedup import SpeedupFailed
     from .present.console import out_console
     from .present.progress import Steps
@@ -577,8 +593,7 @@ def speedup(
     ns = sorted(parse_count_list(n_gen, "--n-gen", minimum=1))
     reps = parse_repetitions(repetitions)
     timeout = parse_seconds(timeout, "--timeout")
-    if threads is not None and threads < 1:
-        raise GgufprofError(f"--threads must be >= 1, got {threads}")
+    threads = parse_threads(threads)
     err = Console(stderr=True, highlight=False)
     if err.is_terminal:
         work = sum(n * (n + 1) // 2 for n in ns)
@@ -759,7 +774,7 @@ def check(
 def export(
     path: Path = typer.Argument(..., metavar="DIR", help="Result directory (or results.jsonl)."),
     fmt: str = typer.Option("llama-bench", "--format", "-f", help="Output format: llama-bench (its -o jsonl lines)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    output_arg: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write to this file instead of stdout (a bare format word such as json is refused: the format is --format; ./json names a file)."),
     build_commit: Optional[str] = typer.Option(None, "--build-commit", help="build_commit to write (compare-llama-bench.py compares builds by it). Default: llama-cpp-python-<version>."),
 ) -> None:
     """Write sweep results as llama-bench JSONL: one pp and one tg test per configuration, readable
@@ -769,6 +784,13 @@ def export(
 
     if fmt != "llama-bench":
         raise GgufprofError(f"--format: only llama-bench is supported, got '{fmt}'")
+    if output_arg is not None and output_arg.lower() in (*LLAMA_BENCH_FORMATS, "llama-bench"):
+        # llama-bench's -o is a format; here it is a file: a file named json would be a surprise (and
+        # later stands where `sweep -o json` would make its directory)
+        raise GgufprofError(f"-o {output_arg}: export's -o/--output is the file to write, and its format is "
+                            f"--format (llama-bench JSONL); write -o {output_arg}.jsonl, or -o ./{output_arg} to "
+                            f"mean a file named {output_arg}")
+    output = None if output_arg is None else Path(output_arg)
     refuse_overwrite(output, [path])
     problems: list[str] = []
     text = write_export(load_records(path, problems), output, build_commit)

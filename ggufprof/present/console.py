@@ -161,8 +161,12 @@ def print_params(p: ParamsByComponent, c: Console) -> None:
 
 
 def estimate_json(info: ModelInfo, pred: MemoryPrediction, placement: Placement | None = None) -> dict:
+    """``estimate --json``. ``total_bytes`` there is the caches' total (KV + recurrent state), kept for
+    scripts that read it; ``kv_and_state_bytes`` says the same number by its name, so it is not taken
+    for the whole footprint (weights, compute and output buffers too: ``--total``'s ``total.<device>``)."""
     d = pred.to_dict()
     d["kv_bytes"] = pred.kv_bytes
+    d["kv_and_state_bytes"] = pred.total_bytes
     d["model"] = {"path": info.location, "name": info.name, "architecture": info.architecture}
     if placement is not None:
         d["placement"] = placement.to_dict()
