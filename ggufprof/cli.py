@@ -421,7 +421,8 @@ def sweep(
     if out is not None and str(out).lower() in LLAMA_BENCH_FORMATS and not out.exists():
         raise GgufprofError(f"-o {out}: ggufprof's -o/--out is the results directory (llama-bench's -o is a format); "
                             "results are always results.jsonl + results.csv, and `ggufprof export --format "
-                            f"llama-bench` writes llama-bench JSONL. Use --out ./{out} to mean a directory named {out}.")
+                            f"llama-bench` writes llama-bench JSONL. Use --out {Path.cwd() / out} to mean a directory named {out} "
+                            f"(./{out} reads as {out})")
     prof = DEFAULTS[check_profile(defaults)]
     timeout = parse_seconds(timeout, "--timeout")
     pairs = parse_cache_type_grid(cache_types, cache_type_k, cache_type_v)

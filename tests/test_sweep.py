@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -242,6 +243,7 @@ def test_llama_bench_habits_are_understood(tmp_path):
     assert parse_flash_attn_list("1,0,auto,on") == ["on", "off", "auto"]
     r = CliRunner(mix_stderr=False).invoke(app, ["sweep", str(fixture_path("llama-gqa")), "-o", "json", "-c", "512"])
     assert r.exit_code == 2 and "llama-bench's -o is a format" in r.stderr
+    assert f"Use --out {Path.cwd() / 'json'} to mean a directory named json" in r.stderr  # advice that works
     r = CliRunner(mix_stderr=False).invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path), "-ctk", "f16,q8_0",
                                  "-ctv", "f16", "-c", "1k", "-d", "0", "-p", "16", "-n", "4", "-r", "1", "-fa", "1"])
     assert r.exit_code == 0, r.output
