@@ -263,12 +263,13 @@ def fit_speed_text(report: FitReport) -> str | None:
     if report.speed is None:
         return f"no configuration of {src} measured both {label} and f16/f16 at the fit's settings"
     sp = report.speed
-    doubts = (f"; {sp.n_doubtful} configuration(s) left out, their samples not to be trusted "
-              f"({'; '.join(sp.doubts[:3])}{'; …' if len(sp.doubts) > 3 else ''})") if sp.n_doubtful else ""
+    why = f"{'; '.join(sp.doubts[:3])}{'; …' if len(sp.doubts) > 3 else ''}"
+    doubts = f"; {sp.n_doubtful} configuration(s) left out, their samples not to be trusted ({why})" \
+        if sp.n_doubtful else ""
     if sp.ratio is None:
-        return (f"generation speed against f16: n/a, every configuration of {src} measured with both {label} and "
-                f"f16/f16 rests on noisy samples or fewer than 2 repetitions{doubts.removeprefix(';')}: "
-                "sweep again on a quiet machine, or with more repetitions")
+        return (f"generation speed against f16: n/a, all {sp.n_doubtful} configuration(s) of {src} measured with "
+                f"both {label} and f16/f16 rest on noisy samples or fewer than 2 repetitions ({why}): sweep again "
+                "on a quiet machine, or with more repetitions")
     return (f"generation at {sp.ratio:.2f}x f16's speed in {src} (median of {sp.n_pairs} "
             f"configuration(s) measured with both, at the fit's {', '.join(report.speed_settings)}{doubts})")
 
