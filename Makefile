@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 GGUFPROF := $(VENV)/bin/ggufprof
 DEMO_MODEL ?= fixtures/gemma3-swa.gguf
 
-.PHONY: install browser nginx archs demo test fixtures bench-metadata clean
+.PHONY: install dist browser nginx archs demo test fixtures bench-metadata clean
 
 install: $(VENV)/.installed
 
@@ -14,6 +14,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
+
+# A wheel in dist/ for `pip install dist/ggufprof-*.whl` or `pipx install`: with `build` when it is
+# installed, else pip's own wheel builder (the same setuptools backend, pyproject.toml).
+dist:
+	@if python3 -m build --version >/dev/null 2>&1; then python3 -m build --wheel --outdir dist .; \
+	else python3 -m pip wheel . --no-deps --wheel-dir dist; fi
 
 demo: install
 	$(GGUFPROF) inspect $(DEMO_MODEL)
@@ -50,4 +56,4 @@ bench-metadata: install
 	$(PY) scripts/bench_metadata.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info

@@ -31,10 +31,11 @@ from typing import Callable
 from .errors import GgufprofError
 from .flags import ALL_GPU_LAYERS, DEFAULT_CACHE_TYPES, command_line, parse_cache_type_grid, parse_count, parse_size
 from .measure.dry_run import DryRun, cross_check, offload_devices
-from .measure.fit import Budget, FitResult, Fitter, rank, verify
+from .measure.fit import Budget, FitResult, Fitter, rank, solve_all, verify
 from .measure.grid import GridSpec, fill_defaults
 from .measure.quality import run_quality
 from .measure.speedup import run_speedup
+from .measure.workers import Progress as WorkProgress
 from .measure.sweep import Sweep, SweepSummary, measure_one, sha256_file
 from .memory.explain import Explanation, explain as explain_prediction
 from .memory.footprint import DeviceFootprint, footprint
@@ -191,7 +192,9 @@ class FitReport:
         carries ``tg_speed_vs_f16`` when a results directory was given; ``alternative``: the same
         search at a smaller -ub when the compute buffer stops the answer."""
         sp = self.speed
+        # ratio None: every configuration it would rest on is noisy or has fewer than 2 samples ("doubtful")
         speed = {"tg_speed_vs_f16": sp and {"ratio": sp.ratio, "configurations": sp.n_pairs,
+                                            "doubtful": sp.n_doubtful, "doubts": list(sp.doubts),
                                             "results": str(self.speed_source)}} if self.speed_source else {}
 
         def one(r: FitResult) -> dict:
@@ -265,7 +268,7 @@ def fit(model: Model, *, memory: str | int | None = None, vram: str | int | list
         settings: KVSettings | None = None, defaults: str = DEFAULT_PROFILE, n_gpu_layers: int | None = None,
         offload_kqv: bool = True, repack: bool = True, placement: PlacementFlags | None = None,
         ctx_size: int | str | None = None, verify_answers: bool = False, results_dir: str | Path | None = None,
-        problems: list[str] | None = None, **given: object) -> FitReport:
+        problems: list[str] | None = None, progress: WorkProgress | None = None, **given: object) -> FitReport:
     """Per cache type pair, what fits ``memory`` (host) and ``vram`` (every offload device; a list: one
     per device in llama.cpp's order; "free": what llama.cpp reports free) minus ``margin``.
 
@@ -278,7 +281,7 @@ def fit(model: Model, *, memory: str | int | None = None, vram: str | int | list
     ``verify_answers`` creates each answer for real and measures it. ``results_dir``: a sweep of this
     model file (its sha256) with the fit's settings (results.fit_speed), for what the pair with the
     most context costs in generation speed; checked before the search. Unreadable lines of it go
-    to ``problems``."""
+    to ``problems``. ``progress`` (done, total, what) hears of the search and of each verification."""
     common, each = _vram(vram)
     budget = Budget(_size(memory, "--memory"), common, _size(margin, "--margin", minimum=0))
     base = settings if settings is not None else with_defaults(defaults, **given)
@@ -307,7 +310,7 @@ def fit(model: Model, *, memory: str | int | None = None, vram: str | int | list
         if results_dir is not None:
             speed_records = matching_records(load_records(results_dir, problems if problems is not None else []),
                                              sha256_file(info.path), info.path, Path(results_dir), wanted)
-        results = [fitter.solve(tk, tv) for tk, tv in pairs]
+        results = solve_all(fitter, pairs, progress)
         search = "placement" if fitter.search_placement and budget.offload else "context"
         report = FitReport(info, budget, base, ngl, devices[0].buft if devices else None, results, defaults,
                            offload_kqv, flags.repack, placement=fitter.flags, devices=[d.buft for d in devices],
@@ -319,7 +322,7 @@ def fit(model: Model, *, memory: str | int | None = None, vram: str | int | list
         report.speed_source, report.speed_settings = Path(results_dir), wanted
     if verify_answers:
         with tempfile.TemporaryDirectory(prefix="ggufprof-fit-") as tmp:
-            report.verified = verify(info, report.results, budget, offload_kqv, Path(tmp))
+            report.verified = verify(info, report.results, budget, offload_kqv, Path(tmp), progress)
     return report
 
 
@@ -343,11 +346,12 @@ def sweep(model: Model, spec: GridSpec, out: str | Path, *, timeout: float = 600
             problems += runner.problems
 
 
-def quality(model: Model, settings: QualitySettings, timeout: float | None = None) -> dict:
+def quality(model: Model, settings: QualitySettings, timeout: float | None = None,
+            progress: WorkProgress | None = None) -> dict:
     """Each cache type's quality against f16/f16 on one text, as llama-perplexity --kl-divergence
     measures it: {"results": [one dict per pair], "text", "n_ctx", "n_chunks", "timings", "env"}.
-    A remote model is downloaded first (load_model with ``whole``)."""
-    return run_quality(load_model(model, whole=True).path, settings, timeout)
+    A remote model is downloaded first (load_model with ``whole``); ``progress`` hears of each chunk."""
+    return run_quality(load_model(model, whole=True).path, settings, timeout, progress=progress)
 
 
 def download(model: Model, progress: Progress | None = None) -> ModelInfo:
@@ -356,15 +360,16 @@ def download(model: Model, progress: Progress | None = None) -> ModelInfo:
 
 
 def speedup(model: Model, n_gen: list[int], *, threads: int | None = None, repetitions: int = RunSettings.repetitions,
-            repack: bool = True, timeout: float | None = None, out: str | Path | None = None) -> SpeedupRecord:
+            repack: bool = True, timeout: float | None = None, out: str | Path | None = None,
+            progress: WorkProgress | None = None) -> SpeedupRecord:
     """What the KV cache buys: for each n of ``n_gen``, n tokens generated with the cache against the same
     n tokens where every step clears the memory and re-evaluates the whole prefix, timed per token in a
     worker process (measure/speedup_worker.py). With ``out`` the record is appended to
-    ``out/speedup.jsonl``, which ``report`` draws."""
+    ``out/speedup.jsonl``, which ``report`` draws. ``progress`` hears of each timed run."""
     from .measure.sweep import default_threads
 
     return run_speedup(load_model(model, whole=True), list(n_gen), threads or default_threads(), repetitions, repack=repack,
-                       timeout=timeout, out_dir=None if out is None else Path(out))
+                       timeout=timeout, out_dir=None if out is None else Path(out), progress=progress)
 
 
 def load_results(*paths: str | Path, columns: list[str] | None = None, problems: list[str] | None = None):

@@ -23,7 +23,7 @@ from .memory.settings import DEFAULT_PROFILE, PROFILES, KVSettings
 from .results.compare import Thresholds
 from .results.quality import QualitySettings
 from .results.run_settings import RunSettings
-from .units import printable
+from .units import ASCII_ERRORS, printable
 
 app = typer.Typer(
     help="What the llama.cpp KV cache costs you: predicted byte-exactly, measured in real runs.",
@@ -59,7 +59,7 @@ N_CPU_MOE = typer.Option(None, "--n-cpu-moe", "-ncmoe", metavar="N", help="The f
 N_CPU_FFN = typer.Option(None, "--n-cpu-ffn", "-ncffn", metavar="N", help="The first N layers' dense FFN weights in host memory.")
 CACHE_TYPE_V_LIST = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk).")
 # how the measuring commands (sweep, quality, speedup) run llama.cpp
-THREADS = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores).")
+THREADS = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores; 0 or less: every logical CPU, as llama.cpp reads -t 0).")
 REPETITIONS = typer.Option(str(RunSettings.repetitions), "--repetitions", "-r", metavar="N|auto", help="Timed repetitions after one warm-up; auto: until the 95% CI of the mean is within ±3% (3 to 20).")
 
 
@@ -105,6 +105,18 @@ class _Output:
         return getattr(self.stream, name)
 
 
+def _readable_anywhere(stream) -> None:
+    """A stream whose encoding cannot show every character (PYTHONIOENCODING=ascii, a C locale) writes
+    the output's symbols as ASCII (units.ASCII_FALLBACK: × as x, · as -, ≥ as >=) instead of ending the
+    command in a UnicodeEncodeError; UTF-8 streams are left as they are."""
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    if encoding and not encoding.startswith("utf") and hasattr(stream, "reconfigure"):
+        try:
+            stream.reconfigure(errors=ASCII_ERRORS)
+        except (ValueError, OSError):  # a stream that cannot change now: leave it
+            pass
+
+
 def _one_line_errors(fn: Callable) -> Callable:
     """The CLI's one error boundary: a GgufprofError or output that cannot be written is one
     ``Error:`` line and exit 2; a reader that stopped reading changes nothing. For the commands that
@@ -115,6 +127,8 @@ def _one_line_errors(fn: Callable) -> Callable:
             typer.echo("Error: standard output is closed: redirect it (> FILE, or > /dev/null to discard it)",
                        err=True)
             raise typer.Exit(ExitCode.BAD_INPUT)
+        for stream in (sys.stdout, sys.stderr):
+            _readable_anywhere(stream)
         out = sys.stdout = _Output(sys.stdout)
         err = sys.stderr = _Output(sys.stderr) if sys.stderr is not None else None  # 2>&-: nowhere to say anything
         code = 0
@@ -261,7 +275,9 @@ def estimate(
                     placement=flags if n_gpu_layers is not None or flags != type(flags)(repack=repack) else None,
                     repack=repack, **given)
     if as_json:
-        extra = {"total": {d.device: d.to_dict() for d in est.devices}} if est.devices is not None else {}
+        # total_bytes (top level) is KV + state, as it always was; the whole footprint is footprint_bytes
+        extra = {"total": {d.device: d.to_dict() for d in est.devices},
+                 "footprint_bytes": sum(d.total_bytes for d in est.devices)} if est.devices is not None else {}
         _emit_json({**estimate_json(est.model, est.prediction, est.placement), "defaults": defaults, **extra})
     else:
         print_estimate(est.model, est.prediction, placement=est.placement, defaults_note=DEFAULTS_NOTE[defaults],
@@ -354,17 +370,19 @@ def fit(
     from .api import fit as fit_
     from .flags import parse_flash_attn, parse_gpu_layers, placement_flags
     from .present.console import print_fit
+    from .present.progress import Steps
 
     problems: list[str] = []
     flags = placement_flags(None, split_mode, tensor_split, main_gpu, device, rpc, override_tensor, cpu_moe, n_cpu_moe,
                             n_cpu_ffn, repack)
-    report = fit_(_model(model, hf_repo, hf_file), memory=memory, vram=vram, margin=margin, cache_types=cache_types,
-                  defaults=defaults, n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
-                  offload_kqv=not no_kv_offload, repack=repack, placement=flags, ctx_size=ctx_size,
-                  verify_answers=verify, results_dir=results_dir,
-                  problems=problems, parallel=parallel, kv_unified=kv_unified, swa_full=swa_full,
-                  batch_size=batch_size, ubatch_size=ubatch_size,
-                  flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn))
+    with Steps("fit") as progress:
+        report = fit_(_model(model, hf_repo, hf_file), memory=memory, vram=vram, margin=margin, cache_types=cache_types,
+                      defaults=defaults, n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
+                      offload_kqv=not no_kv_offload, repack=repack, placement=flags, ctx_size=ctx_size,
+                      verify_answers=verify, results_dir=results_dir,
+                      problems=problems, parallel=parallel, kv_unified=kv_unified, swa_full=swa_full,
+                      batch_size=batch_size, ubatch_size=ubatch_size,
+                      flash_attn=None if flash_attn is None else parse_flash_attn(flash_attn), progress=progress)
     _warn(problems)
     results, measured = report.results, report.verified
     if as_json:
@@ -426,7 +444,7 @@ def sweep(
 
     from .api import load_model, sweep as sweep_
     from .flags import on_off_both, parse_cache_type_grid, parse_count_list, parse_flash_attn_list, parse_int_list, \
-        parse_gpu_layers_list, parse_repetitions, parse_seconds
+        parse_gpu_layers_list, parse_repetitions, parse_seconds, parse_threads
     from .measure.grid import GridSpec
     from .measure.sweep import Sweep, SweepSummary, default_out_dir, default_threads
     from .memory.settings import DEFAULTS, DEFAULTS_NOTE, check_profile
@@ -439,7 +457,8 @@ def sweep(
     if out is not None and str(out).lower() in LLAMA_BENCH_FORMATS and not out.exists():
         raise GgufprofError(f"-o {out}: ggufprof's -o/--out is the results directory (llama-bench's -o is a format); "
                             "results are always results.jsonl + results.csv, and `ggufprof export --format "
-                            f"llama-bench` writes llama-bench JSONL. Use --out ./{out} to mean a directory named {out}.")
+                            f"llama-bench` writes llama-bench JSONL. Use --out {Path.cwd() / out} to mean a directory named {out} "
+                            f"(./{out} reads as {out})")
     prof = DEFAULTS[check_profile(defaults)]
     timeout = parse_seconds(timeout, "--timeout")
     pairs = parse_cache_type_grid(cache_types, cache_type_k, cache_type_v)
@@ -449,7 +468,7 @@ def sweep(
         parallel=parse_int_list(parallel or str(prof.parallel), "--parallel", minimum=1),
         kv_unified=on_off_both(kv_unified or ("on" if prof.kv_unified else "both"), "--kv-unified"),
         flash_attn=parse_flash_attn_list(flash_attn), depths=parse_int_list(depth, "--depth") if depth is not None else [],
-        threads=threads or default_threads(), n_prompt=n_prompt, n_gen=n_gen, repetitions=parse_repetitions(repetitions),
+        threads=parse_threads(threads) or default_threads(), n_prompt=n_prompt, n_gen=n_gen, repetitions=parse_repetitions(repetitions),
         batch_size=batch_size, ubatch_size=ubatch_size, n_gpu_layers=parse_gpu_layers_list(n_gpu_layers), repack=repack,
         offload_kqv=on_off_both(kv_offload, "--kv-offload"),
     )
@@ -532,20 +551,21 @@ def quality(
     from rich.text import Text
 
     from .api import load_model, quality as quality_
-    from .flags import parse_cache_type_grid, parse_flash_attn, parse_gpu_layers, parse_seconds
+    from .flags import parse_cache_type_grid, parse_flash_attn, parse_gpu_layers, parse_seconds, parse_threads
     from .measure.quality import QualityFailed
     from .measure.sweep import default_threads
     from .present.console import DownloadBar, out_console
+    from .present.progress import Steps
     from .present.quality_output import describe_text, kv_ratios, print_quality
     from .results.quality import quality_settings
 
     pairs = parse_cache_type_grid(cache_types, cache_type_k, cache_type_v)
     timeout = parse_seconds(timeout, "--timeout")
     ngl = parse_gpu_layers(n_gpu_layers)
-    if ubatch_size < 1 or (threads is not None and threads < 1):
-        raise GgufprofError("--ubatch-size and --threads must be >= 1")
+    if ubatch_size < 1:
+        raise GgufprofError("--ubatch-size must be >= 1")
     info = load_model(_model(model, hf_repo, hf_file), whole=True, progress=DownloadBar())
-    qs = quality_settings(pairs, quality_ctx, chunks, text, threads or default_threads(), info.n_ctx_train,
+    qs = quality_settings(pairs, quality_ctx, chunks, text, parse_threads(threads) or default_threads(), info.n_ctx_train,
                           parse_flash_attn(flash_attn), ubatch_size=ubatch_size, n_gpu_layers=ngl,
                           offload_kqv=kv_offload, repack=repack)
     err = Console(stderr=True, highlight=False)
@@ -553,7 +573,8 @@ def quality(
         err.print(Text(f"{printable(info.name)}: {', '.join(f'{k}/{v}' for k, v in pairs)} against f16/f16 over "
                        f"{describe_text(qs, info.n_ctx_train)}", style="dim"))
     try:
-        run = quality_(info, qs, timeout)
+        with Steps("quality", "chunks") as progress:
+            run = quality_(info, qs, timeout, progress=progress)
     except QualityFailed as e:
         typer.echo(f"Error: {printable(str(e), 4000)}", err=True)
         raise typer.Exit(ExitCode.FAIL) from None
@@ -600,23 +621,25 @@ def speedup(
     from rich.text import Text
 
     from .api import speedup as speedup_
-    from .flags import parse_count_list, parse_repetitions, parse_seconds
+    from .flags import parse_count_list, parse_repetitions, parse_seconds, parse_threads
     from .measure.speedup import SpeedupFailed
     from .present.console import out_console
+    from .present.progress import Steps
     from .present.speedup_output import print_speedup
 
     ns = sorted(parse_count_list(n_gen, "--n-gen", minimum=1))
     reps = parse_repetitions(repetitions)
     timeout = parse_seconds(timeout, "--timeout")
-    if threads is not None and threads < 1:
-        raise GgufprofError(f"--threads must be >= 1, got {threads}")
+    threads = parse_threads(threads)
     err = Console(stderr=True, highlight=False)
     if err.is_terminal:
         work = sum(n * (n + 1) // 2 for n in ns)
         err.print(Text(f"timing {', '.join(map(str, ns))} generated tokens with and without the KV cache "
                        f"(without: {work:,} tokens evaluated per repetition)", style="dim"))
     try:
-        rec = speedup_(_model(model, hf_repo, hf_file), ns, threads=threads, repetitions=reps, repack=repack, timeout=timeout, out=out)
+        with Steps("speedup", "tokens") as progress:
+            rec = speedup_(_model(model, hf_repo, hf_file), ns, threads=threads, repetitions=reps, repack=repack,
+                           timeout=timeout, out=out, progress=progress)
     except SpeedupFailed as e:
         typer.echo(f"Error: {printable(str(e), 4000)}", err=True)
         raise typer.Exit(1) from None
@@ -637,13 +660,13 @@ def results(
     """Load sweep results into pandas and print a summary (the same DataFrame notebooks get from
     ggufprof.results.load_dataframe). Lines that cannot be read are skipped, each said on stderr."""
     from .api import load_results
-    from .present.sweep_view import RESULT_COLUMNS, results_text
+    from .present.sweep_view import NOISE_COLUMNS, RESULT_COLUMNS, results_text
     from .results import files
     from .results.store import refuse_overwrite
 
     refuse_overwrite(csv, paths)
     problems: list[str] = []
-    df = load_results(*paths, columns=None if csv else list(RESULT_COLUMNS), problems=problems)  # --csv: all
+    df = load_results(*paths, columns=None if csv else [*RESULT_COLUMNS, *NOISE_COLUMNS], problems=problems)  # --csv: all
     _warn(problems)
     typer.echo(results_text(df))
     if csv:
@@ -788,7 +811,7 @@ def check(
 def export(
     path: Path = typer.Argument(..., metavar="DIR", help="Result directory (or results.jsonl)."),
     fmt: str = typer.Option("llama-bench", "--format", "-f", help="Output format: llama-bench (its -o jsonl lines)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    output_arg: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write to this file instead of stdout (a bare format word such as json is refused: the format is --format; ./json names a file)."),
     build_commit: Optional[str] = typer.Option(None, "--build-commit", help="build_commit to write (compare-llama-bench.py compares builds by it). Default: llama-cpp-python-<version>."),
 ) -> None:
     """Write sweep results as llama-bench JSONL: one pp and one tg test per configuration, readable
@@ -798,6 +821,13 @@ def export(
 
     if fmt != "llama-bench":
         raise GgufprofError(f"--format: only llama-bench is supported, got '{fmt}'")
+    if output_arg is not None and output_arg.lower() in (*LLAMA_BENCH_FORMATS, "llama-bench"):
+        # llama-bench's -o is a format; here it is a file: a file named json would be a surprise (and
+        # later stands where `sweep -o json` would make its directory)
+        raise GgufprofError(f"-o {output_arg}: export's -o/--output is the file to write, and its format is "
+                            f"--format (llama-bench JSONL); write -o {output_arg}.jsonl, or -o ./{output_arg} to "
+                            f"mean a file named {output_arg}")
+    output = None if output_arg is None else Path(output_arg)
     refuse_overwrite(output, [path])
     problems: list[str] = []
     text = write_export(load_records(path, problems), output, build_commit)

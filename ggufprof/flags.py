@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import shlex
 
@@ -177,6 +178,15 @@ def parse_repetitions(text: str | int, flag: str = "--repetitions") -> int:
     if n < 1:
         raise GgufprofError(f"{flag} must be auto or an integer >= 1, got '{text}'")
     return n
+
+
+def parse_threads(n: int | None) -> int | None:
+    """``-t N`` as llama.cpp reads it (common/arg.cpp: ``n_threads <= 0`` becomes
+    ``std::thread::hardware_concurrency()``): 0 or less means every logical CPU, not the default;
+    None (not given) stays None, for the caller's default (physical cores, as common_params')."""
+    if n is None:
+        return None
+    return n if n >= 1 else (os.cpu_count() or 1)
 
 
 def parse_seconds(value: float, flag: str) -> float:

@@ -1,5 +1,6 @@
 """Human-readable sizes for tables (exact bytes stay in JSON), and text from files made safe to show."""
 
+import codecs
 import math
 
 
@@ -27,3 +28,21 @@ def printable(text: str, limit: int | None = 200) -> str:
     cut = text if limit is None else text[:limit]
     out = "".join(ch if ch.isprintable() else "?" for ch in cut)
     return out + ("…" if len(cut) < len(text) else "")
+
+
+# What the output's symbols become on a terminal that cannot show them (PYTHONIOENCODING=ascii, a C
+# locale): readable ASCII, never a UnicodeEncodeError halfway through a table; "?" for the rest.
+ASCII_FALLBACK = {"·": "-", "×": "x", "≥": ">=", "≤": "<=", "±": "+-", "Δ": "d", "…": "...", "→": "->", "—": "-",
+                  "–": "-", "≈": "~", "²": "^2", "µ": "u", "✓": "ok", "✗": "x", "’": "'", "“": '"', "”": '"',
+                  "━": "-", "╸": "-", "╺": "-"}
+ASCII_ERRORS = "ggufprof-ascii"  # the codec error handler that applies it (str.encode(..., errors=ASCII_ERRORS))
+
+
+def _ascii_fallback(err: UnicodeError) -> tuple[str, int]:
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    return "".join(ASCII_FALLBACK.get(ch, "?") for ch in err.object[err.start:err.end]), err.end
+
+
+codecs.register_error(ASCII_ERRORS, _ascii_fallback)
+

@@ -33,3 +33,33 @@ def scale_tg(factor):
             tg["samples_tps"] = [x * factor for x in tg["samples_tps"]]
             tg["tps_mean"] = statistics.fmean(tg["samples_tps"])
     return change
+
+
+def set_samples(block, xs):
+    """New rates for a speed block, with the times that go with them (the same tokens per repetition:
+    the schema pairs each time with its rate)."""
+    if block.get("samples_s"):
+        tokens = block["samples_s"][0] * block["samples_tps"][0]
+        block["samples_s"] = [tokens / x for x in xs]
+    block["samples_tps"] = xs
+    block["tps_mean"] = statistics.fmean(xs) if xs else None
+
+
+def calm(d):
+    """Speed samples no noise rule flags (1 % spread around the measured mean, the machine to itself):
+    tests of the significance rules must not depend on how loaded this machine was during the sweep."""
+    for test in ("pp", "tg"):
+        block = d["measured"].get(test)
+        if block and block["samples_tps"]:
+            m = block["tps_mean"]
+            set_samples(block, [m * 0.99, m, m * 1.01])
+            block["samples_noise"] = [{**s, "others_cpu_share": 0.0} for s in block.get("samples_noise") or []]
+
+
+def scale_spread(d):
+    """Every speed block's samples spread by ±50 % around their mean (noisy by the 10 % rule: 71 %)."""
+    for t in ("pp", "tg"):
+        b = d["measured"].get(t)
+        if b and b["samples_tps"]:
+            m = b["tps_mean"]
+            set_samples(b, [m * 0.5, m * 1.5])

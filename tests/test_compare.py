@@ -17,34 +17,13 @@ from ggufprof.memory.caches import mib_f32
 from ggufprof.results.noise import noise_reasons
 from ggufprof.results.store import load_records
 
-from .edited_results import scale_tg, write_copy
+from .edited_results import calm, scale_tg, set_samples, write_copy
 
 runner = CliRunner(mix_stderr=False)
 
 
 def run(*args):
     return runner.invoke(app, ["compare", *[str(a) for a in args]])
-
-
-def set_samples(block, xs):
-    """New rates for a speed block, with the times that go with them (the same tokens per repetition:
-    the schema pairs each time with its rate)."""
-    if block.get("samples_s"):
-        tokens = block["samples_s"][0] * block["samples_tps"][0]
-        block["samples_s"] = [tokens / x for x in xs]
-    block["samples_tps"] = xs
-    block["tps_mean"] = statistics.fmean(xs) if xs else None
-
-
-def calm(d):
-    """Speed samples no noise rule flags (1 % spread around the measured mean, the machine to itself):
-    tests of the significance rules must not depend on how loaded this machine was during the sweep."""
-    for test in ("pp", "tg"):
-        block = d["measured"].get(test)
-        if block and block["samples_tps"]:
-            m = block["tps_mean"]
-            set_samples(block, [m * 0.99, m, m * 1.01])
-            block["samples_noise"] = [{**s, "others_cpu_share": 0.0} for s in block.get("samples_noise") or []]
 
 
 def chain(*changes):

@@ -22,6 +22,7 @@ from ggufprof.results.llama_log import mib_bytes
 
 from .archs_suite import llama_tools_bin
 from .conftest import FIXTURE_NAMES, FIXTURES, fixture_path
+from .edited_results import calm, scale_spread, set_samples, write_copy
 
 runner = CliRunner(mix_stderr=False)
 MIB = 1 << 20
@@ -386,26 +387,70 @@ def _fit(model: str, results_dir, *args: str):
                                "--results", str(results_dir), *args])
 
 
-def test_fit_results_of_this_model_give_paired_speed(sweep_dirs):
-    """llama-gqa's sweep (f16, q8_0, q4_0 x ctx 512/2048 x depth 0/256, one sequence, fa auto): q4_0's
-    tg speed against f16 is the median of the four configurations measured with both."""
-    import statistics
-
+def _tg_by_config(d) -> dict:
     from ggufprof.results.store import load_records
 
-    r = _fit("llama-gqa", sweep_dirs["llama-gqa"], "--json")
-    assert r.exit_code == 0, r.output
-    best = max(json.loads(r.stdout), key=lambda x: x["ctx_size"])
     tg = {}
-    for rec in load_records(sweep_dirs["llama-gqa"]):
+    for rec in load_records(d):
         s = rec.settings
         tg.setdefault((s["ctx_size"], s["depth"]), {})[s["cache_type_k"]] = rec.measured["tg"]["tps_mean"]
-    expect = statistics.median(by["q4_0"] / by["f16"] for by in tg.values())
+    return tg
+
+
+def test_fit_results_of_this_model_give_paired_speed(sweep_dirs, tmp_path):
+    """llama-gqa's sweep (f16, q8_0, q4_0 x ctx 512/2048 x depth 0/256, one sequence, fa auto), its
+    samples made quiet: q4_0's tg speed against f16 is the median of the four configurations measured
+    with both."""
+    import statistics
+
+    quiet = write_copy(sweep_dirs["llama-gqa"], tmp_path / "quiet", calm)
+    r = _fit("llama-gqa", quiet, "--json")
+    assert r.exit_code == 0, r.output
+    best = max(json.loads(r.stdout), key=lambda x: x["ctx_size"])
+    expect = statistics.median(by["q4_0"] / by["f16"] for by in _tg_by_config(quiet).values())
     assert best["cache_type_k"] == "q4_0" and best["tg_speed_vs_f16"]["configurations"] == 4
     assert best["tg_speed_vs_f16"]["ratio"] == pytest.approx(expect, rel=1e-12)
-    r = _fit("llama-gqa", sweep_dirs["llama-gqa"])
+    assert best["tg_speed_vs_f16"]["doubtful"] == 0
+    r = _fit("llama-gqa", quiet)
     text = " ".join(r.stdout.split())  # rich wraps long lines at spaces
-    assert f"f16's speed in {sweep_dirs['llama-gqa']} (median of 4 configuration(s) measured with both" in text
+    assert f"f16's speed in {quiet} (median of 4 configuration(s) measured with both" in text
+
+
+def test_fit_speed_ratio_rests_only_on_trusted_samples(sweep_dirs, tmp_path):
+    """compare's noise rule (results/noise.py) decides which paired configurations count: one noisy
+    f16 record leaves three; every record noisy, or measured once, leaves "n/a" and the reasons."""
+    import statistics
+
+    def one_noisy(d):
+        calm(d)
+        s = d["settings"]
+        if (s["cache_type_k"], s["ctx_size"], s["depth"]) == ("f16", 512, 0):
+            tg = d["measured"]["tg"]
+            set_samples(tg, [tg["tps_mean"] * 0.5, tg["tps_mean"] * 1.5])
+
+    some = write_copy(sweep_dirs["llama-gqa"], tmp_path / "some", one_noisy)
+    r = _fit("llama-gqa", some, "--json")
+    best = max(json.loads(r.stdout), key=lambda x: x["ctx_size"])["tg_speed_vs_f16"]
+    kept = [by["q4_0"] / by["f16"] for key, by in _tg_by_config(some).items() if key != (512, 0)]
+    assert (best["configurations"], best["doubtful"]) == (3, 1)
+    assert best["ratio"] == pytest.approx(statistics.median(kept), rel=1e-12)
+    assert best["doubts"] == ["f16/f16: spread 71% > 10%"]
+    text = " ".join(_fit("llama-gqa", some).stdout.split())
+    assert "(median of 3 configuration(s)" in text and "1 configuration(s) left out" in text
+
+    def once(d):
+        tg = d["measured"]["tg"]
+        set_samples(tg, tg["samples_tps"][:1])
+
+    for name, change in (("noisy", scale_spread), ("once", once)):
+        d = write_copy(sweep_dirs["llama-gqa"], tmp_path / name, change)
+        r = _fit("llama-gqa", d, "--json")
+        assert r.exit_code == 0, r.output
+        best = max(json.loads(r.stdout), key=lambda x: x["ctx_size"])["tg_speed_vs_f16"]
+        assert (best["ratio"], best["configurations"], best["doubtful"]) == (None, 0, 4)
+        text = " ".join(_fit("llama-gqa", d).stdout.split())
+        assert "generation speed against f16: n/a" in text and "x f16's speed" not in text
+        assert ("fewer than 2" if name == "once" else "spread 71% > 10%") in text
 
 
 def test_fit_refuses_results_of_another_model(sweep_dirs):

@@ -193,3 +193,42 @@ def test_report_package_imports_no_pandas_or_pyplot_eagerly():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 
+
+
+def test_headline_speed_rests_on_trusted_measurements_only(sweep_dirs, tmp_path):
+    """compare's noise rule (results/noise.py) in the report: with every sample quiet the summary quotes
+    the median tg ratio; with every measurement noisy, or measured once, it says "n/a (noisy)", each
+    number in the big table is marked ~ (± n/a for one repetition) and the charts say why."""
+    import statistics
+
+    from ggufprof.present.report.tables import comparison_table, summary_table
+
+    from .edited_results import calm, scale_spread, set_samples, write_copy
+
+    quiet = write_copy(sweep_dirs["llama-gqa"], tmp_path / "quiet", calm)
+    data = report_data.load([quiet])
+    rows = report_data.comparison_rows(data)
+    assert not any(r["noisy"] or r["tg_ratio_doubtful"] for r in rows)
+    expect = statistics.median(r["tg_ratio"] for r in rows if r["pair"] == ("q4_0", "q4_0"))
+    summary = {row[0]: row for row in summary_table(data).rows}
+    assert summary["q4_0/q4_0"][4] == f"{expect:.2f}×"
+    assert "~" not in " ".join(c for row in comparison_table(data).rows for c in row)
+
+    def once(d):
+        for t in ("pp", "tg"):
+            set_samples(d["measured"][t], d["measured"][t]["samples_tps"][:1])
+
+    for name, change in (("noisy", scale_spread), ("once", once)):
+        d = write_copy(sweep_dirs["llama-gqa"], tmp_path / name, change)
+        data = report_data.load([d])
+        summary = summary_table(data)
+        assert {row[0]: (row[3], row[4]) for row in summary.rows}["q4_0/q4_0"] == ("n/a (noisy)", "n/a (noisy)")
+        assert "24 ratio(s) resting on noisy or single measurements left out" in summary.note
+        table = comparison_table(data)
+        tg = table.headers.index("tg t/s")
+        assert all(row[tg].startswith("~") and row[tg + 1].startswith("~") for row in table.rows)
+        assert all(row[tg].endswith("± n/a") for row in table.rows) == (name == "once")
+        assert "fewer than 2 repetitions" in table.note
+        html = write_report([d], tmp_path / f"report-{name}")["html"].read_text(encoding="utf-8")
+        assert "Hatched bars, labelled ~" in html and "Hollow points" in html
+        assert "± 0<" not in html and "± 0.0<" not in html

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -183,6 +184,29 @@ def test_sweep_cli_and_results(tmp_path):
     assert r.exit_code == 2 and "no results.jsonl here" in r.stderr
 
 
+def test_one_repetition_shows_no_spread_and_no_trust(tmp_path):
+    """-r 1: the sweep table says "±n/a" (never "±0") and marks the speeds ~ by compare's rule (fewer
+    than 2 samples), a legend line explains seqs' u, ×n and ~; ``results`` marks the same speeds and
+    says why, and marks nothing once the samples are made quiet."""
+    from .edited_results import calm, write_copy
+
+    runner = CliRunner(mix_stderr=False)
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(out), "-ct", "f16",
+                            "-c", "512", "-d", "0", "-p", "32", "-n", "8", "-r", "1", "-t", "2"])
+    assert r.exit_code == 0, r.output
+    (row,) = [ln for ln in r.stdout.splitlines() if ln.startswith("f16/f16")]
+    assert row.count("±n/a") == 2 and row.count("~") == 2 and "±0" not in row
+    legend = " ".join(r.stdout.split())
+    assert "u: in one unified cache" in legend and "×n: the aggregate of n sequences" in legend
+    r = runner.invoke(app, ["results", str(out)])
+    lines = r.stdout.splitlines()
+    assert r.exit_code == 0 and lines[1].count("~") == 2 and lines[-1].startswith("~: a speed not to be trusted")
+    quiet = write_copy(out, tmp_path / "quiet", calm)
+    r = runner.invoke(app, ["results", str(quiet)])
+    assert r.exit_code == 0 and "~" not in r.stdout, r.stdout
+
+
 @pytest.mark.parametrize("args,msg", [
     (["-ct", "q6_k"], "unsupported cache type 'q6_k'"),
     (["-c", "0"], "--ctx-sizes: every value must be >= 1"),
@@ -219,6 +243,7 @@ def test_llama_bench_habits_are_understood(tmp_path):
     assert parse_flash_attn_list("1,0,auto,on") == ["on", "off", "auto"]
     r = CliRunner(mix_stderr=False).invoke(app, ["sweep", str(fixture_path("llama-gqa")), "-o", "json", "-c", "512"])
     assert r.exit_code == 2 and "llama-bench's -o is a format" in r.stderr
+    assert f"Use --out {Path.cwd() / 'json'} to mean a directory named json" in r.stderr  # advice that works
     r = CliRunner(mix_stderr=False).invoke(app, ["sweep", str(fixture_path("llama-gqa")), "--out", str(tmp_path), "-ctk", "f16,q8_0",
                                  "-ctv", "f16", "-c", "1k", "-d", "0", "-p", "16", "-n", "4", "-r", "1", "-fa", "1"])
     assert r.exit_code == 0, r.output

@@ -56,6 +56,7 @@ from ..model.model_info import ModelInfo
 from ..results.run_settings import RunSettings
 from .dry_run import DryRun, cross_check
 from .sweep import default_threads, measure_one
+from .workers import Progress
 
 STEP = CTX_PAD  # cells: llama.cpp pads n_ctx (and each stream) to 256
 ALL_LAYERS = -1  # -ngl all
@@ -252,6 +253,8 @@ class Fitter:
             # act_gpu_layers is 0), so the model loaded is this placement too; answers say -ngl 0
             self.flags = self.dry.placement = dataclasses.replace(self.flags, n_gpu_layers=0)
         self._memo: dict[tuple, tuple[MemoryPrediction, Placement, list[DeviceFootprint]]] = {}
+        # told of each configuration asked of the dry run (a progress display)
+        self.on_step: Callable[[KVSettings, PlacementFlags], None] | None = None
 
     def close(self) -> None:
         self.dry.close()
@@ -276,6 +279,8 @@ class Fitter:
         flags = flags or self.flags
         key = (s, flags)
         if key not in self._memo:
+            if self.on_step is not None:
+                self.on_step(s, flags)
             try:
                 pred = predict(self.model, s)
                 self.dry.load(flags)
@@ -512,16 +517,31 @@ def limit(devices: list[DeviceFootprint], budget: Budget) -> dict:
             "over_bytes": dev.total_bytes - (budget.of(dev.device) - budget.margin)}
 
 
+def solve_all(fitter: Fitter, pairs: list[tuple[str, str]], progress: Progress | None = None) -> list[FitResult]:
+    """Each pair's answer in turn (one dry-run worker for all); ``progress`` hears of every
+    configuration the dry run is asked about (pairs done so far, of all, and what is asked now)."""
+    if progress is not None:
+        progress(0, len(pairs), "starting llama.cpp's dry run (loading the model's metadata)")
+    out = []
+    for i, (tk, tv) in enumerate(pairs):
+        if progress is not None:
+            fitter.on_step = lambda s, f, i=i: progress(i, len(pairs), f"{s.cache_type_k}/{s.cache_type_v}: dry run "
+                                                                     f"at n_ctx {s.ctx_size:,}, -ngl {f.n_gpu_layers}"
+                                                                     + (f" -ncmoe {f.n_cpu_moe}" if f.n_cpu_moe else ""))
+        out.append(fitter.solve(tk, tv))
+    return out
+
+
 def fit_all(model: ModelInfo, pairs: list[tuple[str, str]], base: KVSettings, budget: Budget,
             flags: PlacementFlags | None = None, offload_kqv: bool = True, *, search_placement: bool = False,
-            ctx_size: int | None = None) -> list[FitResult]:
+            ctx_size: int | None = None, progress: Progress | None = None) -> list[FitResult]:
     """Every pair's answer (api.fit uses the Fitter itself, to resolve per-device budgets on its
     device list and count its loads)."""
     if budget.host is None and not budget.offload:
         raise GgufprofError("give a budget: --memory SIZE (host) and/or --vram SIZE (per offload device)")
     fitter = Fitter(model, base, budget, flags, offload_kqv, search_placement=search_placement, ctx_size=ctx_size)
     try:
-        return [fitter.solve(tk, tv) for tk, tv in pairs]
+        return solve_all(fitter, pairs, progress)
     finally:
         fitter.close()
 
@@ -533,7 +553,8 @@ def _plain(flags: PlacementFlags | None) -> bool:
     return f == PlacementFlags(n_gpu_layers=f.n_gpu_layers, repack=f.repack)
 
 
-def verify(model: ModelInfo, results: list[FitResult], budget: Budget, offload_kqv: bool, work_dir: Path) -> list[dict]:
+def verify(model: ModelInfo, results: list[FitResult], budget: Budget, offload_kqv: bool, work_dir: Path,
+           progress: Progress | None = None) -> list[dict]:
     """Each answer created for real. On llama.cpp's default devices (-ngl only): a one-configuration
     sweep (a batch of n_ubatch tokens decoded), measured RSS / VRAM growth beside the predicted
     total; it fits when the worker ran and its peak RSS (Python and llama.cpp code included) stays
@@ -547,6 +568,9 @@ def verify(model: ModelInfo, results: list[FitResult], budget: Budget, offload_k
             out.append({"fits": None, "note": "nothing to verify"})
             continue
         flags = r.placement or PlacementFlags()
+        if progress is not None:
+            progress(i, len(results), f"--verify {r.cache_type_k}/{r.cache_type_v}: n_ctx {r.ctx_size:,} created "
+                                      "for real")
         if not _plain(flags):
             out.append(verify_logged(model, r, budget, offload_kqv))
             continue

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import GgufprofError
 from ..results.quality import QualitySettings
 from ..results.run_settings import RunSettings
-from .workers import run_once
+from .workers import Progress, run_once
 
 MODULE = "quality_worker"
 
@@ -25,13 +25,15 @@ class QualityFailed(GgufprofError):
 
 
 def run_quality(model_path: Path, settings: QualitySettings, timeout: float | None = None,
-                log_path: Path | None = None) -> dict:
-    """The worker's result: {"results": [QualityResult dicts], "text", "n_ctx", "n_chunks", "timings", "env"}.
+                log_path: Path | None = None, progress: Progress | None = None) -> dict:
+    """The worker's result: {"results": [QualityResult dicts], "text", "n_ctx", "n_chunks", "timings", "env"};
+    ``progress`` hears of each chunk (done, total, what).
 
     GgufprofError for input llama.cpp or the rules refuse (a text too short, a context refused);
     QualityFailed when the worker died."""
     reply = run_once(MODULE, {"model_path": str(model_path), "settings": settings.to_dict(),
-                              "log_path": str(log_path) if log_path else None}, timeout, sigill_hint=settings.repack)
+                              "log_path": str(log_path) if log_path else None}, timeout, sigill_hint=settings.repack,
+                     on_progress=progress)
     if reply.ok:
         return reply.result
     if reply.refused:

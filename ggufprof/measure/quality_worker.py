@@ -35,7 +35,7 @@ from . import environment
 from .kld import RowComparer
 from .llama_ctx import LlamaModel, bos_token, decode, log_capture
 from .sampling import peak_rss_rusage
-from .workers import serve
+from .workers import progress, serve
 
 
 
@@ -137,6 +137,7 @@ def measure_quality(model_path: str, s: Q.QualitySettings, log: list[str] | None
         decode_s = [0.0] * len(contexts)
         compare_s = 0.0
         for ch in range(n_chunk):
+            progress(ch, n_chunk, f"chunk {ch + 1} of {n_chunk}: {n_ctx} tokens in {len(contexts)} contexts")
             chunk = tokens[ch * n_ctx:(ch + 1) * n_ctx].copy()
             targets = chunk.copy()  # the next tokens are the text's own, never the BOS put in front
             if bos is not None:

@@ -17,7 +17,7 @@ from ..model.model_info import ModelInfo
 from ..results.speedup import SpeedupRecord, append_speedup, read_speedup, work_mismatches
 from ..results.store import RESULTS, ResultsLock, check_same_model, read_records
 from .sweep import model_block
-from .workers import run_once
+from .workers import Progress, run_once
 
 MODULE = "speedup_worker"
 
@@ -27,8 +27,10 @@ class SpeedupFailed(GgufprofError):
 
 
 def run_speedup(model: ModelInfo, n_gen: list[int], threads: int, repetitions: int, *, repack: bool = True,
-                timeout: float | None = None, out_dir: Path | None = None, seed: int = 1234) -> SpeedupRecord:
-    """Time ``n`` generated tokens with and without the KV cache for each n of ``n_gen``."""
+                timeout: float | None = None, out_dir: Path | None = None, seed: int = 1234,
+                progress: Progress | None = None) -> SpeedupRecord:
+    """Time ``n`` generated tokens with and without the KV cache for each n of ``n_gen``; ``progress``
+    hears of each timed run (tokens evaluated so far, of the plan's total)."""
     n_gen = sorted(set(n_gen))
     if not n_gen or n_gen[0] < 1:
         raise GgufprofError(f"-n: numbers of generated tokens must be >= 1, got {n_gen}")
@@ -38,7 +40,8 @@ def run_speedup(model: ModelInfo, n_gen: list[int], threads: int, repetitions: i
         _prepare(out_dir)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     reply = run_once(MODULE, {"model_path": str(model.path), "n_gen": n_gen, "threads": threads,
-                              "repetitions": repetitions, "repack": repack, "seed": seed}, timeout, sigill_hint=repack)
+                              "repetitions": repetitions, "repack": repack, "seed": seed}, timeout, sigill_hint=repack,
+                     on_progress=progress)
     if not reply.ok:
         raise (GgufprofError if reply.refused else SpeedupFailed)(f"the speedup worker failed: {reply.failure}")
     r = reply.result

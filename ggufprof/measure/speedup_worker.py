@@ -30,7 +30,7 @@ from ..memory.settings import KVSettings
 from . import environment
 from .llama_ctx import LlamaModel, bos_token, decode, log_capture
 from .repeat import machine, more, noise_sample, speed_test
-from .workers import serve
+from .workers import progress, serve
 
 
 class _Steps:
@@ -81,7 +81,25 @@ class _Steps:
         return times, work
 
 
-def _point(steps: _Steps, n: int, repetitions: int) -> dict:
+def _work(mode: str, n: int) -> int:
+    """Tokens one run evaluates: n with the cache, 1 + 2 + ... + n without (the progress' unit)."""
+    return n if mode == "cached" else n * (n + 1) // 2
+
+
+class _Done:
+    """Tokens evaluated so far against the whole plan's (None with --repetitions auto), told to the parent."""
+
+    def __init__(self, n_gen: list[int], repetitions: int):
+        self.done = 0
+        self.total = sum(_work(m, n) for n in n_gen for m in ("cached", "uncached")) * repetitions \
+            if repetitions > 0 else None
+
+    def add(self, mode: str, n: int) -> None:
+        self.done += _work(mode, n)
+        progress(self.done, self.total, f"n={n}: {mode}, {self.done:,} tokens evaluated")
+
+
+def _point(steps: _Steps, n: int, repetitions: int, done: _Done | None = None) -> dict:
     runs: dict[str, list[list[float]]] = {"cached": [], "uncached": []}
     work: dict[str, list[int]] = {}
     noise: dict[str, list[dict]] = {"cached": [], "uncached": []}
@@ -92,6 +110,8 @@ def _point(steps: _Steps, n: int, repetitions: int) -> dict:
             if more(repetitions, [sum(r) for r in runs[mode]], n):
                 before = machine()
                 times, counts = steps.run(mode, n)
+                if done is not None:
+                    done.add(mode, n)
                 noise[mode].append(noise_sample(before, machine()))
                 runs[mode].append(times)
                 if work.setdefault(mode, counts) != counts:
@@ -115,7 +135,8 @@ def measure(model_path: str, n_gen: list[int], threads: int, repetitions: int, r
         try:
             steps = _Steps(c.ctx, lm.model, n_max, seed)
             steps.warm_up()
-            points = [_point(steps, n, repetitions) for n in n_gen]
+            done = _Done(n_gen, repetitions)
+            points = [_point(steps, n, repetitions, done) for n in n_gen]
             resolved = {"n_ctx": c.n_ctx, "n_batch": L.llama_n_batch(c.ctx), "n_ubatch": L.llama_n_ubatch(c.ctx),
                         "flash_attn": c.log.flash_attn_resolved}
         finally:

@@ -11,6 +11,10 @@ log and a crash (an abort or assert inside llama.cpp kills the process) stay in 
   (a :class:`GgufprofError`: llama.cpp refused the model or the settings, bad input). A worker that
   dies, is killed or runs past its deadline leaves no reply: :class:`Reply` says why, worded for a
   record's ``reason`` (the signal, the tail of what the worker printed).
+* **Progress.** Before its reply a worker may send ``{"progress": [done, total, doing]}`` lines
+  (:func:`progress`, worker side); :meth:`Worker.ask` hands each to its ``on_progress`` callback
+  and reads on. A long run (a quality measurement, a speed-up timing) so tells the user what it is
+  doing without a second channel.
 * **Environment.** This checkout's ggufprof first on the path (:func:`worker_env`); the worker's
   stdout and stderr go to one temporary file whose tail explains a crash.
 * **Lifetime.** A worker dies with its parent however the parent dies (``PR_SET_PDEATHSIG``), ends
@@ -38,6 +42,7 @@ from typing import Callable
 from ..errors import GgufprofError
 
 CHANNEL_ENV = "GGUFPROF_CHANNEL"
+Progress = Callable[[int, "int | None", str], None]  # (done, total or None, what runs now)
 ROOT = Path(__file__).resolve().parents[2]  # the directory holding this ggufprof package
 TAIL_CHARS = 800
 
@@ -89,25 +94,31 @@ class Worker:
         os.close(rep_w)
         self._buf = b""
 
-    def ask(self, request: dict, timeout: float | None = None) -> Reply:
-        """Send one request and wait for its reply, at most ``timeout`` seconds (None: no limit)."""
+    def ask(self, request: dict, timeout: float | None = None, on_progress: Progress | None = None) -> Reply:
+        """Send one request and wait for its reply, at most ``timeout`` seconds (None: no limit);
+        the worker's progress lines go to ``on_progress`` (done, total, doing) as they come."""
         try:
             os.write(self._req_w, json.dumps(request).encode() + b"\n")
         except (BrokenPipeError, OSError):
             return self._died()
         deadline = None if timeout is None else time.monotonic() + timeout
-        while b"\n" not in self._buf:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([self._rep_r], [], [], wait)
-            if not ready:
-                self.kill()
-                return Reply(failure=f"timed out after {timeout:g} s" + self.output_tail(), timed_out=True)
-            chunk = os.read(self._rep_r, 1 << 16)
-            if not chunk:
-                return self._died()
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        reply = json.loads(line)
+        while True:
+            while b"\n" not in self._buf:
+                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                ready, _, _ = select.select([self._rep_r], [], [], wait)
+                if not ready:
+                    self.kill()
+                    return Reply(failure=f"timed out after {timeout:g} s" + self.output_tail(), timed_out=True)
+                chunk = os.read(self._rep_r, 1 << 16)
+                if not chunk:
+                    return self._died()
+                self._buf += chunk
+            line, self._buf = self._buf.split(b"\n", 1)
+            reply = json.loads(line)
+            if "progress" not in reply:
+                break
+            if on_progress is not None:
+                on_progress(*reply["progress"])
         if "error" in reply:
             return Reply(failure=str(reply["error"]), refused=True)
         return Reply(result=reply.get("result"))
@@ -158,10 +169,21 @@ class Worker:
         self.close()
 
 
-def run_once(module: str, request: dict, timeout: float | None, sigill_hint: bool = False) -> Reply:
+def run_once(module: str, request: dict, timeout: float | None, sigill_hint: bool = False,
+             on_progress: Progress | None = None) -> Reply:
     """One request to a fresh worker process, which then exits."""
     with Worker(module, sigill_hint) as w:
-        return w.ask(request, timeout)
+        return w.ask(request, timeout, on_progress)
+
+
+_replies = None  # the worker's reply channel while serve() answers a request: where progress() writes
+
+
+def progress(done: int, total: int | None, doing: str) -> None:
+    """Worker side: tell the parent how far the current request is (nothing outside a worker)."""
+    if _replies is not None:
+        _replies.write(json.dumps({"progress": [done, total, doing]}).encode() + b"\n")
+        _replies.flush()
 
 
 def serve(handle: Callable[[dict], object]) -> int:
@@ -172,7 +194,9 @@ def serve(handle: Callable[[dict], object]) -> int:
         sys.stderr.write(f"this is a ggufprof worker: it is started by ggufprof ({CHANNEL_ENV} is not set)\n")
         return 2
     rfd, wfd = (int(x) for x in spec.split(","))
+    global _replies
     with os.fdopen(rfd, "rb") as requests, os.fdopen(wfd, "wb") as replies:
+        _replies = replies
         for line in requests:
             if not line.strip():
                 continue

@@ -161,8 +161,12 @@ def print_params(p: ParamsByComponent, c: Console) -> None:
 
 
 def estimate_json(info: ModelInfo, pred: MemoryPrediction, placement: Placement | None = None) -> dict:
+    """``estimate --json``. ``total_bytes`` there is the caches' total (KV + recurrent state), kept for
+    scripts that read it; ``kv_and_state_bytes`` says the same number by its name, so it is not taken
+    for the whole footprint (weights, compute and output buffers too: ``--total``'s ``total.<device>``)."""
     d = pred.to_dict()
     d["kv_bytes"] = pred.kv_bytes
+    d["kv_and_state_bytes"] = pred.total_bytes
     d["model"] = {"path": info.location, "name": info.name, "architecture": info.architecture}
     if placement is not None:
         d["placement"] = placement.to_dict()
@@ -258,8 +262,16 @@ def fit_speed_text(report: FitReport) -> str | None:
     label = f"{best.cache_type_k}/{best.cache_type_v}"
     if report.speed is None:
         return f"no configuration of {src} measured both {label} and f16/f16 at the fit's settings"
-    return (f"generation at {report.speed.ratio:.2f}x f16's speed in {src} (median of {report.speed.n_pairs} "
-            f"configuration(s) measured with both, at the fit's {', '.join(report.speed_settings)})")
+    sp = report.speed
+    why = f"{'; '.join(sp.doubts[:3])}{'; …' if len(sp.doubts) > 3 else ''}"
+    doubts = f"; {sp.n_doubtful} configuration(s) left out, their samples not to be trusted ({why})" \
+        if sp.n_doubtful else ""
+    if sp.ratio is None:
+        return (f"generation speed against f16: n/a, all {sp.n_doubtful} configuration(s) of {src} measured with "
+                f"both {label} and f16/f16 rest on noisy samples or fewer than 2 repetitions ({why}): sweep again "
+                "on a quiet machine, or with more repetitions")
+    return (f"generation at {sp.ratio:.2f}x f16's speed in {src} (median of {sp.n_pairs} "
+            f"configuration(s) measured with both, at the fit's {', '.join(report.speed_settings)}{doubts})")
 
 
 def print_fit(report: FitReport, console: Console | None = None) -> None:

@@ -29,7 +29,8 @@ def _fmt(limit: str, v) -> str:
         return human_bytes(v)
     if limit == "max_kld":
         return f"{fmt_kld(v)} nats"
-    return f"{v:,.1f} t/s"
+    # a limit below 1 t/s keeps two significant digits (0.001, not 0.0)
+    return f"{v:,.1f} t/s" if v >= 1 else f"{v:.2g} t/s"
 
 
 def print_checks(rows: list[LimitCheck], console: Console, deployments: list[Deployment]) -> None:

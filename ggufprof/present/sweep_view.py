@@ -7,6 +7,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from ..results.checks import failed_checks
+from ..results.noise import caveats, has_spread, is_auto, record_caveats
 from ..results.quality import fmt_kld
 from ..results.schema import Record
 from ..units import human_bytes, printable
@@ -36,13 +37,20 @@ def header_line() -> Text:
     return line
 
 
+LEGEND = ("seqs: parallel sequences, u: in one unified cache · t/s: mean±stddev over the repetitions (n/a: one "
+          "repetition, no spread), ×n: the aggregate of n sequences decoded together · ~: not to be trusted (spread "
+          "over 10 %, the CPU taken by other processes, or fewer than 2 repetitions: compare's rule)")
+
+
 def _tps(block: dict | None, noisy: bool = False) -> Text:
     """Mean ± stddev tokens/s; the aggregate of n_seq sequences decoded together shows as "×n";
-    a noisy measurement (results/noise.py) is marked "~" in yellow."""
+    a measurement results/noise.py does not trust is marked "~" in yellow; one repetition has no
+    spread ("n/a", never "±0")."""
     if not block or block.get("tps_mean") is None:
         return Text("-")
     n_seq = block.get("n_seq") or 1
-    text = f"{'~' if noisy else ''}{block['tps_mean']:.0f}±{block['tps_stddev']:.0f}" + (f"×{n_seq}" if n_seq > 1 else "")
+    sd = f"{block['tps_stddev']:.0f}" if has_spread(block) and block.get("tps_stddev") is not None else "n/a"
+    text = f"{'~' if noisy else ''}{block['tps_mean']:.0f}±{sd}" + (f"×{n_seq}" if n_seq > 1 else "")
     return Text(text, style="yellow" if noisy else "")
 
 
@@ -65,8 +73,7 @@ def row(rec: Record) -> list[Cell]:
         kv = Text("exact", style="green")
     growth = rec.check.get("rss_growth")
     rss = Text("-" if growth is None else human_bytes(growth), style="red" if "rss_explained" in failed else "")
-    noise = rec.check.get("speed_noise") or {}
-    return base + [kv, rss, _tps(rec.measured.get("pp"), "pp" in noise), _tps(rec.measured.get("tg"), "tg" in noise)]
+    return base + [kv, rss] + [_tps(rec.measured.get(t), bool(record_caveats(rec, t))) for t in ("pp", "tg")]
 
 
 class SweepView:
@@ -85,6 +92,7 @@ class SweepView:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+        self.console.print(Text(LEGEND, style="dim"))
 
     def started(self, settings, i: int, n: int) -> None:
         k = settings.kv
@@ -105,14 +113,43 @@ RESULT_COLUMNS = {
 }
 
 
+# read beside RESULT_COLUMNS, not shown: what results/noise.py judges a speed by
+NOISE_COLUMNS = ("settings.repetitions", *(f"measured.{t}.{k}" for t in ("pp", "tg")
+                                           for k in ("samples_tps", "samples_noise")))
+RESULTS_LEGEND = ("~: a speed not to be trusted, by the rule compare uses (spread over 10 %, the CPU taken by "
+                  "other processes, or fewer than 2 repetitions)")
+
+
+def _doubts(df, test: str) -> list[bool]:
+    """Per row, whether its ``test`` speed is not to be trusted (results/noise.py, from the samples)."""
+    def col(name: str) -> list:
+        return df[name].tolist() if name in df.columns else [None] * len(df)
+
+    blocks = zip(col(f"measured.{test}.tps_mean"), col(f"measured.{test}.samples_tps"),
+                 col(f"measured.{test}.samples_noise"), col("settings.repetitions"))
+    return [mean is not None and mean == mean
+            and bool(caveats({"samples_tps": xs if isinstance(xs, list) else [],
+                              "samples_noise": noise if isinstance(noise, list) else []},
+                             is_auto({"repetitions": reps})))
+            for mean, xs, noise, reps in blocks]
+
+
 def results_text(df) -> str:
     """The summary table of ``ggufprof results``: one row per record, the columns above that exist,
-    each right-aligned. Text from the records (cache type names, status) is shown as text: no
-    terminal escapes. Formatted here, not by DataFrame.to_string (~20x slower over 100,000 rows)."""
+    each right-aligned; a speed results/noise.py does not trust is marked "~" and a legend says so.
+    Text from the records (cache type names, status) is shown as text: no terminal escapes.
+    Formatted here, not by DataFrame.to_string (~20x slower over 100,000 rows)."""
     columns = [c for c in RESULT_COLUMNS if c in df.columns]
-    cells = [[RESULT_COLUMNS[c]] + [_cell(RESULT_COLUMNS[c], v) for v in df[c].tolist()] for c in columns]
+    marks = {f"measured.{t}.tps_mean": _doubts(df, t) for t in ("pp", "tg")}
+    cells = []
+    for c in columns:
+        col = [_cell(RESULT_COLUMNS[c], v) for v in df[c].tolist()]
+        if c in marks:
+            col = [("~" if doubt else "") + text for text, doubt in zip(col, marks[c])]
+        cells.append([RESULT_COLUMNS[c]] + col)
     widths = [max(map(len, col)) for col in cells]
-    return "\n".join(" ".join(col[i].rjust(w) for col, w in zip(cells, widths)) for i in range(len(df) + 1))
+    table = "\n".join(" ".join(col[i].rjust(w) for col, w in zip(cells, widths)) for i in range(len(df) + 1))
+    return table + ("\n" + RESULTS_LEGEND if any(any(m) for m in marks.values()) else "")
 
 
 def _cell(title: str, v: object) -> str:

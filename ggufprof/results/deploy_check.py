@@ -13,7 +13,11 @@ What each limit is compared with, and why:
   llama-cpp-python (~50 MiB), so it is an upper bound for a lean server process.
 * ``max_vram``: the worker's GPU memory after the run (NVML has no per-process peak); not checked
   where there is no NVML reading.
-* ``min_pp_tps`` / ``min_tg_tps``: the mean tokens/s over the repetitions.
+* ``min_pp_tps`` / ``min_tg_tps``: the mean tokens/s over the repetitions, judged only when the
+  samples can be trusted by the rule ``compare`` uses (results/noise.py ``caveats``: at least two
+  repetitions, no spread over 10 %, no other process taking over 25 % of the CPU); otherwise the
+  row is *inconclusive*, as ``compare`` calls the same data: a noisy mean below the limit may be the
+  machine's fault, one above it may hide a slow build.
 * ``max_kld``: the mean KL divergence of the deployment's cache types against f16/f16 (the
   record's quality block, measured first by the same sweep, results/quality.py), over
   ``quality_text`` in chunks of ``quality_ctx`` tokens; a quality run that failed fails it.
@@ -23,7 +27,7 @@ row fails, and so does every measured limit (the deployment does not work as sta
 ``max_kv_bytes`` is still shown, but it cannot make a crashed deployment pass.
 
 The outcome (:func:`outcome`, errors.ExitCode): FAIL when a row fails; INCONCLUSIVE when a measured
-run left a limit without a reading (``max_vram`` without NVML, a speed block missing) and
+run left a limit without a reading (``max_vram`` without NVML, a speed block missing, a noisy speed) and
 ``allow_inconclusive`` is not given: a limit that could not be checked is not a pass; PASS
 otherwise. With ``--estimate-only`` the measured limits are "not checked" by request and do not count.
 """
@@ -35,11 +39,13 @@ from dataclasses import dataclass
 from ..errors import ExitCode
 from .deploy import Deployment
 from .llama_log import logged_mib, mib_bytes
+from .noise import record_caveats
 from ..memory.predict import predict
 from .schema import Record
 
 ESTIMATE_ONLY = "estimate only"
 RUN = "run"  # the row of a measured deployment whose run did not complete
+SPEED_LIMITS = ("min_pp_tps", "min_tg_tps")  # judged only on a measurement results/noise.py trusts
 REASON_MAX = 300  # characters of a failed run's reason carried into a row
 
 
@@ -107,7 +113,11 @@ def check_deployment(dep: Deployment, rec: Record | None) -> list[LimitCheck]:
             rows.append(LimitCheck(dep.name, limit, allowed, None, "fail", f"not measured: the run {rec.status}"))
         else:
             value, note = get()
-            if value is None:
+            doubts = record_caveats(rec, limit[4:6]) if limit in SPEED_LIMITS else []
+            if value is not None and doubts:  # compare's rule: a noisy mean neither passes nor fails
+                add(limit, allowed, value, unchecked=f"noisy measurement ({', '.join(doubts)}): neither pass nor "
+                                                    "fail; measure again on a quiet machine, or with more repetitions")
+            elif value is None:
                 why = (rec.env.get("gpu_unavailable") or "no reading") if limit == "max_vram" else "no reading"
                 add(limit, allowed, None, unchecked=f"not measured ({why})")
             else:

@@ -13,7 +13,9 @@ this answer, so it is not believed:
 
 The ratio pairs each configuration measured with the chosen cache type with the same
 configuration (context, depth, threads, ...) measured with f16/f16, and takes the median of the
-paired tg ratios: configurations measured with only one of the two do not count.
+paired tg ratios: configurations measured with only one of the two do not count, nor do pairs whose
+samples compare would not judge (results/noise.py: noisy, or fewer than two repetitions, on either
+side); when no pair is left the ratio is "n/a" with the reasons, never a number made of noise.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GgufprofError
+from .noise import is_auto, unjudgeable
 from .schema import Record
 from .store import check_same_model
 
@@ -65,19 +68,38 @@ def matching_records(records: list[Record], sha256: str, model_path: Path, where
 
 @dataclass(frozen=True)
 class SpeedRatio:
-    ratio: float  # median over the paired configurations of tg t/s (pair) / tg t/s (f16/f16)
+    """``ratio`` is the median over the paired configurations whose samples results/noise.py trusts on
+    both sides (``n_pairs`` of them); None when none can be trusted (``n_doubtful`` pairs rest on noisy
+    samples or on fewer than two repetitions, ``doubts`` says why): a ratio of noise is not quoted."""
+
+    ratio: float | None  # tg t/s (pair) / tg t/s (f16/f16)
     n_pairs: int
+    n_doubtful: int = 0
+    doubts: tuple[str, ...] = ()
 
 
 def tg_ratio(records: list[Record], pair: tuple[str, str]) -> SpeedRatio | None:
     """``pair``'s generation speed against f16/f16, configuration by configuration (every other
-    setting equal); None when no configuration was measured with both."""
-    tg: dict[tuple, dict[tuple[str, str], float]] = {}
+    setting equal), from trusted samples only (the rule compare uses, results/noise.py
+    ``unjudgeable``); None when no configuration was measured with both."""
+    tg: dict[tuple, dict[tuple[str, str], Record]] = {}
     for r in records:
-        tps = (r.measured.get("tg") or {}).get("tps_mean")
-        if tps:
+        if (r.measured.get("tg") or {}).get("tps_mean"):
             s = r.settings
             rest = tuple(sorted((k, str(v)) for k, v in s.items() if k not in ("cache_type_k", "cache_type_v")))
-            tg.setdefault(rest, {})[(s.get("cache_type_k"), s.get("cache_type_v"))] = tps
-    ratios = [by[pair] / by[F16] for by in tg.values() if pair in by and F16 in by]
-    return SpeedRatio(statistics.median(ratios), len(ratios)) if ratios else None
+            tg.setdefault(rest, {})[(s.get("cache_type_k"), s.get("cache_type_v"))] = r
+    trusted, doubts, n_doubtful = [], [], 0
+    for by in tg.values():
+        if pair not in by or F16 not in by:
+            continue
+        base, mine = by[F16], by[pair]
+        why = unjudgeable(base.measured.get("tg"), mine.measured.get("tg"), (is_auto(base.settings), is_auto(mine.settings)))
+        if why:
+            n_doubtful += 1
+            doubts += [w.replace("baseline:", "f16/f16:").replace("new:", f"{pair[0]}/{pair[1]}:") for w in why]
+        else:
+            trusted.append(mine.measured["tg"]["tps_mean"] / base.measured["tg"]["tps_mean"])
+    if not trusted and not n_doubtful:
+        return None
+    return SpeedRatio(statistics.median(trusted) if trusted else None, len(trusted), n_doubtful,
+                      tuple(dict.fromkeys(doubts)))

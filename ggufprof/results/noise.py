@@ -27,6 +27,8 @@ from __future__ import annotations
 import math
 import statistics
 
+from ..flags import AUTO
+
 CV_MAX = 0.10
 OTHERS_MAX = 0.25
 CI_TARGET = 0.03
@@ -90,14 +92,39 @@ def record_noise(measured: dict, auto: bool = False) -> dict:
     return {"speed_noisy": bool(reasons), "speed_noise": reasons}
 
 
+def caveats(block: dict | None, auto: bool = False) -> list[str]:
+    """Why one speed block's mean cannot be read as this configuration's speed, from its own samples:
+    fewer than MIN_SAMPLES repetitions (no spread, so no way to tell a difference from chance), or
+    noise (:func:`noise_reasons`). Empty when it can. The one rule behind every place speed is shown
+    or judged: compare (:func:`unjudgeable`), check's speed limits, fit's speed ratio, ``results``
+    and the report."""
+    n = len(samples(block))
+    return ([f"{n} sample(s), fewer than {MIN_SAMPLES}"] if n < MIN_SAMPLES else []) + noise_reasons(block, auto)
+
+
+def is_auto(settings: dict) -> bool:
+    """Whether a record's settings ran ``--repetitions auto`` (the CI target joins the noise rules)."""
+    return settings.get("repetitions") == AUTO
+
+
+def record_caveats(rec, test: str) -> list[str]:
+    """:func:`caveats` of a record's ``pp`` or ``tg`` block (anything with ``measured`` and ``settings``)."""
+    return caveats((rec.measured or {}).get(test), is_auto(rec.settings or {}))
+
+
+def has_spread(block: dict | None) -> bool:
+    """Whether the block's standard deviation means anything: at least MIN_SAMPLES repetitions (with one,
+    the recorded 0 is no spread measured, shown as "n/a", never "±0")."""
+    return len(samples(block)) >= MIN_SAMPLES
+
+
 def unjudgeable(base: dict | None, new: dict | None, auto: tuple[bool, bool] = (False, False)) -> list[str]:
     """Why a speed comparison of two blocks cannot be trusted to say "unchanged", from the blocks'
     own samples and the same rule for both sides (``auto``: each side ran ``--repetitions auto``):
-    fewer than MIN_SAMPLES repetitions, or noise (:func:`noise_reasons`). Empty when it can."""
+    :func:`caveats` of either side. Empty when it can."""
     out = []
     for side, block, side_auto in (("baseline", base, auto[0]), ("new", new, auto[1])):
-        n = len(samples(block))
-        why = ([f"{n} sample(s), fewer than {MIN_SAMPLES}"] if n < MIN_SAMPLES else []) + noise_reasons(block, side_auto)
+        why = caveats(block, side_auto)
         if why:
             out.append(f"{side}: {', '.join(why)}")
     return out

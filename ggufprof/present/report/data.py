@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ...results.llama_log import logged_mib, mib_bytes
+from ...results.noise import has_spread, record_caveats
 from ...results.checks import failed_checks
 from ...results.schema import CHECK_KEYS
 from ...errors import GgufprofError
@@ -181,9 +182,16 @@ def vram_growth(rec: Record) -> int | None:
 
 
 def speed(rec: Record, test: str) -> tuple[float | None, float | None]:
-    """(mean, stddev) tokens/s of the ``pp`` or ``tg`` test; (None, None) when it did not run."""
+    """(mean, stddev) tokens/s of the ``pp`` or ``tg`` test; (None, None) when it did not run; the
+    stddev None when fewer than two repetitions measured no spread (shown "n/a", never "± 0")."""
     m = rec.measured.get(test) or {}
-    return m.get("tps_mean"), m.get("tps_stddev")
+    return m.get("tps_mean"), m.get("tps_stddev") if has_spread(m) else None
+
+
+def doubtful(rec: Record, test: str) -> bool:
+    """Whether a measured speed is not to be trusted, by compare's rule (results/noise.py ``caveats``:
+    noisy, or fewer than two repetitions), decided from the samples, not from a stored flag."""
+    return speed(rec, test)[0] is not None and bool(record_caveats(rec, test))
 
 
 def _ratio(value: float | None, base: float | None) -> float | None:
@@ -218,6 +226,7 @@ def _comparison_rows(data: ReportData) -> list[dict]:
         base = ok_base.get(key)
         pp, pp_sd = speed(r, "pp")
         tg, tg_sd = speed(r, "tg")
+        noisy = [t for t in ("pp", "tg") if doubtful(r, t)]
         rows.append({
             "host": it.host, "pair": it.pair, "settings": {a: r.settings.get(a) for a in data.shown_axes},
             "kv_bytes": r.predicted.get("kv_bytes"), "kv_measured": measured_kv_bytes(r),
@@ -226,7 +235,9 @@ def _comparison_rows(data: ReportData) -> list[dict]:
             "vram_growth": vram_growth(r),
             "pp": pp, "pp_sd": pp_sd, "pp_ratio": _ratio(pp, speed(base, "pp")[0] if base else None),
             "tg": tg, "tg_sd": tg_sd, "tg_ratio": _ratio(tg, speed(base, "tg")[0] if base else None),
-            "noisy": sorted((r.check.get("speed_noise") or {})),  # tests flagged by results/noise.py
+            "noisy": noisy,  # tests whose samples results/noise.py does not trust
+            # a ratio is trusted only when both its measurements are (compare's rule for a comparison)
+            **{f"{t}_ratio_doubtful": t in noisy or (base is not None and doubtful(base, t)) for t in ("pp", "tg")},
             **quality_values(r),
         })
     return rows
@@ -273,10 +284,15 @@ def cache_summary(rows: list[dict], data: ReportData) -> list[dict]:
             def vals(key: str) -> list[float]:
                 return [r[key] for r in mine if r[key] is not None]
 
+            def trusted(test: str) -> list[float]:
+                return [r[f"{test}_ratio"] for r in mine if r[f"{test}_ratio"] is not None
+                        and not r[f"{test}_ratio_doubtful"]]
+
+            # the headline speed ratios rest on trusted measurements only; "left out" counts the others
             out.append({"pair": pair, "host": host, "configs": len(mine),
                         "kv_ratio": (min(vals("kv_ratio")), max(vals("kv_ratio"))) if vals("kv_ratio") else None,
-                        "pp_ratio": statistics.median(vals("pp_ratio")) if vals("pp_ratio") else None,
-                        "tg_ratio": statistics.median(vals("tg_ratio")) if vals("tg_ratio") else None,
+                        **{f"{t}_ratio": statistics.median(trusted(t)) if trusted(t) else None for t in ("pp", "tg")},
+                        **{f"{t}_ratio_left_out": len(vals(f"{t}_ratio")) - len(trusted(t)) for t in ("pp", "tg")},
                         **{k: max(vals(k)) if k in ("kld", "dppl") else min(vals(k))
                            for k in ("kld", "top1", "dppl") if vals(k)}})
     return out

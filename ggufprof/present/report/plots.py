@@ -17,10 +17,17 @@ from ...memory.settings import KVSettings
 from ...memory.predict import predict
 from ...model.model_info import ModelInfo, load_model_info
 from ...results.speedup import speedup as speedup_factor
-from .data import CACHE_KEYS, AXIS_LABELS, Item, ReportData, measured_kv_bytes, pair_label, speed
+from .data import CACHE_KEYS, AXIS_LABELS, Item, ReportData, doubtful, measured_kv_bytes, pair_label, speed
 from .tables import fmt_setting
 
 MIB = 2**20
+NOISY_BARS = " Hatched bars, labelled ~: measurements not to be trusted (compare's noise rule: spread over 10 %, " \
+    "the CPU taken by other processes, or fewer than 2 repetitions)."
+
+
+def _speed_bar(rec, test: str) -> tuple[float | None, float | None, bool]:
+    """(mean, stddev, not trusted): a bar of tokens/s, hatched when results/noise.py does not trust it."""
+    return (*speed(rec, test), doubtful(rec, test))
 FREE_ALWAYS = {*CACHE_KEYS, "threads", "repetitions"}  # threads follow each host's cores; cache types are the series
 
 
@@ -148,18 +155,23 @@ def speed_vs_depth(data: ReportData) -> Plot | str:
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(tests), figsize=(8 if len(tests) == 1 else 11, 4.2), squeeze=False)
     styles = ["-", "--", ":", "-."]
+    noisy = False
     for ax, test in zip(axes[0], tests):
         for n, pair in enumerate(data.pairs):
             for h, host in enumerate(data.hosts):
                 mine = sorted((i for i in items if i.pair == pair and i.host == host),
                               key=lambda i: i.rec.settings.get("depth", 0))
-                pts = [(i.rec.settings.get("depth", 0), *speed(i.rec, test)) for i in mine]
+                pts = [(i.rec.settings.get("depth", 0), *_speed_bar(i.rec, test)) for i in mine]
                 pts = [p for p in pts if p[1] is not None]
                 if not pts:
                     continue
                 label = pair_label(pair) + (f" · {host}" if len(data.hosts) > 1 else "")
                 ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] or 0 for p in pts], color=f"C{n}",
                             ls=styles[h % 4], marker="o", ms=4, capsize=3, label=label)
+                bad = [p for p in pts if p[3]]
+                if bad:  # hollow: not trusted
+                    ax.plot([p[0] for p in bad], [p[1] for p in bad], "o", ms=7, mfc="white", mec=f"C{n}", zorder=3)
+                    noisy = True
         ax.set_title(f"{test} ({'prompt processing' if test == 'pp' else 'generation'})", fontsize=10)
         ax.set_xlabel("depth (tokens already in the context)")
         ax.set_ylabel("tokens/s")
@@ -167,8 +179,18 @@ def speed_vs_depth(data: ReportData) -> Plot | str:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return Plot("speed-vs-depth", "Tokens/s against depth",
-                f"Mean over the repetitions, error bars: standard deviation. At {_ref_text(ref)}.", _png(fig),
+                f"Mean over the repetitions, error bars: standard deviation. At {_ref_text(ref)}."
+                + (" Hollow points: measurements not to be trusted (compare's noise rule: spread over 10 %, the CPU "
+                   "taken by other processes, or fewer than 2 repetitions)." if noisy else ""), _png(fig),
                 len(tests) > 1)
+
+
+def _hatch(bars, vals: list[tuple]) -> None:
+    """Hatch the bars whose value (value, error, not trusted) is not trusted."""
+    for bar, t in zip(bars, vals):
+        if len(t) > 2 and t[2]:
+            bar.set_hatch("//")
+            bar.set_alpha(0.5)
 
 
 def _bars(ax, groups: list[str], series: dict[str, list[tuple[float | None, float | None]]]) -> None:
@@ -176,10 +198,11 @@ def _bars(ax, groups: list[str], series: dict[str, list[tuple[float | None, floa
     width = 0.8 / max(len(series), 1)
     for n, (name, vals) in enumerate(series.items()):
         xs = [g + (n - (len(series) - 1) / 2) * width for g in range(len(groups))]
-        errors = [e or 0 for _, e in vals] if any(e for _, e in vals) else None
-        bars = ax.bar(xs, [v or 0 for v, _ in vals], width, yerr=errors, capsize=3, color=f"C{n}", label=name)
+        errors = [t[1] or 0 for t in vals] if any(t[1] for t in vals) else None
+        bars = ax.bar(xs, [t[0] or 0 for t in vals], width, yerr=errors, capsize=3, color=f"C{n}", label=name)
+        _hatch(bars, vals)
         if errors is None:  # sizes: print them on the bars
-            ax.bar_label(bars, labels=["" if v is None else f"{v:.2f}" for v, _ in vals], fontsize=7, padding=2)
+            ax.bar_label(bars, labels=["" if t[0] is None else f"{t[0]:.2f}" for t in vals], fontsize=7, padding=2)
     ax.set_xticks(range(len(groups)), groups, fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
@@ -232,13 +255,14 @@ def unified_plot(data: ReportData) -> Plot | str:
                 elif what == "kv":
                     vals.append((it.rec.predicted.get("kv_bytes", 0) / MIB, None))
                 else:
-                    vals.append(speed(it.rec, "tg"))
+                    vals.append(_speed_bar(it.rec, "tg"))
             series[label] = vals
         _bars(ax, labels, series)
         ax.set_ylabel("KV cache (MiB)" if what == "kv" else "tg tokens/s")
         ax.set_title("KV cache" if what == "kv" else "generation speed (± stddev)", fontsize=10)
     return Plot("unified", "Unified vs per-sequence KV cache",
-                f"Several sequences sharing one KV buffer (unified) or one stream each. At {_ref_text(ref)}.",
+                f"Several sequences sharing one KV buffer (unified) or one stream each. At {_ref_text(ref)}."
+                + (NOISY_BARS if any(doubtful(i.rec, "tg") for i in items) else ""),
                 _png(fig), True)
 
 
@@ -249,10 +273,12 @@ def _bar_panel(ax, labels: list[str], series: dict[str, list[tuple[float | None,
     width = 0.8 / max(len(series), 1)
     for n, (name, vals) in enumerate(series.items()):
         xs = [g + (n - (len(series) - 1) / 2) * width for g in range(len(labels))]
-        errs = [e or 0 for _, e in vals]
-        bars = ax.bar(xs, [v or 0 for v, _ in vals], width, yerr=errs if any(errs) else None, capsize=3,
+        errs = [t[1] or 0 for t in vals]
+        bars = ax.bar(xs, [t[0] or 0 for t in vals], width, yerr=errs if any(errs) else None, capsize=3,
                       color=colors if len(series) == 1 else f"C{n}", label=name)
-        ax.bar_label(bars, labels=["n/a" if v is None else fmt(v) for v, _ in vals], fontsize=7, padding=2)
+        _hatch(bars, vals)
+        ax.bar_label(bars, labels=["n/a" if t[0] is None else ("~" if len(t) > 2 and t[2] else "") + fmt(t[0])
+                                   for t in vals], fontsize=7, padding=2)
     ax.set_xticks(range(len(labels)), labels, fontsize=8, rotation=30 if len(labels) > 4 else 0)
     ax.set_ylim(bottom=0)
     ax.margins(y=0.15)
@@ -290,7 +316,7 @@ def cache_type_chart(data: ReportData) -> Plot | str:
                        lambda v: f"{v:.2f}", colors)
             ax.set_title("KV cache (MiB)", fontsize=10)
         elif panel in ("pp", "tg"):
-            series = {h: [speed(by[(h, p)].rec, panel) if (h, p) in by else (None, None) for p in pairs]
+            series = {h: [_speed_bar(by[(h, p)].rec, panel) if (h, p) in by else (None, None) for p in pairs]
                       for h in hosts}
             _bar_panel(ax, labels, series, lambda v: f"{v:,.0f}", colors)
             ax.set_title(f"{panel} tokens/s (± stddev)", fontsize=10)
@@ -304,7 +330,8 @@ def cache_type_chart(data: ReportData) -> Plot | str:
                 "KV bytes (predicted), tokens/s (mean ± stddev over the repetitions)"
                 + (" and mean KL divergence against f16/f16 (sweep --quality)" if quality else
                    "; no quality measured (sweep --quality adds mean KLD)")
-                + f". At {_ref_text(ref)}" + ("; colours: hosts" if len(hosts) > 1 else "") + ".",
+                + f". At {_ref_text(ref)}" + ("; colours: hosts" if len(hosts) > 1 else "") + "."
+                + (NOISY_BARS if any(doubtful(i.rec, t) for i in items for t in tests) else ""),
                 _png(fig), True)
 
 

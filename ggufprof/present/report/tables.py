@@ -38,7 +38,7 @@ def fmt_tps(mean: float | None, sd: float | None) -> str:
     if mean is None:
         return DASH
     f = ",.0f" if mean >= 100 else ".1f"
-    return f"{mean:{f}} ± {sd or 0:{f}}"
+    return f"{mean:{f}} ± " + ("n/a" if sd is None else f"{sd:{f}}")  # None: one repetition, no spread measured
 
 
 def fmt_setting(v: object) -> str:
@@ -62,6 +62,23 @@ def _noisy(test: str, row: dict) -> str:
     return "~" if test in row["noisy"] else ""
 
 
+def _ratio_cell(test: str, row: dict) -> str:
+    """A ratio to f16/f16, marked "~" when either measurement under it is not trusted (results/noise.py)."""
+    text = fmt_ratio(row[f"{test}_ratio"])
+    return "~" + text if row[f"{test}_ratio_doubtful"] and row[f"{test}_ratio"] is not None else text
+
+
+NOISE_NOTE = ("~ marks a measurement not to be trusted, by the rule compare uses: repetitions spread by more "
+              "than 10 %, other processes used over 25 % of the CPU, or fewer than 2 repetitions (no spread "
+              "measured: ± n/a); a ratio resting on one: do not read a difference into it.")
+
+
+def _summary_ratio(s: dict, test: str) -> str:
+    if s[f"{test}_ratio"] is None and s[f"{test}_ratio_left_out"]:
+        return "n/a (noisy)"
+    return fmt_ratio(s[f"{test}_ratio"])
+
+
 def comparison_table(data: ReportData) -> Table:
     rows = comparison_rows(data)
     hosts = len(data.hosts) > 1
@@ -80,16 +97,15 @@ def comparison_table(data: ReportData) -> Table:
                    + [fmt_setting(r["settings"][a]) for a in axes]
                    + [fmt_bytes(r["kv_bytes"]), fmt_ratio(r["kv_ratio"], 3), fmt_bytes(r["rss_growth"]),
                       fmt_bytes(r["rss_peak"])] + ([fmt_bytes(r["vram_growth"])] if vram else [])
-                   + [_noisy("pp", r) + fmt_tps(r["pp"], r["pp_sd"]), fmt_ratio(r["pp_ratio"]),
-                      _noisy("tg", r) + fmt_tps(r["tg"], r["tg_sd"]), fmt_ratio(r["tg_ratio"])]
+                   + [_noisy("pp", r) + fmt_tps(r["pp"], r["pp_sd"]), _ratio_cell("pp", r),
+                      _noisy("tg", r) + fmt_tps(r["tg"], r["tg_sd"]), _ratio_cell("tg", r)]
                    + (fmt_quality(r["kld"], r["top1"], r["dppl"]) if quality else []))
     n_text = int(hosts) + 1
     numeric = [False] * n_text + [True] * (len(headers) - n_text)
     note = ("KV cache: the predicted bytes (llama.cpp's log agrees, see Checks). RSS growth: resident memory "
             "added by creating the context. t/s: mean ± standard deviation over the repetitions. "
             "×f16: ratio to f16/f16 at the same other settings" + (" on the same host." if hosts else ".")
-            + (" ~ marks a noisy measurement (repetitions spread by more than 10 %, or other processes used "
-               "over 25 % of the CPU): do not read a difference into it." if any(r["noisy"] for r in rows) else "")
+            + (" " + NOISE_NOTE if any(r["pp_ratio_doubtful"] or r["tg_ratio_doubtful"] for r in rows) else "")
             + (QUALITY_NOTE if quality else ""))
     if not any(r["pair"] == ("f16", "f16") for r in rows):
         note += " No f16/f16 configuration was measured, so there are no ratios."
@@ -107,15 +123,19 @@ def summary_table(data: ReportData) -> Table:
         kv = DASH if lo_hi is None else (fmt_ratio(lo_hi[0], 3) if abs(lo_hi[1] - lo_hi[0]) < 5e-4
                                           else f"{fmt_ratio(lo_hi[0], 3)} – {fmt_ratio(lo_hi[1], 3)}")
         out.append([pair_label(s["pair"])] + ([s["host"]] if hosts else [])
-                   + [str(s["configs"]), kv, fmt_ratio(s["pp_ratio"]), fmt_ratio(s["tg_ratio"])]
+                   + [str(s["configs"]), kv, _summary_ratio(s, "pp"), _summary_ratio(s, "tg")]
                    + (fmt_quality(s.get("kld"), s.get("top1"), s.get("dppl")) if quality else []))
     headers = ["K/V"] + (["host"] if hosts else []) + ["configurations", "KV ×f16", "pp ×f16 (median)",
                                                         "tg ×f16 (median)"] + (QUALITY_HEADERS if quality else [])
     n_text = 1 + int(hosts)
     return Table("By cache type", headers, out, [False] * n_text + [True] * (len(headers) - n_text),
                  "Per K/V cache type pair: the KV size relative to f16/f16 (range over the settings) and the "
-                 "median speed ratio to f16/f16." + (" Quality: the worst measured over the settings." if quality
-                                                      else ""))
+                 "median speed ratio to f16/f16 over the configurations whose measurements compare's noise rule "
+                 "trusts (both sides: at least 2 repetitions, spread within 10 %, the CPU not taken by others)"
+                 + (f"; {left_out} ratio(s) resting on noisy or single measurements left out, n/a (noisy) where "
+                    "none was left" if (left_out := sum(s["pp_ratio_left_out"] + s["tg_ratio_left_out"] for s in rows))
+                    else "") + "."
+                 + (" Quality: the worst measured over the settings." if quality else ""))
 
 
 def recommendation_table(data: ReportData) -> Table:
