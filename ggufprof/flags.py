@@ -282,16 +282,7 @@ def _bench_command_line(model: list[str], s: KVSettings, placement: PlacementFla
     if placement is not None:
         p = placement
         args += ["-ngl", str(p.n_gpu_layers if p.n_gpu_layers >= 0 else 999)]
-        if p.rpc:
-            args += ["--rpc", ",".join(p.rpc)]
-        if p.devices:
-            args += ["-dev", "/".join(p.devices)]  # llama-bench: '/' between devices, ',' between instances
-        if p.split_mode != "layer":
-            args += ["-sm", p.split_mode]
-        if p.tensor_split:
-            args += ["-ts", "/".join(f"{v:g}" for v in p.tensor_split)]
-        if p.main_gpu:
-            args += ["-mg", str(p.main_gpu)]
+        args += _device_args(p, "/")  # llama-bench: '/' between devices, ',' between instances
         extra = list(p.overrides) + ([(LLM_FFN_EXPS_REGEX, "CPU")] if p.cpu_moe else [])
         extra += [(ffn_block_regex(i, LLM_FFN_DENSE_REGEX), "CPU") for i in range(p.n_cpu_ffn)]
         if extra:
@@ -393,21 +384,28 @@ def placement_flags(n_gpu_layers: str | int | None = None, split_mode: str | Non
         n_cpu_ffn=_non_negative(n_cpu_ffn, "--n-cpu-ffn"), repack=repack)
 
 
-def placement_args(p: PlacementFlags) -> list[str]:
-    """The llama.cpp flags that give exactly this placement (common/arg.cpp's names), for commands
-    ggufprof prints: ``-ot`` entries first, then --cpu-moe, --n-cpu-moe, --n-cpu-ffn (the order of
-    PlacementFlags.all_overrides)."""
+def _device_args(p: PlacementFlags, sep: str) -> list[str]:
+    """--rpc, -dev, -sm, -ts and -mg for this placement; ``sep`` joins devices and split values
+    (',' in llama-server and llama-cli, '/' in llama-bench, where ',' separates test instances)."""
     args: list[str] = []
     if p.rpc:
         args += ["--rpc", ",".join(p.rpc)]
     if p.devices:
-        args += ["-dev", ",".join(p.devices)]
+        args += ["-dev", sep.join(p.devices)]
     if p.split_mode != "layer":
         args += ["-sm", p.split_mode]
     if p.tensor_split:
-        args += ["-ts", ",".join(f"{v:g}" for v in p.tensor_split)]
+        args += ["-ts", sep.join(f"{v:g}" for v in p.tensor_split)]
     if p.main_gpu:
         args += ["-mg", str(p.main_gpu)]
+    return args
+
+
+def placement_args(p: PlacementFlags) -> list[str]:
+    """The llama.cpp flags that give exactly this placement (common/arg.cpp's names), for commands
+    ggufprof prints: ``-ot`` entries first, then --cpu-moe, --n-cpu-moe, --n-cpu-ffn (the order of
+    PlacementFlags.all_overrides)."""
+    args = _device_args(p, ",")
     if p.overrides:
         args += ["-ot", ",".join(f"{pat}={buft}" for pat, buft in p.overrides)]
     if p.cpu_moe:

@@ -38,7 +38,7 @@ def collect(llama_cpp_module, vram_info: dict | None, vram_reason: str | None) -
     return {
         "llama_build": llama_build(),
         "ggufprof": __version__,
-        "llama_cpp_python": getattr(L, "__version__", "unknown"),
+        "llama_cpp_python": _version("llama_cpp_python"),
         "llama_cpp_system_info": L.llama_print_system_info().decode().strip(" |"),
         "llama_cpp_lib_path": os.environ.get("LLAMA_CPP_LIB_PATH"),
         "hostname": platform.node(),
@@ -51,3 +51,14 @@ def collect(llama_cpp_module, vram_info: dict | None, vram_reason: str | None) -
         "gpu": vram_info,
         "gpu_unavailable": vram_reason,
     }
+
+
+def _version(dist: str) -> str:
+    """An installed distribution's version (the bindings are imported without their package's
+    ``__init__``, measure/bindings.py, so no ``__version__`` attribute is at hand)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

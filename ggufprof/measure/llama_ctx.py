@@ -12,7 +12,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-import llama_cpp as L
+from .bindings import L
 
 from ..model import ggml_types
 from ..model.gguf_reader import ggml_library

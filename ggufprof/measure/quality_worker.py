@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-import llama_cpp as L
+from .bindings import L
 import numpy as np
 
 from ..memory.settings import KVSettings

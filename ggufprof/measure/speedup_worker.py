@@ -23,7 +23,7 @@ import random
 import sys
 import time
 
-import llama_cpp as L
+from .bindings import L
 
 from ..errors import GgufprofError
 from ..memory.settings import KVSettings

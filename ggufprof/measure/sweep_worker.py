@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import llama_cpp as L
+from .bindings import L
 
 from ..errors import GgufprofError
 from ..results import files
