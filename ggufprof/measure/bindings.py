@@ -13,8 +13,9 @@ It also keeps numpy out of the processes that load llama.cpp until after its lib
 loaded: on a CUDA build, numpy loaded first made every ``llama_model_load_from_file`` segfault
 (measured on an H200; tests/test_layout.py holds the order).
 
-If the package is already imported whole (a notebook that imported ``llama_cpp`` first), that one
-is used.
+The stand-in package lives only while the bindings import, so a later ``import llama_cpp`` (a
+test, a notebook) gets the real package, built around these same bindings; if the package was
+imported whole first, its bindings are used.
 """
 
 from __future__ import annotations
@@ -27,16 +28,21 @@ import types
 
 
 def _bindings() -> types.ModuleType:
-    if "llama_cpp" not in sys.modules:
-        spec = importlib.util.find_spec("llama_cpp")  # locates the package without executing it
-        if spec is None or spec.submodule_search_locations is None:
-            raise ImportError("llama-cpp-python is not installed (pip install llama-cpp-python)")
-        pkg = types.ModuleType("llama_cpp")
-        pkg.__path__ = list(spec.submodule_search_locations)
-        pkg.__spec__ = spec
-        pkg.__version__ = importlib.metadata.version("llama_cpp_python")
-        sys.modules["llama_cpp"] = pkg
-    return importlib.import_module("llama_cpp.llama_cpp")
+    if "llama_cpp" in sys.modules:
+        return importlib.import_module("llama_cpp.llama_cpp")
+    spec = importlib.util.find_spec("llama_cpp")  # locates the package without executing it
+    if spec is None or spec.submodule_search_locations is None:
+        raise ImportError("llama-cpp-python is not installed (pip install llama-cpp-python)")
+    pkg = types.ModuleType("llama_cpp")
+    pkg.__path__ = list(spec.submodule_search_locations)
+    pkg.__spec__ = spec
+    sys.modules["llama_cpp"] = pkg
+    try:
+        return importlib.import_module("llama_cpp.llama_cpp")
+    finally:  # the stand-in only while the bindings import: a later `import llama_cpp` runs the real
+        # package, which finds these same bindings (one copy of the libraries) in sys.modules
+        if sys.modules.get("llama_cpp") is pkg:
+            del sys.modules["llama_cpp"]
 
 
 L = _bindings()
