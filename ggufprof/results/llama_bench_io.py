@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GgufprofError
+from ..memory.placement import PlacementFlags
 from ..memory.settings import KVSettings
 from . import files
 from .run_settings import RunSettings
@@ -214,8 +215,9 @@ def _record(pp: dict | None, tg: dict | None, where: str) -> Record:
         except GgufprofError as e:
             raise GgufprofError(f"{where}: {e}") from None
         reps = max(len(x["samples_ts"]) for x in (pp, tg) if x)
-        settings = RunSettings(kv, first["n_threads"], n_prompt, n_gen, depth, reps, first.get("n_gpu_layers", -1),
-                               not first.get("no_kv_offload", False), bool(first.get("repack", True))).to_dict()
+        placement = PlacementFlags(n_gpu_layers=first.get("n_gpu_layers", -1), repack=bool(first.get("repack", True)))
+        settings = RunSettings(kv, first["n_threads"], n_prompt, n_gen, depth, reps, not first.get("no_kv_offload", False),
+                               placement).to_dict()
     model = extra.get("model") or {"path": first.get("model_filename"), "name": first.get("model_type"),
                                    "weight_bytes": first.get("model_size"), "n_params": first.get("model_n_params")}
     env = {"source": SOURCE, "cpu": first.get("cpu_info"), "gpu_info": first.get("gpu_info"),
