@@ -453,7 +453,7 @@ def sweep(
 
     from .api import load_model, sweep as sweep_
     from .flags import on_off_both, parse_cache_type_grid, parse_count_list, parse_flash_attn_list, parse_int_list, \
-        parse_gpu_layers_list, parse_repetitions, parse_seconds, parse_threads, placement_flags
+        parse_gpu_layers_list, parse_repetitions, parse_seconds, parse_threads, placement_args, placement_flags
     from .measure.grid import GridSpec
     from .measure.sweep import Sweep, SweepSummary, default_out_dir, default_threads
     from .memory.settings import DEFAULTS, DEFAULTS_NOTE, check_profile
@@ -499,6 +499,8 @@ def sweep(
         raise typer.Exit(ExitCode.FAIL if strict and summary.mismatches else ExitCode.PASS)
     console.print(Text.assemble((info.name, "bold"), f" ({info.architecture}) → {out_dir}/results.jsonl"))
     console.print(Text(f"unset axes: {DEFAULTS_NOTE[defaults]}", style="dim"))
+    if shared := placement_args(spec.placement) + ([] if spec.placement.repack else ["--no-repack"]):
+        console.print(Text(f"placement of every configuration (with each -ngl): {' '.join(shared)}", style="dim"))
     if info.n_ctx_train and spec.ctx_sizes and max(spec.ctx_sizes) > info.n_ctx_train:
         console.print(Text(f"warning: context sizes above the model's training context ({info.n_ctx_train}) "
                            "are measured, but llama.cpp warns of a possible training context overflow", style="yellow"))

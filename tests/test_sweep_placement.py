@@ -38,6 +38,7 @@ def _sweep(model, out, *args) -> list[dict]:
     assert r.exit_code == 0, r.output + r.stderr
     recs = _records(out)
     assert recs and all(d["status"] == "ok" for d in recs), [d.get("reason") for d in recs]
+    assert "placement of every configuration (with each -ngl): --rpc " in " ".join(r.stdout.split())
     return recs
 
 
@@ -147,3 +148,21 @@ def test_every_placement_flag_is_in_the_id():
     assert rs.id.endswith(",ngl=3,nkvo=0,pp=512,tg=128,d=0,r=3,repack=0,sm=none,ts=3;1.5,mg=1,dev=RPC0;RPC1,"
                           "rpc=h:1;h:2,ot=exps=CPU;attn=RPC0[h:1],cmoe=1,ncmoe=2,ncffn=1")
     assert RunSettings.from_dict(json.loads(json.dumps(rs.to_dict()))) == rs
+
+
+def test_llama_bench_lines_carry_the_placement():
+    """export writes the placement in llama-bench's own fields (its test::get_values spellings), and an
+    imported llama-bench line is read back at that placement, not at the default."""
+    from ggufprof.results.llama_bench_io import _placement_of, bench_placement
+
+    p = PlacementFlags(n_gpu_layers=-1, split_mode="none", tensor_split=(3.0, 1.0, 0.0), main_gpu=1,
+                       devices=("RPC0", "RPC1"), overrides=(("exps", "CPU"),), n_cpu_moe=2, repack=False)
+    b = bench_placement(p)
+    assert (b["tensor_split"], b["devices"], b["tensor_buft_overrides"], b["n_cpu_moe"], b["split_mode"],
+            b["main_gpu"], b["repack"]) == ("3.00/1.00", "RPC0/RPC1", "exps=CPU", 2, "none", 1, False)
+    assert _placement_of(b) == dataclasses.replace(p, tensor_split=(3.0, 1.0))
+    default = bench_placement(PlacementFlags())
+    assert (default["tensor_split"], default["devices"], default["tensor_buft_overrides"]) == ("0.00", "auto", "none")
+    assert _placement_of(default) == PlacementFlags()
+    # llama-bench has no -cmoe: it is the -ot pattern it stands for
+    assert bench_placement(PlacementFlags(cpu_moe=True))["tensor_buft_overrides"] == f"{LLM_FFN_EXPS_REGEX}=CPU"
