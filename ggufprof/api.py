@@ -30,7 +30,7 @@ from typing import Callable
 
 from .errors import GgufprofError
 from .flags import ALL_GPU_LAYERS, DEFAULT_CACHE_TYPES, command_line, parse_cache_type_grid, parse_count, parse_size
-from .measure.dry_run import DryRun, cross_check, offload_devices
+from .measure.dry_run import DryRun, check_devices, cross_check, offload_devices
 from .measure.fit import Budget, FitResult, Fitter, rank, solve_all, verify
 from .measure.grid import GridSpec, fill_defaults
 from .measure.quality import run_quality
@@ -332,10 +332,13 @@ def sweep(model: Model, spec: GridSpec, out: str | Path, *, timeout: float = 600
           problems: list[str] | None = None) -> SweepSummary:
     """Measure every configuration of ``spec`` in real llama.cpp runs (one worker process each),
     appending records to ``out/results.jsonl``. Axes left empty get the default grid
-    (measure.grid.fill_defaults). Unreadable lines of earlier results are added to ``problems``.
-    A remote model is downloaded first (load_model with ``whole``)."""
+    (measure.grid.fill_defaults). ``spec.placement``: every placement flag but -ngl (an axis), for
+    every configuration; its devices are checked against llama.cpp's own list first. Unreadable lines
+    of earlier results are added to ``problems``. A remote model is downloaded first (load_model with
+    ``whole``)."""
     info = load_model(model, whole=True)
     spec.validate()
+    check_devices(spec.placement)
     fill_defaults(info, spec)
     runner = Sweep(info, spec, Path(out), timeout=timeout, resume=resume, retry_failed=retry_failed, quality=quality,
                    on_start=on_start, on_record=on_record)
@@ -351,7 +354,9 @@ def quality(model: Model, settings: QualitySettings, timeout: float | None = Non
     """Each cache type's quality against f16/f16 on one text, as llama-perplexity --kl-divergence
     measures it: {"results": [one dict per pair], "text", "n_ctx", "n_chunks", "timings", "env"}.
     A remote model is downloaded first (load_model with ``whole``); ``progress`` hears of each chunk."""
-    return run_quality(load_model(model, whole=True).path, settings, timeout, progress=progress)
+    path = load_model(model, whole=True).path
+    check_devices(settings.placement)
+    return run_quality(path, settings, timeout, progress=progress)
 
 
 def download(model: Model, progress: Progress | None = None) -> ModelInfo:

@@ -421,6 +421,15 @@ def sweep(
     n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="LIST", help="Comma-separated layer counts to offload to the GPU ('all' or -1: every layer)."),
     kv_offload: str = typer.Option("on", "--kv-offload", metavar="on|off|both", help="on, off (llama.cpp's --no-kv-offload) or both."),
     repack: bool = REPACK_OPTION,
+    split_mode: Optional[str] = SPLIT_MODE,
+    tensor_split: Optional[str] = TENSOR_SPLIT,
+    main_gpu: Optional[int] = MAIN_GPU,
+    device: Optional[str] = DEVICE,
+    rpc: Optional[str] = RPC,
+    override_tensor: Optional[list[str]] = OVERRIDE_TENSOR,
+    cpu_moe: bool = CPU_MOE,
+    n_cpu_moe: Optional[int] = N_CPU_MOE,
+    n_cpu_ffn: Optional[int] = N_CPU_FFN,
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Output directory (default ./ggufprof-out/<model>-<timestamp>/). Results are always JSONL + CSV."),
     resume: bool = typer.Option(False, "--resume", help="Run only what --out's results.jsonl lacks (failed configurations are run again)."),
     retry_failed: bool = typer.Option(True, "--retry-failed/--no-retry-failed", help="With --resume: run failed configurations again (default) or keep them."),
@@ -444,7 +453,7 @@ def sweep(
 
     from .api import load_model, sweep as sweep_
     from .flags import on_off_both, parse_cache_type_grid, parse_count_list, parse_flash_attn_list, parse_int_list, \
-        parse_gpu_layers_list, parse_repetitions, parse_seconds, parse_threads
+        parse_gpu_layers_list, parse_repetitions, parse_seconds, parse_threads, placement_args, placement_flags
     from .measure.grid import GridSpec
     from .measure.sweep import Sweep, SweepSummary, default_out_dir, default_threads
     from .memory.settings import DEFAULTS, DEFAULTS_NOTE, check_profile
@@ -469,8 +478,10 @@ def sweep(
         kv_unified=on_off_both(kv_unified or ("on" if prof.kv_unified else "both"), "--kv-unified"),
         flash_attn=parse_flash_attn_list(flash_attn), depths=parse_int_list(depth, "--depth") if depth is not None else [],
         threads=parse_threads(threads) or default_threads(), n_prompt=n_prompt, n_gen=n_gen, repetitions=parse_repetitions(repetitions),
-        batch_size=batch_size, ubatch_size=ubatch_size, n_gpu_layers=parse_gpu_layers_list(n_gpu_layers), repack=repack,
+        batch_size=batch_size, ubatch_size=ubatch_size, n_gpu_layers=parse_gpu_layers_list(n_gpu_layers),
         offload_kqv=on_off_both(kv_offload, "--kv-offload"),
+        placement=placement_flags(None, split_mode, tensor_split, main_gpu, device, rpc, override_tensor, cpu_moe,
+                                  n_cpu_moe, n_cpu_ffn, repack),
     )
     spec.validate()  # refused values: exit 2 before anything is read, run or rotated
     info = load_model(_model(model, hf_repo, hf_file), whole=True, progress=DownloadBar())  # --recheck: its sha256
@@ -488,12 +499,14 @@ def sweep(
         raise typer.Exit(ExitCode.FAIL if strict and summary.mismatches else ExitCode.PASS)
     console.print(Text.assemble((info.name, "bold"), f" ({info.architecture}) → {out_dir}/results.jsonl"))
     console.print(Text(f"unset axes: {DEFAULTS_NOTE[defaults]}", style="dim"))
+    if shared := placement_args(spec.placement) + ([] if spec.placement.repack else ["--no-repack"]):
+        console.print(Text(f"placement of every configuration (with each -ngl): {' '.join(shared)}", style="dim"))
     if info.n_ctx_train and spec.ctx_sizes and max(spec.ctx_sizes) > info.n_ctx_train:
         console.print(Text(f"warning: context sizes above the model's training context ({info.n_ctx_train}) "
                            "are measured, but llama.cpp warns of a possible training context overflow", style="yellow"))
     qs = None
     if quality:
-        qs = quality_settings(pairs, quality_ctx, chunks, text, spec.threads, info.n_ctx_train, repack=repack)
+        qs = quality_settings(pairs, quality_ctx, chunks, text, spec.threads, info.n_ctx_train, placement=spec.placement)
         console.print(Text(f"quality: every cache type against f16/f16 first ({describe_text(qs, info.n_ctx_train)})", style="dim"))
     elif quality_ctx or chunks or text:
         raise GgufprofError("--quality-ctx, --chunks and --text shape the quality measurement: add --quality")
@@ -536,6 +549,15 @@ def quality(
     n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers offloaded to the GPU ('all' or -1: every layer)."),
     kv_offload: bool = typer.Option(True, "--kv-offload/--no-kv-offload", "-kvo/-nkvo", help="KV cache on the GPU with its layers (llama.cpp's default) or in host memory."),
     repack: bool = REPACK_OPTION,
+    split_mode: Optional[str] = SPLIT_MODE,
+    tensor_split: Optional[str] = TENSOR_SPLIT,
+    main_gpu: Optional[int] = MAIN_GPU,
+    device: Optional[str] = DEVICE,
+    rpc: Optional[str] = RPC,
+    override_tensor: Optional[list[str]] = OVERRIDE_TENSOR,
+    cpu_moe: bool = CPU_MOE,
+    n_cpu_moe: Optional[int] = N_CPU_MOE,
+    n_cpu_ffn: Optional[int] = N_CPU_FFN,
     timeout: float = typer.Option(3600, "--timeout", metavar="SECONDS", help="Seconds the whole measurement may run before it is killed."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per cache type pair."),
     llama_lib: Optional[Path] = LLAMA_LIB_OPTION,
@@ -551,7 +573,7 @@ def quality(
     from rich.text import Text
 
     from .api import load_model, quality as quality_
-    from .flags import parse_cache_type_grid, parse_flash_attn, parse_gpu_layers, parse_seconds, parse_threads
+    from .flags import parse_cache_type_grid, parse_flash_attn, parse_seconds, parse_threads, placement_flags
     from .measure.quality import QualityFailed
     from .measure.sweep import default_threads
     from .present.console import DownloadBar, out_console
@@ -561,13 +583,14 @@ def quality(
 
     pairs = parse_cache_type_grid(cache_types, cache_type_k, cache_type_v)
     timeout = parse_seconds(timeout, "--timeout")
-    ngl = parse_gpu_layers(n_gpu_layers)
+    placement = placement_flags(n_gpu_layers, split_mode, tensor_split, main_gpu, device, rpc, override_tensor, cpu_moe,
+                                n_cpu_moe, n_cpu_ffn, repack)
     if ubatch_size < 1:
         raise GgufprofError("--ubatch-size must be >= 1")
     info = load_model(_model(model, hf_repo, hf_file), whole=True, progress=DownloadBar())
     qs = quality_settings(pairs, quality_ctx, chunks, text, parse_threads(threads) or default_threads(), info.n_ctx_train,
-                          parse_flash_attn(flash_attn), ubatch_size=ubatch_size, n_gpu_layers=ngl,
-                          offload_kqv=kv_offload, repack=repack)
+                          parse_flash_attn(flash_attn), ubatch_size=ubatch_size, offload_kqv=kv_offload,
+                          placement=placement)
     err = Console(stderr=True, highlight=False)
     if err.is_terminal:  # progress for people; scripts get nothing but the result (or one Error line)
         err.print(Text(f"{printable(info.name)}: {', '.join(f'{k}/{v}' for k, v in pairs)} against f16/f16 over "

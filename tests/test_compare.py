@@ -421,22 +421,28 @@ def test_duplicate_configurations_are_an_error(quiet, tmp_path, side):
 
 
 def test_an_old_baseline_still_matches(quiet, tmp_path):
-    """A version-1 baseline, written before ``repack`` was a setting (and before quality blocks),
-    matches today's records: a setting an old record lacks takes its default (repack on), so adding a
-    setting to the schema does not turn every old baseline into 'only in the baseline'."""
+    """A version-1 baseline, written before ``repack`` and the placement flags were settings (and before
+    quality blocks), matches today's records: a setting an old record lacks takes its default (repack
+    on, llama.cpp's default placement), so adding a setting to the schema does not turn every old
+    baseline into 'only in the baseline'."""
+    placement = ("repack", "split_mode", "tensor_split", "main_gpu", "devices", "rpc", "overrides", "cpu_moe",
+                 "n_cpu_moe", "n_cpu_ffn")
+
     def version_1(d):
         d["schema_version"] = 1
         d.pop("quality", None)
-        assert d["settings"].pop("repack") is True
+        assert [d["settings"].pop(k) for k in placement] == [True, "layer", [], 0, [], [], [], False, 0, 0]
     old = write_copy(quiet, tmp_path / "v1", version_1)
-    assert all("repack" not in json.loads(ln)["settings"] for ln in (old / "results.jsonl").read_text().splitlines())
+    assert all(not set(placement) & set(json.loads(ln)["settings"])
+               for ln in (old / "results.jsonl").read_text().splitlines())
     r = run(old, quiet, "-f", "json")
     assert r.exit_code == ExitCode.PASS, r.output
     d = json.loads(r.stdout)
     assert d["matched"] == len(ok_records(quiet)) and not d["only_baseline"] and not d["only_new"]
-    # a record that says repack off is another configuration, old or new
-    no_repack = write_copy(quiet, tmp_path / "norepack", lambda d: d["settings"].update(repack=False))
-    assert json.loads(run(old, no_repack, "-f", "json", "--allow-missing").stdout)["matched"] == 0
+    # a record that says repack off, or another placement, is another configuration, old or new
+    for change in ({"repack": False}, {"n_cpu_moe": 1}, {"rpc": ["127.0.0.1:50052"]}):
+        other = write_copy(quiet, tmp_path / "other", lambda d: d["settings"].update(change))
+        assert json.loads(run(old, other, "-f", "json", "--allow-missing").stdout)["matched"] == 0, change
 
 
 def test_record_text_is_escaped_in_markdown_terminal_and_junit(quiet, tmp_path):

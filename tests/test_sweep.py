@@ -14,7 +14,7 @@ from ggufprof.measure.sweep import Sweep, SweepSummary
 from ggufprof.memory.predict import bytes_per_token
 from ggufprof.model.model_info import load_model_info
 from ggufprof.results.store import load_dataframe
-from ggufprof.memory.placement import is_host_buffer
+from ggufprof.memory.placement import PlacementFlags, is_host_buffer
 from ggufprof.results.schema import Record, validate
 from ggufprof.results.store import read_records
 
@@ -328,7 +328,7 @@ def test_repacked_weights_checked_in_every_record(tmp_path):
     info = load_model_info(fixture_path("llama-q4_0"))
     recs = []
     for repack in (True, False):
-        s = spec(cache_types=[("f16", "f16")], flash_attn=["auto"], repack=repack, repetitions=1)
+        s = spec(cache_types=[("f16", "f16")], flash_attn=["auto"], placement=PlacementFlags(repack=repack), repetitions=1)
         recs += Sweep(info, s, tmp_path / str(repack)).run().records
     on, off = recs
     assert on.status == off.status == "ok"

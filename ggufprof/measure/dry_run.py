@@ -139,6 +139,14 @@ def offload_devices(flags: PlacementFlags) -> list[OffloadDevice]:
     return select_devices(backend_devices_in_worker(flags.rpc), flags)
 
 
+def check_devices(flags: PlacementFlags) -> None:
+    """``--rpc``, ``-dev`` and ``-mg`` against llama.cpp's own device list, before anything is measured:
+    an rpc-server that does not answer, a build without the RPC backend or a device llama.cpp does not
+    have is one error then, not a failed record per configuration."""
+    if flags.rpc or flags.devices or flags.split_mode == "none":
+        select_devices(backend_devices_in_worker(flags.rpc), flags)
+
+
 def cross_check(pred: MemoryPrediction, dry: DryResult) -> None:
     """The dry run's logged KV/RS sizes must equal the prediction (its buffers are dummies)."""
     bad = kv_mismatches(pred, dry.log, dry.n_ctx, dry.n_ctx_seq, check_buffers=False)

@@ -547,8 +547,9 @@ def fit_all(model: ModelInfo, pairs: list[tuple[str, str]], base: KVSettings, bu
 
 
 def _plain(flags: PlacementFlags | None) -> bool:
-    """A placement the sweep worker can run (RunSettings: -ngl and --no-repack on llama.cpp's default
-    devices); anything else is verified by a real load in the probe worker."""
+    """A placement whose answer the measured RSS / VRAM growth of a one-configuration sweep judges: -ngl
+    and --no-repack on llama.cpp's default devices. Anything else (an rpc-server's memory is another
+    process's, -ts splits over several devices) is verified by the buffers a real load logs per device."""
     f = flags or PlacementFlags()
     return f == PlacementFlags(n_gpu_layers=f.n_gpu_layers, repack=f.repack)
 
@@ -575,7 +576,7 @@ def verify(model: ModelInfo, results: list[FitResult], budget: Budget, offload_k
             out.append(verify_logged(model, r, budget, offload_kqv))
             continue
         rs = RunSettings(r.settings, default_threads(), n_prompt=min(r.settings.ubatch_size, r.n_ctx_seq), n_gen=4,
-                         repetitions=1, n_gpu_layers=flags.n_gpu_layers, offload_kqv=offload_kqv, repack=flags.repack)
+                         repetitions=1, offload_kqv=offload_kqv, placement=flags)
         rec = measure_one(model, rs, work_dir / str(i))
         host = r.device(HOST)
         rss = rec.measured.get("rss") or {}

@@ -8,12 +8,14 @@ skipped records with llama.cpp's reason, so a report shows what was not measured
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 
 from ..errors import GgufprofError
 from ..memory.settings import CTX_PAD, UINT32_MAX, KVSettings
 from ..flags import AUTO
+from ..memory.placement import PlacementFlags
 from ..memory.predict import bytes_per_token
 from ..results.run_settings import RunSettings, skip_reason
 from ..model.model_info import ModelInfo
@@ -38,7 +40,9 @@ class GridSpec:
     ubatch_size: int = KVSettings.ubatch_size
     n_gpu_layers: list[int] = field(default_factory=lambda: [0])
     offload_kqv: list[bool] = field(default_factory=lambda: [True])
-    repack: bool = True
+    # every other placement flag (-sm -ts -mg -dev --rpc -ot -cmoe -ncmoe -ncffn --no-repack), the same in
+    # every configuration; its n_gpu_layers is replaced by each value of the n_gpu_layers axis
+    placement: PlacementFlags = field(default_factory=PlacementFlags)
 
     @classmethod
     def single(cls, rs: RunSettings) -> "GridSpec":
@@ -46,7 +50,7 @@ class GridSpec:
         kv = rs.kv
         return cls([(kv.cache_type_k, kv.cache_type_v)], [kv.ctx_size], [kv.swa_full], [kv.parallel], [kv.kv_unified],
                    [kv.flash_attn], [rs.depth], rs.threads, rs.n_prompt, rs.n_gen, rs.repetitions, kv.batch_size,
-                   kv.ubatch_size, [rs.n_gpu_layers], [rs.offload_kqv], rs.repack)
+                   kv.ubatch_size, [rs.n_gpu_layers], [rs.offload_kqv], rs.placement)
 
     def validate(self) -> None:
         """Values llama.cpp refuses whatever the model are refused up front (one error, exit 2),
@@ -129,7 +133,7 @@ def expand(model: ModelInfo, spec: GridSpec) -> list[tuple[RunSettings, str | No
         for uni in (spec.kv_unified if par > 1 else [False]):
             for tk, tv in spec.cache_types:
                 kv = KVSettings(ctx, tk, tv, par, uni, swa, spec.batch_size, spec.ubatch_size, fa)
-                rs = RunSettings(kv, spec.threads, spec.n_prompt, spec.n_gen, depth, spec.repetitions, ngl, okqv,
-                                 spec.repack)
+                rs = RunSettings(kv, spec.threads, spec.n_prompt, spec.n_gen, depth, spec.repetitions, okqv,
+                                 dataclasses.replace(spec.placement, n_gpu_layers=ngl))
                 out.append((rs, skip_reason(model, rs)))
     return out

@@ -13,6 +13,7 @@ import dataclasses
 from pathlib import Path
 
 from ..errors import GgufprofError
+from ..flags import placement_args
 from ..results.quality import QualitySettings
 from ..results.run_settings import RunSettings
 from .workers import Progress, run_once
@@ -43,13 +44,14 @@ def run_quality(model_path: Path, settings: QualitySettings, timeout: float | No
 
 def quality_key(rs: RunSettings) -> tuple:
     """What a configuration's quality depends on besides its cache types (llama-perplexity's
-    settings for the rest: one sequence, n_ubatch 512)."""
-    return rs.kv.flash_attn, rs.n_gpu_layers, rs.offload_kqv, rs.kv.cache_type_k, rs.kv.cache_type_v
+    settings for the rest: one sequence, n_ubatch 512): flash attention, the placement (which
+    backend computes each layer: -ngl, --rpc, -ot, ...) and KV offload."""
+    return rs.kv.flash_attn, rs.placement, rs.offload_kqv, rs.kv.cache_type_k, rs.kv.cache_type_v
 
 
 def sweep_quality(model_path: Path, plan: list[tuple[RunSettings, str | None]], base: QualitySettings,
                   timeout: float | None, log_dir: Path | None = None) -> dict[tuple, dict]:
-    """One quality run per group of (flash attention, GPU layers, KV offload) among the configurations
+    """One quality run per group of (flash attention, placement, KV offload) among the configurations
     not skipped; {quality_key(rs): block}. A group whose run fails gets {"error": reason} blocks."""
     groups: dict[tuple, list[tuple[str, str]]] = {}
     for rs, why in plan:
@@ -59,8 +61,8 @@ def sweep_quality(model_path: Path, plan: list[tuple[RunSettings, str | None]], 
                 pairs.append((rs.kv.cache_type_k, rs.kv.cache_type_v))
     out: dict[tuple, dict] = {}
     for n, (group, pairs) in enumerate(groups.items()):
-        fa, ngl, offload = group
-        settings = dataclasses.replace(base, cache_types=tuple(pairs), flash_attn=fa, n_gpu_layers=ngl,
+        fa, placement, offload = group
+        settings = dataclasses.replace(base, cache_types=tuple(pairs), flash_attn=fa, placement=placement,
                                        offload_kqv=offload)
         log = log_dir / f"quality-{n:02d}.log" if log_dir else None
         try:
@@ -81,6 +83,7 @@ def quality_failures(blocks: dict[tuple, dict]) -> list[str]:
         if "error" in block:
             pairs, _ = groups.setdefault(key[:3], ([], block["error"]))
             pairs.append(f"{key[3]}/{key[4]}")
-    return [f"quality not measured for {', '.join(pairs)} (flash attention {fa}, {ngl} GPU layers, KV offload "
+    return [f"quality not measured for {', '.join(pairs)} (flash attention {fa}, {placement.n_gpu_layers} GPU layers"
+            f"{''.join(' ' + a for a in placement_args(placement))}, KV offload "
             f"{'on' if offload else 'off'}): {' '.join(str(error).split())}"
-            for (fa, ngl, offload), (pairs, error) in groups.items()]
+            for (fa, placement, offload), (pairs, error) in groups.items()]

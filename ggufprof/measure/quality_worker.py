@@ -103,7 +103,7 @@ def measure_quality(model_path: str, s: Q.QualitySettings, log: list[str] | None
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    lm = LlamaModel(model_path, s.n_gpu_layers, s.repack)
+    lm = LlamaModel(model_path, placement=s.placement)
     timings["load_s"] = time.perf_counter() - t
     contexts = []
     batch = None

@@ -22,7 +22,7 @@ import psutil
 from ..errors import ExitCode, GgufprofError
 from ..flags import AUTO
 from ..memory.footprint import footprint
-from ..memory.placement import place
+from ..memory.placement import OffloadDevice, place, select_devices
 from ..memory.predict import predict
 from ..model.model_info import ModelInfo
 from ..model.remote import sha256_file
@@ -227,9 +227,13 @@ class Sweep:
             rec.predicted = {"unavailable": str(e)}
             rec.check = {"kv_exact": None, "kv_mismatches": [], "prediction": f"not predicted: {e}", **noise}
             return
-        gpus = log.gpu_devices  # the run's own log says which GPU llama.cpp used, if any
         cpu_bufts = self._cpu_bufts(rs.repack)
-        placement = place(self.model, pred, rs.n_gpu_layers, rs.offload_kqv, gpus[0] if gpus else None, cpu_bufts)
+        try:
+            placement = place(self.model, pred, offload_kqv=rs.offload_kqv, cpu_bufts=cpu_bufts, flags=rs.placement,
+                              devices=self._offload_devices(rec, rs, log))
+        except GgufprofError as e:  # a placement not modelled (-sm row): measured, not judged
+            rec.check = {"kv_exact": None, "kv_mismatches": [], "prediction": f"not placed: {e}", **noise}
+            return
         devices = footprint(self.model, pred, placement,
                             {buft: mib_bytes(mib) for buft, mib in log.compute_buffers_mib.items()})
         rec.predicted = {**pred.to_dict(), "placement": placement.to_dict(),
@@ -242,6 +246,17 @@ class Sweep:
         rec.check.update(repack_check(placement, log, cpu_bufts is not None))
         rec.check.update(footprint_check(rec, devices))
         rec.check.update(noise)
+
+    @staticmethod
+    def _offload_devices(rec: Record, rs: RunSettings, log: LlamaLog) -> list[OffloadDevice]:
+        """The devices the worker's llama.cpp offloaded to, in its order (select_devices over the list
+        the worker reported at load: rpc-servers, GPUs, their free memory). A record written before
+        the worker reported it: the first GPU its log names, if any (-ngl on one GPU, all it ran then)."""
+        backend = rec.measured.get("devices")
+        if backend is not None:
+            return select_devices(backend, rs.placement)
+        gpus = log.gpu_devices
+        return [OffloadDevice(gpus[0])] if gpus else []
 
     def _cpu_bufts(self, repack: bool) -> dict[str, str] | None:
         """The buffer type llama.cpp gives each weight on the CPU, asked once per sweep of its dry run

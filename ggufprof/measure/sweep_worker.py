@@ -155,11 +155,14 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
     rss = {"baseline": sampler.rss()}
     vram_m = {"baseline_process": vram.process_bytes(pid), "baseline_devices": vram.device_used()}
     env = environment.collect(L, vram.info(), vram.reason)
+    # llama.cpp's devices as this load sees them (its rpc-servers added first, as --rpc does): the list
+    # the prediction places layers on, with the free memory that splits them when -ts is not given
+    # (load_tensors, src/llama-model.cpp). Asking a GPU for its free memory creates this process's CUDA
+    # context (~0.5 GiB that no buffer accounts for), as llama.cpp's --fit does before it measures: the
+    # baseline that allocations are counted from. The free/total figures are what --fit budgets against.
+    devices = [asdict(d) for d in backend_devices(rs.placement.rpc)]
     if vram.available:
-        # Asking the GPU for its free memory creates this process's CUDA context (~0.5 GiB that no
-        # buffer accounts for), as llama.cpp's --fit does before it measures: the baseline that
-        # allocations are counted from. The free/total figures are what --fit budgets against.
-        env["backend_devices"] = [asdict(d) for d in backend_devices()]
+        env["backend_devices"] = devices
         vram_m["after_init_process"] = vram.process_bytes(pid)
     timings: dict[str, float] = {}
     log_text = ""
@@ -168,7 +171,7 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
         with sampler:
             t = time.perf_counter()
             try:
-                lm = LlamaModel(model_path, rs.n_gpu_layers, rs.repack)
+                lm = LlamaModel(model_path, placement=rs.placement)
             except ContextRefused as e:
                 log_text += e.log_text
                 raise
@@ -286,6 +289,7 @@ def measure(model_path: str, rs: RunSettings, log_path: Path | None = None) -> d
             "kv": {"caches": [asdict(x) for x in c.log.caches]},
             "compute_buffers_mib": c.log.compute_buffers_mib,
             "model_buffers_mib": lm.load_log.model_buffers_mib,
+            "devices": devices,
             "rss": rss,
             "vram": vram_m if vram.available else None,
             "pp": speed_test(rs.n_prompt, pp_s, rs.kv.parallel, pp_noise),

@@ -112,7 +112,12 @@ class PlacementFlags:
         return bool(self.n_gpu_layers) or any(b != CPU for _, b in self.overrides)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As JSON holds it (lists, not tuples): the same in a worker request and a record's settings."""
+        d = asdict(self)
+        for k in ("tensor_split", "devices", "rpc"):
+            d[k] = list(d[k])
+        d["overrides"] = [list(o) for o in self.overrides]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "PlacementFlags":
@@ -232,6 +237,12 @@ def is_host_buffer(buffer_type: str) -> bool:
     """Whether a buffer type llama.cpp logs is host memory: CPU, CPU_Mapped, CPU_REPACK, and the
     pinned host buffers of a GPU backend (CUDA_Host, ...)."""
     return buffer_type.startswith(CPU) or buffer_type.endswith("_Host")
+
+
+def is_rpc_buffer(buffer_type: str) -> bool:
+    """Whether a buffer type llama.cpp logs is an rpc-server's: ggml-rpc.cpp names it
+    ``RPC<device>[<endpoint>]`` (ggml_backend_rpc_buffer_type), its memory the server's process's."""
+    return buffer_type.startswith("RPC") and buffer_type.endswith("]")
 
 
 def gpu_layers(n_layer: int, n_gpu_layers: int, has_gpu: bool = True) -> list[bool]:

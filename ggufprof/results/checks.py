@@ -13,7 +13,7 @@ from .llama_log import LlamaLog, mib_bytes
 from ..memory.caches import LOG_RS, LOG_STATE, mib_f32, mib_f64
 from ..memory.footprint import HOST, gpu_bytes
 from ..memory.predict import MemoryPrediction
-from ..memory.placement import CPU, REPACK, Placement, is_host_buffer
+from ..memory.placement import CPU, REPACK, Placement, is_host_buffer, is_rpc_buffer
 from .schema import CHECK_KEYS, Record
 
 
@@ -81,6 +81,12 @@ def failed_checks(check: dict) -> list[str]:
     return [k for k in CHECK_KEYS if check.get(k) is False]
 
 
+def local_devices(log: LlamaLog) -> list[str]:
+    """The devices in this process's log that allocate in this process (a GPU: CUDA0, ...), not on
+    an rpc-server, whose buffers live in the server's process (ggml-rpc.cpp)."""
+    return [d for d in log.gpu_devices if not is_rpc_buffer(d)]
+
+
 # --- measured memory against the prediction (tolerances stated before measuring) ----------------
 
 RSS_TOL_ABS = 4 * 1024 * 1024  # allocator and graph metadata beside the KV buffer
@@ -97,7 +103,7 @@ def rss_check(rec: Record, placement: Placement, log: LlamaLog) -> dict:
     growth = rss["after_context"] - rss["after_load"]
     expected = placement.kv_buffer("CPU")
     tol = RSS_TOL_ABS + int(RSS_TOL_REL * expected)
-    if log.gpu_devices:
+    if local_devices(log):
         # With the CUDA backend, context creation also allocates pinned host compute buffers
         # (CUDA_Host, counted below) and CUDA runtime memory that llama.cpp does not log: reported
         # (4.8 to 11 MiB above KV + pinned buffers on the H200 run), not judged.
@@ -120,9 +126,11 @@ def vram_check(rec: Record, placement: Placement, log) -> dict:
     if not v or v.get("after_context_process") is None or v.get("after_load_process") is None:
         return {}
     growth = v["after_context_process"] - v["after_load_process"]
-    # device buffers only: CUDA_Host is pinned *host* memory
-    expected = (placement.kv_buffer(placement.gpu) if placement.gpu else 0) + sum(
-        mib_bytes(mib) for dev, mib in log.compute_buffers_mib.items() if dev in log.gpu_devices)
+    # this process's device buffers only: CUDA_Host is pinned *host* memory, an rpc-server's buffers
+    # are its own process's memory
+    gpus = local_devices(log)
+    expected = sum(placement.kv_buffer(d) for d in gpus) + sum(
+        mib_bytes(mib) for dev, mib in log.compute_buffers_mib.items() if dev in gpus)
     return {"vram_growth": growth, "vram_expected": expected, "vram_tolerance": VRAM_TOL,
             "vram_error": growth - expected, "vram_explained": abs(growth - expected) <= VRAM_TOL}
 
@@ -138,14 +146,25 @@ def repack_check(placement: Placement, log: LlamaLog, predicted: bool) -> dict:
 
 
 def weights_check(placement: Placement, log: LlamaLog) -> dict:
-    """GPU weights: the predicted model buffer of the GPU (tensors padded as the CUDA buffer type
-    allocates) vs llama.cpp's '<GPU> model buffer size'. Host weights are mmapped file ranges:
-    reported only."""
-    logged = log.model_buffers_mib.get(placement.gpu) if placement.gpu else None
-    if logged is None:
+    """Weights on every offload device (a GPU, an rpc-server): each device's predicted model buffer
+    (tensors padded as its buffer type allocates: memory/placement.py alloc_size) vs llama.cpp's
+    '<device> model buffer size' line (llama_model::load_tensors, src/llama-model.cpp), for every
+    device either names; a device in one and not the other disagrees. Host weights are mmapped file
+    ranges: reported only (``weights_host_mapped_*``). Not judged when nothing is offloaded."""
+    logged = {d: mib for d, mib in log.model_buffers_mib.items() if not is_host_buffer(d)}
+    predicted = {d: mib_f64(n) for d, n in placement.weights_buffer.items()}
+    if not logged and not predicted:
         return {}
-    return {"weights_gpu_predicted": placement.gpu_weights_buffer, "weights_gpu_logged_mib": logged,
-            "weights_gpu_exact": mib_f64(placement.gpu_weights_buffer) == logged}
+    names = sorted(set(logged) | set(predicted))
+    bad = [f"{d}: predicted {predicted.get(d, 'no buffer')}, llama.cpp {logged.get(d, 'no buffer')}"
+           for d in names if predicted.get(d) != logged.get(d)]
+    first = placement.gpu if placement.gpu in logged else (names[0] if names else None)
+    return {"weights_gpu_predicted": placement.gpu_weights_buffer, "weights_gpu_logged_mib": logged.get(first),
+            "weights_by_device": {d: {"predicted_bytes": placement.weights_buffer.get(d, 0),
+                                      "logged_mib": logged.get(d)} for d in names},
+            "weights_gpu_mismatches": bad, "weights_gpu_exact": not bad,
+            "weights_host_mapped_predicted": placement.host_mapped,
+            "weights_host_mapped_logged_mib": log.model_buffers_mib.get("CPU_Mapped")}
 
 
 # Stated before the second H100 run: cudaMalloc rounds each buffer (weights, KV, compute) up to
@@ -162,7 +181,8 @@ def footprint_check(rec: Record, devices: list) -> dict:
     predicted host total + 16 MiB + 2 % (stated before measuring); the resident share is reported
     beside it, never mixed into it. With NVML, VRAM growth is compared with the GPU totals the same way."""
     host = next((d for d in devices if d.device == HOST), None)
-    gpu = gpu_bytes(devices)
+    # this process's devices (an rpc-server's memory is its own process's: neither RSS nor NVML here sees it)
+    gpu = gpu_bytes([d for d in devices if not is_rpc_buffer(d.device)])
     rss = rec.measured.get("rss") or {}
     out: dict = {}
     if host is not None and rss.get("after_warmup") is not None and rss.get("baseline") is not None:

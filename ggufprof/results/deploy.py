@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..errors import GgufprofError
 from .run_settings import RunSettings, skip_reason
+from ..memory.placement import PlacementFlags
 from ..memory.predict import validate
 from ..flags import parse_count, parse_flash_attn, parse_size
 from ..memory.settings import DEFAULT_PROFILE, DEFAULTS, KVSettings, check_profile, with_defaults
@@ -215,8 +216,9 @@ def _deployment(table: dict, base: Path, ctx: _Context, default_threads: int, me
     kv = _kv_settings(table, info, ctx)
     run = RunSettings(kv, table.get("threads", default_threads), table.get("n_prompt", RunSettings.n_prompt),
                       table.get("n_gen", RunSettings.n_gen), table.get("depth", RunSettings.depth),
-                      table.get("repetitions", RunSettings.repetitions), table.get("n_gpu_layers", RunSettings.n_gpu_layers),
-                      table.get("offload_kqv", True), table.get("repack", True))
+                      table.get("repetitions", RunSettings.repetitions), table.get("offload_kqv", True),
+                      PlacementFlags(n_gpu_layers=table.get("n_gpu_layers", PlacementFlags.n_gpu_layers),
+                                     repack=table.get("repack", PlacementFlags.repack)))
     why = skip_reason(info, run) if measuring else None
     if why:
         raise ctx.fail("ctx_size", why)
@@ -255,8 +257,7 @@ def _quality(table: dict, limits: Limits, run: RunSettings, info: ModelInfo, bas
     kv = run.kv
     return QualitySettings(cache_types=((kv.cache_type_k, kv.cache_type_v),), ctx=table.get("quality_ctx"),
                            chunks=table.get("quality_chunks"), text=text, threads=run.threads,
-                           flash_attn=kv.flash_attn, n_gpu_layers=run.n_gpu_layers, offload_kqv=run.offload_kqv,
-                           repack=run.repack)
+                           flash_attn=kv.flash_attn, offload_kqv=run.offload_kqv, placement=run.placement)
 
 
 def load_deployments(path: str | Path, default_threads: int = 1, measuring: bool = True) -> list[Deployment]:

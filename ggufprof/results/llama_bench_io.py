@@ -29,6 +29,7 @@ tools/llama-bench/llama-bench.cpp of the vendored llama.cpp). Differences that c
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import statistics
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GgufprofError
+from ..memory.placement import PlacementFlags
 from ..memory.settings import KVSettings
 from . import files
 from .run_settings import RunSettings
@@ -77,6 +79,8 @@ LINE = {
     "no_kv_offload": BOOL, "repack": BOOL, "test_time": Kind(f"a time as {TEST_TIME}", (str,), test=_test_time_ok),
     "model_filename": STR, "model_type": STR, "model_size": COUNT, "model_n_params": COUNT, "cpu_info": STR,
     "gpu_info": STR, "backends": STR, "build_commit": STR, "build_number": INT,
+    "n_cpu_moe": COUNT, "split_mode": STR, "main_gpu": INT, "devices": STR, "tensor_split": STR,
+    "tensor_buft_overrides": STR,
     # what our own export adds (export_lines)
     "ggufprof": Block({"id": STR, "settings": Block(SETTINGS), "model": Block({}), "hostname": STR}, null=True),
 }
@@ -109,6 +113,36 @@ def _model_facts(path: str | None, cache: dict) -> tuple[int, int]:
     return cache[path]
 
 
+def bench_placement(p: PlacementFlags) -> dict:
+    """The placement as llama-bench's test fields print it (tools/llama-bench/llama-bench.cpp,
+    test::get_values and devices_to_string): devices joined by '/' ("auto": llama.cpp's choice,
+    "none"), -ts as %.2f joined by '/' up to the last non-zero value ("0.00": by free memory), -ot as
+    pattern=buffer type joined by ';' ("none"). llama-bench has no -cmoe or -ncffn: their -ot
+    patterns (PlacementFlags.all_overrides, after -ot) are listed with the -ot ones; -ncmoe has its field."""
+    ts = list(p.tensor_split)
+    while ts and not ts[-1]:
+        ts.pop()
+    ot = dataclasses.replace(p, n_cpu_moe=0).all_overrides()
+    return {"n_gpu_layers": p.n_gpu_layers, "n_cpu_moe": p.n_cpu_moe, "split_mode": p.split_mode,
+            "main_gpu": p.main_gpu, "devices": "/".join(p.devices) or "auto",
+            "tensor_split": "/".join(f"{x:.2f}" for x in ts) or "0.00",
+            "tensor_buft_overrides": ";".join(f"{pat}={buft}" for pat, buft in ot) or "none", "repack": p.repack}
+
+
+def _placement_of(line: dict) -> PlacementFlags:
+    """The placement of a llama-bench test line (bench_placement's fields read back; -cmoe and -ncffn
+    come back as the -ot patterns they are)."""
+    ts = tuple(float(x) for x in line.get("tensor_split", "0.00").split("/"))
+    devices = line.get("devices", "auto")
+    ot = line.get("tensor_buft_overrides", "none")
+    return PlacementFlags(
+        n_gpu_layers=line.get("n_gpu_layers", -1), split_mode=line.get("split_mode", "layer"),
+        tensor_split=ts if any(ts) else (), main_gpu=line.get("main_gpu", 0),
+        devices=() if devices == "auto" else tuple(devices.split("/")),
+        overrides=() if ot == "none" else tuple(tuple(x.rpartition("=")[::2]) for x in ot.split(";")),
+        n_cpu_moe=line.get("n_cpu_moe", 0), repack=bool(line.get("repack", True)))
+
+
 def _test_time(started_at: str | None) -> str:
     if not started_at:
         return ""
@@ -133,11 +167,10 @@ def export_lines(records: list[Record], build_commit: str | None = None) -> list
             "model_size": weight_bytes or model.get("weight_bytes", 0), "model_n_params": n_params or model.get("n_params", 0),
             "n_batch": s["batch_size"], "n_ubatch": s["ubatch_size"], "n_threads": s["threads"], "cpu_mask": "0x0",
             "cpu_strict": False, "poll": 50, "type_k": s["cache_type_k"], "type_v": s["cache_type_v"],
-            "n_gpu_layers": s["n_gpu_layers"], "n_cpu_moe": 0, "split_mode": "layer", "main_gpu": 0,
-            "no_kv_offload": not s["offload_kqv"], "flash_attn": FLASH_ATTN_TYPE[s["flash_attn"]], "devices": "auto",
-            "tensor_split": "0.00", "tensor_buft_overrides": "none", "load_mode": "auto", "lazy_mode": "auto",
-            "embeddings": False, "no_op_offload": 0, "no_host": False, "repack": s["repack"], "fit_target": 0,
-            "fit_min_ctx": 0,
+            **bench_placement(PlacementFlags.from_dict({k: s[k] for k in PlacementFlags.__dataclass_fields__})),
+            "no_kv_offload": not s["offload_kqv"], "flash_attn": FLASH_ATTN_TYPE[s["flash_attn"]],
+            "load_mode": "auto", "lazy_mode": "auto", "embeddings": False, "no_op_offload": 0, "no_host": False,
+            "fit_target": 0, "fit_min_ctx": 0,
         }
         for test in ("pp", "tg"):
             m = rec.measured.get(test) or {}
@@ -214,8 +247,8 @@ def _record(pp: dict | None, tg: dict | None, where: str) -> Record:
         except GgufprofError as e:
             raise GgufprofError(f"{where}: {e}") from None
         reps = max(len(x["samples_ts"]) for x in (pp, tg) if x)
-        settings = RunSettings(kv, first["n_threads"], n_prompt, n_gen, depth, reps, first.get("n_gpu_layers", -1),
-                               not first.get("no_kv_offload", False), bool(first.get("repack", True))).to_dict()
+        settings = RunSettings(kv, first["n_threads"], n_prompt, n_gen, depth, reps, not first.get("no_kv_offload", False),
+                               _placement_of(first)).to_dict()
     model = extra.get("model") or {"path": first.get("model_filename"), "name": first.get("model_type"),
                                    "weight_bytes": first.get("model_size"), "n_params": first.get("model_n_params")}
     env = {"source": SOURCE, "cpu": first.get("cpu_info"), "gpu_info": first.get("gpu_info"),

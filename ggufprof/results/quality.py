@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ..errors import GgufprofError
 from ..flags import parse_count
+from ..memory.placement import PlacementFlags
 from ..memory.settings import KVSettings
 
 BASELINE = ("f16", "f16")
@@ -63,19 +64,25 @@ class QualitySettings:
     threads: int | None = None
     flash_attn: str = "auto"
     ubatch_size: int = 512  # a chunk is decoded in pieces of this many tokens (llama-perplexity's n_ubatch)
-    n_gpu_layers: int = 0
     offload_kqv: bool = True
-    repack: bool = True
+    placement: PlacementFlags = field(default_factory=PlacementFlags)  # every placement flag (-ngl, --rpc, ...)
+
+    @property
+    def repack(self) -> bool:
+        return self.placement.repack
 
     def to_dict(self) -> dict:
+        """As the quality worker gets it (measure/workers.py: JSON); the placement as PlacementFlags.to_dict()."""
         d = asdict(self)
         d["cache_types"] = [list(p) for p in self.cache_types]
+        d["placement"] = self.placement.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "QualitySettings":
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**{**known, "cache_types": tuple(tuple(p) for p in d["cache_types"])})
+        return cls(**{**known, "cache_types": tuple(tuple(p) for p in d["cache_types"]),
+                      "placement": PlacementFlags.from_dict(d.get("placement") or {})})
 
 
 def check_counts(ctx: int | None, chunks: int | None) -> None:

@@ -13,6 +13,9 @@ Format history (SCHEMA_VERSION):
   2  adds ``quality`` (None when not measured): the cache type's quality against f16/f16 from
      ``sweep --quality`` (results/quality.py, QualityResult.to_dict()), or {"error": reason} when
      that measurement failed. Version-1 records load as version 2 with ``quality`` None.
+  Settings added since, without a new version (a record that lacks one ran at its default, which
+  RunSettings.from_dict gives it): ``repack``; the placement flags ``split_mode``, ``tensor_split``,
+  ``main_gpu``, ``devices``, ``rpc``, ``overrides``, ``cpu_moe``, ``n_cpu_moe``, ``n_cpu_ffn``.
 """
 
 from __future__ import annotations
@@ -156,6 +159,13 @@ SETTINGS = {
     "threads": COUNT.not_null(), "n_prompt": COUNT.not_null(), "n_gen": COUNT.not_null(), "depth": COUNT.not_null(),
     "repetitions": COUNT.not_null(), "n_gpu_layers": INT.not_null(), "offload_kqv": BOOL.not_null(),
     "repack": BOOL.not_null(),
+    # the other placement flags (memory/placement.py PlacementFlags.to_dict); absent in older records:
+    # llama.cpp's default placement, which every sweep ran at before they were settings
+    "split_mode": STR.not_null(), "tensor_split": ListOf(NON_NEGATIVE), "main_gpu": INT.not_null(),
+    "devices": ListOf(STR), "rpc": ListOf(STR), "cpu_moe": BOOL.not_null(), "n_cpu_moe": COUNT.not_null(),
+    "n_cpu_ffn": COUNT.not_null(),
+    "overrides": ListOf(Kind("a [tensor name regex, buffer type] pair", (list,),
+                             test=lambda v: len(v) == 2 and all(type(x) is str for x in v))),
 }
 # version-1 records may lack the newer ones (RunSettings.from_dict gives them their defaults)
 SETTINGS_REQUIRED = ("ctx_size", "cache_type_k", "cache_type_v", "parallel", "kv_unified", "swa_full", "batch_size",

@@ -157,7 +157,12 @@ def other_settings(rec: Record) -> tuple:
     values): the values themselves, not copies (a report holds one per configuration); one field's
     values are all of one type (schema.validate), so True never meets 1."""
     keys = tuple(sorted(k for k in rec.settings if k not in CACHE_KEYS))
-    return keys, tuple(rec.settings[k] for k in keys)
+    return keys, tuple(_hashable(rec.settings[k]) for k in keys)
+
+
+def _hashable(v: object) -> object:
+    """A setting as a dict key: the placement's lists (tensor_split, rpc, overrides) as tuples."""
+    return tuple(map(_hashable, v)) if isinstance(v, list) else v
 
 
 def measured_kv_bytes(rec: Record, grows_with_context: bool = True) -> float | None:
