@@ -468,3 +468,27 @@ def test_record_text_is_escaped_in_markdown_terminal_and_junit(quiet, tmp_path):
     assert "boom `code` | cell?# heading ?[2J?[31mred" in flat(table.stdout)
     junit = run(quiet, new, "-f", "junit").stdout
     assert "\x1b" not in junit and ET.fromstring(junit).get("failures") == "1"
+
+
+def test_the_table_shows_the_worst_configurations_and_counts_the_rest():
+    """A gate over many configurations: the table prints TABLE_CONFIGURATIONS of them, worst first,
+    and one line counts the others by verdict (the verdict itself covers all)."""
+    import io
+
+    from rich.console import Console
+
+    from ggufprof.present.compare_output import TABLE_CONFIGURATIONS, print_table
+    from ggufprof.results.compare import Comparison, MetricResult
+
+    n = TABLE_CONFIGURATIONS + 7
+    cmp = Comparison("b", "n", Thresholds(), matched=n)
+    cmp.results = [MetricResult(f"c={i},t=1", "kv_predicted", "unchanged" if i else "regression", 100, 100 + (i == 0),
+                                0.0) for i in range(n)]
+    cmp.results += [MetricResult(f"c={i},t=1", "tg_tps", "inconclusive", 10.0, 9.0, -0.1, note="noisy")
+                    for i in range(n)]
+    buf = io.StringIO()
+    print_table(cmp, Console(file=buf, width=120, no_color=True))
+    text = buf.getvalue()
+    assert text.index("c=0") < text.index("c=1\n")  # the regression first
+    assert text.count("[1] noisy") == 1 and f"[{TABLE_CONFIGURATIONS}] noisy" in text
+    assert f"... 7 more configuration(s) not shown (7 inconclusive)" in text

@@ -125,8 +125,14 @@ STYLE = {"regression": "red", "improvement": "green", "inconclusive": "yellow"}
 STATUS_STYLE = {"fail": "red", "inconclusive": "yellow", "pass": "green"}
 
 
+# Configurations the table shows, worst first: a terminal is read, not searched (the other formats
+# hold every one; a 100,000-configuration gate printed in full took minutes and said nothing more).
+TABLE_CONFIGURATIONS = 200
+
+
 def print_table(cmp: Comparison, console: Console) -> None:
-    """Paths, labels and reasons are data: printed as Text, never parsed as markup, and printable."""
+    """Paths, labels and reasons are data: printed as Text, never parsed as markup, and printable.
+    The TABLE_CONFIGURATIONS worst configurations; a line counts the rest by verdict."""
     labels = cmp.labels()
     th = cmp.thresholds
     console.print(Text.assemble("baseline ", (safe(cmp.baseline), "bold"), " → new ", (safe(cmp.new), "bold")))
@@ -139,19 +145,32 @@ def print_table(cmp: Comparison, console: Console) -> None:
     for i, r in enumerate(rows):
         first.setdefault(labels[r.id], i)
     rows.sort(key=lambda r: first[labels[r.id]])
-    notes = [r for r in rows if r.note]  # why a row is inconclusive or missing: below, not a column of prose
-    for label, group in itertools.groupby(rows, key=lambda r: labels[r.id]):
+    groups = [(label, list(group)) for label, group in itertools.groupby(rows, key=lambda r: labels[r.id])]
+    hidden = groups[TABLE_CONFIGURATIONS:]
+    groups = groups[:TABLE_CONFIGURATIONS]
+    notes = [r for _, group in groups for r in group if r.note]  # why a row is inconclusive or missing: below
+    note_no = {id(r): i for i, r in enumerate(notes, 1)}
+    for label, group in groups:
         # one small table per configuration under its label: an 80-column terminal keeps every number
         console.print(Text(safe(label), style="bold"))
         t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
         add_columns(t, ("metric", "baseline", "new", "change", "p Welch/MWU", "verdict"), labels=("metric", "verdict"))
         for r in group:
-            mark = f" [{notes.index(r) + 1}]" if r in notes else ""
+            mark = f" [{note_no[id(r)]}]" if id(r) in note_no else ""
             t.add_row(r.metric, fmt_value(r.metric, r.baseline), fmt_value(r.metric, r.new), fmt_change(r), fmt_p(r),
                       Text(r.verdict + mark, style=STYLE[r.verdict]))
         console.print(t)
     for i, r in enumerate(notes, 1):
         console.print(Text(f"[{i}] {safe(r.note)}", style="dim"))
+    if hidden:
+        verdicts: dict[str, int] = {}
+        for _, group in hidden:
+            for r in group:
+                verdicts[r.verdict] = verdicts.get(r.verdict, 0) + 1
+        console.print(Text(f"... {len(hidden):,} more configuration(s) not shown ("
+                           + ", ".join(f"{n:,} {v}" for v, n in verdicts.items())
+                           + "); every one is in --format json, md and junit, and counts in the verdict below",
+                           style="yellow"))
     for title, lines in _unpaired_lines(cmp, labels):
         if lines:
             console.print(Text.assemble((title, "yellow"), ": " + safe("; ".join(lines))))

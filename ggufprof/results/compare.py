@@ -64,7 +64,9 @@ are compared.
 
 from __future__ import annotations
 
+import functools
 import statistics
+import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -239,40 +241,70 @@ def short_labels(ids: list[str]) -> dict[str, str]:
 DUPLICATES_SHOWN = 3
 
 
-def by_configuration(records: list[Record], name: str) -> dict[str, Record]:
-    """{configuration id (settings_id): record} of one input. A configuration that appears twice
-    (two runs concatenated, results merged by hand) is an error naming it: which record would be the
-    result is not ours to guess, and keeping the last one lets a clean run hide a regressed one."""
-    by: dict[str, list[Record]] = {}
-    for rec in records:
+@dataclass(slots=True)
+class Side:
+    """What compare reads of one record, reduced as it is read: a configuration's key
+    (settings_id), its status, its memory figures, its speed blocks and quality, and who measured it.
+    100,000 records are held in a few hundred MiB this way, not as whole records."""
+
+    key: str
+    id: str
+    status: str
+    reason: str
+    memory: tuple  # one value (or None) per MEMORY_METRICS
+    speed: tuple  # measured.pp, measured.tg (samples and noise) or None
+    auto: bool  # --repetitions auto
+    quality: dict | None
+    identity: dict  # sha256, hostname, cpu, path
+    build: str
+
+    @classmethod
+    def of(cls, rec: Record, name: str) -> "Side":
         try:
             key = settings_id(rec.settings)
         except GgufprofError as e:
             raise GgufprofError(f"{name}: configuration {rec.id}: {e}") from None
-        by.setdefault(key, []).append(rec)
-    dups = [f"{k} ({len(v)} records)" for k, v in by.items() if len(v) > 1]
+        return cls(key, rec.id, rec.status, _reason(rec), tuple(_memory_value(rec, m) for m in MEMORY_METRICS),
+                   (rec.measured.get("pp"), rec.measured.get("tg")), rec.settings.get("repetitions") == AUTO,
+                   rec.quality, {"sha256": rec.model.get("sha256"), "path": rec.model.get("path"),
+                                 "hostname": rec.env.get("hostname"), "cpu": rec.env.get("cpu")},
+                   sys.intern(build_name(rec.env)))
+
+
+def by_configuration(sides: list[Side], name: str) -> dict[str, Side]:
+    """{configuration id (settings_id): side} of one input. A configuration that appears twice
+    (two runs concatenated, results merged by hand) is an error naming it: which record would be the
+    result is not ours to guess, and keeping the last one lets a clean run hide a regressed one."""
+    by: dict[str, Side] = {}
+    dups: dict[str, int] = {}
+    for side in sides:
+        if side.key in by:
+            dups[side.key] = dups.get(side.key, 1) + 1
+        else:
+            by[side.key] = side
     if dups:
-        more = f"; and {len(dups) - DUPLICATES_SHOWN} more" if len(dups) > DUPLICATES_SHOWN else ""
-        raise GgufprofError(f"{name}: {len(dups)} configuration(s) appear more than once: "
-                            f"{'; '.join(dups[:DUPLICATES_SHOWN])}{more}. Compare one run with one run "
+        shown = [f"{k} ({n} records)" for k, n in dups.items()]
+        more = f"; and {len(shown) - DUPLICATES_SHOWN} more" if len(shown) > DUPLICATES_SHOWN else ""
+        raise GgufprofError(f"{name}: {len(shown)} configuration(s) appear more than once: "
+                            f"{'; '.join(shown[:DUPLICATES_SHOWN])}{more}. Compare one run with one run "
                             "(a sweep, --resume included, writes each configuration once)")
-    return {k: v[0] for k, v in by.items()}
+    return by
 
 
-def _identity_check(base: list[Record], new: list[Record]) -> None:
+def _identity_check(base: list[Side], new: list[Side]) -> None:
     """Refuse results of different models or machines: a comparison across them measures those."""
-    def values(recs: list[Record], block: str, key: str) -> set:
-        return {getattr(r, block).get(key) for r in recs if getattr(r, block).get(key)}
+    def values(sides: list[Side], key: str) -> set:
+        return {s.identity[key] for s in sides if s.identity[key]}
 
-    for block, key, what in (("model", "sha256", "models"), ("env", "hostname", "hosts"), ("env", "cpu", "CPUs")):
-        b, n = values(base, block, key), values(new, block, key)
+    for key, what in (("sha256", "models"), ("hostname", "hosts"), ("cpu", "CPUs")):
+        b, n = values(base, key), values(new, key)
         if b and n and b != n:
             def show(vals: set) -> str:
                 return ", ".join(sorted(v[:12] if key == "sha256" else v for v in vals))
             extra = ""
             if key == "sha256":
-                extra = f" ({', '.join(sorted({Path(str(r.model.get('path') or '?')).name for r in base}))} vs " \
-                        f"{', '.join(sorted({Path(str(r.model.get('path') or '?')).name for r in new}))})"
+                extra = f" ({', '.join(sorted({Path(str(s.identity['path'] or '?')).name for s in base}))} vs " \
+                        f"{', '.join(sorted({Path(str(s.identity['path'] or '?')).name for s in new}))})"
             raise GgufprofError(f"results from different {what}: {key} {show(b)} in the baseline, {show(n)} in the "
                                 f"new results{extra}; pass --force to compare anyway")
 
@@ -304,12 +336,23 @@ def one_side(id_: str, metric: str, in_baseline: bool, why: str = "") -> MetricR
                         note=f"not measured in the {side} results" + (f" ({why})" if why else ""))
 
 
+@functools.lru_cache(maxsize=16)
+def _exact(rel: float) -> Fraction:
+    return Fraction(str(rel))
+
+
 def compare_memory(id_: str, metric: str, base: int | Decimal, new: int | Decimal, rel: float,
                    slack: int = 0) -> MetricResult:
-    """Exact comparison: regression when new > base * (1 + rel) + slack (Fractions, no rounding)."""
-    b, n, r = Fraction(base), Fraction(new), Fraction(str(rel))
-    verdict = ("regression" if n > b * (1 + r) + slack else
-               "improvement" if n < b * (1 - r) - slack else "unchanged")
+    """Exact comparison: regression when new > base * (1 + rel) + slack (rational, no rounding:
+    integers scaled by the threshold's denominator, Fractions for logged MiB)."""
+    r = _exact(rel)
+    if isinstance(base, int) and isinstance(new, int):
+        d, b, n, sl = r.denominator, base * r.denominator, new * r.denominator, slack * r.denominator
+        up, down = base * (d + r.numerator) + sl, base * (d - r.numerator) - sl
+    else:
+        b, n, sl = Fraction(base), Fraction(new), slack
+        up, down = b * (1 + r) + sl, b * (1 - r) - sl
+    verdict = "regression" if n > up else "improvement" if n < down else "unchanged"
     shown = (str(base), str(new)) if isinstance(base, Decimal) else (base, new)
     change = float((n - b) / b) if b else (None if n == b else float("inf"))
     return MetricResult(id_, metric, verdict, shown[0], shown[1], change)
@@ -415,12 +458,11 @@ def _reason(rec: Record) -> str:
     return r if len(r) <= REASON_MAX else r[:REASON_MAX] + "…"
 
 
-def _compare_pair(key: str, b: Record, n: Record, th: Thresholds, out: list, speed: list[tuple[int, SpeedCase]]
+def _compare_pair(key: str, b: Side, n: Side, th: Thresholds, out: list, speed: list[tuple[int, SpeedCase]]
                   ) -> None:
     """Every metric of one configuration measured (ok) on both sides, appended to ``out``; speed
     comparisons get a place in ``out`` and a case in ``speed``, judged together afterwards."""
-    for metric in MEMORY_METRICS:
-        vb, vn = _memory_value(b, metric), _memory_value(n, metric)
+    for metric, vb, vn in zip(MEMORY_METRICS, b.memory, n.memory):
         if vb is None or vn is None:
             if vb is not None or vn is not None:
                 out.append(one_side(key, metric, vb is not None))
@@ -428,14 +470,12 @@ def _compare_pair(key: str, b: Record, n: Record, th: Thresholds, out: list, spe
         kv = metric.startswith("kv_")
         out.append(compare_memory(key, metric, vb, vn, th.max_kv_increase if kv else th.max_mem_increase,
                                   0 if kv else th.rss_noise))
-    auto = (b.settings.get("repetitions") == AUTO, n.settings.get("repetitions") == AUTO)
-    for metric in SPEED_METRICS:
-        bb, nb = b.measured.get(metric[:2]), n.measured.get(metric[:2])
+    for metric, bb, nb in zip(SPEED_METRICS, b.speed, n.speed):
         if not samples(bb) or not samples(nb):
             if samples(bb) or samples(nb):
                 out.append(one_side(key, metric, bool(samples(bb))))
             continue
-        speed.append((len(out), (key, metric, bb, nb, auto)))
+        speed.append((len(out), (key, metric, bb, nb, (b.auto, n.auto))))
         out.append(None)  # filled by compare_records
     if (q := compare_quality(key, b.quality, n.quality, th)) is not None:
         out.append(q)
@@ -444,20 +484,22 @@ def _compare_pair(key: str, b: Record, n: Record, th: Thresholds, out: list, spe
 def compare_records(base: Iterable[Record], new: Iterable[Record], th: Thresholds, baseline_name: str = "baseline",
                     new_name: str = "new", force: bool = False, allow_missing: bool = False,
                     allow_noisy: bool = False) -> Comparison:
-    base, new = list(base), list(new)
+    """``base`` and ``new``: records, or Sides already reduced (compare_paths streams them)."""
+    base = [r if isinstance(r, Side) else Side.of(r, baseline_name) for r in base]
+    new = [r if isinstance(r, Side) else Side.of(r, new_name) for r in new]
     if not force:
         _identity_check(base, new)
     b_by, n_by = by_configuration(base, baseline_name), by_configuration(new, new_name)
     out = Comparison(baseline_name, new_name, th, allow_missing=allow_missing, allow_noisy=allow_noisy,
-                     builds={side: sorted({build_name(r.env) for r in recs if r.status == "ok"})
+                     builds={side: sorted({r.build for r in recs if r.status == "ok"})
                              for side, recs in (("baseline", base), ("new", new))})
     speed: list[tuple[int, SpeedCase]] = []
     for k, b in b_by.items():
         n = n_by.get(k)
         if n is None:
-            out.only_baseline.append(Unpaired(k, b.status, None, _reason(b)))
+            out.only_baseline.append(Unpaired(k, b.status, None, b.reason))
         elif b.status != "ok" or n.status != "ok":
-            why = "; ".join(f"{side}: {r.status}" + (f" ({_reason(r)})" if r.reason else "")
+            why = "; ".join(f"{side}: {r.status}" + (f" ({r.reason})" if r.reason else "")
                             for side, r in (("baseline", b), ("new", n)) if r.status != "ok")
             out.not_compared.append(Unpaired(k, b.status, n.status, why))
         else:
@@ -465,7 +507,7 @@ def compare_records(base: Iterable[Record], new: Iterable[Record], th: Threshold
             _compare_pair(k, b, n, th, out.results, speed)
     for (place, _), r in zip(speed, compare_speeds([case for _, case in speed], th)):
         out.results[place] = r
-    out.only_new = [Unpaired(k, None, r.status, _reason(r)) for k, r in n_by.items() if k not in b_by]
+    out.only_new = [Unpaired(k, None, r.status, r.reason) for k, r in n_by.items() if k not in b_by]
     return out
 
 
@@ -477,9 +519,9 @@ def compare_paths(baseline: str | Path, new: str | Path, th: Thresholds, force: 
     reads are kept (results_file first, so a missing one is refused before anything is read)."""
     files = results_file(baseline), results_file(new)
 
-    def records(path: Path) -> list[Record]:
-        return [x for x in read_lines(path, problems, COMPARED_FIELDS) if isinstance(x, Record)]
+    def sides(path: Path, name: str) -> list[Side]:
+        return [Side.of(x, name) for x in read_lines(path, problems, COMPARED_FIELDS) if isinstance(x, Record)]
 
     with no_gc():
-        return compare_records(records(files[0]), records(files[1]), th, str(baseline), str(new), force,
-                               allow_missing, allow_noisy)
+        return compare_records(sides(files[0], str(baseline)), sides(files[1], str(new)), th, str(baseline),
+                               str(new), force, allow_missing, allow_noisy)

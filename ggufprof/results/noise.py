@@ -39,6 +39,14 @@ _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.131, 2.120, 2.110, 2.101, 2.093]
 
 
+def stdev(xs: list[float]) -> float:
+    """The sample standard deviation in floating point (two passes, math.fsum): what
+    statistics.stdev gives to the last digits or so, ~30x faster (it computes exactly, in Fractions),
+    which matters when a comparison judges 100,000 configurations."""
+    m = math.fsum(xs) / len(xs)
+    return math.sqrt(math.fsum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
 def ci95_rel(samples: list[float]) -> float:
     """Half-width of the 95 % confidence interval of the mean, relative to the mean (inf below 2)."""
     n = len(samples)
@@ -48,7 +56,7 @@ def ci95_rel(samples: list[float]) -> float:
     if mean <= 0:
         return math.inf
     t = _T975[n - 2] if n - 2 < len(_T975) else 1.96
-    return t * statistics.stdev(samples) / math.sqrt(n) / mean
+    return t * stdev(samples) / math.sqrt(n) / mean
 
 
 def enough(samples: list[float], target: float = CI_TARGET) -> bool:
@@ -73,7 +81,7 @@ def noise_reasons(block: dict | None, auto: bool = False) -> list[str]:
     xs = samples(block)
     out = []
     if len(xs) >= 2 and statistics.fmean(xs) > 0:
-        cv = statistics.stdev(xs) / statistics.fmean(xs)
+        cv = stdev(xs) / statistics.fmean(xs)
         if cv > CV_MAX:
             out.append(f"spread {cv:.0%} > {CV_MAX:.0%}")
     others = [s.get("others_cpu_share") for s in block.get("samples_noise") or [] if isinstance(s, dict)]
