@@ -82,12 +82,6 @@ from .schema import Record, build_name
 from .store import no_gc, read_lines, results_file
 
 MEMORY_METRICS = ("kv_predicted", "kv_logged", "rss_context", "rss_peak")
-# The fields compare reads (besides id, status and reason): compare_paths keeps only these of each
-# record, so 100,000 records are held in a few hundred MiB.
-COMPARED_FIELDS = ("settings", "predicted.kv_bytes", "measured.kv.caches.kind", "measured.kv.caches.total_mib",
-                   *(f"measured.rss.{k}" for k in ("after_load", "after_context", "peak")),
-                   *(f"measured.{t}.{k}" for t in ("pp", "tg") for k in ("samples_tps", "samples_noise")),
-                   "quality", "model.sha256", "model.path", "env.hostname", "env.cpu", "env.llama_build")
 SPEED_METRICS = ("pp_tps", "tg_tps")
 QUALITY_METRICS = ("kld_mean",)
 UNITS = {"kv_predicted": "bytes", "kv_logged": "MiB", "rss_context": "bytes", "rss_peak": "bytes",
@@ -104,7 +98,7 @@ class Thresholds:
     max_kld_increase: float = 0.001  # nats of mean KLD against f16/f16 (absolute)
 
 
-@dataclass
+@dataclass(slots=True)
 class MetricResult:
     """One configuration x metric verdict:
 
@@ -129,7 +123,7 @@ class MetricResult:
     note: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Unpaired:
     """A configuration that was not compared at all: on one side only, or not ok on a side."""
 
@@ -264,11 +258,29 @@ class Side:
             key = settings_id(rec.settings)
         except GgufprofError as e:
             raise GgufprofError(f"{name}: configuration {rec.id}: {e}") from None
+        identity = {"sha256": rec.model.get("sha256"), "path": rec.model.get("path"),
+                    "hostname": rec.env.get("hostname"), "cpu": rec.env.get("cpu")}
         return cls(key, rec.id, rec.status, _reason(rec), tuple(_memory_value(rec, m) for m in MEMORY_METRICS),
-                   (rec.measured.get("pp"), rec.measured.get("tg")), rec.settings.get("repetitions") == AUTO,
-                   rec.quality, {"sha256": rec.model.get("sha256"), "path": rec.model.get("path"),
-                                 "hostname": rec.env.get("hostname"), "cpu": rec.env.get("cpu")},
-                   sys.intern(build_name(rec.env)))
+                   tuple(_speed_block(rec.measured.get(t)) for t in ("pp", "tg")),
+                   rec.settings.get("repetitions") == AUTO, rec.quality,
+                   _IDENTITIES.setdefault(tuple(identity.values()), identity), sys.intern(build_name(rec.env)))
+
+
+_IDENTITIES: dict[tuple, dict] = {}  # one identity dict per distinct (model, host, CPU): held once
+
+
+def _speed_block(block: dict | None) -> dict | None:
+    """What the speed test and the noise rule read of a speed block (results/noise.py): the samples,
+    and the largest share of the CPU other processes took while they ran (the rule compares the
+    largest with its limit)."""
+    if not isinstance(block, dict):
+        return None
+    out: dict = {"samples_tps": samples(block)}
+    others = [s.get("others_cpu_share") for s in block.get("samples_noise") or [] if isinstance(s, dict)]
+    others = [x for x in others if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    if others:
+        out["samples_noise"] = [{"others_cpu_share": max(others)}]
+    return out
 
 
 def by_configuration(sides: list[Side], name: str) -> dict[str, Side]:
@@ -515,12 +527,14 @@ def compare_paths(baseline: str | Path, new: str | Path, th: Thresholds, force: 
                   allow_missing: bool = False, allow_noisy: bool = False,
                   problems: list[str] | None = None) -> Comparison:
     """Unreadable results lines are skipped and described in ``problems``: a configuration whose
-    line is torn in the new results counts as lost. The files are streamed and only the fields compare
-    reads are kept (results_file first, so a missing one is refused before anything is read)."""
+    line is torn in the new results counts as lost. The files are streamed, each record reduced to
+    what compare reads (results_file first, so a missing one is refused before anything is read)."""
     files = results_file(baseline), results_file(new)
 
     def sides(path: Path, name: str) -> list[Side]:
-        return [Side.of(x, name) for x in read_lines(path, problems, COMPARED_FIELDS) if isinstance(x, Record)]
+        # each whole record is reduced to its Side as it is read and then dropped: cheaper than
+        # projecting fields first (store.read_lines' keep), and as small once held
+        return [Side.of(x, name) for x in read_lines(path, problems) if isinstance(x, Record)]
 
     with no_gc():
         return compare_records(sides(files[0], str(baseline)), sides(files[1], str(new)), th, str(baseline),
