@@ -48,9 +48,12 @@ def ggufprof(*args: str) -> dict | list:
     return json.loads(out.stdout)
 
 
-def fit_print(bin_dir: Path, model: str, ctx: int, tk: str, tv: str, ngl: str | None) -> dict[str, tuple[int, int, int]]:
+def fit_print(bin_dir: Path, model: str, ctx: int, tk: str, tv: str, ngl: str | None,
+              extra: list[str] | tuple[str, ...] = ()) -> dict[str, tuple[int, int, int]]:
+    """llama-fit-params --fit-print's rows: {device: (model, context, compute MiB)}; ``extra``: more
+    llama.cpp flags (placement)."""
     cmd = [str(bin_dir / "llama-fit-params"), "-m", model, "--fit-print", "on", "-c", str(ctx), "-ctk", tk, "-ctv", tv]
-    cmd += ["-ngl", ngl] if ngl else []
+    cmd += (["-ngl", ngl] if ngl else []) + list(extra)
     out = run(cmd)
     rows = {}
     for line in out.stdout.splitlines():

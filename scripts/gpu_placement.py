@@ -35,7 +35,9 @@ from pathlib import Path
 
 MiB = 1 << 20
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_BIN = Path.home() / ".cache/ggufprof/llama-tools-0.3.36/build/bin"
+sys.path.insert(0, str(ROOT / "scripts"))
+from compare_fit_params import DEFAULT_BIN, fit_print  # noqa: E402  -- one parser of llama-fit-params' table
+
 
 REAL = r"""
 import json, os, sys
@@ -61,19 +63,6 @@ print(json.dumps({"load": loaded - before, "context": ctx - loaded}))
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900, **kw)
-
-
-def fit_print(bin_dir: Path, model: str, ctx: int, t: str, flags: list[str]) -> dict[str, tuple[int, int, int]]:
-    out = run([str(bin_dir / "llama-fit-params"), "-m", model, "--fit-print", "on", "-c", str(ctx), "-ctk", t,
-               "-ctv", t, *flags])
-    rows = {}
-    for line in out.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 4 and all(p.isdigit() for p in parts[1:]):
-            rows[parts[0]] = tuple(int(p) for p in parts[1:])
-    if not rows:
-        raise SystemExit(f"llama-fit-params --fit-print gave nothing: {out.stderr.strip()[-800:]}")
-    return rows
 
 
 def estimate(model: str, ctx: int, t: str, flags: list[str]) -> tuple[dict, float]:
@@ -128,7 +117,7 @@ def main() -> int:
         for t in args.cache_types.split(","):
             for ctx in (int(c) for c in args.ctx.split(",")):
                 t0 = time.perf_counter()
-                llama = fit_print(args.bin, args.model, ctx, t, flags)
+                llama = fit_print(args.bin, args.model, ctx, t, t, None, flags)
                 t_fit += time.perf_counter() - t0
                 est, secs = estimate(args.model, ctx, t, flags)
                 t_est += secs
