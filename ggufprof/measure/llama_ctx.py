@@ -43,8 +43,12 @@ class _LogCapture:
         L.llama_log_set(self._cb, ctypes.c_void_p(0))
 
     def take(self) -> str:
+        """What was logged since the last take; and the callback set again, for what comes next:
+        importing llama-cpp-python's whole package later in the process (a notebook, a test) sets its
+        own (llama_cpp/_logger.py), since measure/bindings.py loads only the bindings."""
         text = "".join(self.chunks)
         self.chunks.clear()
+        L.llama_log_set(self._cb, ctypes.c_void_p(0))
         return text
 
 
