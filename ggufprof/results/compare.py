@@ -76,7 +76,7 @@ from pathlib import Path
 from ..errors import ExitCode, GgufprofError
 from ..flags import AUTO
 from .llama_log import logged_mib
-from .noise import MIN_SAMPLES, samples, unjudgeable
+from .noise import MIN_SAMPLES, others_shares, samples, unjudgeable
 from .run_settings import settings_id
 from .schema import Record, build_name
 from .store import no_gc, read_lines, results_file
@@ -276,9 +276,7 @@ def _speed_block(block: dict | None) -> dict | None:
     if not isinstance(block, dict):
         return None
     out: dict = {"samples_tps": samples(block)}
-    others = [s.get("others_cpu_share") for s in block.get("samples_noise") or [] if isinstance(s, dict)]
-    others = [x for x in others if isinstance(x, (int, float)) and not isinstance(x, bool)]
-    if others:
+    if others := others_shares(block):
         out["samples_noise"] = [{"others_cpu_share": max(others)}]
     return out
 

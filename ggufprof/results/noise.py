@@ -74,6 +74,13 @@ def samples(block: dict | None) -> list[float]:
     return [x for x in block.get("samples_tps") or [] if isinstance(x, (int, float)) and not isinstance(x, bool)]
 
 
+def others_shares(block: dict) -> list[float]:
+    """The share of the CPU other processes took during each repetition (measure/repeat.py), where
+    it was measured."""
+    others = [s.get("others_cpu_share") for s in block.get("samples_noise") or [] if isinstance(s, dict)]
+    return [x for x in others if isinstance(x, (int, float))]
+
+
 def noise_reasons(block: dict | None, auto: bool = False) -> list[str]:
     """Why a speed block (measured.pp / measured.tg) is not to be trusted; empty when it is."""
     if not block:
@@ -84,8 +91,7 @@ def noise_reasons(block: dict | None, auto: bool = False) -> list[str]:
         cv = stdev(xs) / statistics.fmean(xs)
         if cv > CV_MAX:
             out.append(f"spread {cv:.0%} > {CV_MAX:.0%}")
-    others = [s.get("others_cpu_share") for s in block.get("samples_noise") or [] if isinstance(s, dict)]
-    others = [x for x in others if isinstance(x, (int, float))]
+    others = others_shares(block)
     if others and max(others) > OTHERS_MAX:
         out.append(f"other processes used {max(others):.0%} of the CPU")
     if auto and len(xs) >= AUTO_MAX and ci95_rel(xs) > CI_TARGET:

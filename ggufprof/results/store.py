@@ -185,7 +185,7 @@ def _tree(keep: Iterable[str]) -> dict:
 
 def _projected(d: dict, tree: dict, shared: dict[bytes, dict]) -> Record:
     out = _project(d, tree)
-    for key in SHARED:  # the same environment in every record of a host: held once
+    for key in SHARED:  # a block alike in many records (the host's environment, ...): held once
         if isinstance(out.get(key), dict):
             out[key] = shared.setdefault(orjson.dumps(out[key], option=orjson.OPT_SORT_KEYS), out[key])
     return Record.from_dict(out)
