@@ -11,7 +11,8 @@ context, three figures per device:
    of its host figure altogether, so the host row compares the weights without them and shows the
    repacked bytes apart: those are real memory llama.cpp's fit does not count.
 2. With ``--real``: the model loaded and the context created for real by llama.cpp in a fresh
-   process (measure/llama_ctx.py, the flags through llama_model_params as ggufprof passes them), the
+   process (measure/llama_ctx.py, the flags as ggufprof's own parser read them for the estimate,
+   through llama_model_params as ggufprof passes them), the
    process's VRAM growth read from NVML after the load and after the context, beside ggufprof's
    predicted GPU weights buffer and GPU KV + compute. The difference is what llama.cpp does not
    log (the CUDA context at init is excluded: the baseline is taken after the backend is up).
@@ -41,15 +42,15 @@ from compare_fit_params import DEFAULT_BIN, fit_print  # noqa: E402  -- one pars
 
 REAL = r"""
 import json, os, sys
-from ggufprof.flags import placement_flags
 from ggufprof.measure.llama_ctx import LlamaModel
+from ggufprof.memory.placement import PlacementFlags
 from ggufprof.measure.sampling import Vram
 from ggufprof.memory.settings import with_defaults
 import llama_cpp as L
 args = json.loads(sys.argv[1])
 L.llama_backend_init()
 vram, pid = Vram(), os.getpid()
-flags = placement_flags(**args["placement"])
+flags = PlacementFlags.from_dict(args["placement"])
 before = vram.process_bytes(pid)
 with LlamaModel(args["model"], placement=flags) as m:
     loaded = vram.process_bytes(pid)
@@ -73,27 +74,6 @@ def estimate(model: str, ctx: int, t: str, flags: list[str]) -> tuple[dict, floa
     if out.returncode != 0:
         raise SystemExit(f"ggufprof estimate failed: {out.stderr.strip()[-800:]}")
     return json.loads(out.stdout), secs
-
-
-def placement_kwargs(flags: list[str]) -> dict:
-    """The flags as flags.placement_flags takes them (the CLI's own parser does the rest)."""
-    names = {"-ngl": "n_gpu_layers", "-sm": "split_mode", "-ts": "tensor_split", "-mg": "main_gpu", "-dev": "devices",
-             "--rpc": "rpc", "-ncmoe": "n_cpu_moe", "-ncffn": "n_cpu_ffn"}
-    kw: dict = {}
-    it = iter(flags)
-    for f in it:
-        if f == "-ot":
-            kw.setdefault("overrides", []).append(next(it))
-        elif f == "-cmoe":
-            kw["cpu_moe"] = True
-        elif f == "--no-repack":
-            kw["repack"] = False
-        elif f in names:
-            v = next(it)
-            kw[names[f]] = int(v) if names[f] in ("main_gpu", "n_cpu_moe", "n_cpu_ffn") else v
-        else:
-            raise SystemExit(f"gpu_placement.py does not know the flag {f}")
-    return kw
 
 
 def main() -> int:
@@ -126,7 +106,7 @@ def main() -> int:
                 gpu = next((d for d in ours if d.startswith("CUDA")), None)
                 if args.real and gpu:
                     out = run([sys.executable, "-c", REAL, json.dumps({"model": args.model, "ctx": ctx, "type": t,
-                                                                       "placement": placement_kwargs(flags)})])
+                                                                       "placement": est["placement"]["flags"]})])
                     if out.returncode == 0:
                         r = json.loads(out.stdout.strip().splitlines()[-1])
                         real = f"{r['load'] / MiB:.1f} / {r['context'] / MiB:.1f}"
