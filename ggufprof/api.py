@@ -22,7 +22,6 @@ numbers; every refusal is a :class:`ggufprof.errors.GgufprofError` whose message
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from .measure.fit import Budget, FitResult, Fitter, rank, solve_all, verify
 from .measure.grid import GridSpec, fill_defaults
 from .measure.quality import run_quality
 from .measure.speedup import run_speedup
+from .measure.workers import PROBE, prestart, use_llama_lib  # noqa: F401 (use_llama_lib: the library's)
 from .measure.workers import Progress as WorkProgress
 from .measure.sweep import Sweep, SweepSummary, measure_one, sha256_file
 from .memory.explain import Explanation, explain as explain_prediction
@@ -56,20 +56,6 @@ from .results.store import load_dataframe, load_records
 
 
 Model = str | Path | HfRepo | ModelInfo  # a file, an http(s):// URL, a repository (-hf) or a model already read
-
-
-def use_llama_lib(lib_dir: str | Path | None) -> Path | None:
-    """Run every llama.cpp worker of this process on the llama.cpp build in ``lib_dir`` (its
-    libllama and libggml*: a user's own build or another release), as llama-cpp-python's
-    ``LLAMA_CPP_LIB_PATH`` does; records name the build (env.llama_build). None: keep the current one."""
-    if lib_dir is None:
-        return None
-    path = Path(lib_dir).expanduser().resolve()
-    if not (path / "libllama.so").is_file() and not (path / "libllama.dylib").is_file():
-        raise GgufprofError(f"--llama-lib {lib_dir}: no libllama here; give the directory of a llama.cpp build's "
-                            "shared libraries (e.g. build/bin of a cmake -DBUILD_SHARED_LIBS=ON build)")
-    os.environ["LLAMA_CPP_LIB_PATH"] = str(path)
-    return path
 
 
 def load_model(model: Model, *, whole: bool = False, progress: Progress | None = None) -> ModelInfo:
@@ -106,20 +92,27 @@ def estimate(model: Model, settings: KVSettings | None = None, *, defaults: str 
     ``settings`` or the KVSettings fields as keywords (``ctx_size``, ``cache_type_k``, ...) over the
     named ``defaults`` (library: llama_context_default_params; server: llama-server's). With
     ``n_gpu_layers``, ``offload_kqv=False`` or ``total``, where each cache and weight goes (the GPU is
-    the one llama.cpp itself lists; without one every layer stays in host memory); with ``total``
+    the one llama.cpp itself lists; without one every layer stays in host memory; with ``total`` and
+    no ``n_gpu_layers``, every layer: llama.cpp's default, common/common.h n_gpu_layers -1); with ``total``
     the whole footprint per device, compute buffers from llama.cpp's own dry run, weights that
     llama.cpp repacks for this CPU counted on top of the mapped file (``repack=False``: --no-repack).
     ``placement``: every placement flag (-ngl, -sm, -ts, -mg, -dev, --rpc, -ot, --n-cpu-moe, ...;
     it replaces ``n_gpu_layers`` and ``repack``) on the devices llama.cpp lists, RPC servers included."""
     s = settings if settings is not None else with_defaults(defaults, **given)
     s.validate()  # settings errors first: they do not need the file
+    if total:  # the dry run's worker starts first: llama.cpp's start-up runs while the header is read
+        prestart(PROBE)
     info = load_model(model)
     pred = predict(info, s)
     est = Estimate(info, pred, defaults)
-    flags = placement if placement is not None else PlacementFlags(n_gpu_layers=n_gpu_layers or 0, repack=repack)
+    if placement is not None:
+        flags = placement
+    else:  # the whole footprint at llama.cpp's default -ngl (every layer on the devices it lists)
+        ngl = n_gpu_layers if n_gpu_layers is not None else ALL_GPU_LAYERS if total else 0
+        flags = PlacementFlags(n_gpu_layers=ngl, repack=repack)
     if total:
         with DryRun(info.path, placement=flags) as dry:
-            devices = dry.offload_devices() if flags.offloads else []
+            devices = dry.offload_devices()
             result = dry.ask(s, offload_kqv)
             cpu_bufts = dry.cpu_buffer_types()
         cross_check(pred, result)
@@ -295,6 +288,7 @@ def fit(model: Model, *, memory: str | int | None = None, vram: str | int | list
     flags = placement if placement is not None else PlacementFlags(repack=repack)
     fixed = n_gpu_layers is not None or flags.cpu_moe or bool(flags.n_cpu_moe)
     flags = dataclasses.replace(flags, n_gpu_layers=ALL_GPU_LAYERS if n_gpu_layers is None else n_gpu_layers)
+    prestart(PROBE)  # the dry run's worker starts while the model is read
     info = load_model(model, whole=verify_answers)
     fitter = Fitter(info, base, budget, flags, offload_kqv, search_placement=not fixed, ctx_size=target)
     try:

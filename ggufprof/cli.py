@@ -134,7 +134,7 @@ def _one_line_errors(fn: Callable) -> Callable:
         code = 0
         try:
             if kwargs.get("llama_lib") is not None:
-                from .api import use_llama_lib
+                from .measure.workers import use_llama_lib  # light: before a command prestarts its worker
 
                 use_llama_lib(kwargs["llama_lib"])
             fn(*args, **kwargs)
@@ -239,7 +239,7 @@ def estimate(
     ubatch_size: Optional[int] = UBATCH_SIZE,
     flash_attn: Optional[str] = FLASH_ATTN,
     defaults: str = DEFAULTS_OPTION,
-    n_gpu_layers: Optional[str] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers offloaded to one GPU (the output layer counts as one; all or -1 = every layer): splits KV and weights per device."),
+    n_gpu_layers: Optional[str] = typer.Option(None, "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers offloaded to the devices llama.cpp lists (the output layer counts as one; all or -1 = every layer): splits KV and weights per device. With --total, default all (llama.cpp's)."),
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
     total: bool = typer.Option(False, "--total", help="The whole footprint per device: weights, KV, recurrent state, compute and output buffers (compute from llama.cpp's own dry run)."),
     repack: bool = REPACK_OPTION,
@@ -262,6 +262,10 @@ def estimate(
     llama-server's (4 slots in a unified cache), --defaults library llama_context_default_params
     (n_ctx 512, swa_full on: what llama-cpp-python gets).
     """
+    if total:  # llama.cpp's dry run: its worker starts before the rest of ggufprof is imported
+        from .measure.workers import PROBE, prestart
+
+        prestart(PROBE)
     from .api import estimate as estimate_
     from .flags import placement_flags
     from .memory.settings import DEFAULTS_NOTE
@@ -269,10 +273,11 @@ def estimate(
 
     given = _kv_given(ctx_size, cache_type, cache_type_k, cache_type_v, parallel, kv_unified, swa_full, batch_size,
                       ubatch_size, flash_attn)
-    flags = placement_flags(n_gpu_layers, split_mode, tensor_split, main_gpu, device, rpc, override_tensor, cpu_moe,
-                            n_cpu_moe, n_cpu_ffn, repack)
+    ngl_default = total and n_gpu_layers is None  # the whole footprint at llama.cpp's -ngl default: all
+    flags = placement_flags("all" if ngl_default else n_gpu_layers, split_mode, tensor_split, main_gpu, device, rpc,
+                            override_tensor, cpu_moe, n_cpu_moe, n_cpu_ffn, repack)
     est = estimate_(_model(model, hf_repo, hf_file), defaults=defaults, offload_kqv=not no_kv_offload, total=total,
-                    placement=flags if n_gpu_layers is not None or flags != type(flags)(repack=repack) else None,
+                    placement=flags if total or n_gpu_layers is not None or flags != type(flags)(repack=repack) else None,
                     repack=repack, **given)
     if as_json:
         # total_bytes (top level) is KV + state, as it always was; the whole footprint is footprint_bytes
@@ -281,7 +286,7 @@ def estimate(
         _emit_json({**estimate_json(est.model, est.prediction, est.placement), "defaults": defaults, **extra})
     else:
         print_estimate(est.model, est.prediction, placement=est.placement, defaults_note=DEFAULTS_NOTE[defaults],
-                       devices=est.devices)
+                       devices=est.devices, ngl_default=ngl_default)
 
 
 @app.command()
@@ -367,6 +372,9 @@ def fit(
     an alternative. Budgets count allocated bytes (weights in full), the safe bound llama.cpp's --fit
     uses; --verify creates each answer for real.
     """
+    from .measure.workers import PROBE, prestart
+
+    prestart(PROBE)  # llama.cpp's dry run: its worker starts before the rest of ggufprof is imported
     from .api import fit as fit_
     from .flags import parse_flash_attn, parse_gpu_layers, placement_flags
     from .present.console import print_fit

@@ -260,7 +260,7 @@ def command_line(tool: str, model: list[str], s: KVSettings, placement: Placemen
     if s.ubatch_size != base.ubatch_size:
         args += ["-ub", str(s.ubatch_size)]
     if placement is not None:
-        args += ["-ngl", _ngl(placement.n_gpu_layers)] + [shlex.quote(a) for a in placement_args(placement)]
+        args += ["-ngl", ngl_text(placement.n_gpu_layers)] + [shlex.quote(a) for a in placement_args(placement)]
         if not placement.repack:
             args += ["--no-repack"]
     if not offload_kqv:
@@ -268,7 +268,8 @@ def command_line(tool: str, model: list[str], s: KVSettings, placement: Placemen
     return " ".join(args + ["--fit", "off"])
 
 
-def _ngl(n: int) -> str:
+def ngl_text(n: int) -> str:
+    """-ngl as llama.cpp's tools take it: all (every layer and the output) or a count."""
     return "all" if n == ALL_GPU_LAYERS else str(n)
 
 

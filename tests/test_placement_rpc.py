@@ -15,6 +15,7 @@ and 5 dense models with a partial -ngl split 3,1.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import asdict
 from pathlib import Path
@@ -167,6 +168,24 @@ def test_estimate_total_names_each_server_as_llama_cpp_logs_it(rpc_rig):
     assert list(d["total"]) == ["CPU", first, second]
     assert d["placement"]["layer_device"] == ["CPU", "CPU", first, first, second]
     assert d["total"][second]["kv_bytes"] == 0 and d["total"][first]["kv_bytes"] == d["total"]["CPU"]["kv_bytes"] > 0
+
+
+def test_estimate_total_without_ngl_offloads_every_layer_as_llama_cpp_does(rpc_rig):
+    """llama.cpp's tools default to -ngl -1 (common/common.h: every layer and the output layer on the
+    devices it lists): estimate --total without -ngl is that placement, and says it is the default."""
+    from typer.testing import CliRunner
+
+    from ggufprof.cli import app
+
+    args = ["estimate", str(fixture_path("llama-gqa")), "-c", "4096", "--total", "--rpc", ",".join(rpc_rig.endpoints),
+            "-ts", "1,1"]
+    r = CliRunner(mix_stderr=False).invoke(app, args + ["--json"])
+    assert r.exit_code == 0, r.output
+    first, second = rpc_rig.buffer_types()
+    assert json.loads(r.stdout)["placement"]["layer_device"] == [first, first, first, second, second]  # 5 = 4 layers + output, split 1:1
+    text = " ".join(CliRunner(mix_stderr=False).invoke(app, args).stdout.split())  # as words: lines wrap at 80
+    assert "placement: -ngl all --rpc" in text and "(-ngl: llama.cpp's default, every layer)" in text, text
+    assert f"4 of 4 layers and the output layer on {first}, {second}" in text
 
 
 @pytest.mark.parametrize("args,message", [

@@ -21,7 +21,6 @@ imported whole first, its bindings are used.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import sys
 import types

@@ -17,7 +17,7 @@ from ..memory.predict import MemoryPrediction
 from ..memory.settings import KVSettings
 from ..results.checks import kv_mismatches
 from ..results.llama_log import LlamaLog, mib_bytes, parse_log
-from .workers import Reply, Worker, run_once
+from .workers import PROBE, Reply, run_once, take
 
 GPU_TYPES = ("gpu", "igpu")  # enum ggml_backend_dev_type: the devices llama.cpp offloads layers to
 DEVICES_TIMEOUT = 120.0
@@ -49,24 +49,36 @@ class DryRun:
     def __init__(self, model_path: Path, n_gpu_layers: int = 0, repack: bool = True,
                  placement: PlacementFlags | None = None):
         """``placement``: every placement flag (replaces ``n_gpu_layers`` and ``repack``): the dry run
-        places weights and compute buffers on the same devices as the real run."""
+        places weights and compute buffers on the same devices as the real run. The worker is the one
+        a command started early (workers.prestart), if any, else a new one.
+
+        The device list is asked first: when no device takes anything, every weight is on the CPU,
+        and the model is loaded with every tensor overridden to the CPU, which places nothing
+        differently (src/llama-model-loader.cpp, create_tensor: an override to the CPU selects from
+        the same ``cpu_buft_list`` a CPU layer uses) but logs the buffer type of each weight: the
+        one load then also answers :meth:`cpu_buffer_types`."""
         self.placement = placement or PlacementFlags(n_gpu_layers=n_gpu_layers, repack=repack)
         self.model_path, self.repack = model_path, self.placement.repack
         self.loads = 0  # dry-run loads of the model in this worker (a placement search counts them)
-        self.worker = Worker("probe_worker")
+        self.worker = take(PROBE)
+        self._cpu_bufts: dict[str, str] | None = None
         try:
-            self._load(self.placement)
+            self.devices = self._devices(self.placement) if self.placement.offloads else []
+            self._load(self.placement, all_on_cpu=not self.devices)
         except GgufprofError:
             self.close()
             raise
 
-    def _load(self, placement: PlacementFlags) -> None:
+    def _load(self, placement: PlacementFlags, all_on_cpu: bool = False) -> None:
         loaded = _result(self.worker.ask({"op": "load", "model": str(self.model_path), "dry_run": True,
-                                          "placement": placement.to_dict()}), "llama.cpp's dry run")
+                                          "placement": placement.to_dict(), "all_on_cpu": all_on_cpu}),
+                         "llama.cpp's dry run")
         self.loads += 1
         if "load_error" in loaded:
             raise GgufprofError(loaded["load_error"])
         self.placement = placement
+        if all_on_cpu and self._cpu_bufts is None:
+            self._cpu_bufts = parse_log(loaded["log"]).tensor_bufts if self.repack else {}
 
     def load(self, placement: PlacementFlags) -> None:
         """The model loaded again at another placement (the compute buffers per device depend on
@@ -77,17 +89,24 @@ class DryRun:
 
     def cpu_buffer_types(self) -> dict[str, str]:
         """The buffer type llama.cpp gives each weight of this model on the CPU (tensor name -> CPU,
-        CPU_REPACK, ...) with extra buffer types on, llama.cpp's default; {} with --no-repack."""
+        CPU_REPACK, ...) with extra buffer types on, llama.cpp's default; {} with --no-repack. From
+        the load itself when it had every weight on the CPU, else one more dry-run load (every
+        tensor overridden to the CPU), asked once."""
         if not self.repack:
             return {}
-        return _result(self.worker.ask({"op": "cpu_bufts", "model": str(self.model_path), "repack": True}),
-                       "llama.cpp's dry run")
+        if self._cpu_bufts is None:
+            self._cpu_bufts = _result(self.worker.ask({"op": "cpu_bufts", "model": str(self.model_path), "repack": True}),
+                                      "llama.cpp's dry run")
+        return self._cpu_bufts
+
+    def _devices(self, placement: PlacementFlags) -> list[OffloadDevice]:
+        backend = _result(self.worker.ask({"op": "devices", "rpc": list(placement.rpc)}), "the device probe")
+        return select_devices(backend, placement)
 
     def offload_devices(self) -> list[OffloadDevice]:
         """The devices this model offloads to (llama.cpp's list in this worker, its RPC servers added,
-        selected as llama_prepare_model_devices does)."""
-        backend = _result(self.worker.ask({"op": "devices", "rpc": list(self.placement.rpc)}), "the device probe")
-        return select_devices(backend, self.placement)
+        selected as llama_prepare_model_devices does); [] when the placement offloads nothing."""
+        return self.devices
 
     def ask(self, s: KVSettings, offload_kqv: bool = True) -> DryResult:
         """The dry run's context for ``s``; GgufprofError when llama.cpp refuses it or the worker died."""
@@ -98,7 +117,9 @@ class DryRun:
         return DryResult(parse_log(out["log"]), out["n_ctx"], out["n_ctx_seq"])
 
     def close(self) -> None:
-        self.worker.close()
+        """The worker is killed, not waited for: a dry run holds nothing to save, and freeing the
+        model and unloading the libraries would cost the caller tens of milliseconds."""
+        self.worker.close(kill=True)
 
     def __enter__(self) -> "DryRun":
         return self
@@ -112,7 +133,7 @@ def backend_devices_in_worker(rpc: tuple[str, ...] = ()) -> list[dict]:
     total memory each reports, asked in a worker process so that the caller never loads llama.cpp;
     ``rpc``: rpc-servers (host:port) added first, as --rpc does."""
     try:
-        return _result(run_once("probe_worker", {"op": "devices", "rpc": list(rpc)}, DEVICES_TIMEOUT), "the device probe")
+        return _result(run_once(PROBE, {"op": "devices", "rpc": list(rpc)}, DEVICES_TIMEOUT), "the device probe")
     except GgufprofError as e:
         raise GgufprofError(f"could not ask llama.cpp for its devices: {e}") from None
 

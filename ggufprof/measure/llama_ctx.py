@@ -179,6 +179,13 @@ def backend_devices(rpc: tuple[str, ...] | list[str] = ()) -> list[BackendDevice
     return out
 
 
+def warm_up() -> None:
+    """Load llama.cpp's backends and create each device's context now (a GPU backend's
+    initialisation is most of a dry run's first second on a CUDA host): a probe worker does it
+    before its first request, while its caller is still reading the model's header."""
+    backend_devices(())
+
+
 class _BuftOverride(ctypes.Structure):
     """``struct llama_model_tensor_buft_override`` (include/llama.h): a regex and a buffer type."""
 

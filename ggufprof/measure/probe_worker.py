@@ -5,11 +5,12 @@ the architecture-suite test. Requests:
 
 * ``{"op": "devices", "rpc"}`` -> llama.cpp's backend devices (name, type, free and total memory,
   registry, default buffer type), after adding the ``rpc`` servers (host:port list).
-* ``{"op": "load", "model", "n_gpu_layers", "dry_run", "repack", "placement"}`` -> ``{"load_error"}`` or
+* ``{"op": "load", "model", "n_gpu_layers", "dry_run", "repack", "placement", "all_on_cpu"}`` -> ``{"load_error"}`` or
   ``{"log"}``: loads the model once (with ``dry_run``, llama.cpp's own ``no_alloc`` dry run: nothing is
   allocated, and the compute buffers are logged as for real); ``placement`` (memory/placement.py's
   PlacementFlags as a dict) replaces ``n_gpu_layers`` and ``repack``; ``log``: the load's memory lines
-  (a model buffer per buffer type).
+  (a model buffer per buffer type); ``all_on_cpu`` overrides every tensor to the CPU, as the
+  ``cpu_bufts`` request does (for a placement that offloads nothing: the same placement, logged).
 * ``{"op": "cpu_bufts", "model", "repack"}`` -> {tensor: buffer type}: the buffer type llama.cpp
   gives each weight when it is on the CPU (CPU, CPU_REPACK, ...), from a dry run with every
   tensor overridden to the CPU (llama_ctx.LlamaModel ``all_on_cpu``), which logs each choice.
@@ -30,7 +31,7 @@ from ..errors import GgufprofError
 from ..memory.placement import PlacementFlags
 from ..memory.settings import KVSettings
 from ..results.llama_log import memory_lines, parse_log
-from .llama_ctx import LlamaModel, backend_devices
+from .llama_ctx import LlamaModel, backend_devices, warm_up
 from .workers import serve
 
 
@@ -48,7 +49,7 @@ class Probe:
             try:
                 placement = request.get("placement")
                 self.model = LlamaModel(request["model"], request.get("n_gpu_layers", 0), request.get("repack", True),
-                                        dry_run=request.get("dry_run", False),
+                                        dry_run=request.get("dry_run", False), all_on_cpu=request.get("all_on_cpu", False),
                                         placement=None if placement is None else PlacementFlags.from_dict(placement))
             except GgufprofError as e:
                 self.model = None
@@ -77,4 +78,5 @@ class Probe:
 
 
 if __name__ == "__main__":
+    warm_up()  # llama.cpp's backends initialised before the first request, while the caller reads the model
     sys.exit(serve(Probe()))

@@ -27,6 +27,7 @@ architecture suite) through one :class:`Worker`.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -42,6 +43,7 @@ from typing import Callable
 from ..errors import GgufprofError
 
 CHANNEL_ENV = "GGUFPROF_CHANNEL"
+PROBE = "probe_worker"  # the worker of llama.cpp's dry run and device list (measure/probe_worker.py)
 Progress = Callable[[int, "int | None", str], None]  # (done, total or None, what runs now)
 ROOT = Path(__file__).resolve().parents[2]  # the directory holding this ggufprof package
 TAIL_CHARS = 800
@@ -50,6 +52,22 @@ TAIL_CHARS = 800
 def worker_env() -> dict[str, str]:
     """A worker's environment: the caller's, with this checkout's ggufprof first on the path."""
     return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+
+
+def use_llama_lib(lib_dir: str | Path | None) -> Path | None:
+    """Run every llama.cpp worker of this process on the llama.cpp build in ``lib_dir`` (its
+    libllama and libggml*: a user's own build or another release), as llama-cpp-python's
+    ``LLAMA_CPP_LIB_PATH`` does; records name the build (env.llama_build). None: keep the current one.
+    Here, beside the workers' environment it sets, so that the CLI applies ``--llama-lib`` before
+    it starts a worker without importing the rest of ggufprof first."""
+    if lib_dir is None:
+        return None
+    path = Path(lib_dir).expanduser().resolve()
+    if not (path / "libllama.so").is_file() and not (path / "libllama.dylib").is_file():
+        raise GgufprofError(f"--llama-lib {lib_dir}: no libllama here; give the directory of a llama.cpp build's "
+                            "shared libraries (e.g. build/bin of a cmake -DBUILD_SHARED_LIBS=ON build)")
+    os.environ["LLAMA_CPP_LIB_PATH"] = str(path)
+    return path
 
 
 def _die_with_parent() -> None:
@@ -83,13 +101,14 @@ class Worker:
     def __init__(self, module: str, sigill_hint: bool = False):
         """``sigill_hint``: a worker killed by SIGILL ran with repacked CPU weights; say so."""
         self.module, self.sigill_hint = module, sigill_hint
+        self.env = worker_env()
         req_r, self._req_w = os.pipe()
         self._rep_r, rep_w = os.pipe()
         self._output = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", f"ggufprof.measure.{module}"], stdin=subprocess.DEVNULL, stdout=self._output,
             stderr=subprocess.STDOUT, pass_fds=(req_r, rep_w), preexec_fn=_die_with_parent,
-            env={**worker_env(), CHANNEL_ENV: f"{req_r},{rep_w}"})
+            env={**self.env, CHANNEL_ENV: f"{req_r},{rep_w}"})
         os.close(req_r)
         os.close(rep_w)
         self._buf = b""
@@ -149,13 +168,16 @@ class Worker:
             self.proc.kill()
         self.proc.wait()
 
-    def close(self, timeout: float = 10) -> None:
-        """Close the request pipe (the worker ends its loop and exits); kill it if it does not."""
+    def close(self, timeout: float = 10, kill: bool = False) -> None:
+        """Close the request pipe (the worker ends its loop and exits); kill it if it does not within
+        ``timeout`` seconds, or at once with ``kill`` (a worker with nothing to save: a dry run)."""
         for fd in (self._req_w, self._rep_r):
             try:
                 os.close(fd)
             except OSError:
                 pass
+        if kill:
+            self.kill()
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -167,6 +189,36 @@ class Worker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_started: dict[str, Worker] = {}  # prestart(): one worker per module, started before it is needed
+
+
+def prestart(module: str) -> None:
+    """Start a worker now for a :func:`take` later: a command that will need one (``estimate
+    --total``: llama.cpp's dry run) calls this first, so that the worker's start-up -- Python,
+    llama.cpp's libraries, a GPU backend's initialisation -- runs while the command imports the rest
+    of ggufprof and reads the model's header (2 cores or more run both at once)."""
+    if module not in _started:
+        _started[module] = Worker(module)
+        atexit.register(_discard)
+
+
+def take(module: str) -> Worker:
+    """The worker :func:`prestart` started, if it still runs in the environment a new one would get
+    (``--llama-lib`` changes the libraries it loads); else a new one."""
+    w = _started.pop(module, None)
+    if w is not None and w.env == worker_env() and w.proc.poll() is None:
+        return w
+    if w is not None:
+        w.close(kill=True)
+    return Worker(module)
+
+
+def _discard() -> None:
+    """At exit: a prestarted worker nobody took (the command failed first) is killed."""
+    while _started:
+        _started.popitem()[1].close(kill=True)
 
 
 def run_once(module: str, request: dict, timeout: float | None, sigill_hint: bool = False,

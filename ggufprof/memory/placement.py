@@ -48,13 +48,15 @@ import bisect
 import re
 import struct
 from dataclasses import asdict, dataclass, field
-
+from typing import TYPE_CHECKING
 
 from ..errors import GgufprofError
 from .caches import Cache, pad
-from .predict import MemoryPrediction
 from ..model import ggml_types
-from ..model.model_info import ModelInfo
+
+if TYPE_CHECKING:  # annotations only: the worker processes import this module, and not the GGUF reader
+    from .predict import MemoryPrediction
+    from ..model.model_info import ModelInfo
 
 CPU = "CPU"  # host memory, as llama.cpp names its buffers
 REPACK = "CPU_REPACK"  # ggml_backend_cpu_repack_buffer_type: its tensors take ggml_nbytes, 32-byte aligned

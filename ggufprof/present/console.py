@@ -22,7 +22,8 @@ from ..memory.settings import CTX_PAD
 from ..model import ggml_types
 from ..model.model_info import ModelInfo
 from ..model.params import ParamsByComponent, params_by_component
-from ..memory.placement import Placement
+from ..flags import ngl_text, placement_args
+from ..memory.placement import CPU, Placement, PlacementFlags
 from ..memory.settings import DEFAULTS_NOTE, differing
 from ..units import b_params, human_bytes, printable
 
@@ -176,6 +177,21 @@ def estimate_json(info: ModelInfo, pred: MemoryPrediction, placement: Placement 
 NO_GPU = "llama.cpp lists no GPU here (a CPU build or no device): -ngl is ignored, every layer stays in host memory"
 
 
+def placement_line(p: Placement, ngl_default: bool = False) -> str:
+    """The placement a footprint is for, in llama.cpp's flags, and where its layers went."""
+    flags = PlacementFlags.from_dict(p.flags) if p.flags else PlacementFlags(n_gpu_layers=p.n_gpu_layers)
+    words = " ".join([f"-ngl {ngl_text(flags.n_gpu_layers)}"] + placement_args(flags))
+    if ngl_default:
+        words += " (-ngl: llama.cpp's default, every layer)"
+    offloaded = [d for d in p.layer_device if d != CPU]
+    if not p.offload_devices and not p.gpu:
+        return f"placement: {words} · llama.cpp lists no offload device here: every layer in host memory"
+    n_layer = len(p.layer_device) - 1
+    return (f"placement: {words} · {sum(1 for d in p.layer_device[:n_layer] if d != CPU)} of {n_layer} layers "
+            f"and {'the' if p.layer_device[n_layer] != CPU else 'not the'} output layer on "
+            f"{', '.join(d for d in (p.offload_devices or [p.gpu]) if d in offloaded) or 'no device'}")
+
+
 def print_placement(p: Placement, c: Console) -> None:
     n_layer = len(p.on_gpu) - 1
     if p.gpu is None and p.n_gpu_layers:
@@ -197,7 +213,8 @@ def print_placement(p: Placement, c: Console) -> None:
 
 def print_estimate(info: ModelInfo, pred: MemoryPrediction, console: Console | None = None,
                    placement: Placement | None = None, defaults_note: str | None = None,
-                   devices: list | None = None) -> None:
+                   devices: list | None = None, ngl_default: bool = False) -> None:
+    """``ngl_default``: -ngl was not given and the placement is llama.cpp's default (every layer)."""
     c = console or out_console()
     s = pred.settings
     c.print(Text.assemble((info.name, "bold"), f"  ({info.path.name}, {info.architecture})"))
@@ -225,6 +242,8 @@ def print_estimate(info: ModelInfo, pred: MemoryPrediction, console: Console | N
     if not pred.caches:
         c.print(Text("llama.cpp creates no KV cache for this model.", style="dim"))
     if devices is not None:
+        if placement is not None:
+            c.print(Text(placement_line(placement, ngl_default)))
         print_footprint(devices, c)
     elif placement is not None:
         print_placement(placement, c)
@@ -365,7 +384,7 @@ def placement_words(p) -> str:
     """An answer's placement in llama.cpp's flags: -ngl N, -ncmoe N (a PlacementFlags)."""
     if p is None:
         return "-"
-    words = ["-ngl " + ("all" if p.n_gpu_layers < 0 else str(p.n_gpu_layers))]
+    words = ["-ngl " + ngl_text(p.n_gpu_layers)]
     words += ["-cmoe"] if p.cpu_moe else []
     words += [f"-ncmoe {p.n_cpu_moe}"] if p.n_cpu_moe else []
     return " ".join(words)

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""``ggufprof estimate --total`` against ``llama-fit-params --fit-print on`` for one configuration:
+each tool as a fresh process, in paired rounds (ABBA: ggufprof, llama.cpp, llama.cpp, ggufprof),
+medians with their range and the ratio of the medians.
+
+    python scripts/bench_estimate_speed.py MODEL [--bin DIR] [-c 4096] [--rounds 10] [-- FLAGS...]
+
+Both tools get the same context and placement flags (FLAGS, llama.cpp's spelling: -ngl 99, --rpc
+..., -ot ...). ``--bin``: the folder with llama-fit-params (default: the tools build of
+scripts/build_llama_tools.sh); ggufprof loads the same libraries there (``--llama-lib``) when the
+folder has them, so both run the same llama.cpp. What each tool does: llama-fit-params loads the
+model with llama.cpp's dry run and prints its per-device memory; ggufprof reads the header, asks
+llama.cpp's dry run (one worker process) for the compute buffers and prints the whole footprint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BIN = Path.home() / ".cache/ggufprof/llama-tools-0.3.36/build/bin"
+
+
+def timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    secs = time.perf_counter() - t0
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({out.returncode}): {(out.stderr or out.stdout)[-800:]}")
+    return secs
+
+
+def summary(xs: list[float]) -> str:
+    return f"median {statistics.median(xs):.3f} s (range {min(xs):.3f}-{max(xs):.3f}, n={len(xs)})"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model")
+    ap.add_argument("--bin", type=Path, default=DEFAULT_BIN, help="folder with llama-fit-params")
+    ap.add_argument("-c", "--ctx-size", default="4096")
+    ap.add_argument("--rounds", type=int, default=10, help="ABBA rounds (each runs both tools twice)")
+    ap.add_argument("flags", nargs="*", help="placement flags for both tools, after --")
+    args = ap.parse_args()
+    lib = ["--llama-lib", str(args.bin)] if any(args.bin.glob("libllama*")) else []
+    ours = [sys.executable, "-m", "ggufprof", "estimate", args.model, "-c", args.ctx_size, "--total", *lib, *args.flags]
+    theirs = [str(args.bin / "llama-fit-params"), "-m", args.model, "-c", args.ctx_size, "--fit-print", "on",
+              *args.flags]
+    timed(ours), timed(theirs)  # warm the page cache and the Python bytecode cache
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(args.rounds):
+        a.append(timed(ours))
+        b.append(timed(theirs))
+        b.append(timed(theirs))
+        a.append(timed(ours))
+    print(f"model {Path(args.model).name}, -c {args.ctx_size} {' '.join(args.flags)}".rstrip())
+    print(f"ggufprof estimate --total   {summary(a)}")
+    print(f"llama-fit-params --fit-print {summary(b)}")
+    print(f"ratio of medians ggufprof/llama.cpp: {statistics.median(a) / statistics.median(b):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""llama.cpp's dry run in its worker (measure/dry_run.py) and the worker started ahead of it
+(measure/workers.py prestart/take), on real llama.cpp."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+
+from ggufprof.measure import workers
+from ggufprof.measure.dry_run import DryRun
+from ggufprof.measure.workers import PROBE, Worker
+from ggufprof.memory.placement import REPACK
+from ggufprof.memory.settings import KVSettings
+from ggufprof.results.llama_log import parse_log
+
+from .conftest import QUANTIZED_FIXTURES, fixture_path
+
+SETTINGS = KVSettings(ctx_size=2048, swa_full=False)
+
+
+def _separately(path, request: dict) -> tuple[dict, dict]:
+    """What a plain dry-run load (no override) and the cpu_bufts request answer, each on its own."""
+    with Worker(PROBE) as w:
+        loaded = w.ask({"op": "load", "model": str(path), "dry_run": True}, timeout=120).result
+        ctx = w.ask({"op": "context", "settings": asdict(SETTINGS)}, timeout=120).result
+        bufts = w.ask(request, timeout=120).result
+    assert "load_error" not in loaded and ctx["ok"]
+    return parse_log(ctx["log"]).compute_buffers_mib, bufts
+
+
+def test_one_load_answers_the_cpu_buffer_types_without_changing_the_placement():
+    """With nothing offloaded the dry run loads the model once, every tensor overridden to the CPU:
+    the buffer type of each weight (CPU_REPACK for this CPU's repacked Q4_0) is the one the separate
+    all-on-CPU load reports, and the compute buffers are those of a load without any override."""
+    path = fixture_path(QUANTIZED_FIXTURES[0])
+    compute, bufts = _separately(path, {"op": "cpu_bufts", "model": str(path), "repack": True})
+    with DryRun(path) as dry:
+        folded = dry.cpu_buffer_types()
+        assert dry.ask(SETTINGS).log.compute_buffers_mib == compute and compute
+        assert dry.loads == 1
+    assert folded == bufts
+    assert REPACK in folded.values()  # the fixture's point: a value that differs from plain CPU
+
+
+def test_a_prestarted_worker_is_taken_only_in_the_environment_it_was_started_in(monkeypatch):
+    workers.prestart(PROBE)
+    started = workers._started[PROBE]
+    w = workers.take(PROBE)
+    assert w is started and PROBE not in workers._started
+    w.close(kill=True)
+
+    workers.prestart(PROBE)
+    stale = workers._started[PROBE]
+    monkeypatch.setenv("LLAMA_CPP_LIB_PATH", os.fspath(fixture_path("nowhere").parent))  # as --llama-lib sets it
+    fresh = workers.take(PROBE)
+    try:
+        assert fresh is not stale and stale.proc.poll() is not None  # the stale one was killed
+        assert fresh.env["LLAMA_CPP_LIB_PATH"] == os.fspath(fixture_path("nowhere").parent)
+    finally:
+        fresh.close(kill=True)
