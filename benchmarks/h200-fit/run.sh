@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The H200 run behind benchmarks/h200-fit/ (README.md there): fit's placement search with --verify on a
+# real GPU beside llama.cpp's own fit, and estimate --total's time beside llama-fit-params'. From the
+# repo root on the device machine:
+#   bash benchmarks/h200-fit/run.sh start    # build llama.cpp with CUDA, make the models, run
+#   bash benchmarks/h200-fit/run.sh wait N   # wait up to N s, then copy what exists to $OUT
+set -u
+W=/tmp/w; R=$W/fit; mkdir -p $R
+job() {
+  set -x
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/*.whl
+  export LLAMA_CPP_LIB_PATH=$W/build/bin PYTHONPATH=$W:$PWD:/tmp/site PYTHONUNBUFFERED=1
+  until bash .gpu/build-cuda.sh | tee -a $R/build.txt | grep -q "build rc=0"; do
+    grep -q "build rc=[1-9]" $R/build.txt && exit 1; sleep 5; done
+  python3 scripts/make_shaped.py qwen2-7b $W/qwen2-7b.gguf
+  python3 scripts/make_shaped.py qwen3moe-30b-a3b $W/qwen3moe-30b-a3b.gguf
+  python3 scripts/bench_estimate_speed.py $W/qwen2-7b.gguf --bin $W/build/bin -c 4096 --rounds 5 -- -ngl all \
+    > $R/speed.txt 2>&1
+  python3 scripts/bench_estimate_speed.py $W/qwen3moe-30b-a3b.gguf --bin $W/build/bin -c 4096 --rounds 5 \
+    -- -ngl all -ncmoe 24 >> $R/speed.txt 2>&1
+  python3 scripts/gpu_fit_search.py --bin $W/build/bin -ct f16,q8_0 --md $R/fit.md \
+    --case $W/qwen2-7b.gguf:32768:4096 --case $W/qwen2-7b.gguf:32768:6144 \
+    --case $W/qwen3moe-30b-a3b.gguf:32768:8192 --case $W/qwen3moe-30b-a3b.gguf:32768:14336
+  echo done > $R/DONE
+}
+case "${1:-}" in
+  start) nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > $R/gpu.txt 2>&1
+         setsid nohup bash "$0" job > $R/job.log 2>&1 < /dev/null & sleep 5; tail -3 $R/job.log ;;
+  job) job ;;
+  wait) for i in $(seq 1 "${2:-500}"); do [ -f $R/DONE ] && break; sleep 1; done
+        tail -25 $R/job.log
+        cp $R/*.md $R/*.txt $R/job.log ${OUT:-/tmp} 2>/dev/null
+        [ -f $R/DONE ] && echo "JOB DONE" || echo "job still running" ;;
+  *) echo "usage: $0 start|wait N"; exit 2 ;;
+esac
