@@ -79,6 +79,14 @@ def one_line_error(r):
     ('name = "chat"', 'name = "[/x] evil"', 2, ["name", "is not a name"]),
     ("ctx_size = 4096", "ctx_size = " + "9" * 400, 4, ["ctx_size", "4294967295"]),
     ('flash_attn = "auto"', 'flash_attn = "maybe"', 10, ["flash_attn", "expected on, off or auto"]),
+    ("n_gpu_layers = 0", 'n_gpu_layers = "most"', 12, ["n_gpu_layers", "expected a number of layers or 'all', got 'most'"]),
+    ("n_gpu_layers = 0", "n_gpu_layers = -2", 12, ["n_gpu_layers", ">= 0, or 'all'"]),
+    ("n_gpu_layers = 0", 'n_gpu_layers = 0\ntensor_split = "3,x"', 13, ["tensor_split", "expected proportions"]),
+    ("n_gpu_layers = 0", 'n_gpu_layers = 0\nsplit_mode = "rows"', 13, ["split_mode", "expected one of none, layer"]),
+    ("n_gpu_layers = 0", 'n_gpu_layers = 0\noverride_tensor = ["exps"]', 13, ["override_tensor", "'tensor name regex=buffer type'"]),
+    ("n_gpu_layers = 0", 'n_gpu_layers = 0\nrpc = "localhost"', 13, ["rpc", "expected host:port"]),
+    ("n_gpu_layers = 0", "n_gpu_layers = 0\nn_cpu_moe = -1", 13, ["n_cpu_moe", "expected a number of layers >= 0"]),
+    ("n_gpu_layers = 0", "n_gpu_layers = 0\ntensor_split = [3, true]", 13, ["tensor_split", "expected a list of values"]),
 ])
 def test_bad_file_names_key_and_line(tmp_path, old, new, line, words):
     text = GOOD.replace(old, new)
@@ -116,6 +124,31 @@ def test_relative_model_path_is_relative_to_the_file(tmp_path):
     (dep,) = load_deployments(path)
     assert dep.model == tmp_path / "models" / "m.gguf"
     assert dep.run.kv == KVSettings(4096, "q8_0", "q8_0", 2, False, False, 2048, 512, "auto")
+
+
+def test_placement_keys_are_llama_cpps_flags(tmp_path):
+    """Every placement flag as a key, read by the CLI's own parser (llama.cpp's spellings; a list
+    for its comma-separated values); threads = 0 is every CPU, as -t 0."""
+    import os
+
+    from ggufprof.memory.placement import PlacementFlags
+
+    path = tmp_path / "deploy.toml"
+    path.write_text(GOOD.replace("threads = 2", "threads = 0").replace("n_gpu_layers = 0", """n_gpu_layers = "all"
+split_mode = "layer"
+tensor_split = [3, 1]
+main_gpu = 1
+device = ["RPC0", "RPC1"]
+rpc = "127.0.0.1:50052,127.0.0.1:50053"
+override_tensor = ["exps=CPU", 'blk\\.0\\.=RPC0']
+n_cpu_moe = 2
+n_cpu_ffn = 1"""))
+    (dep,) = load_deployments(path, measuring=False)
+    assert dep.run.placement == PlacementFlags(
+        n_gpu_layers=-1, tensor_split=(3.0, 1.0), main_gpu=1, devices=("RPC0", "RPC1"),
+        rpc=("127.0.0.1:50052", "127.0.0.1:50053"), overrides=(("exps", "CPU"), ("blk\\.0\\.", "RPC0")),
+        n_cpu_moe=2, n_cpu_ffn=1)
+    assert dep.run.threads == os.cpu_count()
 
 
 def test_estimate_only_pass_and_fail(tmp_path):

@@ -28,7 +28,7 @@ from ..errors import GgufprofError
 from .run_settings import RunSettings, skip_reason
 from ..memory.placement import PlacementFlags
 from ..memory.predict import validate
-from ..flags import parse_count, parse_flash_attn, parse_size
+from ..flags import parse_count, parse_flash_attn, parse_size, parse_threads, placement_flags
 from ..memory.settings import DEFAULT_PROFILE, DEFAULTS, KVSettings, check_profile, with_defaults
 from ..model.model_info import ModelInfo, load_model_info
 from .quality import QualitySettings
@@ -38,13 +38,20 @@ KV_KEYS = ("ctx_size", "cache_type_k", "cache_type_v", "parallel", "kv_unified",
 KEY_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "model": str, "defaults": str, "ctx_size": (int, str), "cache_type_k": str, "cache_type_v": str, "parallel": int,
     "kv_unified": bool, "swa_full": bool, "batch_size": int, "ubatch_size": int, "flash_attn": (str, bool),
-    "threads": int, "n_gpu_layers": int, "offload_kqv": bool, "repack": bool, "n_prompt": int, "n_gen": int,
+    "threads": int, "n_gpu_layers": (int, str), "offload_kqv": bool, "repack": bool, "n_prompt": int, "n_gen": int,
     "depth": int, "repetitions": int, "limits": dict,
     "quality_ctx": int, "quality_chunks": int, "quality_text": str,  # how limits.max_kld is measured
+    # placement, as llama.cpp's flags (a list or llama.cpp's comma-separated string where the flag takes several)
+    "split_mode": str, "tensor_split": (str, list), "main_gpu": int, "device": (str, list), "rpc": (str, list),
+    "override_tensor": (str, list), "cpu_moe": bool, "n_cpu_moe": int, "n_cpu_ffn": int,
 }
+# deployment key -> placement_flags' parameter (flags.py: the one parser of llama.cpp's placement flags)
+PLACEMENT_KEYS = {"n_gpu_layers": "n_gpu_layers", "split_mode": "split_mode", "tensor_split": "tensor_split",
+                  "main_gpu": "main_gpu", "device": "devices", "rpc": "rpc", "override_tensor": "overrides",
+                  "cpu_moe": "cpu_moe", "n_cpu_moe": "n_cpu_moe", "n_cpu_ffn": "n_cpu_ffn", "repack": "repack"}
 REQUIRED = ("name", "model", "ctx_size")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a safe directory name: no '..', '/', spaces
-MINIMUM = {"threads": 1, "n_gpu_layers": -1, "n_prompt": 0, "n_gen": 0, "depth": 0, "repetitions": 1}
+MINIMUM = {"n_prompt": 0, "n_gen": 0, "depth": 0, "repetitions": 1}
 SIZE_LIMITS = ("max_kv_bytes", "max_rss", "max_vram")
 SPEED_LIMITS = ("min_pp_tps", "min_tg_tps")
 QUALITY_LIMITS = ("max_kld",)  # mean KL divergence against f16/f16, in nats (results/quality.py)
@@ -116,7 +123,7 @@ class _Context:
         who = f"deployment '{self.name}'" if self.name else f"deployment #{self.idx + 1}"
         full = ", ".join(f"{sub}.{k}" if sub else k for k in (key, *more))
         msg = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), msg)  # llama.cpp flag -> key
-        msg = msg.removeprefix(f"{key} ")  # "parallel: parallel must be ..." -> "parallel: must be ..."
+        msg = msg.removeprefix(f"{key} ").removeprefix(f"{key}: ")  # "parallel: parallel must be" -> "parallel: must be"
         return GgufprofError(f"{self.path}:{self.line(key, sub)}: {who}: {full}: {msg}")
 
 
@@ -214,17 +221,42 @@ def _deployment(table: dict, base: Path, ctx: _Context, default_threads: int, me
     except GgufprofError as e:
         raise ctx.fail("model", str(e)) from None
     kv = _kv_settings(table, info, ctx)
-    run = RunSettings(kv, table.get("threads", default_threads), table.get("n_prompt", RunSettings.n_prompt),
+    threads = parse_threads(table.get("threads")) or default_threads  # 0: every CPU, as -t 0
+    run = RunSettings(kv, threads, table.get("n_prompt", RunSettings.n_prompt),
                       table.get("n_gen", RunSettings.n_gen), table.get("depth", RunSettings.depth),
                       table.get("repetitions", RunSettings.repetitions), table.get("offload_kqv", True),
-                      PlacementFlags(n_gpu_layers=table.get("n_gpu_layers", PlacementFlags.n_gpu_layers),
-                                     repack=table.get("repack", PlacementFlags.repack)))
+                      _placement(table, ctx))
     why = skip_reason(info, run) if measuring else None
     if why:
         raise ctx.fail("ctx_size", why)
     limits = _limits(table.get("limits", {}), run, ctx)
     quality = _quality(table, limits, run, info, base, ctx)
     return Deployment(table["name"], model, run, limits, ctx.headers.get(ctx.idx, 1), info, quality)
+
+
+def _placement(table: dict, ctx: _Context) -> PlacementFlags:
+    """The placement keys, read by the CLI's own parser of llama.cpp's flags (flags.placement_flags),
+    each key on its own first so that an error names its line; lists stand for llama.cpp's
+    comma-separated values (``tensor_split = [3, 1]`` is ``-ts 3,1``)."""
+    given: dict[str, object] = {}
+    for key, param in PLACEMENT_KEYS.items():
+        if key not in table:
+            continue
+        value = table[key]
+        if isinstance(value, list) and key != "override_tensor":
+            if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+                raise ctx.fail(key, f"expected a list of values, got {value!r}")
+            value = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        elif key == "override_tensor":
+            value = value if isinstance(value, list) else [value]
+            if not all(isinstance(v, str) for v in value):
+                raise ctx.fail(key, f"expected 'regex=buffer type' strings, got {table[key]!r}")
+        try:
+            placement_flags(**{param: value})
+        except GgufprofError as e:
+            raise ctx.fail(key, str(e)) from None
+        given[param] = value
+    return placement_flags(**given)
 
 
 def _quality(table: dict, limits: Limits, run: RunSettings, info: ModelInfo, base: Path,
