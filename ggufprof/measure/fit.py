@@ -49,12 +49,14 @@ from typing import Callable
 from ..errors import GgufprofError
 from ..flags import DEFAULT_FIT_MARGIN
 from ..memory.footprint import HOST, DeviceFootprint, footprint, gpu_bytes
-from ..memory.placement import LLM_FFN_EXPS_REGEX, OffloadDevice, Placement, PlacementFlags, place
+from ..memory.placement import (LLM_FFN_EXPS_REGEX, OffloadDevice, Placement, PlacementFlags, layers_per_device,
+                                place)
 from ..memory.predict import MemoryPrediction, predict
 from ..memory.settings import CTX_PAD, UINT32_MAX, KVSettings
 from ..model.model_info import ModelInfo
 from ..results.run_settings import RunSettings
 from .dry_run import DryRun, cross_check
+from .split_search import SplitSearch
 from .sweep import default_threads, measure_one
 from .workers import Progress
 
@@ -253,6 +255,7 @@ class Fitter:
             # act_gpu_layers is 0), so the model loaded is this placement too; answers say -ngl 0
             self.flags = self.dry.placement = dataclasses.replace(self.flags, n_gpu_layers=0)
         self._memo: dict[tuple, tuple[MemoryPrediction, Placement, list[DeviceFootprint]]] = {}
+        self._predicted: dict[KVSettings, MemoryPrediction] = {}  # bare()'s predictions, one per settings
         # told of each configuration asked of the dry run (a progress display)
         self.on_step: Callable[[KVSettings, PlacementFlags], None] | None = None
 
@@ -266,7 +269,8 @@ class Fitter:
 
     def bare(self, s: KVSettings, flags: PlacementFlags) -> list[DeviceFootprint]:
         """The footprint without compute buffers: the prediction alone (pure Python, no llama.cpp)."""
-        pred = predict(self.model, s)
+        if (pred := self._predicted.get(s)) is None:
+            pred = self._predicted[s] = predict(self.model, s)
         return footprint(self.model, pred, self._place(pred, flags), {})
 
     def _place(self, pred: MemoryPrediction, flags: PlacementFlags) -> Placement:
@@ -319,6 +323,8 @@ class Fitter:
         if not (self.search_placement and self.budget.offload and self.devices):
             return self.fit(tk, tv, base=base)
         full = dataclasses.replace(self.flags, n_gpu_layers=ALL_LAYERS)
+        if self.split_search:
+            full = self._pinned(full)
         k_max, cap = ceiling(self.model, self.streams)
         target = (dataclasses.replace(base, ctx_size=self.ctx_size, cache_type_k=tk, cache_type_v=tv)
                   if self.ctx_size else self.settings(k_max, tk, tv, base))
@@ -358,6 +364,8 @@ class Fitter:
         n = self.n_layer
         user_moe = self.flags.cpu_moe or self.flags.n_cpu_moe
         moe_search = has_experts(self.model) and not user_moe
+        if self.split_search:
+            return self._fit_split(s, full, compute, moe_search)
 
         def fewest_experts(at: PlacementFlags) -> int:
             """The fewest expert layers on the host at placement ``at`` (n + 1 when none fits):
@@ -394,6 +402,36 @@ class Fitter:
                              note=f"nothing fits at n_ctx {s.ctx_size:,}: even with no layer offloaded a device is "
                                   "over its budget (give a smaller -c)")
         return self._placed(s, ngl(x), ngl(x + 1), "n_gpu_layers", f"-ngl {x + 1}")
+
+    @property
+    def split_search(self) -> bool:
+        """Whether fit chooses the split too: several offload devices, the placement left to the search
+        and no -ts given (a user's -ts stays as given)."""
+        return (self.search_placement and len(self.devices) > 1 and not any(self.flags.tensor_split)
+                and self.flags.split_mode == "layer")
+
+    def _pinned(self, flags: PlacementFlags) -> PlacementFlags:
+        """``flags`` with llama.cpp's default split (by free memory) written as the layer counts it
+        gives each device, so that the answer's command reproduces it on any machine."""
+        counts = layers_per_device(self.n_layer, flags, self.devices)
+        return dataclasses.replace(flags, tensor_split=tuple(float(c) for c in counts)) if any(counts) else flags
+
+    def _fit_split(self, s: KVSettings, full: PlacementFlags, compute: dict[str, int], moe: bool) -> FitResult:
+        """The placement search over several devices (measure/split_search.py): layers per device, the
+        fewest expert layers on the host, and one layer in part at a boundary."""
+        at = dataclasses.replace(full, tensor_split=())
+        found = SplitSearch(self.n_layer, self.devices, at, moe=moe, total=lambda f: self.total(s, f)[1],
+                            bare=lambda f: self.bare(s, f), compute=compute, over=self.budget.over_offload,
+                            over_any=self.budget.over, search_from=search_from).solve()
+        if found is None:
+            nothing = dataclasses.replace(at, n_gpu_layers=0)
+            _, devs = self.total(s, nothing)
+            return FitResult(s.cache_type_k, s.cache_type_v, 0, devices=devs, headroom=self.budget.headroom(devs),
+                             placement=nothing, searched="n_gpu_layers,tensor_split",
+                             limited_by=limit(devs, self.budget),
+                             note=f"nothing fits at n_ctx {s.ctx_size:,}: not even the output layer fits on any "
+                                  "device with the others empty (give a smaller -c)")
+        return self._placed(s, found.flags, found.next, found.searched, found.next_step)
 
     def _placed(self, s: KVSettings, flags: PlacementFlags, nxt: PlacementFlags, searched: str,
                 next_words: str) -> FitResult:
