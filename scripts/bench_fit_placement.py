@@ -56,6 +56,7 @@ CASES = [
     ("MoE, 2 devices", SUITE / "qwen3moe-moe.gguf", 4096, "f16", 2, (12, 12)),
     ("MoE, 2 devices", SUITE / "qwen3moe-moe.gguf", 4096, "f16", 2, (16, 10)),
     ("MoE, 2 devices", SUITE / "llama4-moe.gguf", 4096, "f16", 2, (16, 16)),
+    ("MoE, 2 devices", SUITE / "llama4-moe.gguf", 4096, "f16", 2, (20, 16)),
     ("dense, 2 devices", SUITE / "llama-dense.gguf", 8192, "f16", 2, (12, 12)),
 ]
 

@@ -19,6 +19,12 @@ Two searches, both exact (the answer fits; the next step is over, by llama.cpp's
   (if it is over there, it is over at every smaller ngl too). With several devices and a fixed
   ``-ts`` a device can lose a layer as ngl grows (load_tensors' split points are rounded), so the
   answer is checked at its next step whatever the search assumed.
+* **The split**, with several offload devices and no ``-ts``: the layers each device takes (``-ts``
+  as layer counts, filled back to front as llama.cpp's fit fills them) and part of one more layer at
+  a boundary (``-ot`` of part of its FFN to the host or the next device), in measure/split_search.py.
+  A user's ``-ts`` stays as given; without a search (the context fits with every layer offloaded),
+  llama.cpp's default split by free memory is written as the layer counts it gives, so that the
+  command reproduces it on any machine.
 
 Each step asks llama.cpp's dry run for the compute buffers (~3 ms a context, nothing allocated) and
 checks its KV sizes against the prediction. A placement needs the model loaded with it (a dry-run
@@ -122,8 +128,10 @@ class FitResult:
     smallest_budget: dict[str, int] = field(default_factory=dict)  # nothing fits: the budget 256 cells need
     settings: KVSettings | None = None  # the answer's settings (ctx_size and cache types filled in)
     placement: PlacementFlags | None = None  # the answer's placement flags
-    searched: str = "context"  # what was searched: "context", "n_gpu_layers", "n_cpu_moe" or both placement ones
-    next_step: str = ""  # the step that is over, in llama.cpp's flags: "-c 4352", "-ngl 13", "-ncmoe 2"
+    # what was searched: "context", or placement flags joined by ",": n_gpu_layers, n_cpu_moe, tensor_split,
+    # override_tensor (the last two with several devices: the split and a layer in part)
+    searched: str = "context"
+    next_step: str = ""  # the step that is over, in llama.cpp's flags: "-c 4352", "-ngl 13", "-ncmoe 2", "-ngl 4 -ts 1,3"
     alternative: "FitResult | None" = None  # the same search at a smaller -ub, when the compute buffer stops it
 
     @property
@@ -431,6 +439,12 @@ class Fitter:
                              limited_by=limit(devs, self.budget),
                              note=f"nothing fits at n_ctx {s.ctx_size:,}: not even the output layer fits on any "
                                   "device with the others empty (give a smaller -c)")
+        if found.next is None:  # every layer on the devices at this context, split as found
+            if self.ctx_size:
+                _, devs = self.total(s, found.flags)
+                return self._answer(s, found.flags, found.searched, devs, limited_by={"by": CAP_ALL},
+                                    capped_by=CAP_ALL)
+            return self.fit(s.cache_type_k, s.cache_type_v, found.flags, s)
         return self._placed(s, found.flags, found.next, found.searched, found.next_step)
 
     def _placed(self, s: KVSettings, flags: PlacementFlags, nxt: PlacementFlags, searched: str,

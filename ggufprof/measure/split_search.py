@@ -49,7 +49,7 @@ class SplitAnswer:
     """The placement found and its next step (more on the devices, over a budget by the dry run)."""
 
     flags: PlacementFlags
-    next: PlacementFlags
+    next: PlacementFlags | None  # None: nothing is left on the host (every layer and expert on the devices)
     searched: str  # what was searched: "n_gpu_layers,tensor_split", with ",n_cpu_moe", ",override_tensor"
     next_step: str  # the next step in llama.cpp's flags
 
@@ -234,9 +234,7 @@ class SplitSearch:
             if len(chosen.overrides) > len(self.at.overrides):
                 searched.append("override_tensor")
         nxt = next((f for f in above if self.on_devices(f) > size), None)
-        if nxt is None:
-            raise GgufprofError("fit: no step above the answer to check it against (please report)")
-        return SplitAnswer(answer, nxt, ",".join(searched), self.words(nxt))
+        return SplitAnswer(answer, nxt, ",".join(searched), self.words(nxt) if nxt is not None else "")
 
     def words(self, flags: PlacementFlags) -> str:
         """A placement in llama.cpp's flags: -ngl, -ts, -ncmoe and the -ot entries the search added."""
