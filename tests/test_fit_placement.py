@@ -254,7 +254,8 @@ def test_at_least_as_much_on_the_devices_as_llama_fit_params(rpc_rig, name, ctx,
     rpc = list(rpc_rig.endpoints)
     theirs, limits = _llama_fit(model, rpc, ctx, budget_mib)
     devs = rpc_rig.buffer_types()
-    (row,) = fit(model, "--vram", ",".join(f"{b}B" for b in limits), "--rpc", ",".join(rpc), "-c", str(ctx), "-ct", "f16")
+    vram = ",".join(f"{b}B" for b in limits)
+    (row,) = fit(model, "--vram", vram, "--rpc", ",".join(rpc), "-c", str(ctx), "-ct", "f16")
     assert row["ctx_size"] == ctx, row
     ours = totals(model, ctx, _placement_of(row["command"]["llama-server"]), "-ct", "f16")
     llama = totals(model, ctx, theirs, "-ct", "f16")

@@ -131,7 +131,8 @@ class FitResult:
     # what was searched: "context", or placement flags joined by ",": n_gpu_layers, n_cpu_moe, tensor_split,
     # override_tensor (the last two with several devices: the split and a layer in part)
     searched: str = "context"
-    next_step: str = ""  # the step that is over, in llama.cpp's flags: "-c 4352", "-ngl 13", "-ncmoe 2", "-ngl 4 -ts 1,3"
+    # the step that is over, in llama.cpp's flags: "-c 4352", "-ngl 13", "-ncmoe 2", "-ngl 4 -ts 1,3"
+    next_step: str = ""
     alternative: "FitResult | None" = None  # the same search at a smaller -ub, when the compute buffer stops it
 
     @property

@@ -70,8 +70,8 @@ class SplitSearch:
     user's, -ngl and -ts left to the search). ``total``: a placement's footprint with the dry run's
     compute buffers; ``bare``: without them (the prediction alone); ``compute``: the compute buffers
     already known (the guess); ``over``: the offload devices over their budgets, ``over_any``: any device,
-    host memory included (a part of a layer moved to the host must leave it within its budget); ``search_from``: fit.py's
-    galloping search from a guess."""
+    host memory included (a part of a layer moved to the host must leave it within its budget);
+    ``search_from``: fit.py's galloping search from a guess."""
 
     def __init__(self, n_layer: int, devices: list[OffloadDevice], at: PlacementFlags, *, moe: bool,
                  total: Callable[[PlacementFlags], list[DeviceFootprint]],
@@ -188,8 +188,7 @@ class SplitSearch:
                 whole = self.split(at, trial)
                 out.append(whole)
                 for fraction in DENSE_FRACTIONS + ((LAYER_FRACTION_MOE,) if self.moe else ()):
-                    out += [dataclasses.replace(whole, overrides=whole.overrides + ((ffn_block_regex(il, fraction), t),))
-                            for t in self._targets(d)]
+                    out += [_moved(whole, il, fraction, t) for t in self._targets(d)]
         m = at.n_cpu_moe
         if self.moe and m > start and first is not None:
             il = m - 1
@@ -197,8 +196,8 @@ class SplitSearch:
             d = _device_of(self.n, back, self.devices, il)
             out.append(back)
             for fraction in EXPERT_FRACTIONS:
-                out += [dataclasses.replace(back, overrides=back.overrides + ((ffn_block_regex(il, fraction), t),))
-                        for t in self._targets(d) if not (fraction == LAYER_FRACTION_MOE and t == CPU)]
+                out += [_moved(back, il, fraction, t) for t in self._targets(d)
+                        if not (fraction == LAYER_FRACTION_MOE and t == CPU)]  # that one is -ncmoe m
         return list(dict.fromkeys(out))
 
     # --- the search ---------------------------------------------------------------------------------
@@ -247,6 +246,12 @@ class SplitSearch:
         if added:
             w.append("-ot " + ",".join(f"{p}={b}" for p, b in added))
         return " ".join(w)
+
+
+def _moved(flags: PlacementFlags, il: int, fraction: str, buft: str) -> PlacementFlags:
+    """``flags`` with part of layer ``il``'s FFN (``fraction``) overridden to ``buft``, after the -ot
+    entries already there (llama.cpp takes the first pattern that matches)."""
+    return dataclasses.replace(flags, overrides=flags.overrides + ((ffn_block_regex(il, fraction), buft),))
 
 
 def _device_of(n_layer: int, flags: PlacementFlags, devices: list[OffloadDevice], il: int) -> int:
