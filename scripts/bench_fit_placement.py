@@ -38,6 +38,11 @@ FREE = re.compile(r"(\d+) MiB of free device memory")
 FREE_DEV = re.compile(r"\|\s+- (RPC\d+) \((\S+)\)\s+\|\s+\d+ = (\d+) \+")
 ANSWER = re.compile(r"^(-c \d+ .*)$", re.M)
 
+HEADER = """# fit beside llama-fit-params on rpc-servers (scripts/bench_fit_placement.py)
+
+Two ggml-rpc-servers on 127.0.0.1 (this 2-core VM, shared), the pinned llama.cpp tools build; both tools given the same per-device budget (llama-fit-params: --fit-target = the free memory it reads - budget; ggufprof fit: that many bytes, --margin 0), the same -c and cache type, and neither a -ts: each chooses its own split (integer layer counts per device) and may move part of a layer (-ot of part of one layer's FFN, to the host or the next device). "on devices MiB": the answer's totals on the rpc-servers (weights, KV, compute buffers) by the exact prediction (estimate --total of that answer: llama.cpp's dry run for the compute buffers); "within?": each device's total against its budget; "next step over?": ggufprof's next step (one more layer, whole or in part, or one fewer expert layer on the host) over a budget by the same prediction; "≥?": ggufprof keeps at least as many bytes on the devices as llama-fit-params. Wall time: each tool as a fresh process.
+"""
+
 # (label, model, context, cache type, servers, budget MiB per server)
 CASES = [
     ("dense, 1 device", ROOT / "fixtures/gemma3-swa.gguf", 8192, "f16", 1, (12,)),
@@ -49,6 +54,10 @@ CASES = [
     ("MoE, 1 device", SUITE / "qwen3moe-moe.gguf", 4096, "f16", 1, (18,)),
     ("MoE, 1 device", SUITE / "llama4-moe.gguf", 4096, "f16", 1, (30,)),
     ("MoE, 2 devices", SUITE / "qwen3moe-moe.gguf", 4096, "f16", 2, (12, 12)),
+    ("MoE, 2 devices", SUITE / "qwen3moe-moe.gguf", 4096, "f16", 2, (16, 10)),
+    ("MoE, 2 devices", SUITE / "llama4-moe.gguf", 4096, "f16", 2, (16, 16)),
+    ("MoE, 2 devices", SUITE / "llama4-moe.gguf", 4096, "f16", 2, (20, 16)),
+    ("dense, 2 devices", SUITE / "llama-dense.gguf", 8192, "f16", 2, (12, 12)),
 ]
 
 
@@ -132,7 +141,7 @@ def main() -> int:
     e = env(args.bin)
     procs, eps = start_servers(args.bin, 2)
     lines = ["| case | model | -c | K/V | budget MiB | llama-fit-params | on devices MiB | within? | s | ggufprof fit | "
-             "on devices MiB | within? | next step over? | s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "on devices MiB | within? | next step over? | s | ≥? |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     try:
         for label, model, ctx, t, n, budget in CASES:
             if not model.exists():
@@ -147,7 +156,6 @@ def main() -> int:
             seen = [read.get(ep, f) for ep, f in zip(rpc, free)]
             limit = [(s - f) * MiB for s, f in zip(seen, fitt)]  # the bytes llama.cpp's fit had
             m = ANSWER.search(lf.stdout)
-            ts = ["-ts", ",".join("1" for _ in rpc)] if n > 1 else []
             base = ["--rpc", ",".join(rpc)]
             if m:
                 lp = base + llama_placement(m.group(1))
@@ -161,10 +169,10 @@ def main() -> int:
                 l_ok, l_answer = None, "(no answer: " + (lf.stderr.strip().splitlines() or ["?"])[-1][-60:] + ")"
             vram = ",".join(f"{lim}B" for lim in limit)
             rows, gsecs = ggufprof(e, "fit", str(model), "--vram", vram, "--margin", "0MiB", "-c", str(ctx),
-                                   "-ct", t, *base, *ts)
+                                   "-ct", t, *base)
             (row,) = rows
             if row["ctx_size"]:
-                cmd = row["command"]["llama-server"].split()
+                cmd = shlex.split(row["command"]["llama-server"])  # it quotes -ot values
                 gp = cmd[cmd.index("-ngl"):cmd.index("--fit")]  # every placement flag of the answer, --rpc included
                 gt = totals(e, model, ctx, t, gp)
                 devs = [d for d in gt if d.startswith("RPC")]
@@ -179,7 +187,8 @@ def main() -> int:
             lines.append(f"| {label} | {model.stem} | {ctx} | {t} | {'/'.join(map(str, budget))} | {l_answer} | {l_dev} | "
                          f"{'-' if l_ok is None else 'yes' if l_ok else '**NO**'} | {lsecs:.2f} | {g_answer} | {g_dev} | "
                          f"{'-' if g_ok is None else 'yes' if g_ok else '**NO**'} | "
-                         f"{'-' if over is None else 'yes' if over else 'no'} | {gsecs:.2f} |")
+                         f"{'-' if over is None else 'yes' if over else 'no'} | {gsecs:.2f} | "
+                         f"{'-' if '-' in (l_dev, g_dev) else 'yes' if float(g_dev) >= float(l_dev) else '**NO**'} |")
             print(lines[-1], flush=True)
         # estimate --total against llama-fit-params --fit-print for one configuration
         model, rpc = ROOT / "fixtures/gemma3-swa.gguf", eps[:1]
@@ -199,7 +208,7 @@ def main() -> int:
             p.terminate()
         for p in procs:
             p.wait(timeout=10)
-    text = "\n".join(lines)
+    text = HEADER + "\n" + "\n".join(lines)
     print("\n" + text)
     if args.md:
         args.md.write_text(text + "\n")

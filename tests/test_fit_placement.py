@@ -10,13 +10,17 @@ searches are the same at GiB.
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
+import subprocess
 
 import pytest
 from typer.testing import CliRunner
 
 from ggufprof.cli import app
 
-from .archs_suite import suite_dir
+from .archs_suite import llama_tools_bin, suite_dir
 from .conftest import fixture_path
 from .rpc_rig import rpc_rig  # noqa: F401 (the fixture)
 
@@ -170,3 +174,90 @@ def test_vram_free_is_what_llama_cpp_reports_free(rpc_rig):
     per = row["budget"]["per_device"]
     assert list(per) == rpc_rig.buffer_types() and all(v > 1 << 30 for v in per.values())
     assert row["ctx_size"] == 4096 and row["placement"]["n_gpu_layers"] == -1
+
+
+def _placement_of(command: str) -> list[str]:
+    """Every placement flag of an answer's llama-server command (-ngl up to --fit, --rpc included)."""
+    args = shlex.split(command)  # it quotes -ot values
+    return args[args.index("-ngl"):args.index("--fit")]
+
+
+def test_two_devices_without_ts_fit_chooses_the_split_and_a_partial_layer(rpc_rig):
+    """Two rpc-servers with their own budgets and no -ts (llama4-moe: 4 layers, dense and MoE FFNs
+    interleaved): fit chooses the layers per device (-ts as integer counts, which llama.cpp's split
+    points give exactly) and part of one more layer (-ot of its FFN); the llama-server command
+    reproduces the answer's totals, a real load of it (--verify: every buffer llama.cpp logs) is
+    within each budget, and its next step is over one by the exact prediction."""
+    model, rpc = _suite("llama4-moe.gguf"), ",".join(rpc_rig.endpoints)
+    first, second = rpc_rig.buffer_types()
+    budgets = {first: 20 * MIB, second: 16 * MIB}
+    r = runner.invoke(app, ["fit", model, "--margin", "0MiB", "--json", "--vram", "20MiB,16MiB", "--rpc", rpc,
+                            "-c", "4096", "-ct", "f16", "--verify"])
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout)
+    p = row["placement"]
+    assert row["ctx_size"] == 4096 and "tensor_split" in row["searched"], row
+    counts = [int(c) for c in p["tensor_split"]]
+    assert counts == p["tensor_split"] and sum(counts) == p["n_gpu_layers"], p
+    assert p["overrides"] and "override_tensor" in row["searched"], row  # a partial layer at this budget
+    placement = _placement_of(row["command"]["llama-server"])
+    assert "-ts" in placement and "-ot" in placement
+    answer = totals(model, 4096, placement, "-ct", "f16")
+    assert {d["device"]: d["total_bytes"] for d in row["devices"]} == answer
+    assert all(answer[d] <= b for d, b in budgets.items()), (answer, budgets)
+    v = row["verify"]
+    assert v["fits"] is True and all(v["logged_bytes"][d] <= budgets[d] for d in budgets), v
+    r = runner.invoke(app, ["estimate", model, "-c", "4096", "--total", "--json", "-ct", "f16", "--rpc", rpc,
+                            *row["next_step"].split()])
+    assert r.exit_code == 0, r.output
+    est = json.loads(r.stdout)
+    nxt = {dev: d["total_bytes"] for dev, d in est["total"].items()}
+    assert nxt == row["next_step_total_bytes"] and any(nxt[d] > b for d, b in budgets.items()), (row, nxt)
+    layer_device = est["placement"]["layer_device"]
+    assert [layer_device.count(d) for d in (first, second)] == [int(c) for c in row["next_step"].split()[3].split(",")]
+
+
+FREE_DEV = re.compile(r"\|\s+- (RPC\d+) \((\S+)\)\s+\|\s+\d+ = (\d+) \+")  # llama-fit-params' memory breakdown
+FIT_ANSWER = re.compile(r"^-c \d+ (.*)$", re.M)
+
+
+def _llama_fit(model: str, rpc: list[str], ctx: int, budget_mib: tuple[int, ...]) -> tuple[list[str], list[int]]:
+    """llama.cpp's own fit (llama-fit-params, common/fit.cpp) for ``budget_mib`` per rpc-server: its
+    answer's placement flags and the bytes each device had. It keeps --fit-target MiB of what it reads
+    free; given free - budget, the free memory its own log says it read gives the exact limit."""
+    binary = llama_tools_bin() / "llama-fit-params"
+    if not binary.exists():
+        pytest.skip(f"{binary} is missing (scripts/build_llama_tools.sh builds it)")
+    env = dict(os.environ, LLAMA_CPP_LIB_PATH=str(binary.parent))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(binary), "-m", model, "--rpc", ",".join(rpc), *args, "-v"], capture_output=True,
+                              text=True, timeout=300, env=env)
+
+    read = {ep: int(f) for _, ep, f in FREE_DEV.findall(run("-c", "256", "-fitt", "0").stderr)}
+    target = [read[ep] - b for ep, b in zip(rpc, budget_mib)]
+    out = run("-c", str(ctx), "-ctk", "f16", "-ctv", "f16", "-fitt", ",".join(map(str, target)))
+    seen = {ep: int(f) for _, ep, f in FREE_DEV.findall(out.stderr)}
+    answer = FIT_ANSWER.search(out.stdout)
+    assert answer, out.stderr[-2000:]
+    given = shlex.split(answer.group(1))  # it quotes -ot values; -ngl -1 is all
+    flags = ["all" if a == "-1" and i and given[i - 1] == "-ngl" else a for i, a in enumerate(given)]
+    return ["--rpc", ",".join(rpc), *flags], [(seen[ep] - t) * MIB for ep, t in zip(rpc, target)]
+
+
+@pytest.mark.parametrize("name, ctx, budget_mib", [("gemma3-swa", 8192, (7, 7)), ("qwen3moe-moe.gguf", 4096, (12, 12))])
+def test_at_least_as_much_on_the_devices_as_llama_fit_params(rpc_rig, name, ctx, budget_mib):
+    """The same budgets per rpc-server given to llama.cpp's own fit and to ggufprof's: both answers
+    within every budget by the exact prediction, and ggufprof's keeps at least as many bytes on the
+    devices (llama.cpp chooses its own -ts and moves parts of layers; so does fit without a -ts)."""
+    model = _suite(name) if name.endswith(".gguf") else str(fixture_path(name))
+    rpc = list(rpc_rig.endpoints)
+    theirs, limits = _llama_fit(model, rpc, ctx, budget_mib)
+    devs = rpc_rig.buffer_types()
+    vram = ",".join(f"{b}B" for b in limits)
+    (row,) = fit(model, "--vram", vram, "--rpc", ",".join(rpc), "-c", str(ctx), "-ct", "f16")
+    assert row["ctx_size"] == ctx, row
+    ours = totals(model, ctx, _placement_of(row["command"]["llama-server"]), "-ct", "f16")
+    llama = totals(model, ctx, theirs, "-ct", "f16")
+    assert all(ours[d] <= lim and llama[d] <= lim for d, lim in zip(devs, limits)), (ours, llama, limits)
+    assert sum(ours[d] for d in devs) >= sum(llama[d] for d in devs), (row["command"], theirs, ours, llama)

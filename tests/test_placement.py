@@ -19,7 +19,8 @@ from ggufprof.memory.settings import KVSettings
 from ggufprof.memory.predict import predict
 from ggufprof.measure.sweep import Sweep
 from ggufprof.model.model_info import load_model_info, model_info_from_gguf
-from ggufprof.memory.placement import CPU, alloc_size, gpu_layers, place
+from ggufprof.memory.placement import (CPU, OffloadDevice, PlacementFlags, alloc_size, gpu_layers, layer_devices,
+                                       layers_per_device, place)
 
 GPU = "CUDA0"  # the GPU as llama.cpp names it on the machine these records come from
 from ggufprof.model import ggml_types
@@ -42,6 +43,25 @@ def test_layer_assignment(n_layer, ngl, on_gpu_layers, output):
     flags = gpu_layers(n_layer, ngl)
     assert [il for il in range(n_layer) if flags[il]] == on_gpu_layers
     assert flags[n_layer] is output
+
+
+def test_integer_tensor_split_gives_each_device_exactly_its_layers():
+    """-ts as layer counts (what fit writes, as common/fit.cpp's set_ngl_tensor_split_tbo does): load_tensors'
+    single-precision split points give each device exactly its count, a contiguous slice in device
+    order with the output layer on the last device that holds layers, for every split of up to 120
+    layers over two devices and a sample over three."""
+    devs = [OffloadDevice(f"RPC{i}") for i in range(3)]
+    for n_layer in (1, 2, 7, 24, 61, 119):
+        splits = [(a, b) for a in range(n_layer + 2) for b in range(n_layer + 2 - a)]
+        splits += [(a, b, c) for a, b, c in ((1, 1, 1), (0, 2, n_layer - 1), (n_layer // 3, n_layer // 3, 2),
+                                             (3, 0, n_layer - 2)) if min(a, b, c) >= 0 and a + b + c <= n_layer + 1]
+        for counts in splits:
+            if not sum(counts):
+                continue
+            flags = PlacementFlags(n_gpu_layers=sum(counts), tensor_split=tuple(float(c) for c in counts))
+            assert layers_per_device(n_layer, flags, devs[:len(counts)]) == counts, (n_layer, counts)
+            per_layer = [d for d in layer_devices(n_layer, flags, devs[:len(counts)]) if d is not None]
+            assert per_layer == sorted(per_layer, key=devs.index)  # contiguous, in device order
 
 
 def test_no_gpu_means_all_on_cpu():

@@ -19,6 +19,12 @@ Two searches, both exact (the answer fits; the next step is over, by llama.cpp's
   (if it is over there, it is over at every smaller ngl too). With several devices and a fixed
   ``-ts`` a device can lose a layer as ngl grows (load_tensors' split points are rounded), so the
   answer is checked at its next step whatever the search assumed.
+* **The split**, with several offload devices and no ``-ts``: the layers each device takes (``-ts``
+  as layer counts, filled back to front as llama.cpp's fit fills them) and part of one more layer at
+  a boundary (``-ot`` of part of its FFN to the host or the next device), in measure/split_search.py.
+  A user's ``-ts`` stays as given; without a search (the context fits with every layer offloaded),
+  llama.cpp's default split by free memory is written as the layer counts it gives, so that the
+  command reproduces it on any machine.
 
 Each step asks llama.cpp's dry run for the compute buffers (~3 ms a context, nothing allocated) and
 checks its KV sizes against the prediction. A placement needs the model loaded with it (a dry-run
@@ -49,12 +55,14 @@ from typing import Callable
 from ..errors import GgufprofError
 from ..flags import DEFAULT_FIT_MARGIN
 from ..memory.footprint import HOST, DeviceFootprint, footprint, gpu_bytes
-from ..memory.placement import LLM_FFN_EXPS_REGEX, OffloadDevice, Placement, PlacementFlags, place
+from ..memory.placement import (LLM_FFN_EXPS_REGEX, OffloadDevice, Placement, PlacementFlags, layers_per_device,
+                                place)
 from ..memory.predict import MemoryPrediction, predict
 from ..memory.settings import CTX_PAD, UINT32_MAX, KVSettings
 from ..model.model_info import ModelInfo
 from ..results.run_settings import RunSettings
 from .dry_run import DryRun, cross_check
+from .split_search import SplitSearch
 from .sweep import default_threads, measure_one
 from .workers import Progress
 
@@ -120,8 +128,11 @@ class FitResult:
     smallest_budget: dict[str, int] = field(default_factory=dict)  # nothing fits: the budget 256 cells need
     settings: KVSettings | None = None  # the answer's settings (ctx_size and cache types filled in)
     placement: PlacementFlags | None = None  # the answer's placement flags
-    searched: str = "context"  # what was searched: "context", "n_gpu_layers", "n_cpu_moe" or both placement ones
-    next_step: str = ""  # the step that is over, in llama.cpp's flags: "-c 4352", "-ngl 13", "-ncmoe 2"
+    # what was searched: "context", or placement flags joined by ",": n_gpu_layers, n_cpu_moe, tensor_split,
+    # override_tensor (the last two with several devices: the split and a layer in part)
+    searched: str = "context"
+    # the step that is over, in llama.cpp's flags: "-c 4352", "-ngl 13", "-ncmoe 2", "-ngl 4 -ts 1,3"
+    next_step: str = ""
     alternative: "FitResult | None" = None  # the same search at a smaller -ub, when the compute buffer stops it
 
     @property
@@ -253,6 +264,7 @@ class Fitter:
             # act_gpu_layers is 0), so the model loaded is this placement too; answers say -ngl 0
             self.flags = self.dry.placement = dataclasses.replace(self.flags, n_gpu_layers=0)
         self._memo: dict[tuple, tuple[MemoryPrediction, Placement, list[DeviceFootprint]]] = {}
+        self._predicted: dict[KVSettings, MemoryPrediction] = {}  # bare()'s predictions, one per settings
         # told of each configuration asked of the dry run (a progress display)
         self.on_step: Callable[[KVSettings, PlacementFlags], None] | None = None
 
@@ -266,7 +278,8 @@ class Fitter:
 
     def bare(self, s: KVSettings, flags: PlacementFlags) -> list[DeviceFootprint]:
         """The footprint without compute buffers: the prediction alone (pure Python, no llama.cpp)."""
-        pred = predict(self.model, s)
+        if (pred := self._predicted.get(s)) is None:
+            pred = self._predicted[s] = predict(self.model, s)
         return footprint(self.model, pred, self._place(pred, flags), {})
 
     def _place(self, pred: MemoryPrediction, flags: PlacementFlags) -> Placement:
@@ -319,6 +332,8 @@ class Fitter:
         if not (self.search_placement and self.budget.offload and self.devices):
             return self.fit(tk, tv, base=base)
         full = dataclasses.replace(self.flags, n_gpu_layers=ALL_LAYERS)
+        if self.split_search:
+            full = self._pinned(full)
         k_max, cap = ceiling(self.model, self.streams)
         target = (dataclasses.replace(base, ctx_size=self.ctx_size, cache_type_k=tk, cache_type_v=tv)
                   if self.ctx_size else self.settings(k_max, tk, tv, base))
@@ -358,6 +373,8 @@ class Fitter:
         n = self.n_layer
         user_moe = self.flags.cpu_moe or self.flags.n_cpu_moe
         moe_search = has_experts(self.model) and not user_moe
+        if self.split_search:
+            return self._fit_split(s, full, compute, moe_search)
 
         def fewest_experts(at: PlacementFlags) -> int:
             """The fewest expert layers on the host at placement ``at`` (n + 1 when none fits):
@@ -394,6 +411,42 @@ class Fitter:
                              note=f"nothing fits at n_ctx {s.ctx_size:,}: even with no layer offloaded a device is "
                                   "over its budget (give a smaller -c)")
         return self._placed(s, ngl(x), ngl(x + 1), "n_gpu_layers", f"-ngl {x + 1}")
+
+    @property
+    def split_search(self) -> bool:
+        """Whether fit chooses the split too: several offload devices, the placement left to the search
+        and no -ts given (a user's -ts stays as given)."""
+        return (self.search_placement and len(self.devices) > 1 and not any(self.flags.tensor_split)
+                and self.flags.split_mode == "layer")
+
+    def _pinned(self, flags: PlacementFlags) -> PlacementFlags:
+        """``flags`` with llama.cpp's default split (by free memory) written as the layer counts it
+        gives each device, so that the answer's command reproduces it on any machine."""
+        counts = layers_per_device(self.n_layer, flags, self.devices)
+        return dataclasses.replace(flags, tensor_split=tuple(float(c) for c in counts)) if any(counts) else flags
+
+    def _fit_split(self, s: KVSettings, full: PlacementFlags, compute: dict[str, int], moe: bool) -> FitResult:
+        """The placement search over several devices (measure/split_search.py): layers per device, the
+        fewest expert layers on the host, and one layer in part at a boundary."""
+        at = dataclasses.replace(full, tensor_split=())
+        found = SplitSearch(self.n_layer, self.devices, at, moe=moe, total=lambda f: self.total(s, f)[1],
+                            bare=lambda f: self.bare(s, f), compute=compute, over=self.budget.over_offload,
+                            over_any=self.budget.over, search_from=search_from).solve()
+        if found is None:
+            nothing = dataclasses.replace(at, n_gpu_layers=0)
+            _, devs = self.total(s, nothing)
+            return FitResult(s.cache_type_k, s.cache_type_v, 0, devices=devs, headroom=self.budget.headroom(devs),
+                             placement=nothing, searched="n_gpu_layers,tensor_split",
+                             limited_by=limit(devs, self.budget),
+                             note=f"nothing fits at n_ctx {s.ctx_size:,}: not even the output layer fits on any "
+                                  "device with the others empty (give a smaller -c)")
+        if found.next is None:  # every layer on the devices at this context, split as found
+            if self.ctx_size:
+                _, devs = self.total(s, found.flags)
+                return self._answer(s, found.flags, found.searched, devs, limited_by={"by": CAP_ALL},
+                                    capped_by=CAP_ALL)
+            return self.fit(s.cache_type_k, s.cache_type_v, found.flags, s)
+        return self._placed(s, found.flags, found.next, found.searched, found.next_step)
 
     def _placed(self, s: KVSettings, flags: PlacementFlags, nxt: PlacementFlags, searched: str,
                 next_words: str) -> FitResult:

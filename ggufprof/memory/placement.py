@@ -72,6 +72,14 @@ LLM_FFN_EXPS_REGEX = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"
 LLM_FFN_DENSE_REGEX = r"\.ffn_(up|down|gate)\."
 
 
+# common/fit.cpp (common_params_fit_impl, get_overflow_pattern): the parts of one layer's FFN that
+# llama.cpp's fit moves off a device at a boundary, after "blk\\.N" -- the layer's attention stays
+LAYER_FRACTION_ATTN = r"\.ffn_(gate|up|gate_up|down).*"  # the whole FFN moves (router and shared experts too)
+LAYER_FRACTION_UP = r"\.ffn_(gate|gate_up|down).*"  # ffn_up stays with the attention
+LAYER_FRACTION_GATE = r"\.ffn_down.*"  # ffn_up and ffn_gate stay
+LAYER_FRACTION_MOE = LLM_FFN_EXPS_REGEX  # every MoE expert tensor moves; the dense parts stay
+
+
 def ffn_block_regex(il: int, ffn_regex: str) -> str:
     """``llm_ffn_block_regex`` (common/common.h): layer ``il``'s FFN tensors."""
     return rf"blk\.{il}{ffn_regex}"
@@ -233,6 +241,14 @@ def layer_devices(n_layer: int, flags: PlacementFlags, devices: list[OffloadDevi
         x = f32(f32(il - start) / f32(act))  # std::upper_bound over the float split points
         out.append(devices[min(bisect.bisect_right(splits, x), len(devices) - 1)])
     return out
+
+
+def layers_per_device(n_layer: int, flags: PlacementFlags, devices: list[OffloadDevice]) -> tuple[int, ...]:
+    """How many of layers 0..n_layer (the output layer included) each device holds, in device order:
+    layer_devices counted, so a ``-ts`` of layer counts is checked against llama.cpp's float split
+    points rather than assumed to be exact."""
+    per_layer = layer_devices(n_layer, flags, devices)
+    return tuple(sum(d is dev for d in per_layer) for dev in devices)
 
 
 def is_host_buffer(buffer_type: str) -> bool:

@@ -364,7 +364,8 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
                          + report.commands(alt).get("llama-server", ""), style="cyan"))
     _print_answer(report, c)
     if report.search == "placement":
-        c.print(Text(f"placement searched for the context (-ngl, and -ncmoe for MoE models): {report.dry_run_loads} "
+        c.print(Text(f"placement searched for the context (-ngl, -ncmoe for MoE models; with several devices and no -ts "
+                     f"also the layers per device, -ts, and part of one layer, -ot): {report.dry_run_loads} "
                      "dry-run load(s) of the model", style="dim"))
     for n, cap in enumerate(caps, 1):
         c.print(Text(f"{'*' * n} {CAP_WORDS[cap]}: memory is not what limits it", style="dim"))
@@ -381,12 +382,15 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
 
 
 def placement_words(p) -> str:
-    """An answer's placement in llama.cpp's flags: -ngl N, -ncmoe N (a PlacementFlags)."""
+    """An answer's placement in llama.cpp's flags: -ngl N, -ts (the layers per device), -cmoe, -ncmoe N
+    and -ot (a layer in part) of a PlacementFlags."""
     if p is None:
         return "-"
     words = ["-ngl " + ngl_text(p.n_gpu_layers)]
+    words += ["-ts " + ",".join(f"{v:g}" for v in p.tensor_split)] if any(p.tensor_split) else []
     words += ["-cmoe"] if p.cpu_moe else []
     words += [f"-ncmoe {p.n_cpu_moe}"] if p.n_cpu_moe else []
+    words += ["-ot " + ",".join(f"{pat}={buft}" for pat, buft in p.overrides)] if p.overrides else []
     return " ".join(words)
 
 

@@ -1,0 +1,262 @@
+"""``fit``'s placement search over several offload devices: how many layers each device takes (``-ts``
+as whole layer counts) and one layer split at a boundary (``-ot`` of part of its FFN), each device
+within its own budget.
+
+The order is llama.cpp's own fit (common/fit.cpp, ``common_params_fit_impl``):
+
+* Devices are filled back to front: the last device takes the output layer and the layers before it,
+  as many as fit its budget; then the device before it, from where the last one stopped, and so on
+  (step 3, "fill the back to front with dense layers"; load_tensors gives each device a contiguous
+  slice, the output layer to the last one holding layers). llama.cpp's fit writes ``tensor_split[id] =
+  n_layer`` of each device (``set_ngl_tensor_split_tbo``); so does this search, and it checks that
+  llama.cpp's single-precision split points give each device exactly that many layers
+  (memory/placement.py ``layers_per_device``).
+* For a MoE model, every expert tensor on the host first (``LAYER_FRACTION_MOE``): the fewest layers
+  whose experts stay in host memory (``--n-cpu-moe N``) with every layer on the devices; when even
+  all of them there is over, the most layers (their experts on the host), then the fewest expert
+  layers on the host at that split -- ``fit_placement``'s order for one device.
+* Then one layer more, in part (step 4, "try to fit at least part of one more layer"): the next layer's
+  attention on a device and part of its FFN elsewhere (llama.cpp's ``LAYER_FRACTION_ATTN``, ``_UP``,
+  ``_GATE``), in host memory or on the next device (its ``overflow_bufts``); for a MoE model also
+  the experts of the boundary layer split the same way. llama.cpp tries these for MoE models only;
+  here dense models get them too. Of the candidates, the one that keeps the most bytes on the devices
+  and fits is the answer, and the one just above it (over a budget) its next step.
+
+Where llama.cpp's fit measures each guess with a dry-run load (``get_memory_for_layers``), this search
+bounds each step with the prediction alone (everything but the compute buffers, which only add),
+guesses with the compute buffers of the placement already asked, and confirms with the dry run
+(fit.py's ``search_from``), so that a few loads settle each device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import GgufprofError
+from ..memory.footprint import HOST, DeviceFootprint
+from ..memory.placement import (CPU, LAYER_FRACTION_ATTN, LAYER_FRACTION_GATE, LAYER_FRACTION_MOE, LAYER_FRACTION_UP,
+                                OffloadDevice, PlacementFlags, ffn_block_regex, layer_devices, layers_per_device)
+
+BARE, GUESS, REAL = "prediction", "guess", "dry run"  # how a placement is judged: cheapest first
+DENSE_FRACTIONS = (LAYER_FRACTION_GATE, LAYER_FRACTION_UP, LAYER_FRACTION_ATTN)  # least moved first
+EXPERT_FRACTIONS = (LAYER_FRACTION_GATE, LAYER_FRACTION_UP, LAYER_FRACTION_MOE)
+
+
+@dataclass(frozen=True)
+class SplitAnswer:
+    """The placement found and its next step (more on the devices, over a budget by the dry run)."""
+
+    flags: PlacementFlags
+    next: PlacementFlags | None  # None: nothing is left on the host (every layer and expert on the devices)
+    searched: str  # what was searched: "n_gpu_layers,tensor_split", with ",n_cpu_moe", ",override_tensor"
+    next_step: str  # the next step in llama.cpp's flags
+
+
+def _last_true(lo: int, hi: int, test: Callable[[int], bool]) -> int:
+    """The largest x in [lo, hi] with ``test(x)`` (true up to some x); lo - 1 if none."""
+    if hi < lo or not test(lo):
+        return lo - 1
+    a, b = lo, hi + 1
+    while b - a > 1:
+        mid = (a + b) // 2
+        a, b = (mid, b) if test(mid) else (a, mid)
+    return a
+
+
+class SplitSearch:
+    """The search at one context over ``devices`` (two or more), for the placement flags ``at`` (the
+    user's, -ngl and -ts left to the search). ``total``: a placement's footprint with the dry run's
+    compute buffers; ``bare``: without them (the prediction alone); ``compute``: the compute buffers
+    already known (the guess); ``over``: the offload devices over their budgets, ``over_any``: any device,
+    host memory included (a part of a layer moved to the host must leave it within its budget);
+    ``search_from``: fit.py's galloping search from a guess."""
+
+    def __init__(self, n_layer: int, devices: list[OffloadDevice], at: PlacementFlags, *, moe: bool,
+                 total: Callable[[PlacementFlags], list[DeviceFootprint]],
+                 bare: Callable[[PlacementFlags], list[DeviceFootprint]], compute: dict[str, int],
+                 over: Callable[[list[DeviceFootprint]], list[str]],
+                 over_any: Callable[[list[DeviceFootprint]], list[str]],
+                 search_from: Callable[[int, int, int, Callable[[int], bool]], int]):
+        self.n, self.devices, self.at, self.moe = n_layer, devices, at, moe
+        self._total, self._bare, self._compute, self._over, self._over_any = total, bare, compute, over, over_any
+        self._search_from = search_from
+
+    # --- judging one placement ----------------------------------------------------------------------
+
+    def fits(self, flags: PlacementFlags, how: str) -> bool:
+        """Every offload device within its budget: by the prediction alone (BARE: a lower bound, over
+        means over), with the known compute buffers added (GUESS), or by the dry run (REAL)."""
+        if how == REAL:
+            return not self._over(self._total(flags))
+        devs = self._bare(flags)
+        if how == GUESS:
+            devs = [dataclasses.replace(d, compute_bytes=self._compute.get(d.device, 0)) for d in devs]
+        return not self._over(devs)
+
+    def on_devices(self, flags: PlacementFlags) -> int:
+        """Bytes the prediction puts on the offload devices (weights, KV, recurrent state)."""
+        return sum(d.total_bytes for d in self._bare(flags) if d.device != HOST)
+
+    def _most(self, lo: int, hi: int, ok: Callable[[int, str], bool]) -> int:
+        """The largest x in [lo, hi] with ``ok(x, REAL)`` (true up to some x), lo - 1 if none: bounded
+        by the prediction, guessed with the known compute buffers, then the dry run from the guess."""
+        upper = _last_true(lo, hi, lambda x: ok(x, BARE))
+        if upper < lo:
+            return lo - 1
+        guess = _last_true(lo, upper, lambda x: ok(x, GUESS))
+        return self._search_from(guess, lo, upper, lambda x: ok(x, REAL))
+
+    # --- placements ---------------------------------------------------------------------------------
+
+    def split(self, at: PlacementFlags, counts: list[int] | tuple[int, ...]) -> PlacementFlags:
+        """``at`` with ``counts[d]`` layers on device d (-ngl their sum, -ts the counts), checked
+        against load_tensors' split points (layers_per_device)."""
+        n = sum(counts)
+        flags = dataclasses.replace(at, n_gpu_layers=n, tensor_split=tuple(float(c) for c in counts) if n else ())
+        if (got := layers_per_device(self.n, flags, self.devices)) != tuple(counts):
+            raise GgufprofError(f"-ts {','.join(map(str, counts))}: llama.cpp's split points give "
+                                f"{','.join(map(str, got))} layers per device")
+        return flags
+
+    def moe_at(self, m: int) -> PlacementFlags:
+        return dataclasses.replace(self.at, n_cpu_moe=m)
+
+    def fill(self, at: PlacementFlags, how: str, last: int | None = None) -> tuple[int, ...]:
+        """Layers per device, back to front, each device taking the most that keep every offload
+        device within budget (common/fit.cpp step 3); ``last``: the last device's count fixed (the
+        one that holds the output layer)."""
+        nd = len(self.devices)
+        counts = [0] * nd
+        left = self.n + 1
+        if last is not None:
+            counts[-1], left = last, left - last
+        for d in reversed(range(nd - (last is not None))):
+            def ok(k: int, judge: str, d: int = d) -> bool:
+                trial = list(counts)
+                trial[d] = k
+                return self.fits(self.split(at, trial), judge)
+
+            k = self._most(0, left, ok) if how == REAL else _last_true(0, left, lambda k: ok(k, how))
+            counts[d] = max(k, 0)
+            left -= counts[d]
+            if not left:
+                break
+        return tuple(counts)
+
+    def best_fill(self, at: PlacementFlags) -> tuple[int, ...]:
+        """``fill``, and fill again with fewer layers on the last device: the output layer's device
+        also holds the logits' compute buffer, so a device before it may take more layers than the
+        ones the last device gives up. The most layers, then the most weight and cache bytes on the
+        devices, then the most bytes there with the compute buffers (gemma3-swa on two 7 MiB devices:
+        2 + 1 layers put the same layers there as 0 + 3, and more of the graph); a count whose fill by
+        the prediction alone (a bound) cannot beat the best is not asked of the dry run."""
+        def score(counts: tuple[int, ...], how: str = REAL) -> tuple[int, int, int]:
+            flags = self.split(at, counts)
+            devices = (sum(d.total_bytes for d in self._total(flags) if d.device != HOST) if how == REAL
+                       else 1 << 62)  # compute buffers unknown: the bound does not decide a tie
+            return sum(counts), self.on_devices(flags), devices
+
+        best = self.fill(at, REAL)
+        for k in range(best[-1] - 1, -1, -1):
+            if score(self.fill(at, BARE, last=k), BARE) <= score(best):
+                continue
+            if score(counts := self.fill(at, REAL, last=k)) > score(best):
+                best = counts
+        return best
+
+    def _targets(self, d: int) -> list[str]:
+        """Where part of a layer on device d may go: host memory, or the next device (llama.cpp's
+        ``overflow_bufts``)."""
+        return [CPU] + ([self.devices[d + 1].buft] if d + 1 < len(self.devices) else [])
+
+    def steps(self, at: PlacementFlags, counts: tuple[int, ...]) -> list[PlacementFlags]:
+        """The placements one step above ``split(at, counts)``: the next layer whole on a device that
+        can take it without moving the others (the first holding layers, or one before it), or in part
+        (its attention there, part of its FFN in host memory or on the next device); for a MoE model
+        with some offloaded layers' experts on the host, the last of those layers' experts back on the
+        devices, whole or in part."""
+        out: list[PlacementFlags] = []
+        start = self.n + 1 - sum(counts)
+        first = next((d for d, c in enumerate(counts) if c), None)
+        if first is not None and start > 0:
+            il = start - 1  # the layer before the first offloaded one: never the output layer
+            for d in range(first + 1):
+                trial = list(counts)
+                trial[d] += 1
+                whole = self.split(at, trial)
+                out.append(whole)
+                for fraction in DENSE_FRACTIONS + ((LAYER_FRACTION_MOE,) if self.moe else ()):
+                    out += [_moved(whole, il, fraction, t) for t in self._targets(d)]
+        m = at.n_cpu_moe
+        if self.moe and m > start and first is not None:
+            il = m - 1
+            back = self.split(dataclasses.replace(at, n_cpu_moe=m - 1), counts)
+            d = _device_of(self.n, back, self.devices, il)
+            out.append(back)
+            for fraction in EXPERT_FRACTIONS:
+                out += [_moved(back, il, fraction, t) for t in self._targets(d)
+                        if not (fraction == LAYER_FRACTION_MOE and t == CPU)]  # that one is -ncmoe m
+        return list(dict.fromkeys(out))
+
+    # --- the search ---------------------------------------------------------------------------------
+
+    def solve(self) -> SplitAnswer | None:
+        """The placement that keeps the most on the devices within every budget, None when not even
+        one layer fits."""
+        n = self.n
+        searched = ["n_gpu_layers", "tensor_split"]
+        answer = None
+        if self.moe:
+            searched.append("n_cpu_moe")
+            places = lambda x, how: sum(self.fill(self.moe_at(n - x), how)) == n + 1  # noqa: E731
+            if (x := self._most(0, n, places)) >= 0:  # every layer on the devices, the fewest experts on the host
+                answer = self.split(self.moe_at(n - x), self.fill(self.moe_at(n - x), REAL))
+        if answer is None:
+            at = self.moe_at(n) if self.moe else self.at
+            counts = self.best_fill(at)
+            if not sum(counts):
+                return None
+            if self.moe:  # the layers on the devices may take some of their experts back
+                x = self._most(0, n, lambda x, how: self.fits(self.split(self.moe_at(n - x), counts), how))
+                at = self.moe_at(n - max(x, 0))
+            answer = self.split(at, counts)
+        counts = layers_per_device(n, answer, self.devices)
+        base = dataclasses.replace(answer, n_gpu_layers=0, tensor_split=())
+        size = self.on_devices(answer)
+        above = sorted((f for f in self.steps(base, counts) if self.on_devices(f) > size), key=self.on_devices)
+        chosen = next((f for f in reversed(above)
+                       if self.fits(f, BARE) and self.fits(f, REAL) and not self._over_any(self._total(f))), None)
+        if chosen is not None:
+            answer, size = chosen, self.on_devices(chosen)
+            if len(chosen.overrides) > len(self.at.overrides):
+                searched.append("override_tensor")
+        nxt = next((f for f in above if self.on_devices(f) > size), None)
+        return SplitAnswer(answer, nxt, ",".join(searched), self.words(nxt) if nxt is not None else "")
+
+    def words(self, flags: PlacementFlags) -> str:
+        """A placement in llama.cpp's flags: -ngl, -ts, -ncmoe and the -ot entries the search added."""
+        w = [f"-ngl {flags.n_gpu_layers}"]
+        if flags.tensor_split:
+            w.append("-ts " + ",".join(f"{v:g}" for v in flags.tensor_split))
+        if flags.n_cpu_moe:
+            w.append(f"-ncmoe {flags.n_cpu_moe}")
+        added = flags.overrides[len(self.at.overrides):]
+        if added:
+            w.append("-ot " + ",".join(f"{p}={b}" for p, b in added))
+        return " ".join(w)
+
+
+def _moved(flags: PlacementFlags, il: int, fraction: str, buft: str) -> PlacementFlags:
+    """``flags`` with part of layer ``il``'s FFN (``fraction``) overridden to ``buft``, after the -ot
+    entries already there (llama.cpp takes the first pattern that matches)."""
+    return dataclasses.replace(flags, overrides=flags.overrides + ((ffn_block_regex(il, fraction), buft),))
+
+
+def _device_of(n_layer: int, flags: PlacementFlags, devices: list[OffloadDevice], il: int) -> int:
+    """The index of the device that holds layer ``il`` at ``flags`` (layer_devices)."""
+    dev = layer_devices(n_layer, flags, devices)[il]
+    if dev is None:
+        raise GgufprofError(f"layer {il} is not offloaded at -ngl {flags.n_gpu_layers}")
+    return next(i for i, d in enumerate(devices) if d is dev)
