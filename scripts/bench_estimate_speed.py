@@ -45,8 +45,10 @@ def main() -> int:
     ap.add_argument("--bin", type=Path, default=DEFAULT_BIN, help="folder with llama-fit-params")
     ap.add_argument("-c", "--ctx-size", default="4096")
     ap.add_argument("--rounds", type=int, default=10, help="ABBA rounds (each runs both tools twice)")
-    ap.add_argument("flags", nargs="*", help="placement flags for both tools, after --")
-    args = ap.parse_args()
+    argv = sys.argv[1:]
+    flags = argv[argv.index("--") + 1:] if "--" in argv else []  # llama.cpp's flags, passed through as given
+    args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    args.flags = flags
     lib = ["--llama-lib", str(args.bin)] if any(args.bin.glob("libllama*")) else []
     ours = [sys.executable, "-m", "ggufprof", "estimate", args.model, "-c", args.ctx_size, "--total", *lib, *args.flags]
     theirs = [str(args.bin / "llama-fit-params"), "-m", args.model, "-c", args.ctx_size, "--fit-print", "on",

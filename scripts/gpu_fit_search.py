@@ -8,7 +8,13 @@ Per answer: the placement, its CUDA0 total by the exact prediction (``estimate -
 placement) against the budget, and for ggufprof's the next step's total and the measured VRAM
 growth of the real run (NVML, after a decode); each tool's wall time (a fresh process).
 
-    python scripts/gpu_fit_search.py --bin DIR --case MODEL:CTX:BUDGET_MIB [--case ...] [-ct f16,q8_0] [--md FILE]
+    python scripts/gpu_fit_search.py --bin DIR --case MODEL:CTX:BUDGET_MIB [--case ...] [-ct f16,q8_0]
+                                     [--margin MIB] [--md FILE]
+
+"within?" compares an answer's predicted CUDA0 total with the budget minus the margin (what both
+tools fit the buffers into); "fits?" is ggufprof --verify's verdict: the process's VRAM growth
+after a decode (buffers and the GPU's runtime allocations, which no buffer states) within the
+whole budget.
 """
 
 from __future__ import annotations
@@ -53,16 +59,18 @@ def main() -> int:
     ap.add_argument("--bin", type=Path, required=True, help="llama.cpp build with llama-fit-params and its libraries")
     ap.add_argument("--case", action="append", required=True, help="MODEL:CTX:BUDGET_MIB")
     ap.add_argument("-ct", "--cache-types", default="f16,q8_0")
+    ap.add_argument("--margin", type=int, default=0, help="MiB both tools keep free of the budget "
+                    "(llama.cpp's --fit-target, ggufprof's --margin); 0: both fit the whole budget")
     ap.add_argument("--md", type=Path)
     args = ap.parse_args()
-    lines = ["| model | -c | K/V | budget MiB | llama-fit-params | CUDA0 MiB | within? | s | ggufprof fit | CUDA0 MiB | "
+    lines = [f"margin {args.margin} MiB", "", "| model | -c | K/V | budget MiB | llama-fit-params | CUDA0 MiB | within? | s | ggufprof fit | CUDA0 MiB | "
              "within? | next step MiB | VRAM growth MiB (verify) | fits? | s |", "|" + "---|" * 15]
     for case in args.case:
         model, ctx, budget = case.rsplit(":", 2)
         ctx, budget = int(ctx), int(budget)
         for t in args.cache_types.split(","):
             try:
-                lines.append(one(args.bin, model, ctx, budget, t))
+                lines.append(one(args.bin, model, ctx, budget, t, args.margin))
             except Exception as e:  # noqa: BLE001 -- a failed case is a row saying why, the others still run
                 lines.append(f"| {Path(model).stem} | {ctx} | {t} | {budget} | failed: {str(e)[-120:]} |" + " |" * 10)
             print(lines[-1], flush=True)
@@ -71,14 +79,14 @@ def main() -> int:
     return 0
 
 
-def one(lib: Path, model: str, ctx: int, budget: int, t: str) -> str:
-    """One table row: both tools' answers for this budget."""
+def one(lib: Path, model: str, ctx: int, budget: int, t: str, margin: int) -> str:
+    """One table row: both tools' answers for this budget, each keeping ``margin`` MiB free of it."""
     probe, _ = timed([str(lib / "llama-fit-params"), "-m", model, "-c", "256", "-fitt", "0", "-v"])
     free = int(FREE.search(probe.stderr).group(1))
     lf, lsecs = timed([str(lib / "llama-fit-params"), "-m", model, "-c", str(ctx), "-ctk", t, "-ctv", t,
-                       "-fitt", str(free - budget), "-v"])
+                       "-fitt", str(free - budget + margin), "-v"])
     seen = FREE.search(lf.stderr)
-    limit = (int(seen.group(1)) if seen else free) * MiB - (free - budget) * MiB
+    limit = (int(seen.group(1)) if seen else free) * MiB - (free - budget + margin) * MiB  # for the buffers
     m = ANSWER.search(lf.stdout)
     if m:
         lp = llama_placement(m.group(1))
@@ -86,7 +94,7 @@ def one(lib: Path, model: str, ctx: int, budget: int, t: str) -> str:
         l_cells = [" ".join(lp)[:60], f"{ltot / MiB:.1f}", "yes" if ltot <= limit else "**NO**"]
     else:
         l_cells = ["(none: " + (lf.stderr.strip().splitlines() or ["?"])[-1][-50:] + ")", "-", "-"]
-    rows, gsecs = ggufprof(lib, "fit", model, "--vram", f"{limit}B", "--margin", "0MiB", "-c", str(ctx),
+    rows, gsecs = ggufprof(lib, "fit", model, "--vram", f"{limit + margin * MiB}B", "--margin", f"{margin}MiB", "-c", str(ctx),
                            "-ct", t, "--verify")
     (row,) = rows
     if row["ctx_size"]:

@@ -18,9 +18,10 @@ job() {
     > $R/speed.txt 2>&1
   python3 scripts/bench_estimate_speed.py $W/qwen3moe-30b-a3b.gguf --bin $W/build/bin -c 4096 --rounds 5 \
     -- -ngl all -ncmoe 24 >> $R/speed.txt 2>&1
-  python3 scripts/gpu_fit_search.py --bin $W/build/bin -ct f16,q8_0 --md $R/fit.md \
-    --case $W/qwen2-7b.gguf:32768:4096 --case $W/qwen2-7b.gguf:32768:6144 \
-    --case $W/qwen3moe-30b-a3b.gguf:32768:8192 --case $W/qwen3moe-30b-a3b.gguf:32768:14336
+  C="--case $W/qwen2-7b.gguf:32768:4096 --case $W/qwen2-7b.gguf:32768:6144"
+  C="$C --case $W/qwen3moe-30b-a3b.gguf:32768:8192 --case $W/qwen3moe-30b-a3b.gguf:32768:14336"
+  python3 scripts/gpu_fit_search.py --bin $W/build/bin -ct f16,q8_0 --margin 0 --md $R/fit-margin0.md $C
+  python3 scripts/gpu_fit_search.py --bin $W/build/bin -ct f16,q8_0 --margin 1024 --md $R/fit-margin1024.md $C
   echo done > $R/DONE
 }
 case "${1:-}" in

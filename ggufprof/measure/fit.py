@@ -599,23 +599,25 @@ def fit_all(model: ModelInfo, pairs: list[tuple[str, str]], base: KVSettings, bu
         fitter.close()
 
 
-def _plain(flags: PlacementFlags | None) -> bool:
-    """A placement whose answer the measured RSS / VRAM growth of a one-configuration sweep judges: -ngl
-    and --no-repack on llama.cpp's default devices. Anything else (an rpc-server's memory is another
-    process's, -ts splits over several devices) is verified by the buffers a real load logs per device."""
-    f = flags or PlacementFlags()
-    return f == PlacementFlags(n_gpu_layers=f.n_gpu_layers, repack=f.repack)
+def _measured_here(flags: PlacementFlags, r: FitResult) -> bool:
+    """An answer whose memory one process's measured growth judges (a one-configuration sweep: RSS, and
+    VRAM from NVML): no rpc-server (its memory is another process's) and at most one offload device
+    (the VRAM growth is one figure per process). -ot, -ncmoe and -cmoe on one GPU are measured so too:
+    the logged buffers would only repeat the prediction, the GPU's runtime allocations (cuBLAS
+    workspace, the CUDA backend's pools) are in no buffer. Anything else is verified by the buffers a
+    real load logs per device."""
+    return not flags.rpc and sum(1 for d in r.devices if d.device != HOST) <= 1
 
 
 def verify(model: ModelInfo, results: list[FitResult], budget: Budget, offload_kqv: bool, work_dir: Path,
            progress: Progress | None = None) -> list[dict]:
-    """Each answer created for real. On llama.cpp's default devices (-ngl only): a one-configuration
-    sweep (a batch of n_ubatch tokens decoded), measured RSS / VRAM growth beside the predicted
-    total; it fits when the worker ran and its peak RSS (Python and llama.cpp code included) stays
-    within the host budget, and its VRAM growth after the decode within the GPU budget. Any other
-    placement (RPC servers, -ts, -ot, -ncmoe): the model loaded for real with it and the context
-    created, every buffer llama.cpp logs summed per device (model, KV/RS, compute, output); it fits
-    when each budgeted device's logged total is within its budget minus the margin."""
+    """Each answer created for real. On the host and at most one local offload device (``_measured_here``):
+    a one-configuration sweep (a batch of n_ubatch tokens decoded), measured RSS / VRAM growth beside
+    the predicted total; it fits when the worker ran and its peak RSS (Python and llama.cpp code
+    included) stays within the host budget, and its VRAM growth after the decode within the GPU
+    budget. Several devices or RPC servers: the model loaded for real with the placement and the
+    context created, every buffer llama.cpp logs summed per device (model, KV/RS, compute, output); it
+    fits when each budgeted device's logged total is within its budget minus the margin."""
     out = []
     for i, r in enumerate(results):
         if r.ctx_size == 0 or r.settings is None:
@@ -625,7 +627,7 @@ def verify(model: ModelInfo, results: list[FitResult], budget: Budget, offload_k
         if progress is not None:
             progress(i, len(results), f"--verify {r.cache_type_k}/{r.cache_type_v}: n_ctx {r.ctx_size:,} created "
                                       "for real")
-        if not _plain(flags):
+        if not _measured_here(flags, r):
             out.append(verify_logged(model, r, budget, offload_kqv))
             continue
         rs = RunSettings(r.settings, default_threads(), n_prompt=min(r.settings.ubatch_size, r.n_ctx_seq), n_gen=4,
