@@ -232,3 +232,21 @@ def test_headline_speed_rests_on_trusted_measurements_only(sweep_dirs, tmp_path)
         html = write_report([d], tmp_path / f"report-{name}")["html"].read_text(encoding="utf-8")
         assert "Hatched bars, labelled ~" in html and "Hollow points" in html
         assert "± 0<" not in html and "± 0.0<" not in html
+
+
+def test_a_placement_that_varies_is_a_column_in_llama_cpps_words(sweep_dirs, tmp_path):
+    """Two sweeps of one model at two placements (-ncffn 1 with an -ot entry, and the default): the
+    tables show the placement flags that differ, by llama.cpp's short names and spellings."""
+    from ggufprof.memory.placement import PlacementFlags
+
+    placed = tmp_path / "placed"
+    spec = GridSpec(cache_types=[("f16", "f16"), ("q8_0", "q8_0")], ctx_sizes=[512], swa_full=[False], parallel=[1],
+                    kv_unified=[False], flash_attn=["auto"], depths=[0], threads=2, n_prompt=16, n_gen=4, repetitions=1,
+                    placement=PlacementFlags(n_cpu_ffn=1, overrides=((r"output\.weight", "CPU"),)))
+    Sweep(load_model_info(fixture_path("llama-gqa")), spec, placed).run()
+    data = report_data.load([sweep_dirs["llama-gqa"], placed])
+    assert {"overrides", "n_cpu_ffn"} <= set(data.varying) and "tensor_split" not in data.varying
+    md = write_report([sweep_dirs["llama-gqa"], placed], tmp_path / "report")["md"].read_text(encoding="utf-8")
+    header = next(ln for ln in md.splitlines() if "| ctx |" in ln)  # the table of every configuration
+    assert "| ot | ncffn |" in header, header
+    assert "| output\\\\.weight=CPU | 1 |" in md and "| — | 0 |" in md, md  # markdown escapes the backslash

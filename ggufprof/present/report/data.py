@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ...results.llama_log import logged_mib, mib_bytes
+from ...results.run_settings import PLACEMENT_ID_KEYS
 from ...results.noise import has_spread, record_caveats
 from ...results.checks import failed_checks
 from ...results.schema import CHECK_KEYS
@@ -26,13 +27,16 @@ from ...results.speedup import SpeedupRecord, read_speedup
 CACHE_KEYS = ("cache_type_k", "cache_type_v")
 # settings shown as columns when they vary, in this order (ctx and depth are always shown)
 # (the ones that shape the cache first, depth after them: rows differing only in depth sit together)
-AXES = ("ctx_size", "parallel", "kv_unified", "swa_full", "flash_attn", "n_gpu_layers", "offload_kqv", "batch_size",
+AXES = ("ctx_size", "parallel", "kv_unified", "swa_full", "flash_attn", "n_gpu_layers",
+        *(k for k, _ in PLACEMENT_ID_KEYS), "offload_kqv", "batch_size",
         "ubatch_size", "depth", "threads", "n_prompt", "n_gen", "repetitions", "repack")
 AXIS_LABELS = {"ctx_size": "ctx", "depth": "depth", "parallel": "np", "kv_unified": "unified",
                "swa_full": "swa_full", "flash_attn": "fa", "n_gpu_layers": "ngl", "offload_kqv": "kv offload",
                "threads": "threads", "batch_size": "b", "ubatch_size": "ub", "n_prompt": "pp tokens",
-               "n_gen": "tg tokens", "repetitions": "reps", "repack": "repack"}
+               "n_gen": "tg tokens", "repetitions": "reps", "repack": "repack",
+               **dict(PLACEMENT_ID_KEYS)}  # the placement flags by llama.cpp's short names (-ts, -ot, -ncmoe, ...)
 BASELINE = ("f16", "f16")
+DASH = "—"  # a value a table has none of
 # What the report reads of each record (store.read_lines keeps only these: 100,000 records fit)
 REPORT_FIELDS = ("settings", "model", "env", "predicted.kv_bytes", "predicted.recurrent_bytes", "predicted.caches.kind",
                  "measured.kv.caches.kind", "measured.kv.caches.total_mib",
@@ -148,7 +152,7 @@ def load(dirs: list[Path]) -> ReportData:
     data.hosts = list(dict.fromkeys(i.host for i in items))
     data.pairs = list(dict.fromkeys(i.pair for i in items))
     # one setting's values are all of one type (schema.validate): a set tells them apart
-    data.varying = [a for a in AXES if len({i.rec.settings.get(a) for i in items}) > 1]
+    data.varying = [a for a in AXES if len({hashable(i.rec.settings.get(a)) for i in items}) > 1]
     return data
 
 
@@ -157,12 +161,12 @@ def other_settings(rec: Record) -> tuple:
     values): the values themselves, not copies (a report holds one per configuration); one field's
     values are all of one type (schema.validate), so True never meets 1."""
     keys = tuple(sorted(k for k in rec.settings if k not in CACHE_KEYS))
-    return keys, tuple(_hashable(rec.settings[k]) for k in keys)
+    return keys, tuple(hashable(rec.settings[k]) for k in keys)
 
 
-def _hashable(v: object) -> object:
+def hashable(v: object) -> object:
     """A setting as a dict key: the placement's lists (tensor_split, rpc, overrides) as tuples."""
-    return tuple(map(_hashable, v)) if isinstance(v, list) else v
+    return tuple(map(hashable, v)) if isinstance(v, list) else v
 
 
 def measured_kv_bytes(rec: Record, grows_with_context: bool = True) -> float | None:
@@ -207,6 +211,19 @@ def sort_key(data: ReportData, it: Item) -> tuple:
     """Cache type innermost, so each f16 row sits right above the rows compared with it."""
     return tuple(_orderable(it.rec.settings.get(a)) for a in data.shown_axes), \
         data.hosts.index(it.host), data.pairs.index(it.pair)
+
+
+def fmt_setting(v: object) -> str:
+    """A setting as a table shows it: on/off, a dash for none, a placement list as llama.cpp writes
+    it (``-ts 3,1``: 3,1; ``-ot``: exps=CPU,...)."""
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, (list, tuple)):
+        return ",".join("=".join(map(fmt_setting, x)) if isinstance(x, (list, tuple)) else fmt_setting(x)
+                        for x in v) or DASH
+    return DASH if v is None else str(v)
 
 
 def _orderable(v: object) -> tuple:
@@ -306,7 +323,7 @@ def cache_summary(rows: list[dict], data: ReportData) -> list[dict]:
 def describe(data: ReportData, rec: Record) -> str:
     """A configuration in a few words: the cache pair and the settings that vary in this report."""
     s = rec.settings
-    parts = [f"{AXIS_LABELS[a]}={s.get(a)}" for a in data.shown_axes if a in s]
+    parts = [f"{AXIS_LABELS[a]}={fmt_setting(s.get(a))}" for a in data.shown_axes if a in s]
     return f"{s.get('cache_type_k')}/{s.get('cache_type_v')} " + " ".join(parts)
 
 

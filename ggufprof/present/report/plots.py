@@ -17,8 +17,7 @@ from ...memory.settings import KVSettings
 from ...memory.predict import predict
 from ...model.model_info import ModelInfo, load_model_info
 from ...results.speedup import speedup as speedup_factor
-from .data import CACHE_KEYS, AXIS_LABELS, Item, ReportData, doubtful, measured_kv_bytes, pair_label, speed
-from .tables import fmt_setting
+from .data import CACHE_KEYS, AXIS_LABELS, Item, fmt_setting, hashable, ReportData, doubtful, measured_kv_bytes, pair_label, speed
 
 MIB = 2**20
 NOISY_BARS = " Hatched bars, labelled ~: measurements not to be trusted (compare's noise rule: spread over 10 %, " \
@@ -65,14 +64,14 @@ def _reference(data: ReportData, items: list[Item], free: set[str]) -> dict:
     keys = [k for k in data.varying if k not in free | FREE_ALWAYS]
     groups: dict[tuple, set] = {}
     for i in items:
-        g = tuple(i.rec.settings.get(k) for k in keys)
-        groups.setdefault(g, set()).add(tuple(i.rec.settings.get(f) for f in sorted(free)))
+        g = tuple(hashable(i.rec.settings.get(k)) for k in keys)
+        groups.setdefault(g, set()).add(tuple(hashable(i.rec.settings.get(f)) for f in sorted(free)))
     best = max(groups, key=lambda g: len(groups[g]))
     return dict(zip(keys, best))
 
 
 def _matching(items: list[Item], ref: dict) -> list[Item]:
-    return [i for i in items if all(i.rec.settings.get(k) == v for k, v in ref.items())]
+    return [i for i in items if all(hashable(i.rec.settings.get(k)) == v for k, v in ref.items())]
 
 
 def _ref_text(ref: dict) -> str:

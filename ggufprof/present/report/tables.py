@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 
 from ...units import human_bytes
 from ...results.quality import fmt_kld, recommendation
-from .data import AXIS_LABELS, ReportData, cache_summary, check_failures, comparison_rows, environments, \
+from .data import AXIS_LABELS, DASH, ReportData, fmt_setting, cache_summary, check_failures, comparison_rows, environments, \
     not_measured, pair_label, quality_by_pair, quality_errors
 
-DASH = "—"
 
 
 @dataclass
@@ -39,12 +38,6 @@ def fmt_tps(mean: float | None, sd: float | None) -> str:
         return DASH
     f = ",.0f" if mean >= 100 else ".1f"
     return f"{mean:{f}} ± " + ("n/a" if sd is None else f"{sd:{f}}")  # None: one repetition, no spread measured
-
-
-def fmt_setting(v: object) -> str:
-    if isinstance(v, bool):
-        return "on" if v else "off"
-    return DASH if v is None else str(v)
 
 
 QUALITY_HEADERS = ["KLD", "top-1", "Δppl"]
