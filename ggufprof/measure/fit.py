@@ -62,7 +62,7 @@ from ..memory.settings import CTX_PAD, UINT32_MAX, KVSettings
 from ..model.model_info import ModelInfo
 from ..results.run_settings import RunSettings
 from .dry_run import DryRun, cross_check
-from .split_search import SplitSearch
+from .split_search import SplitSearch, last_true
 from .sweep import default_threads, measure_one
 from .workers import Progress
 
@@ -215,18 +215,6 @@ def search_from(guess: int, lo: int, hi: int, test: Callable[[int], bool]) -> in
                 a = y
                 break
             b, step = y, step * 2
-    while b - a > 1:
-        mid = (a + b) // 2
-        a, b = (mid, b) if test(mid) else (a, mid)
-    return a
-
-
-def last_true(lo: int, hi: int, test: Callable[[int], bool]) -> int:
-    """The largest x in [lo, hi] with ``test(x)`` (true up to some x, false beyond); lo - 1 if none.
-    For cheap tests (the prediction alone)."""
-    if not test(lo):
-        return lo - 1
-    a, b = lo, hi + 1
     while b - a > 1:
         mid = (a + b) // 2
         a, b = (mid, b) if test(mid) else (a, mid)

@@ -54,8 +54,9 @@ class SplitAnswer:
     next_step: str  # the next step in llama.cpp's flags
 
 
-def _last_true(lo: int, hi: int, test: Callable[[int], bool]) -> int:
-    """The largest x in [lo, hi] with ``test(x)`` (true up to some x); lo - 1 if none."""
+def last_true(lo: int, hi: int, test: Callable[[int], bool]) -> int:
+    """The largest x in [lo, hi] with ``test(x)`` (true up to some x, false beyond); lo - 1 if none.
+    A binary search, for cheap tests (the prediction alone); fit.py's searches use it too."""
     if hi < lo or not test(lo):
         return lo - 1
     a, b = lo, hi + 1
@@ -102,10 +103,10 @@ class SplitSearch:
     def _most(self, lo: int, hi: int, ok: Callable[[int, str], bool]) -> int:
         """The largest x in [lo, hi] with ``ok(x, REAL)`` (true up to some x), lo - 1 if none: bounded
         by the prediction, guessed with the known compute buffers, then the dry run from the guess."""
-        upper = _last_true(lo, hi, lambda x: ok(x, BARE))
+        upper = last_true(lo, hi, lambda x: ok(x, BARE))
         if upper < lo:
             return lo - 1
-        guess = _last_true(lo, upper, lambda x: ok(x, GUESS))
+        guess = last_true(lo, upper, lambda x: ok(x, GUESS))
         return self._search_from(guess, lo, upper, lambda x: ok(x, REAL))
 
     # --- placements ---------------------------------------------------------------------------------
@@ -138,7 +139,7 @@ class SplitSearch:
                 trial[d] = k
                 return self.fits(self.split(at, trial), judge)
 
-            k = self._most(0, left, ok) if how == REAL else _last_true(0, left, lambda k: ok(k, how))
+            k = self._most(0, left, ok) if how == REAL else last_true(0, left, lambda k: ok(k, how))
             counts[d] = max(k, 0)
             left -= counts[d]
             if not left:
