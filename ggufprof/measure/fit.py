@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import GgufprofError
-from ..flags import DEFAULT_FIT_MARGIN
+from ..flags import ALL_GPU_LAYERS as ALL_LAYERS, DEFAULT_FIT_MARGIN
 from ..memory.footprint import HOST, DeviceFootprint, footprint, gpu_bytes
 from ..memory.placement import (LLM_FFN_EXPS_REGEX, OffloadDevice, Placement, PlacementFlags, layers_per_device,
                                 place)
@@ -67,7 +67,6 @@ from .sweep import default_threads, measure_one
 from .workers import Progress
 
 STEP = CTX_PAD  # cells: llama.cpp pads n_ctx (and each stream) to 256
-ALL_LAYERS = -1  # -ngl all
 UBATCH_ALTERNATIVES = (256, 128, 64)  # tried when the compute buffer stops the answer
 
 
@@ -320,7 +319,7 @@ class Fitter:
         if not (self.search_placement and self.budget.offload and self.devices):
             return self.fit(tk, tv, base=base)
         full = dataclasses.replace(self.flags, n_gpu_layers=ALL_LAYERS)
-        if self.split_search:
+        if self.split_search and len(self.devices) > 1:
             full = self._pinned(full)
         k_max, cap = ceiling(self.model, self.streams)
         target = (dataclasses.replace(base, ctx_size=self.ctx_size, cache_type_k=tk, cache_type_v=tv)
@@ -404,7 +403,7 @@ class Fitter:
     def split_search(self) -> bool:
         """Whether fit chooses the split too: several offload devices, the placement left to the search
         and no -ts given (a user's -ts stays as given)."""
-        return (self.search_placement and len(self.devices) > 1 and not any(self.flags.tensor_split)
+        return (self.search_placement and len(self.devices) >= 1 and not any(self.flags.tensor_split)
                 and self.flags.split_mode == "layer")
 
     def _pinned(self, flags: PlacementFlags) -> PlacementFlags:
@@ -417,14 +416,15 @@ class Fitter:
         """The placement search over several devices (measure/split_search.py): layers per device, the
         fewest expert layers on the host, and one layer in part at a boundary."""
         at = dataclasses.replace(full, tensor_split=())
-        found = SplitSearch(self.n_layer, self.devices, at, moe=moe, total=lambda f: self.total(s, f)[1],
-                            bare=lambda f: self.bare(s, f), compute=compute, over=self.budget.over_offload,
-                            over_any=self.budget.over, search_from=search_from).solve()
+        search = SplitSearch(self.n_layer, self.devices, at, moe=moe, total=lambda f: self.total(s, f)[1],
+                             bare=lambda f: self.bare(s, f), compute=compute, over=self.budget.over_offload,
+                             over_any=self.budget.over, search_from=search_from)
+        found = search.solve()
         if found is None:
             nothing = dataclasses.replace(at, n_gpu_layers=0)
             _, devs = self.total(s, nothing)
             return FitResult(s.cache_type_k, s.cache_type_v, 0, devices=devs, headroom=self.budget.headroom(devs),
-                             placement=nothing, searched="n_gpu_layers,tensor_split",
+                             placement=nothing, searched=",".join(search.searched_base()),
                              limited_by=limit(devs, self.budget),
                              note=f"nothing fits at n_ctx {s.ctx_size:,}: not even the output layer fits on any "
                                   "device with the others empty (give a smaller -c)")
@@ -505,9 +505,11 @@ class Fitter:
 
 def rank(r: FitResult) -> tuple:
     """How much an answer gives, for comparing answers: fitting at all, then more context, then more
-    layers on the devices, then fewer expert layers on the host."""
+    layers on the devices, then fewer expert layers on the host, then more weight and cache bytes on
+    the devices (part of a layer moved by -ot)."""
     p = r.placement or PlacementFlags()
-    return (r.ctx_size > 0, r.ctx_size, 1 << 30 if p.n_gpu_layers < 0 else p.n_gpu_layers, -p.n_cpu_moe)
+    on_devices = sum(d.weights_bytes + d.kv_bytes + d.recurrent_bytes for d in r.devices if d.device != HOST)
+    return (r.ctx_size > 0, r.ctx_size, 1 << 30 if p.n_gpu_layers < 0 else p.n_gpu_layers, -p.n_cpu_moe, on_devices)
 
 
 def _better(a: FitResult, b: FitResult) -> bool:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import GgufprofError
+from ..flags import ALL_GPU_LAYERS as ALL_LAYERS  # -ngl all: every layer and the output
 from ..memory.footprint import HOST, DeviceFootprint
 from ..memory.placement import (CPU, LAYER_FRACTION_ATTN, LAYER_FRACTION_GATE, LAYER_FRACTION_MOE, LAYER_FRACTION_UP,
                                 OffloadDevice, PlacementFlags, ffn_block_regex, layer_devices, layers_per_device)
@@ -67,7 +68,7 @@ def last_true(lo: int, hi: int, test: Callable[[int], bool]) -> int:
 
 
 class SplitSearch:
-    """The search at one context over ``devices`` (two or more), for the placement flags ``at`` (the
+    """The search at one context over ``devices`` (one or more), for the placement flags ``at`` (the
     user's, -ngl and -ts left to the search). ``total``: a placement's footprint with the dry run's
     compute buffers; ``bare``: without them (the prediction alone); ``compute``: the compute buffers
     already known (the guess); ``over``: the offload devices over their budgets, ``over_any``: any device,
@@ -115,11 +116,17 @@ class SplitSearch:
         """``at`` with ``counts[d]`` layers on device d (-ngl their sum, -ts the counts), checked
         against load_tensors' split points (layers_per_device)."""
         n = sum(counts)
-        flags = dataclasses.replace(at, n_gpu_layers=n, tensor_split=tuple(float(c) for c in counts) if n else ())
+        several = n and len(self.devices) > 1  # one device takes every offloaded layer: no -ts to write
+        ngl = ALL_LAYERS if n == self.n + 1 and not several else n  # every layer on one device: -ngl all
+        flags = dataclasses.replace(at, n_gpu_layers=ngl, tensor_split=tuple(float(c) for c in counts) if several else ())
         if (got := layers_per_device(self.n, flags, self.devices)) != tuple(counts):
             raise GgufprofError(f"-ts {','.join(map(str, counts))}: llama.cpp's split points give "
                                 f"{','.join(map(str, got))} layers per device")
         return flags
+
+    def searched_base(self) -> list[str]:
+        """What every answer searched: the layers, and with several devices their split."""
+        return ["n_gpu_layers"] + (["tensor_split"] if len(self.devices) > 1 else [])
 
     def moe_at(self, m: int) -> PlacementFlags:
         return dataclasses.replace(self.at, n_cpu_moe=m)
@@ -207,13 +214,14 @@ class SplitSearch:
         """The placement that keeps the most on the devices within every budget, None when not even
         one layer fits."""
         n = self.n
-        searched = ["n_gpu_layers", "tensor_split"]
+        searched = self.searched_base()
         answer = None
         if self.moe:
-            searched.append("n_cpu_moe")
             places = lambda x, how: sum(self.fill(self.moe_at(n - x), how)) == n + 1  # noqa: E731
             if (x := self._most(0, n, places)) >= 0:  # every layer on the devices, the fewest experts on the host
                 answer = self.split(self.moe_at(n - x), self.fill(self.moe_at(n - x), REAL))
+                searched.remove("n_gpu_layers")  # every layer is on the devices: only the experts moved
+            searched.append("n_cpu_moe")
         if answer is None:
             at = self.moe_at(n) if self.moe else self.at
             counts = self.best_fill(at)
@@ -238,7 +246,8 @@ class SplitSearch:
 
     def words(self, flags: PlacementFlags) -> str:
         """A placement in llama.cpp's flags: -ngl, -ts, -ncmoe and the -ot entries the search added."""
-        w = [f"-ngl {flags.n_gpu_layers}"]
+        w = [] if flags.n_gpu_layers == ALL_LAYERS and flags.n_gpu_layers == self.at.n_gpu_layers else \
+            [f"-ngl {'all' if flags.n_gpu_layers == ALL_LAYERS else flags.n_gpu_layers}"]
         if flags.tensor_split:
             w.append("-ts " + ",".join(f"{v:g}" for v in flags.tensor_split))
         if flags.n_cpu_moe:
@@ -246,7 +255,7 @@ class SplitSearch:
         added = flags.overrides[len(self.at.overrides):]
         if added:
             w.append("-ot " + ",".join(f"{p}={b}" for p, b in added))
-        return " ".join(w)
+        return " ".join(w) or "-ngl all"  # every layer and expert on the devices
 
 
 def _moved(flags: PlacementFlags, il: int, fraction: str, buft: str) -> PlacementFlags:
