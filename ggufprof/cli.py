@@ -57,6 +57,10 @@ OVERRIDE_TENSOR = typer.Option(None, "--override-tensor", "-ot", metavar="REGEX=
 CPU_MOE = typer.Option(False, "--cpu-moe", "-cmoe", help="Every layer's MoE expert weights in host memory (an -ot pattern, as llama.cpp's).")
 N_CPU_MOE = typer.Option(None, "--n-cpu-moe", "-ncmoe", metavar="N", help="The first N layers' MoE expert weights in host memory.")
 N_CPU_FFN = typer.Option(None, "--n-cpu-ffn", "-ncffn", metavar="N", help="The first N layers' dense FFN weights in host memory.")
+LOAD_MODE = typer.Option(None, "--load-mode", "-lm", metavar="auto|none|mmap|mlock|mmap+mlock|dio", help="How llama.cpp loads the weights (its -lm; default auto = mmap): with mmap host weights are the mapped file (CPU_Mapped, paged in on use); none, mlock and dio copy them into real host buffers (CPU, or a GPU's pinned CUDA_Host), resident.")
+NO_HOST = typer.Option(False, "--no-host", help="Host weights skip the GPU's pinned host buffer type (llama.cpp's --no-host), so extra buffer types (CPU_REPACK) are used.")
+NO_MMAP = typer.Option(False, "--no-mmap", help="Older llama.cpp's spelling of -lm none.")
+MLOCK = typer.Option(False, "--mlock", help="Older llama.cpp's spelling of -lm mmap+mlock (with --no-mmap: -lm mlock).")
 CACHE_TYPE_V_LIST = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk).")
 # how the measuring commands (sweep, quality, speedup) run llama.cpp
 THREADS = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores; 0 or less: every logical CPU, as llama.cpp reads -t 0).")
@@ -252,6 +256,10 @@ def estimate(
     cpu_moe: bool = CPU_MOE,
     n_cpu_moe: Optional[int] = N_CPU_MOE,
     n_cpu_ffn: Optional[int] = N_CPU_FFN,
+    load_mode: Optional[str] = LOAD_MODE,
+    no_host: bool = NO_HOST,
+    no_mmap: bool = NO_MMAP,
+    mlock: bool = MLOCK,
     as_json: bool = JSON,
     llama_lib: Optional[Path] = LLAMA_LIB_OPTION,
 ) -> None:
@@ -275,7 +283,7 @@ def estimate(
                       ubatch_size, flash_attn)
     ngl_default = total and n_gpu_layers is None  # the whole footprint at llama.cpp's -ngl default: all
     flags = placement_flags("all" if ngl_default else n_gpu_layers, split_mode, tensor_split, main_gpu, device, rpc,
-                            override_tensor, cpu_moe, n_cpu_moe, n_cpu_ffn, repack)
+                            override_tensor, cpu_moe, n_cpu_moe, n_cpu_ffn, repack, load_mode, no_host, no_mmap, mlock)
     est = estimate_(_model(model, hf_repo, hf_file), defaults=defaults, offload_kqv=not no_kv_offload, total=total,
                     placement=flags if total or n_gpu_layers is not None or flags != type(flags)(repack=repack) else None,
                     repack=repack, **given)
@@ -357,6 +365,10 @@ def fit(
     cpu_moe: bool = CPU_MOE,
     n_cpu_moe: Optional[int] = N_CPU_MOE,
     n_cpu_ffn: Optional[int] = N_CPU_FFN,
+    load_mode: Optional[str] = LOAD_MODE,
+    no_host: bool = NO_HOST,
+    no_mmap: bool = NO_MMAP,
+    mlock: bool = MLOCK,
     results_dir: Optional[Path] = typer.Option(None, "--results", metavar="DIR", help="A sweep of this model file (its sha256) at the fit's settings: say what the cache type with the most context costs in generation speed against f16."),
     verify: bool = typer.Option(False, "--verify", help="Create each answer for real, decode a batch, and compare measured memory with the prediction; exit 1 if one does not fit."),
     as_json: bool = JSON,
@@ -382,7 +394,7 @@ def fit(
 
     problems: list[str] = []
     flags = placement_flags(None, split_mode, tensor_split, main_gpu, device, rpc, override_tensor, cpu_moe, n_cpu_moe,
-                            n_cpu_ffn, repack)
+                            n_cpu_ffn, repack, load_mode, no_host, no_mmap, mlock)
     with Steps("fit") as progress:
         report = fit_(_model(model, hf_repo, hf_file), memory=memory, vram=vram, margin=margin, cache_types=cache_types,
                       defaults=defaults, n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
@@ -438,6 +450,10 @@ def sweep(
     cpu_moe: bool = CPU_MOE,
     n_cpu_moe: Optional[int] = N_CPU_MOE,
     n_cpu_ffn: Optional[int] = N_CPU_FFN,
+    load_mode: Optional[str] = LOAD_MODE,
+    no_host: bool = NO_HOST,
+    no_mmap: bool = NO_MMAP,
+    mlock: bool = MLOCK,
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Output directory (default ./ggufprof-out/<model>-<timestamp>/). Results are always JSONL + CSV."),
     resume: bool = typer.Option(False, "--resume", help="Run only what --out's results.jsonl lacks (failed configurations are run again)."),
     retry_failed: bool = typer.Option(True, "--retry-failed/--no-retry-failed", help="With --resume: run failed configurations again (default) or keep them."),
@@ -489,7 +505,7 @@ def sweep(
         batch_size=batch_size, ubatch_size=ubatch_size, n_gpu_layers=parse_gpu_layers_list(n_gpu_layers),
         offload_kqv=on_off_both(kv_offload, "--kv-offload"),
         placement=placement_flags(None, split_mode, tensor_split, main_gpu, device, rpc, override_tensor, cpu_moe,
-                                  n_cpu_moe, n_cpu_ffn, repack),
+                                  n_cpu_moe, n_cpu_ffn, repack, load_mode, no_host, no_mmap, mlock),
     )
     spec.validate()  # refused values: exit 2 before anything is read, run or rotated
     info = load_model(_model(model, hf_repo, hf_file), whole=True, progress=DownloadBar())  # --recheck: its sha256
@@ -566,6 +582,10 @@ def quality(
     cpu_moe: bool = CPU_MOE,
     n_cpu_moe: Optional[int] = N_CPU_MOE,
     n_cpu_ffn: Optional[int] = N_CPU_FFN,
+    load_mode: Optional[str] = LOAD_MODE,
+    no_host: bool = NO_HOST,
+    no_mmap: bool = NO_MMAP,
+    mlock: bool = MLOCK,
     timeout: float = typer.Option(3600, "--timeout", metavar="SECONDS", help="Seconds the whole measurement may run before it is killed."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per cache type pair."),
     llama_lib: Optional[Path] = LLAMA_LIB_OPTION,
@@ -592,7 +612,7 @@ def quality(
     pairs = parse_cache_type_grid(cache_types, cache_type_k, cache_type_v)
     timeout = parse_seconds(timeout, "--timeout")
     placement = placement_flags(n_gpu_layers, split_mode, tensor_split, main_gpu, device, rpc, override_tensor, cpu_moe,
-                                n_cpu_moe, n_cpu_ffn, repack)
+                                n_cpu_moe, n_cpu_ffn, repack, load_mode, no_host, no_mmap, mlock)
     if ubatch_size < 1:
         raise GgufprofError("--ubatch-size must be >= 1")
     info = load_model(_model(model, hf_repo, hf_file), whole=True, progress=DownloadBar())

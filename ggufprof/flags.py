@@ -11,7 +11,10 @@
   llama.cpp prints MiB), ``512 KB`` (KB/MB/GB: powers of 1000). Fractions: ``1%`` or ``0.01``.
 * Placement (common/arg.cpp's spellings): ``-sm none|layer|row|tensor``, ``-ts 3,1`` (or ``3/1``),
   ``-mg N``, ``-dev RPC0,RPC1`` or ``none``, ``--rpc host:port,...``, ``-ot 'regex=BUFT,...'`` (may be
-  repeated), ``-ncmoe N``, ``-cmoe``, ``-ncffn N``: one :class:`PlacementFlags` (placement_flags).
+  repeated), ``-ncmoe N``, ``-cmoe``, ``-ncffn N``, ``-lm auto|none|mmap|mlock|mmap+mlock|dio``,
+  ``--no-host``: one :class:`PlacementFlags` (placement_flags). Older llama.cpp's ``--no-mmap`` and
+  ``--mlock`` are read as the load mode they meant there (parse_load_mode); commands are written with
+  ``-lm``.
 * Cache types: ``-ct q8_0`` means K and V both; ``-ct q8_0:q4_0`` a mixed pair; ``-ctk a,b -ctv
   c,d`` the cross product of K and V types, as llama-bench runs them.
 """
@@ -24,8 +27,8 @@ import re
 import shlex
 
 from .errors import GgufprofError
-from .memory.placement import (LLM_FFN_DENSE_REGEX, LLM_FFN_EXPS_REGEX, NO_DEVICES, SPLIT_MODES, PlacementFlags,
-                               ffn_block_regex)
+from .memory.placement import (LLM_FFN_DENSE_REGEX, LLM_FFN_EXPS_REGEX, LOAD_MODES, NO_DEVICES, SPLIT_MODES,
+                               PlacementFlags, ffn_block_regex)
 from .memory.settings import DEFAULTS, KVSettings
 from .model.ggml_types import kv_cache_type
 
@@ -232,8 +235,8 @@ def command_line(tool: str, model: list[str], s: KVSettings, placement: Placemen
     the context of ``s`` at ``placement`` (``model``: the flags naming the model, ``-m PATH``, ``-mu
     URL`` or ``-hf REPO``): every setting that differs from the tool's own defaults (common/common.h;
     llama-server's -np auto = 4 unified slots, tools/server/server.cpp), with llama.cpp's flag names
-    (common/arg.cpp), and every placement flag (placement_args; ``-ngl`` always, since the tools'
-    default is llama.cpp's fit). ``--fit off``: llama.cpp's fit would otherwise adjust what was left
+    (common/arg.cpp), and every placement flag (placement_args, ``-lm`` and ``--no-host`` included;
+    ``-ngl`` always, since the tools' default is llama.cpp's fit). ``--fit off``: llama.cpp's fit would otherwise adjust what was left
     unset to the free memory of this machine, and the answer was computed for these settings.
     None: no placement flag at all.
 
@@ -292,6 +295,10 @@ def _bench_command_line(model: list[str], s: KVSettings, placement: PlacementFla
             args += ["-ncmoe", str(p.n_cpu_moe)]
         if not p.repack:
             args += ["--repack", "0"]
+        if p.load_mode != "auto":
+            args += ["-lm", p.load_mode]  # tools/llama-bench: -lm takes the same names
+        if p.no_host:
+            args += ["--no-host", "1"]
     if not offload_kqv:
         args += ["-nkvo", "1"]
     return " ".join(args)
@@ -362,6 +369,23 @@ def parse_devices(text: str | None, flag: str = "--device") -> tuple[str, ...]:
     return names
 
 
+def parse_load_mode(text: str | None, no_mmap: bool = False, mlock: bool = False, flag: str = "--load-mode") -> str:
+    """``-lm``: auto (llama.cpp's default), none, mmap, mlock, mmap+mlock or dio (common/arg.cpp).
+    The spellings of llama.cpp before -lm mean what they did there (use_mmap default on, use_mlock
+    default off): ``--no-mmap`` none, ``--mlock`` mmap+mlock (the mapping locked), both mlock (a
+    real buffer, locked). Given with -lm, they must agree with it."""
+    old = {(True, False): "none", (False, True): "mmap+mlock", (True, True): "mlock"}.get((no_mmap, mlock))
+    if text is None:
+        return old or "auto"
+    key = str(text).strip().lower()
+    if key != "auto" and key not in LOAD_MODES:
+        raise GgufprofError(f"{flag}: expected one of auto, {', '.join(LOAD_MODES)}, got '{text}'")
+    if old is not None and old != key:
+        raise GgufprofError(f"{flag} {key} contradicts {' '.join(f for f, on in (('--no-mmap', no_mmap), ('--mlock', mlock)) if on)}"
+                            f" (load mode {old}): give one of them")
+    return key
+
+
 def _non_negative(value: int | None, flag: str) -> int:
     if value is None:
         return 0
@@ -373,8 +397,11 @@ def _non_negative(value: int | None, flag: str) -> int:
 def placement_flags(n_gpu_layers: str | int | None = None, split_mode: str | None = None,
                     tensor_split: str | None = None, main_gpu: int | None = None, devices: str | None = None,
                     rpc: str | None = None, overrides: list[str] | None = None, cpu_moe: bool = False,
-                    n_cpu_moe: int | None = None, n_cpu_ffn: int | None = None, repack: bool = True) -> PlacementFlags:
-    """Every placement flag as the CLI takes it, parsed into the one record the workers get."""
+                    n_cpu_moe: int | None = None, n_cpu_ffn: int | None = None, repack: bool = True,
+                    load_mode: str | None = None, no_host: bool = False, no_mmap: bool = False,
+                    mlock: bool = False) -> PlacementFlags:
+    """Every placement flag as the CLI takes it, parsed into the one record the workers get
+    (``no_mmap``/``mlock``: older llama.cpp's spellings of a load mode, parse_load_mode)."""
     return PlacementFlags(
         n_gpu_layers=0 if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
         split_mode="layer" if split_mode is None else parse_split_mode(split_mode),
@@ -382,7 +409,8 @@ def placement_flags(n_gpu_layers: str | int | None = None, split_mode: str | Non
         main_gpu=0 if main_gpu is None else main_gpu,
         devices=parse_devices(devices), rpc=parse_rpc(rpc), overrides=parse_overrides(overrides),
         cpu_moe=cpu_moe, n_cpu_moe=_non_negative(n_cpu_moe, "--n-cpu-moe"),
-        n_cpu_ffn=_non_negative(n_cpu_ffn, "--n-cpu-ffn"), repack=repack)
+        n_cpu_ffn=_non_negative(n_cpu_ffn, "--n-cpu-ffn"), repack=repack,
+        load_mode=parse_load_mode(load_mode, no_mmap, mlock), no_host=no_host)
 
 
 def _device_args(p: PlacementFlags, sep: str) -> list[str]:
@@ -415,4 +443,9 @@ def placement_args(p: PlacementFlags) -> list[str]:
         args += ["-ncmoe", str(p.n_cpu_moe)]
     if p.n_cpu_ffn:
         args += ["-ncffn", str(p.n_cpu_ffn)]
-    return args
+    return args + _load_args(p)
+
+
+def _load_args(p: PlacementFlags) -> list[str]:
+    """``-lm MODE`` and ``--no-host`` (common/arg.cpp), only when they differ from llama.cpp's defaults."""
+    return (["-lm", p.load_mode] if p.load_mode != "auto" else []) + (["--no-host"] if p.no_host else [])

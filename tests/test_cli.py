@@ -163,3 +163,28 @@ def test_ngl_without_a_gpu_is_one_rule_said_in_the_output():
     for args in (["estimate", fixture_path("llama-gqa"), "-ngl", "99"],
                  ["fit", fixture_path("llama-gqa"), "-ngl", "99", "--memory", "1.1GiB"]):
         assert ("-ngl is ignored" in run(*args).stdout) == (gpu is None)
+
+
+def test_load_mode_shows_the_host_buffer_llama_cpp_makes():
+    """estimate --total: the default load mode (auto = mmap) maps the host weights (CPU_Mapped: the file
+    range, which spans the repacked Q4_0 matrices too); -lm none (and older llama.cpp's --no-mmap) makes
+    a real CPU buffer of the weights not repacked (0.03 MiB as llama.cpp logs it, test_placement_rpc.py)."""
+    tables = {}
+    for args in ([], ["-lm", "none"], ["--no-mmap"]):
+        r = run("estimate", fixture_path("llama-q4_0"), "-c", 1024, "--total", *args)
+        assert r.exit_code == 0, r.output
+        tables[" ".join(args)] = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("CPU "))
+    assert "(CPU_Mapped)" in tables[""] and "274.50 KiB" in tables[""]
+    assert "(CPU)" in tables["-lm none"] and "31.50 KiB" in tables["-lm none"] and "CPU_Mapped" not in tables["-lm none"]
+    assert tables["--no-mmap"] == tables["-lm none"]
+    d = json.loads(run("estimate", fixture_path("llama-q4_0"), "-c", 1024, "--total", "-lm", "none", "--json").stdout)
+    assert d["total"]["CPU"]["weights_buffers"] == {"CPU": 32256, "CPU_REPACK": 248832}
+    assert d["total"]["CPU"]["weights_mapped"] is False and d["placement"]["mmap"] is False
+
+
+def test_fit_command_carries_the_load_mode():
+    r = run("fit", fixture_path("llama-q4_0"), "--memory", "1.1GiB", "-ct", "f16", "-lm", "none")
+    assert r.exit_code == 0, r.output
+    assert "run it: llama-server -m " in r.stdout and " -ngl 0 -lm none --fit off" in r.stdout, r.stdout
+    r = run("fit", fixture_path("llama-q4_0"), "--memory", "1.1GiB", "-ct", "f16")
+    assert r.exit_code == 0 and " -lm " not in r.stdout, r.stdout

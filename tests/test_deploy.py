@@ -87,6 +87,7 @@ def one_line_error(r):
     ("n_gpu_layers = 0", 'n_gpu_layers = 0\nrpc = "localhost"', 13, ["rpc", "expected host:port"]),
     ("n_gpu_layers = 0", "n_gpu_layers = 0\nn_cpu_moe = -1", 13, ["n_cpu_moe", "expected a number of layers >= 0"]),
     ("n_gpu_layers = 0", "n_gpu_layers = 0\ntensor_split = [3, true]", 13, ["tensor_split", "expected a list of values"]),
+    ("n_gpu_layers = 0", 'n_gpu_layers = 0\nload_mode = "mapped"', 13, ["load_mode", "expected one of auto, none, mmap"]),
 ])
 def test_bad_file_names_key_and_line(tmp_path, old, new, line, words):
     text = GOOD.replace(old, new)
@@ -142,12 +143,14 @@ device = ["RPC0", "RPC1"]
 rpc = "127.0.0.1:50052,127.0.0.1:50053"
 override_tensor = ["exps=CPU", 'blk\\.0\\.=RPC0']
 n_cpu_moe = 2
-n_cpu_ffn = 1"""))
+n_cpu_ffn = 1
+load_mode = "none"
+no_host = true"""))
     (dep,) = load_deployments(path, measuring=False)
     assert dep.run.placement == PlacementFlags(
         n_gpu_layers=-1, tensor_split=(3.0, 1.0), main_gpu=1, devices=("RPC0", "RPC1"),
         rpc=("127.0.0.1:50052", "127.0.0.1:50053"), overrides=(("exps", "CPU"), ("blk\\.0\\.", "RPC0")),
-        n_cpu_moe=2, n_cpu_ffn=1)
+        n_cpu_moe=2, n_cpu_ffn=1, load_mode="none", no_host=True)
     assert dep.run.threads == os.cpu_count()
 
 

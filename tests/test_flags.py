@@ -79,3 +79,41 @@ def test_command_line_carries_every_placement_flag_and_llama_bench_spells_them_i
     ot = bench[bench.index("-ot") + 1].strip("'").split(";")
     assert ot == ["attn_q=CPU", f"{LLM_FFN_EXPS_REGEX}=CPU", r"blk\.0\.ffn_(up|down|gate)\.=CPU"]
     assert "-ngl 999" in " ".join(bench) or bench[bench.index("-ngl") + 1] == "7"
+
+
+@pytest.mark.parametrize("args,expected", [
+    ({}, "auto"), ({"load_mode": "none"}, "none"), ({"load_mode": "MMAP+MLOCK"}, "mmap+mlock"),
+    ({"load_mode": "dio"}, "dio"),
+    # older llama.cpp: use_mmap on and use_mlock off by default, so --mlock alone locked the mapping
+    ({"no_mmap": True}, "none"), ({"mlock": True}, "mmap+mlock"), ({"no_mmap": True, "mlock": True}, "mlock"),
+    ({"load_mode": "none", "no_mmap": True}, "none"),
+])
+def test_load_mode_and_its_older_spellings(args, expected):
+    from ggufprof.flags import placement_flags
+
+    assert placement_flags(**args).load_mode == expected
+
+
+@pytest.mark.parametrize("args,message", [
+    ({"load_mode": "mapped"}, "--load-mode: expected one of auto, none, mmap, mlock, mmap+mlock, dio"),
+    ({"load_mode": "mmap", "no_mmap": True}, "--load-mode mmap contradicts --no-mmap"),
+])
+def test_load_mode_refused(args, message):
+    from ggufprof.flags import placement_flags
+
+    with pytest.raises(GgufprofError, match=message.replace("+", r"\+")):
+        placement_flags(**args)
+
+
+def test_commands_say_lm_and_no_host_only_when_not_the_default():
+    """-lm and --no-host are written with llama.cpp's spellings (llama-bench: --no-host 1), and not at
+    all at llama.cpp's defaults (auto, host buffer on), so older answers print as they did."""
+    from ggufprof.flags import command_line
+    from ggufprof.memory.placement import PlacementFlags
+    from ggufprof.memory.settings import KVSettings
+
+    s = KVSettings(ctx_size=4096)
+    assert "-lm" not in command_line("llama-server", ["-m", "m.gguf"], s, PlacementFlags())
+    p = PlacementFlags(n_gpu_layers=3, load_mode="mlock", no_host=True)
+    assert command_line("llama-server", ["-m", "m.gguf"], s, p).endswith("-ngl 3 -lm mlock --no-host --fit off")
+    assert command_line("llama-bench", ["-m", "m.gguf"], s, p).endswith("-ngl 3 -lm mlock --no-host 1")

@@ -142,3 +142,25 @@ def test_h100_results_recheck_exactly(tmp_path):
         expected = {GPU} if r.settings["offload_kqv"] and r.settings["n_gpu_layers"] == 23 else (
             {CPU} if not r.settings["offload_kqv"] else {CPU, GPU})
         assert devices == expected, r.id
+
+
+def test_gpu_host_buffer_type_per_load_mode():
+    """With a CUDA device, make_cpu_buft_list (src/llama-model.cpp) puts CUDA_Host before CPU_REPACK, so
+    select_weight_buft gives the host weights CUDA_Host wherever CUDA supports their op, and the probe
+    (measure/dry_run.py cpu_buffer_types, a dry run that never maps) says so. From that answer: -lm none
+    allocates a real CUDA_Host buffer (each tensor's ggml_nbytes aligned to 32, the CPU's alignment that
+    CUDA_Host takes) and nothing is repacked; with mmap create_tensor swaps CUDA_Host for the CPU's
+    buffer type ("avoid using a host buffer when using mmap"), so the weights are the mapped range.
+    (No GPU here: the real CUDA load is benchmarks/load-mode/cuda_check.py.)"""
+    m = load_model_info(fixture_path("llama-q4_0"))
+    pred = predict(m, KVSettings(ctx_size=1024))
+    cuda = OffloadDevice("CUDA0", "CUDA0", host_buffer_type="CUDA_Host", host_alignment=32)
+    bufts = {t.name: "CUDA_Host" for t in m.tensors}  # as a CUDA build answers for every type CUDA computes
+    none = place(m, pred, cpu_bufts=bufts, flags=PlacementFlags(load_mode="none"), devices=[cuda])
+    assert none.host_model_buffers == {"CUDA_Host": sum(-(-t.n_bytes // 32) * 32 for t in m.tensors)}
+    assert not none.mmap and none.host_weights == none.host_buffers["CUDA_Host"] and not none.host_extra
+    mapped = place(m, pred, cpu_bufts=bufts, flags=PlacementFlags(), devices=[cuda])
+    assert mapped.mmap and set(mapped.host_model_buffers) == {"CPU_Mapped"} and not mapped.host_buffers
+    # an iGPU without mmap support (caps.mmap_support false): auto loads as none (load_tensors)
+    igpu = OffloadDevice("CUDA0", "CUDA0", type="igpu", host_buffer_type="CUDA_Host", mmap_support=False)
+    assert not place(m, pred, cpu_bufts=bufts, flags=PlacementFlags(), devices=[igpu]).mmap

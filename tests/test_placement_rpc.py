@@ -4,7 +4,7 @@ For each model and set of placement flags (memory/placement.py's PlacementFlags)
 for real by the probe worker with the tools build's libraries (RPC backend), a context is created,
 and every per-device figure llama.cpp logs is compared with place(): each device's model buffer
 (``RPC0[127.0.0.1:PORT] model buffer size``), ``CPU_Mapped`` (the file range mapped) and
-``CPU_REPACK``, each cache's KV buffer per device; the dry run's compute buffers per device with the
+``CPU_REPACK`` (or, without mmap, the real ``CPU`` buffer), each cache's KV buffer per device; the dry run's compute buffers per device with the
 real context's; and ``llama-fit-params --fit-print on`` with the same flags (model / context /
 compute MiB per device, floored).
 
@@ -64,11 +64,8 @@ def real_and_predicted(path: Path, flags: PlacementFlags, s: KVSettings = SETTIN
         dry_result = dry.ask(s)
         cpu_bufts = dry.cpu_buffer_types()
     p = place(info, pred, cpu_bufts=cpu_bufts, flags=flags, devices=devices)
-    expected = {b: mib_f64(n) for b, n in p.weights_buffer.items()}
-    if p.host_mapped:
-        expected["CPU_Mapped"] = mib_f64(p.host_mapped)
-    if p.host_extra:
-        expected[REPACK] = mib_f64(p.host_extra[REPACK])
+    # every model buffer: each device's, and the host's as the load mode makes them (CPU_Mapped, or CPU)
+    expected = {b: mib_f64(n) for b, n in {**p.weights_buffer, **p.host_model_buffers}.items()}
     if expected != load_log.model_buffers_mib:
         bad.append(f"model buffers: predicted {expected}, llama.cpp {load_log.model_buffers_mib}")
     bad += [str(m) for m in kv_mismatches(pred, ctx_log, ctx["n_ctx"], ctx["n_ctx_seq"], placement=p)]
@@ -114,6 +111,52 @@ def test_repacked_weights_on_the_host_beside_the_servers(rpc_rig, name, repack):
         p = place(info, predict(info, SETTINGS[1]), cpu_bufts=dry.cpu_buffer_types(), flags=flags,
                   devices=dry.offload_devices())
     assert bool(p.host_extra.get(REPACK)) is repack
+
+
+LOAD_MODES = [PlacementFlags(load_mode="none"), PlacementFlags(load_mode="mmap"),
+              PlacementFlags(load_mode="none", repack=False)]
+
+
+def _host_buffers(name: str, flags: PlacementFlags) -> dict[str, str]:
+    """The host model buffers place() predicts, in MiB as llama.cpp logs them."""
+    info = load_model_info(fixture_path(name))
+    with DryRun(fixture_path(name), placement=flags) as dry:
+        p = place(info, predict(info, SETTINGS[1]), cpu_bufts=dry.cpu_buffer_types(), flags=flags,
+                  devices=dry.offload_devices())
+    return {b: mib_f64(n) for b, n in p.host_model_buffers.items()}
+
+
+@pytest.mark.parametrize("name", ["llama-q4_0", "llama-gqa"])
+@pytest.mark.parametrize("flags", LOAD_MODES, ids=["lm-none", "lm-mmap", "lm-none-no-repack"])
+def test_load_mode_on_the_host_alone(name, flags):
+    """-lm none: the host weights are a real CPU buffer (llama_model::load_tensors,
+    ggml_backend_alloc_ctx_tensors_from_buft), holding only the weights not repacked; -lm mmap: the
+    mapped range (CPU_Mapped), which spans the repacked ones too. Exact against the real load's log,
+    its dry run and llama-fit-params (which takes -lm none as well)."""
+    assert real_and_predicted(fixture_path(name), flags) == []
+
+
+def test_load_mode_buffers_are_what_llama_cpp_logs():
+    """The values behind the test above, as the real loads of the Q4_0 fixture log them: without mmap
+    the 4 repacked matrices leave the CPU buffer (0.03 MiB) for CPU_REPACK (0.24 MiB), where the
+    mapping spans them (0.24 MiB); --no-repack puts all in CPU (0.27 MiB, each tensor 32-byte aligned)."""
+    assert _host_buffers("llama-q4_0", PlacementFlags(load_mode="none")) == {"CPU": "0.03", REPACK: "0.24"}
+    assert _host_buffers("llama-q4_0", PlacementFlags()) == {"CPU_Mapped": "0.24", REPACK: "0.24"}
+    assert _host_buffers("llama-q4_0", PlacementFlags(load_mode="none", repack=False)) == {"CPU": "0.27"}
+    assert _host_buffers("llama-gqa", PlacementFlags(load_mode="none")) == {"CPU": "0.94"}
+
+
+@pytest.mark.parametrize("name", ["llama-q4_0", "llama-gqa"])
+@pytest.mark.parametrize("flags", LOAD_MODES, ids=["lm-none", "lm-mmap", "lm-none-no-repack"])
+def test_load_mode_beside_the_servers(rpc_rig, name, flags):
+    """The same load modes with -ngl 2 -ts 1,1 over two rpc-servers: the servers' model buffers do not
+    change; the host keeps the input layer and layers 0-2 (an RPC device has no host buffer type, so
+    no CUDA_Host-like buffer, --no-host or not)."""
+    flags = _with_rpc(PlacementFlags.from_dict({**flags.to_dict(), "n_gpu_layers": 2, "tensor_split": [1.0, 1.0]}),
+                      rpc_rig)
+    assert real_and_predicted(fixture_path(name), flags) == []
+    no_host = PlacementFlags.from_dict({**flags.to_dict(), "no_host": True})
+    assert real_and_predicted(fixture_path(name), no_host) == []
 
 
 def test_split_mode_none_uses_the_main_device_only(rpc_rig):

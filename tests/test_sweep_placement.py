@@ -100,6 +100,29 @@ def test_sweep_moe_expert_layers_on_the_host(rpc_rig, tmp_path):
     _kv_buffers_as_predicted(d)
 
 
+@pytest.mark.parametrize("load", [["-lm", "none"], ["--no-mmap", "--no-repack"], []], ids=["lm-none", "no-mmap-no-repack", "auto"])
+def test_sweep_load_mode_beside_the_servers(rpc_rig, tmp_path, load):
+    """The Q4_0 fixture with -ngl 2 -ts 1,1 on the servers: -lm none (or older llama.cpp's --no-mmap)
+    travels to the worker's real load (its log names a CPU model buffer, no CPU_Mapped), stands in the
+    record's settings and id (lm=none), and the host checks hold: the CPU buffer and CPU_REPACK exactly
+    as logged, RSS over the load at least those buffers (anonymous, resident). The default keeps the
+    mapping and leaves residency unjudged (file pages)."""
+    recs = _sweep(fixture_path("llama-q4_0"), tmp_path, "-ct", "f16", "-c", "512", "--rpc", ",".join(rpc_rig.endpoints),
+                  "-ts", "1,1", "-ngl", "2", *load)
+    (d,) = recs
+    c, mmap = d["check"], not load
+    assert d["settings"]["load_mode"] == ("auto" if mmap else "none") and d["id"].endswith("" if mmap else ",lm=none")
+    assert settings_id(d["settings"]) == d["id"]
+    assert c["kv_exact"] is c["weights_gpu_exact"] is c["weights_repack_exact"] is c["weights_host_exact"] is True, c
+    assert c["weights_host_mmap"] is mmap and list(c["weights_host_logged_mib"]) == ["CPU_Mapped" if mmap else "CPU"]
+    assert c["weights_resident_explained"] is (None if mmap else True), c
+    assert c["total_within_prediction"] is not False, c
+    if not mmap:
+        assert c["weights_resident_predicted"] == sum(c["weights_host_predicted"].values()) + (
+            d["predicted"]["placement"]["host_extra"].get("CPU_REPACK", 0))
+        assert ("CPU_REPACK" in d["predicted"]["placement"]["host_extra"]) is ("--no-repack" not in load)
+
+
 def test_quality_over_rpc_servers(rpc_rig, tmp_path):
     """quality with --rpc -ts -ngl all: the model is loaded on the servers (its log says so) and the
     KLD block is as without placement: f16/f16 against f16/f16 exactly 0."""
@@ -144,9 +167,9 @@ def test_every_placement_flag_is_in_the_id():
     rs = RunSettings(KVSettings(), 2, placement=PlacementFlags(
         n_gpu_layers=3, split_mode="none", tensor_split=(3.0, 1.5), main_gpu=1, devices=("RPC0", "RPC1"),
         rpc=("h:1", "h:2"), overrides=(("exps", "CPU"), ("attn", "RPC0[h:1]")), cpu_moe=True, n_cpu_moe=2,
-        n_cpu_ffn=1, repack=False))
+        n_cpu_ffn=1, repack=False, load_mode="mmap+mlock", no_host=True))
     assert rs.id.endswith(",ngl=3,nkvo=0,pp=512,tg=128,d=0,r=3,repack=0,sm=none,ts=3;1.5,mg=1,dev=RPC0;RPC1,"
-                          "rpc=h:1;h:2,ot=exps=CPU;attn=RPC0[h:1],cmoe=1,ncmoe=2,ncffn=1")
+                          "rpc=h:1;h:2,ot=exps=CPU;attn=RPC0[h:1],cmoe=1,ncmoe=2,ncffn=1,lm=mmap+mlock,nohost=1")
     assert RunSettings.from_dict(json.loads(json.dumps(rs.to_dict()))) == rs
 
 
@@ -156,10 +179,12 @@ def test_llama_bench_lines_carry_the_placement():
     from ggufprof.results.llama_bench_io import _placement_of, bench_placement
 
     p = PlacementFlags(n_gpu_layers=-1, split_mode="none", tensor_split=(3.0, 1.0, 0.0), main_gpu=1,
-                       devices=("RPC0", "RPC1"), overrides=(("exps", "CPU"),), n_cpu_moe=2, repack=False)
+                       devices=("RPC0", "RPC1"), overrides=(("exps", "CPU"),), n_cpu_moe=2, repack=False,
+                       load_mode="none", no_host=True)
     b = bench_placement(p)
     assert (b["tensor_split"], b["devices"], b["tensor_buft_overrides"], b["n_cpu_moe"], b["split_mode"],
-            b["main_gpu"], b["repack"]) == ("3.00/1.00", "RPC0/RPC1", "exps=CPU", 2, "none", 1, False)
+            b["main_gpu"], b["repack"], b["load_mode"], b["no_host"]) == (
+        "3.00/1.00", "RPC0/RPC1", "exps=CPU", 2, "none", 1, False, "none", True)
     assert _placement_of(b) == dataclasses.replace(p, tensor_split=(3.0, 1.0))
     default = bench_placement(PlacementFlags())
     assert (default["tensor_split"], default["devices"], default["tensor_buft_overrides"]) == ("0.00", "auto", "none")

@@ -61,7 +61,7 @@ class DryRun:
         self.model_path, self.repack = model_path, self.placement.repack
         self.loads = 0  # dry-run loads of the model in this worker (a placement search counts them)
         self.worker = take(PROBE)
-        self._cpu_bufts: dict[str, str] | None = None
+        self._cpu_bufts: dict[PlacementFlags, dict[str, str]] = {}  # cpu_buffer_types, by cpu_buft_key
         try:
             self.devices = self._devices(self.placement) if self.placement.offloads else []
             self._load(self.placement, all_on_cpu=not self.devices)
@@ -77,8 +77,8 @@ class DryRun:
         if "load_error" in loaded:
             raise GgufprofError(loaded["load_error"])
         self.placement = placement
-        if all_on_cpu and self._cpu_bufts is None:
-            self._cpu_bufts = parse_log(loaded["log"]).tensor_bufts if self.repack else {}
+        if all_on_cpu:  # the same device list, --no-host and --no-repack: cpu_buffer_types' answer for this key
+            self._cpu_bufts.setdefault(placement.cpu_buft_key(), parse_log(loaded["log"]).tensor_bufts)
 
     def load(self, placement: PlacementFlags) -> None:
         """The model loaded again at another placement (the compute buffers per device depend on
@@ -87,17 +87,19 @@ class DryRun:
         if placement != self.placement:
             self._load(placement)
 
-    def cpu_buffer_types(self) -> dict[str, str]:
+    def cpu_buffer_types(self, flags: PlacementFlags | None = None) -> dict[str, str]:
         """The buffer type llama.cpp gives each weight of this model on the CPU (tensor name -> CPU,
-        CPU_REPACK, ...) with extra buffer types on, llama.cpp's default; {} with --no-repack. From
-        the load itself when it had every weight on the CPU, else one more dry-run load (every
-        tensor overridden to the CPU), asked once."""
-        if not self.repack:
-            return {}
-        if self._cpu_bufts is None:
-            self._cpu_bufts = _result(self.worker.ask({"op": "cpu_bufts", "model": str(self.model_path), "repack": True}),
-                                      "llama.cpp's dry run")
-        return self._cpu_bufts
+        CPU_REPACK, CUDA_Host, ...) at ``flags`` (default: this dry run's placement): it depends on the
+        model's devices (the first one's pinned host buffer type), --no-host and --no-repack
+        (make_cpu_buft_list, src/llama-model.cpp), so it is asked once per such combination: from the
+        load itself when it had every weight on the CPU, else one more dry-run load (every tensor
+        overridden to the CPU)."""
+        key = (flags or self.placement).cpu_buft_key()
+        if key not in self._cpu_bufts:
+            self._cpu_bufts[key] = _result(self.worker.ask({"op": "cpu_bufts", "model": str(self.model_path),
+                                                            "repack": key.repack, "placement": key.to_dict()}),
+                                           "llama.cpp's dry run")
+        return self._cpu_bufts[key]
 
     def _devices(self, placement: PlacementFlags) -> list[OffloadDevice]:
         backend = _result(self.worker.ask({"op": "devices", "rpc": list(placement.rpc)}), "the device probe")

@@ -17,7 +17,7 @@ from .bindings import L
 from ..model import ggml_types
 from ..model.gguf_reader import ggml_library
 from ..errors import GgufprofError
-from ..memory.placement import CPU, NO_DEVICES, SPLIT_MODES, PlacementFlags
+from ..memory.placement import CPU, LOAD_MODES, NO_DEVICES, SPLIT_MODES, PlacementFlags
 from ..memory.settings import KVSettings
 from ..results.llama_log import LlamaLog, parse_log
 
@@ -79,9 +79,27 @@ class BackendDevice:
     backend: str = ""
     buffer_type: str = ""
     alignment: int = 0
+    host_buffer_type: str = ""  # ggml_backend_dev_host_buffer_type's name (CUDA_Host), "" when it has none (RPC)
+    host_alignment: int = 0
+    mmap_support: bool = True  # caps.mmap_support: without it llama.cpp's load mode auto maps nothing
 
 
 _DEV_TYPES = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel", 4: "meta"}  # enum ggml_backend_dev_type (ggml-backend.h)
+
+
+class _DevCaps(ctypes.Structure):
+    """``struct ggml_backend_dev_caps`` (ggml-backend.h)."""
+
+    _fields_ = [("async_", ctypes.c_bool), ("host_buffer", ctypes.c_bool), ("buffer_from_host_ptr", ctypes.c_bool),
+                ("events", ctypes.c_bool), ("mmap_support", ctypes.c_bool)]
+
+
+class _DevProps(ctypes.Structure):
+    """``struct ggml_backend_dev_props`` (ggml-backend.h)."""
+
+    _fields_ = [("name", ctypes.c_char_p), ("description", ctypes.c_char_p), ("memory_free", ctypes.c_size_t),
+                ("memory_total", ctypes.c_size_t), ("type", ctypes.c_int), ("device_id", ctypes.c_char_p),
+                ("caps", _DevCaps)]
 
 
 class _Ggml:
@@ -102,6 +120,8 @@ class _Ggml:
                 (self.base, "ggml_backend_dev_backend_reg", vp, [vp]), (self.base, "ggml_backend_reg_name", cp, [vp]),
                 (self.base, "ggml_backend_dev_buffer_type", vp, [vp]), (self.base, "ggml_backend_buft_name", cp, [vp]),
                 (self.base, "ggml_backend_buft_get_alignment", sz, [vp]),
+                (self.base, "ggml_backend_dev_host_buffer_type", vp, [vp]),
+                (self.base, "ggml_backend_dev_get_props", None, [vp, ctypes.POINTER(_DevProps)]),
                 (self.base, "ggml_backend_reg_get_proc_address", vp, [vp, cp])):
             f = getattr(lib, name)
             f.restype, f.argtypes = res, args
@@ -170,12 +190,17 @@ def backend_devices(rpc: tuple[str, ...] | list[str] = ()) -> list[BackendDevice
         free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
         g.base.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
         reg = g.base.ggml_backend_dev_backend_reg(dev)
-        buft = g.buft_of(dev)
+        buft, host = g.buft_of(dev), g.base.ggml_backend_dev_host_buffer_type(dev)
+        props = _DevProps()
+        g.base.ggml_backend_dev_get_props(dev, ctypes.byref(props))
         out.append(BackendDevice(g.base.ggml_backend_dev_name(dev).decode(), g.base.ggml_backend_dev_description(dev).decode(),
                                  _DEV_TYPES.get(g.base.ggml_backend_dev_type(dev), "other"), free.value, total.value,
                                  g.base.ggml_backend_reg_name(reg).decode() if reg else "",
                                  g.base.ggml_backend_buft_name(buft).decode() if buft else "",
-                                 g.base.ggml_backend_buft_get_alignment(buft) if buft else 0))
+                                 g.base.ggml_backend_buft_get_alignment(buft) if buft else 0,
+                                 g.base.ggml_backend_buft_name(host).decode() if host else "",
+                                 g.base.ggml_backend_buft_get_alignment(host) if host else 0,
+                                 bool(props.caps.mmap_support)))
     return out
 
 
@@ -294,7 +319,13 @@ class LlamaModel:
                  all_on_cpu: bool = False, placement: PlacementFlags | None = None):
         """``dry_run``: llama.cpp's own dry run (``no_alloc``, as its --fit uses): nothing is loaded
         or allocated, yet every context created from it logs its compute buffers exactly as a real
-        one does. ``load_mode`` 0 (no mmap), since mmap with no_alloc trips an assert.
+        one does. It loads with ``load_mode`` 0 (none) whatever ``placement.load_mode`` says: mmap
+        with no_alloc trips an assert (``GGML_ASSERT(!ml.no_alloc)`` in load_tensors' mmap branch) and
+        mlock would lock dummy buffers. The compute buffers stay right: a load mode changes which
+        host buffer holds a weight (CPU_Mapped, CPU, CUDA_Host), never which backend computes with it
+        (all are host buffers the CPU backend computes with: a discrete GPU's backend does not take
+        CUDA_Host buffers, ggml_backend_cuda_device_supports_buft), and ``no_host``, which does change the buffer
+        types, is passed as given. A real load takes ``placement.load_mode`` (LOAD_MODES, -1 auto).
         ``placement``: every placement flag (it replaces ``n_gpu_layers`` and ``repack``), filled into
         llama_model_params as common/common.cpp's common_model_params_to_llama does; the ctypes arrays
         are kept on self, since llama.cpp reads them while it loads."""
@@ -307,6 +338,8 @@ class LlamaModel:
         mp = L.llama_model_default_params()
         mp.n_gpu_layers = flags.n_gpu_layers
         mp.use_extra_bufts = flags.repack
+        mp.no_host = flags.no_host
+        mp.load_mode = -1 if flags.load_mode == "auto" else LOAD_MODES.index(flags.load_mode)  # enum llama_load_mode
         mp.split_mode = SPLIT_MODES.index(flags.split_mode)
         mp.main_gpu = flags.main_gpu
         if flags.devices:

@@ -11,9 +11,11 @@ the architecture-suite test. Requests:
   PlacementFlags as a dict) replaces ``n_gpu_layers`` and ``repack``; ``log``: the load's memory lines
   (a model buffer per buffer type); ``all_on_cpu`` overrides every tensor to the CPU, as the
   ``cpu_bufts`` request does (for a placement that offloads nothing: the same placement, logged).
-* ``{"op": "cpu_bufts", "model", "repack"}`` -> {tensor: buffer type}: the buffer type llama.cpp
-  gives each weight when it is on the CPU (CPU, CPU_REPACK, ...), from a dry run with every
-  tensor overridden to the CPU (llama_ctx.LlamaModel ``all_on_cpu``), which logs each choice.
+* ``{"op": "cpu_bufts", "model", "repack", "placement"}`` -> {tensor: buffer type}: the buffer type
+  llama.cpp gives each weight when it is on the CPU (CPU, CPU_REPACK, CUDA_Host, ...), from a dry
+  run with every tensor overridden to the CPU (llama_ctx.LlamaModel ``all_on_cpu``), which logs each
+  choice; ``placement`` (PlacementFlags.cpu_buft_key as a dict: the devices, --no-host, --no-repack)
+  decides the list it picks from (make_cpu_buft_list); without it llama.cpp's default devices.
 * ``{"op": "context", "settings": KVSettings fields, "offload_kqv"}`` -> ``{"ok", "error", "n_ctx",
   "n_ctx_seq", "log"}``: one context created and freed; ``log`` keeps llama.cpp's memory lines
   (results/llama_log.py's catalogue).
@@ -56,7 +58,9 @@ class Probe:
                 return {"load_error": str(e)}
             return {"log": memory_lines(self.model.load_log_text)}
         if op == "cpu_bufts":
-            lm = LlamaModel(request["model"], 0, request.get("repack", True), dry_run=True, all_on_cpu=True)
+            placement = request.get("placement")
+            lm = LlamaModel(request["model"], 0, request.get("repack", True), dry_run=True, all_on_cpu=True,
+                            placement=None if placement is None else PlacementFlags.from_dict(placement))
             try:
                 return parse_log(lm.load_log_text).tensor_bufts
             finally:

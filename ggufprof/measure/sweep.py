@@ -22,12 +22,12 @@ import psutil
 from ..errors import ExitCode, GgufprofError
 from ..flags import AUTO
 from ..memory.footprint import footprint
-from ..memory.placement import OffloadDevice, place, select_devices
+from ..memory.placement import OffloadDevice, PlacementFlags, place, select_devices
 from ..memory.predict import predict
 from ..model.model_info import ModelInfo
 from ..model.remote import sha256_file
-from ..results.checks import (failed_checks, footprint_check, kv_mismatches, repack_check, rss_check, vram_check,
-                               weights_check)
+from ..results.checks import (failed_checks, footprint_check, host_weights_check, kv_mismatches, repack_check,
+                               rss_check, vram_check, weights_check)
 from ..results.llama_log import LlamaLog, mib_bytes, parse_log
 from ..results.noise import record_noise
 from ..results.quality import QualitySettings
@@ -88,7 +88,7 @@ class Sweep:
         self.logs = out_dir / "logs"
         self.problems: list[str] = []  # unreadable lines of existing results, reported by the CLI
         self._sha256: str | None = None
-        self._bufts: dict[str, str] | None = None  # _cpu_bufts, asked once
+        self._bufts: dict[PlacementFlags, dict[str, str]] = {}  # _cpu_bufts, asked once per key
 
     @property
     def sha256(self) -> str | None:
@@ -227,7 +227,7 @@ class Sweep:
             rec.predicted = {"unavailable": str(e)}
             rec.check = {"kv_exact": None, "kv_mismatches": [], "prediction": f"not predicted: {e}", **noise}
             return
-        cpu_bufts = self._cpu_bufts(rs.repack)
+        cpu_bufts = self._cpu_bufts(rs.placement)
         try:
             placement = place(self.model, pred, offload_kqv=rs.offload_kqv, cpu_bufts=cpu_bufts, flags=rs.placement,
                               devices=self._offload_devices(rec, rs, log))
@@ -243,8 +243,9 @@ class Sweep:
         rec.check.update(rss_check(rec, placement, log))
         rec.check.update(vram_check(rec, placement, log))
         rec.check.update(weights_check(placement, log))
+        rec.check.update(host_weights_check(placement, log) if cpu_bufts is not None else {})
         rec.check.update(repack_check(placement, log, cpu_bufts is not None))
-        rec.check.update(footprint_check(rec, devices))
+        rec.check.update(footprint_check(rec, devices, placement))
         rec.check.update(noise)
 
     @staticmethod
@@ -258,15 +259,16 @@ class Sweep:
         gpus = log.gpu_devices
         return [OffloadDevice(gpus[0])] if gpus else []
 
-    def _cpu_bufts(self, repack: bool) -> dict[str, str] | None:
-        """The buffer type llama.cpp gives each weight on the CPU, asked once per sweep of its dry run
-        (measure/dry_run.py); None when the model file is not here (stored results of another machine)."""
-        if not repack:
-            return {}
-        if self._bufts is None and self.model.path.is_file():
-            with DryRun(self.model.path) as dry:
-                self._bufts = dry.cpu_buffer_types()
-        return self._bufts
+    def _cpu_bufts(self, flags: PlacementFlags) -> dict[str, str] | None:
+        """The buffer type llama.cpp gives each weight on the CPU at this placement's device list,
+        --no-host and --no-repack (PlacementFlags.cpu_buft_key), asked once per sweep and key of its
+        dry run (measure/dry_run.py); None when the model file is not here (stored results of
+        another machine)."""
+        key = flags.cpu_buft_key()
+        if key not in self._bufts and self.model.path.is_file():
+            with DryRun(self.model.path, placement=key) as dry:
+                self._bufts[key] = dry.cpu_buffer_types()
+        return self._bufts.get(key)
 
     def recheck(self) -> list[Record]:
         """Recompute every ok record's prediction and checks from its stored llama.cpp log, without

@@ -3,10 +3,12 @@
 Everything but the compute buffers is predicted here from the file (pure):
 
 * weights: the tensor bytes each device holds (``placement.py``; on an offload device its model
-  buffer as that buffer type allocates it, one entry per device: CUDA0, RPC0[host:port], ...); on the CPU they are mmapped file
-  pages (``CPU_Mapped``), resident as they are touched, so they are shown apart but counted: the
-  footprint is what llama.cpp *allocates or maps*, the safe bound that llama.cpp's own ``--fit``
-  budgets against, not what happens to be resident;
+  buffer as that buffer type allocates it, one entry per device: CUDA0, RPC0[host:port], ...); on the
+  CPU, with mmap (llama.cpp's default load mode), they are mapped file pages (``CPU_Mapped``), resident
+  as they are touched, so they are shown apart but counted: the footprint is what llama.cpp
+  *allocates or maps*, the safe bound that llama.cpp's own ``--fit`` budgets against, not what
+  happens to be resident; without mmap (``-lm none|mlock|dio``) they are real host buffers (``CPU``,
+  a GPU's pinned ``CUDA_Host``), anonymous memory read in at load and resident from then on;
 * KV caches and recurrent state: the prediction, as each device's buffer allocates it (aligned);
 * output: ``llama_context::output_reserve(n_seq_max)`` at creation, ``n_vocab x n_seq_max`` float
   logits (src/llama-context.cpp), in host memory (the output device's pinned host buffer with a GPU).
@@ -19,7 +21,7 @@ exact to 5 KiB), holding nothing. ``CUDA_Host`` compute buffers are pinned *host
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from ..model.model_info import ModelInfo
 from .placement import CPU, Placement, is_host_buffer
@@ -32,12 +34,15 @@ HOST = CPU  # the device name of host memory in a footprint
 class DeviceFootprint:
     device: str  # "CPU" (host memory) or "CUDA0", ...
     weights_bytes: int
-    weights_mapped: bool  # CPU weights are mmapped file pages, not allocations
+    weights_mapped: bool  # CPU weights are mmapped file pages, not allocations (the load mode maps them)
     repack_bytes: int  # host weights copied into extra buffer types (CPU_REPACK) on top of the mapping
     kv_bytes: int
     recurrent_bytes: int
     compute_bytes: int
     output_bytes: int
+    # the model buffers llama.cpp logs for these weights, by buffer type (host: CPU_Mapped, or CPU and
+    # CUDA_Host without mmap, and CPU_REPACK; an offload device: its own)
+    weights_buffers: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_bytes(self) -> int:
@@ -79,12 +84,14 @@ def footprint(model: ModelInfo, pred: MemoryPrediction, placement: Placement,
         shares = [d for d in placement.kv if d.device == dev]
         out.append(DeviceFootprint(
             device=dev,
-            weights_bytes=placement.weights.get(dev, 0) if dev == HOST else placement.weights_buffer.get(dev, 0),
-            weights_mapped=dev == HOST,
+            weights_bytes=placement.host_weights if dev == HOST else placement.weights_buffer.get(dev, 0),
+            weights_mapped=dev == HOST and placement.mmap,
             repack_bytes=sum(placement.host_extra.values()) if dev == HOST else 0,
             kv_bytes=sum(d.buffer_bytes for d in shares if d.cache not in state),
             recurrent_bytes=sum(d.buffer_bytes for d in shares if d.cache in state),
             compute_bytes=sum(b for t, b in compute_bytes.items() if compute_device(t) == dev),
             output_bytes=output_bytes(model, pred.settings.parallel) if dev == HOST else 0,
+            weights_buffers=(placement.host_model_buffers if dev == HOST
+                             else {dev: placement.weights_buffer[dev]} if dev in placement.weights_buffer else {}),
         ))
     return out

@@ -38,6 +38,26 @@ Rules from the vendored llama.cpp (devices named by the buffer type llama.cpp lo
   server for that size (``ggml_backend_rpc_buffer_type_get_alloc_size``, ggml-rpc.cpp): a CPU server
   answers ``ggml_nbytes``. That is why llama.cpp's ``CUDA0 KV buffer size`` line can exceed the
   ``llama_kv_cache: size`` line for quantized caches.
+* Load mode (``-lm``; ``llama_model_params.load_mode``, include/llama.h) and ``--no-host``
+  (``no_host``). The host's buffer types, in the order ``select_weight_buft`` tries them
+  (``make_cpu_buft_list``, src/llama-model.cpp): ACCEL devices', then the pinned host buffer type of
+  the first offload device that has one (``ggml_backend_dev_host_buffer_type``: CUDA_Host; an RPC
+  device has none) unless ``--no-host``, then the CPU's extra buffer types (CPU_REPACK) unless
+  ``--no-repack``, then CPU. So with a GPU host buffer type in the list, a weight the GPU's backend
+  supports goes there and *not* to CPU_REPACK (``--no-host`` gives repacking back).
+  ``llama_model_loader::create_tensor`` (src/llama-model-loader.cpp) then, with mmap, replaces a
+  device's host buffer type by the CPU's ("avoid using a host buffer when using mmap").
+  ``llama_model_loader``'s constructor: mmap for ``auto``, ``mmap`` and ``mmap+mlock``;
+  ``load_tensors`` turns ``auto`` to no mmap when a device lacks ``caps.mmap_support`` (an iGPU).
+  ``load_tensors`` then makes one buffer per buffer type: with mmap, the CPU's default buffer type
+  is the mapped file range ``[first, last)`` of its tensors (``CPU_Mapped``, file-backed pages, paged
+  in as they are used; ``mmap+mlock`` locks them); otherwise, and for every other buffer type,
+  ``ggml_backend_alloc_ctx_tensors_from_buft`` (ggml-alloc.c) allocates a real buffer holding each
+  tensor at ``ggml_backend_buft_get_alloc_size`` padded to ``ggml_backend_buft_get_alignment``
+  (``CPU``: ggml_nbytes, TENSOR_ALIGNMENT 32; ``CUDA_Host`` takes the CPU's alloc size and
+  alignment) -- anonymous memory, read in at load and resident (``mlock`` locks it). ``dio`` only
+  changes how the file is read: buffers as ``none``. Not modelled: lazy tensors
+  (``TENSOR_READ_LAZY``, > 4 GiB per-layer embeddings, mapped whatever the load mode).
 * ``-sm row`` (split buffer types, ``make_gpu_buft_list``) and ``-sm tensor`` (a meta device) are not
   modelled: place() refuses them rather than guess.
 """
@@ -63,6 +83,10 @@ REPACK = "CPU_REPACK"  # ggml_backend_cpu_repack_buffer_type: its tensors take g
 HOST_ALIGNMENT, GPU_ALIGNMENT = 32, 128  # ggml_backend_cpu / ggml_backend_cuda buffer type alignment
 MATRIX_ROW_PADDING = 512
 _BLK = re.compile(r"^blk\.(\d+)\.")
+# enum llama_load_mode (include/llama.h) from 0, -lm's spellings (common/arg.cpp); "auto" is -1
+LOAD_MODES = ("none", "mmap", "mlock", "mmap+mlock", "dio")
+MMAP_LOAD_MODES = ("mmap", "mmap+mlock")  # llama_model_loader: use_mmap (and for auto, unless a device lacks it)
+MAPPED = "CPU_Mapped"  # the name of a buffer made from the mapped file (ggml_backend_cpu_buffer_from_ptr)
 SPLIT_MODES = ("none", "layer", "row", "tensor")  # enum llama_split_mode (include/llama.h), -sm's spellings
 NO_DEVICES = "none"  # -dev none: offload nothing (common/arg.cpp, parse_device_list)
 
@@ -90,7 +114,7 @@ class PlacementFlags:
     """Every llama.cpp flag that decides where weights and caches go, as one serialisable record
     (sent to the worker processes that load llama.cpp, measure/workers.py). Names and meanings are
     common/arg.cpp's: ``-ngl``, ``-sm``, ``-ts``, ``-mg``, ``-dev``, ``--rpc``, ``-ot``, ``-cmoe``,
-    ``-ncmoe``, ``-ncffn``, ``--no-repack``. Parsed from the command line by flags.py."""
+    ``-ncmoe``, ``-ncffn``, ``--no-repack``, ``-lm``, ``--no-host``. Parsed from the command line by flags.py."""
 
     n_gpu_layers: int = 0  # -ngl; negative: every layer and the output layer
     split_mode: str = "layer"  # -sm: none | layer (row and tensor are refused by place())
@@ -103,6 +127,8 @@ class PlacementFlags:
     n_cpu_moe: int = 0  # -ncmoe N: the first N layers' expert tensors on the CPU
     n_cpu_ffn: int = 0  # -ncffn N: the first N layers' dense FFN tensors on the CPU
     repack: bool = True  # --no-repack: no extra CPU buffer types (llama_model_params.use_extra_bufts)
+    load_mode: str = "auto"  # -lm: auto | none | mmap | mlock | mmap+mlock | dio (LOAD_MODES)
+    no_host: bool = False  # --no-host: no GPU host buffer type for host weights (llama_model_params.no_host)
 
     def all_overrides(self) -> list[tuple[str, str]]:
         """The override list llama.cpp gets, first match wins: ``-ot`` entries, then ``--cpu-moe``,
@@ -115,6 +141,21 @@ class PlacementFlags:
         out += [(ffn_block_regex(i, LLM_FFN_EXPS_REGEX), CPU) for i in range(self.n_cpu_moe)]
         out += [(ffn_block_regex(i, LLM_FFN_DENSE_REGEX), CPU) for i in range(self.n_cpu_ffn)]
         return out
+
+    def uses_mmap(self, devices: list["OffloadDevice"]) -> bool:
+        """Whether the weights are mapped: ``llama_model_loader``'s constructor sets ``use_mmap`` for
+        auto, mmap and mmap+mlock; ``llama_model::load_tensors`` drops it for ``auto`` when one of the
+        model's ``devices`` lacks ``caps.mmap_support`` (src/llama-model.cpp)."""
+        if self.load_mode == "auto":
+            return all(d.mmap_support for d in devices)
+        return self.load_mode in MMAP_LOAD_MODES
+
+    def cpu_buft_key(self) -> "PlacementFlags":
+        """Only what decides the host's buffer type list (make_cpu_buft_list: the model's devices,
+        --no-host, --no-repack): the placement the buffer types of host weights are asked at
+        (measure/dry_run.py ``cpu_buffer_types``)."""
+        return PlacementFlags(split_mode=self.split_mode, main_gpu=self.main_gpu, devices=self.devices,
+                              rpc=self.rpc, repack=self.repack, no_host=self.no_host)
 
     @property
     def offloads(self) -> bool:
@@ -151,6 +192,9 @@ class OffloadDevice:
     backend: str = ""
     free: int = 0
     alignment: int = GPU_ALIGNMENT
+    host_buffer_type: str = ""  # ggml_backend_dev_host_buffer_type's name (CUDA_Host); "": none (RPC)
+    host_alignment: int = HOST_ALIGNMENT  # its ggml_backend_buft_get_alignment
+    mmap_support: bool = True  # caps.mmap_support (ggml_backend_dev_get_props)
 
     @property
     def buft(self) -> str:
@@ -166,7 +210,8 @@ class OffloadDevice:
     def from_backend(cls, d: dict) -> "OffloadDevice":
         """From one entry of measure/llama_ctx.backend_devices (as a dict)."""
         return cls(d["name"], d.get("buffer_type") or d["name"], d.get("type", "gpu"), d.get("backend", ""),
-                   d.get("free", 0), d.get("alignment") or GPU_ALIGNMENT)
+                   d.get("free", 0), d.get("alignment") or GPU_ALIGNMENT, d.get("host_buffer_type") or "",
+                   d.get("host_alignment") or HOST_ALIGNMENT, d.get("mmap_support", True))
 
 
 def select_devices(backend: list[dict], flags: PlacementFlags) -> list[OffloadDevice]:
@@ -303,6 +348,8 @@ class Placement:
     weights_buffer: dict[str, int] = field(default_factory=dict)  # offload device -> its model buffer, as allocated
     host_extra: dict[str, int] = field(default_factory=dict)  # extra host buffer type -> bytes (CPU_REPACK)
     host_mapped: int = 0  # the CPU_Mapped buffer: the file range from the first to the last weight mapped on the CPU
+    mmap: bool = True  # host weights are mapped file pages (the load mode resolved); else host_buffers hold them
+    host_buffers: dict[str, int] = field(default_factory=dict)  # without mmap: CPU, CUDA_Host -> bytes allocated
     layer_device: list[str] = field(default_factory=list)  # per layer, then the output layer: CPU or a device
     offload_devices: list[str] = field(default_factory=list)  # the devices llama.cpp offloads to, in its order
     flags: dict = field(default_factory=dict)  # the PlacementFlags this placement answers
@@ -310,6 +357,19 @@ class Placement:
     @property
     def devices(self) -> list[str]:
         return [CPU] + (self.offload_devices or ([self.gpu] if self.gpu else []))
+
+    @property
+    def host_weights(self) -> int:
+        """Host memory the weights take: with mmap the tensor bytes in the mapping (file pages, counted
+        in full), without it the real buffers allocated (CPU, CUDA_Host); CPU_REPACK apart (host_extra)."""
+        return self.weights.get(CPU, 0) if self.mmap else sum(self.host_buffers.values())
+
+    @property
+    def host_model_buffers(self) -> dict[str, int]:
+        """Every host ``model buffer size`` line llama.cpp logs, by buffer type, as predicted: the
+        mapping (CPU_Mapped) or the real buffers, and the extra buffer types."""
+        own = ({MAPPED: self.host_mapped} if self.host_mapped else {}) if self.mmap else dict(self.host_buffers)
+        return {**own, **self.host_extra}
 
     @property
     def gpu_weights_buffer(self) -> int:
@@ -395,7 +455,10 @@ def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int = 0, offlo
     select_devices): every placement flag on an ordered device list. Without them, ``-ngl
     n_gpu_layers`` on the one GPU named ``gpu`` (None: no GPU, every layer stays in host memory).
     ``cpu_bufts``: the buffer type llama.cpp gives each weight on the CPU (tensor name -> CPU,
-    CPU_REPACK, ...); None or empty: no extra buffer types (``--no-repack``)."""
+    CPU_REPACK, CUDA_Host, ...: ``select_weight_buft`` over ``make_cpu_buft_list``'s list, asked at
+    ``flags.cpu_buft_key()``); None or empty: each weight in the CPU's own buffer type. With mmap
+    (``flags.uses_mmap``) a host buffer type (CUDA_Host) becomes CPU and the CPU's weights are the
+    mapped range (``host_mapped``); without it each buffer type is a real buffer (``host_buffers``)."""
     if flags is None:
         flags = PlacementFlags(n_gpu_layers=n_gpu_layers)
     if devices is None:
@@ -404,9 +467,12 @@ def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int = 0, offlo
     per_layer = layer_devices(n_layer, flags, devices)
     by_buft = {d.buft: d for d in devices}
     layer_device = [CPU if d is None else d.buft for d in per_layer]
+    mmap = flags.uses_mmap(devices)
     p = Placement(flags.n_gpu_layers, offload_kqv, [d is not None for d in per_layer],
                   devices[0].buft if devices else None, layer_device=layer_device,
-                  offload_devices=[d.buft for d in devices], flags=flags.to_dict())
+                  offload_devices=[d.buft for d in devices], flags=flags.to_dict(), mmap=mmap)
+    # a device's pinned host buffer type (CUDA_Host) as cpu_bufts names it: its alignment, when the device is listed
+    host_align = {d.host_buffer_type: d.host_alignment for d in devices if d.host_buffer_type}
     for cache in pred.caches:
         for device in p.devices:
             if (share := _cache_share(cache, device, layer_device, offload_kqv, by_buft.get(device))) is not None:
@@ -431,16 +497,22 @@ def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int = 0, offlo
             device = forced
         p.weights[device] = p.weights.get(device, 0) + t.n_bytes
         if device == CPU:
-            extra = (cpu_bufts or {}).get(t.name, CPU)
-            if extra.endswith("_Host"):  # a GPU's pinned host buffer type: with mmap (llama.cpp's default) the
-                extra = CPU  # weight stays in the mapping (llama-model-loader.cpp: "avoid using a host buffer when using mmap")
-            if extra != CPU:
-                if extra != REPACK:  # AMX, KleidiAI, ...: their own layouts, not modelled
-                    raise GgufprofError(f"llama.cpp puts {t.name} in a {extra} buffer, whose size ggufprof does not "
-                                        "model: use --no-repack to leave extra buffer types off")
-                p.host_extra[extra] = p.host_extra.get(extra, 0) + pad(t.n_bytes, HOST_ALIGNMENT)
-            else:
+            buft = (cpu_bufts or {}).get(t.name, CPU)
+            is_host_buft = buft.endswith("_Host")
+            if is_host_buft and mmap:  # create_tensor: "avoid using a host buffer when using mmap" -> the CPU's
+                buft = CPU
+            if buft == CPU and mmap:
                 mapped.append((t.offset, t.offset + t.n_bytes))
+            elif buft == CPU or is_host_buft:
+                # ggml_backend_alloc_ctx_tensors_from_buft: alloc size (the CPU's: ggml_nbytes) padded
+                # to the buffer type's alignment (CPU: TENSOR_ALIGNMENT; CUDA_Host takes the CPU's)
+                align = host_align.get(buft, HOST_ALIGNMENT)  # CUDA_Host: the CPU's get_alignment
+                p.host_buffers[buft] = p.host_buffers.get(buft, 0) + pad(t.n_bytes, align)
+            else:
+                if buft != REPACK:  # AMX, KleidiAI, ...: their own layouts, not modelled
+                    raise GgufprofError(f"llama.cpp puts {t.name} in a {buft} buffer, whose size ggufprof does not "
+                                        "model: use --no-repack to leave extra buffer types off")
+                p.host_extra[buft] = p.host_extra.get(buft, 0) + pad(t.n_bytes, HOST_ALIGNMENT)
         else:
             p.weights_buffer[device] = (p.weights_buffer.get(device, 0)
                                         + alloc_size(ggml_types.BY_ID[t.type_id], t.shape, by_buft[device]))

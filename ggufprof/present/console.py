@@ -15,7 +15,7 @@ from rich.text import Text
 from ..errors import GgufprofError
 from ..memory.create import MEMORY_KINDS, UNMODELLED, layer_memories, memory_kind
 from ..measure.fit import CAP_WORDS, rank
-from ..memory.footprint import gpu_bytes
+from ..memory.footprint import HOST, gpu_bytes
 from ..memory.caches import pad
 from ..memory.predict import MemoryPrediction, bytes_per_token, context_bytes, recurrent_bytes_per_sequence
 from ..memory.settings import CTX_PAD
@@ -23,7 +23,7 @@ from ..model import ggml_types
 from ..model.model_info import ModelInfo
 from ..model.params import ParamsByComponent, params_by_component
 from ..flags import ngl_text, placement_args
-from ..memory.placement import CPU, Placement, PlacementFlags
+from ..memory.placement import CPU, REPACK, Placement, PlacementFlags
 from ..memory.settings import DEFAULTS_NOTE, differing
 from ..units import b_params, human_bytes, printable
 
@@ -259,18 +259,21 @@ def print_footprint(devices: list, c: Console) -> None:
     cols = ["device", "weights"] + (["repacked"] if repack else []) + ["KV", "recurrent", "compute", "output", "total"]
     add_columns(t, cols, labels=("device",))
     for d in devices:
-        t.add_row(d.device, human_bytes(d.weights_bytes) + (" (mmap)" if d.weights_mapped and d.weights_bytes else ""),
+        host = [b for b in d.weights_buffers if b != REPACK] if d.device == HOST else []
+        t.add_row(d.device, human_bytes(d.weights_bytes) + (f" ({' + '.join(host)})" if host and d.weights_bytes else ""),
                   *([human_bytes(d.repack_bytes)] if repack else []),
                   human_bytes(d.kv_bytes), human_bytes(d.recurrent_bytes), human_bytes(d.compute_bytes),
                   human_bytes(d.output_bytes), human_bytes(d.total_bytes))
     c.print(t)
+    mapped = any(d.weights_mapped for d in devices)
     if repack:
-        c.print(Text("repacked: weights llama.cpp copies into CPU_REPACK at load (faster kernels for this CPU), on top "
-                     "of the mapped file; llama.cpp's own dry run counts them nowhere. --no-repack leaves them out.",
-                     style="dim"))
-    c.print(Text("Compute buffers from llama.cpp's own dry run (printed to 0.01 MiB); CPU weights are mmapped file "
-                 "pages, counted in full (the safe bound); the output buffer holds one row of logits per sequence.",
-                 style="dim"))
+        where = "on top of the mapped file" if mapped else "instead of the CPU buffer"
+        c.print(Text(f"repacked: weights llama.cpp copies into CPU_REPACK at load (faster kernels for this CPU), {where}; "
+                     "llama.cpp's own dry run counts them nowhere. --no-repack leaves them out.", style="dim"))
+    weights = ("CPU weights are mmapped file pages (CPU_Mapped), counted in full (the safe bound)" if mapped else
+               "CPU weights are real host buffers (-lm none/mlock/dio: CPU, a GPU's pinned CUDA_Host), resident")
+    c.print(Text(f"Compute buffers from llama.cpp's own dry run (printed to 0.01 MiB); {weights}; the output buffer "
+                 "holds one row of logits per sequence.", style="dim"))
 
 
 def fit_speed_text(report: FitReport) -> str | None:

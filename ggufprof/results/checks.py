@@ -13,7 +13,7 @@ from .llama_log import LlamaLog, mib_bytes
 from ..memory.caches import LOG_RS, LOG_STATE, mib_f32, mib_f64
 from ..memory.footprint import HOST, gpu_bytes
 from ..memory.predict import MemoryPrediction
-from ..memory.placement import CPU, REPACK, Placement, is_host_buffer, is_rpc_buffer
+from ..memory.placement import CPU, MAPPED, REPACK, Placement, is_host_buffer, is_rpc_buffer
 from .schema import CHECK_KEYS, Record
 
 
@@ -145,26 +145,42 @@ def repack_check(placement: Placement, log: LlamaLog, predicted: bool) -> dict:
             "weights_repack_exact": (mib_f64(mine) == logged) if predicted else None}
 
 
+def _buffer_mismatches(predicted: dict[str, int], logged: dict[str, str]) -> list[str]:
+    """Each buffer type either names whose predicted bytes (as llama.cpp prints MiB) and logged MiB differ."""
+    mine = {d: mib_f64(n) for d, n in predicted.items()}
+    return [f"{d}: predicted {mine.get(d, 'no buffer')}, llama.cpp {logged.get(d, 'no buffer')}"
+            for d in sorted(set(mine) | set(logged)) if mine.get(d) != logged.get(d)]
+
+
+def host_weights_check(placement: Placement, log: LlamaLog) -> dict:
+    """Host weights as the load mode makes them (memory/placement.py; llama_model::load_tensors): with
+    mmap the ``CPU_Mapped`` file range, without it the real buffers (``CPU``, a GPU's ``CUDA_Host``),
+    each vs its 'model buffer size' line; CPU_REPACK has its own check (repack_check)."""
+    logged = {d: mib for d, mib in log.model_buffers_mib.items() if is_host_buffer(d) and d != REPACK}
+    predicted = {d: n for d, n in placement.host_model_buffers.items() if d != REPACK}
+    bad = _buffer_mismatches(predicted, logged)
+    return {"weights_host_mmap": placement.mmap, "weights_host_predicted": predicted, "weights_host_logged_mib": logged,
+            "weights_host_mismatches": bad, "weights_host_exact": not bad,
+            "weights_host_mapped_predicted": placement.host_mapped,
+            "weights_host_mapped_logged_mib": log.model_buffers_mib.get(MAPPED)}
+
+
 def weights_check(placement: Placement, log: LlamaLog) -> dict:
     """Weights on every offload device (a GPU, an rpc-server): each device's predicted model buffer
     (tensors padded as its buffer type allocates: memory/placement.py alloc_size) vs llama.cpp's
     '<device> model buffer size' line (llama_model::load_tensors, src/llama-model.cpp), for every
-    device either names; a device in one and not the other disagrees. Host weights are mmapped file
-    ranges: reported only (``weights_host_mapped_*``). Not judged when nothing is offloaded."""
+    device either names; a device in one and not the other disagrees. Not judged when nothing is
+    offloaded. Host weights: host_weights_check."""
     logged = {d: mib for d, mib in log.model_buffers_mib.items() if not is_host_buffer(d)}
-    predicted = {d: mib_f64(n) for d, n in placement.weights_buffer.items()}
-    if not logged and not predicted:
+    if not logged and not placement.weights_buffer:
         return {}
-    names = sorted(set(logged) | set(predicted))
-    bad = [f"{d}: predicted {predicted.get(d, 'no buffer')}, llama.cpp {logged.get(d, 'no buffer')}"
-           for d in names if predicted.get(d) != logged.get(d)]
+    names = sorted(set(logged) | set(placement.weights_buffer))
+    bad = _buffer_mismatches(placement.weights_buffer, logged)
     first = placement.gpu if placement.gpu in logged else (names[0] if names else None)
     return {"weights_gpu_predicted": placement.gpu_weights_buffer, "weights_gpu_logged_mib": logged.get(first),
             "weights_by_device": {d: {"predicted_bytes": placement.weights_buffer.get(d, 0),
                                       "logged_mib": logged.get(d)} for d in names},
-            "weights_gpu_mismatches": bad, "weights_gpu_exact": not bad,
-            "weights_host_mapped_predicted": placement.host_mapped,
-            "weights_host_mapped_logged_mib": log.model_buffers_mib.get("CPU_Mapped")}
+            "weights_gpu_mismatches": bad, "weights_gpu_exact": not bad}
 
 
 # Stated before the second H100 run: cudaMalloc rounds each buffer (weights, KV, compute) up to
@@ -174,12 +190,21 @@ FOOTPRINT_TOL_ABS = 16 * 1024 * 1024  # Python objects, allocator arenas and thr
 FOOTPRINT_TOL_REL = 0.02
 
 
-def footprint_check(rec: Record, devices: list) -> dict:
+def footprint_check(rec: Record, devices: list, placement: Placement | None = None) -> dict:
     """The whole predicted footprint (memory/footprint.py) against what the process holds after the
     warm-up decode. On the CPU an allocation is an *upper bound* of resident memory (pages never
     touched are not resident), so the check is RSS growth since before the model was loaded <=
     predicted host total + 16 MiB + 2 % (stated before measuring); the resident share is reported
-    beside it, never mixed into it. With NVML, VRAM growth is compared with the GPU totals the same way."""
+    beside it, never mixed into it. With NVML, VRAM growth is compared with the GPU totals the same way.
+
+    The load mode decides what the load itself makes resident (``placement``): without mmap (-lm
+    none, mlock, dio) the host weights are real buffers that llama.cpp fills at load (load_all_data),
+    anonymous and resident, so RSS growth over the load must be at least those buffers plus
+    CPU_REPACK, less 4 MiB + 1 % (``weights_resident_explained``; stated before measuring). Only the
+    lower side is judged: the load also holds the vocabulary and metadata, in no log line (+17 MiB
+    on SmolLM2 in either load mode). With mmap the weights are file-backed pages, paged in as they are
+    used (llama.cpp asks the kernel to prefetch them; whether it does is the kernel's): reported, not
+    judged."""
     host = next((d for d in devices if d.device == HOST), None)
     # this process's devices (an rpc-server's memory is its own process's: neither RSS nor NVML here sees it)
     gpu = gpu_bytes([d for d in devices if not is_rpc_buffer(d.device)])
@@ -192,6 +217,13 @@ def footprint_check(rec: Record, devices: list) -> dict:
                    total_resident_share=growth / host.total_bytes if host.total_bytes else None,
                    # with a GPU backend the CUDA runtime's host allocations are in no log: reported, not judged
                    total_within_prediction=None if gpu else growth <= host.total_bytes + tol)
+    if placement is not None and rss.get("after_load") is not None and rss.get("baseline") is not None:
+        growth = rss["after_load"] - rss["baseline"]
+        resident = None if placement.mmap else placement.host_weights + sum(placement.host_extra.values())
+        tol = RSS_TOL_ABS + int(RSS_TOL_REL * (resident or 0))
+        out.update(rss_growth_at_load=growth, weights_resident_predicted=resident,
+                   weights_resident_tolerance=None if resident is None else tol,
+                   weights_resident_explained=None if resident is None else growth >= resident - tol)
     v = rec.measured.get("vram") or {}
     if gpu and v.get("after_context_process") is not None and v.get("after_init_process") is not None:
         # counted from the CUDA context (created before the model, as llama.cpp's --fit measures free

@@ -44,11 +44,13 @@ KEY_TYPES: dict[str, type | tuple[type, ...]] = {
     # placement, as llama.cpp's flags (a list or llama.cpp's comma-separated string where the flag takes several)
     "split_mode": str, "tensor_split": (str, list), "main_gpu": int, "device": (str, list), "rpc": (str, list),
     "override_tensor": (str, list), "cpu_moe": bool, "n_cpu_moe": int, "n_cpu_ffn": int,
+    "load_mode": str, "no_host": bool,
 }
 # deployment key -> placement_flags' parameter (flags.py: the one parser of llama.cpp's placement flags)
 PLACEMENT_KEYS = {"n_gpu_layers": "n_gpu_layers", "split_mode": "split_mode", "tensor_split": "tensor_split",
                   "main_gpu": "main_gpu", "device": "devices", "rpc": "rpc", "override_tensor": "overrides",
-                  "cpu_moe": "cpu_moe", "n_cpu_moe": "n_cpu_moe", "n_cpu_ffn": "n_cpu_ffn", "repack": "repack"}
+                  "cpu_moe": "cpu_moe", "n_cpu_moe": "n_cpu_moe", "n_cpu_ffn": "n_cpu_ffn", "repack": "repack",
+                  "load_mode": "load_mode", "no_host": "no_host"}
 REQUIRED = ("name", "model", "ctx_size")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a safe directory name: no '..', '/', spaces
 MINIMUM = {"n_prompt": 0, "n_gen": 0, "depth": 0, "repetitions": 1}

@@ -117,7 +117,7 @@ def bench_placement(p: PlacementFlags) -> dict:
     """The placement as llama-bench's test fields print it (tools/llama-bench/llama-bench.cpp,
     test::get_values and devices_to_string): devices joined by '/' ("auto": llama.cpp's choice,
     "none"), -ts as %.2f joined by '/' up to the last non-zero value ("0.00": by free memory), -ot as
-    pattern=buffer type joined by ';' ("none"). llama-bench has no -cmoe or -ncffn: their -ot
+    pattern=buffer type joined by ';' ("none"), load_mode by llama_load_mode_name (src/llama.cpp). llama-bench has no -cmoe or -ncffn: their -ot
     patterns (PlacementFlags.all_overrides, after -ot) are listed with the -ot ones; -ncmoe has its field."""
     ts = list(p.tensor_split)
     while ts and not ts[-1]:
@@ -126,7 +126,8 @@ def bench_placement(p: PlacementFlags) -> dict:
     return {"n_gpu_layers": p.n_gpu_layers, "n_cpu_moe": p.n_cpu_moe, "split_mode": p.split_mode,
             "main_gpu": p.main_gpu, "devices": "/".join(p.devices) or "auto",
             "tensor_split": "/".join(f"{x:.2f}" for x in ts) or "0.00",
-            "tensor_buft_overrides": ";".join(f"{pat}={buft}" for pat, buft in ot) or "none", "repack": p.repack}
+            "tensor_buft_overrides": ";".join(f"{pat}={buft}" for pat, buft in ot) or "none", "repack": p.repack,
+            "load_mode": p.load_mode, "no_host": p.no_host}  # llama_load_mode_name's names, as -lm's
 
 
 def _placement_of(line: dict) -> PlacementFlags:
@@ -140,7 +141,8 @@ def _placement_of(line: dict) -> PlacementFlags:
         tensor_split=ts if any(ts) else (), main_gpu=line.get("main_gpu", 0),
         devices=() if devices == "auto" else tuple(devices.split("/")),
         overrides=() if ot == "none" else tuple(tuple(x.rpartition("=")[::2]) for x in ot.split(";")),
-        n_cpu_moe=line.get("n_cpu_moe", 0), repack=bool(line.get("repack", True)))
+        n_cpu_moe=line.get("n_cpu_moe", 0), repack=bool(line.get("repack", True)),
+        load_mode=line.get("load_mode", "auto"), no_host=bool(line.get("no_host", False)))
 
 
 def _test_time(started_at: str | None) -> str:
@@ -169,7 +171,7 @@ def export_lines(records: list[Record], build_commit: str | None = None) -> list
             "cpu_strict": False, "poll": 50, "type_k": s["cache_type_k"], "type_v": s["cache_type_v"],
             **bench_placement(PlacementFlags.from_dict({k: s[k] for k in PlacementFlags.__dataclass_fields__})),
             "no_kv_offload": not s["offload_kqv"], "flash_attn": FLASH_ATTN_TYPE[s["flash_attn"]],
-            "load_mode": "auto", "lazy_mode": "auto", "embeddings": False, "no_op_offload": 0, "no_host": False,
+            "lazy_mode": "auto", "embeddings": False, "no_op_offload": 0,
             "fit_target": 0, "fit_min_ctx": 0,
         }
         for test in ("pp", "tg"):

@@ -23,7 +23,7 @@ class RunSettings:
     """One configuration: the cache settings plus how it is exercised and where the model is placed.
 
     ``placement`` is every placement flag (memory/placement.py's PlacementFlags: -ngl, -sm, -ts, -mg,
-    -dev, --rpc, -ot, -cmoe, -ncmoe, -ncffn, --no-repack); a record's settings hold its fields flat,
+    -dev, --rpc, -ot, -cmoe, -ncmoe, -ncffn, --no-repack, -lm, --no-host); a record's settings hold its fields flat,
     beside the others, so ``n_gpu_layers`` and ``repack`` stay where version-1 records have them."""
 
     kv: KVSettings
@@ -77,7 +77,8 @@ class RunSettings:
 # llama.cpp's short names (common/arg.cpp): each value joined by ';' so that the id stays a
 # comma-separated key=value list (compare's short_labels splits it so).
 PLACEMENT_ID_KEYS = (("split_mode", "sm"), ("tensor_split", "ts"), ("main_gpu", "mg"), ("devices", "dev"), ("rpc", "rpc"),
-                 ("overrides", "ot"), ("cpu_moe", "cmoe"), ("n_cpu_moe", "ncmoe"), ("n_cpu_ffn", "ncffn"))
+                 ("overrides", "ot"), ("cpu_moe", "cmoe"), ("n_cpu_moe", "ncmoe"), ("n_cpu_ffn", "ncffn"),
+                 ("load_mode", "lm"), ("no_host", "nohost"))
 
 
 def _placement_id(p: PlacementFlags) -> str:

@@ -15,7 +15,8 @@ Format history (SCHEMA_VERSION):
      that measurement failed. Version-1 records load as version 2 with ``quality`` None.
   Settings added since, without a new version (a record that lacks one ran at its default, which
   RunSettings.from_dict gives it): ``repack``; the placement flags ``split_mode``, ``tensor_split``,
-  ``main_gpu``, ``devices``, ``rpc``, ``overrides``, ``cpu_moe``, ``n_cpu_moe``, ``n_cpu_ffn``.
+  ``main_gpu``, ``devices``, ``rpc``, ``overrides``, ``cpu_moe``, ``n_cpu_moe``, ``n_cpu_ffn``,
+  ``load_mode`` (-lm), ``no_host``.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ SETTINGS = {
     # llama.cpp's default placement, which every sweep ran at before they were settings
     "split_mode": STR.not_null(), "tensor_split": ListOf(NON_NEGATIVE), "main_gpu": INT.not_null(),
     "devices": ListOf(STR), "rpc": ListOf(STR), "cpu_moe": BOOL.not_null(), "n_cpu_moe": COUNT.not_null(),
-    "n_cpu_ffn": COUNT.not_null(),
+    "n_cpu_ffn": COUNT.not_null(), "load_mode": STR.not_null(), "no_host": BOOL.not_null(),
     "overrides": ListOf(Kind("a [tensor name regex, buffer type] pair", (list,),
                              test=lambda v: len(v) == 2 and all(type(x) is str for x in v))),
 }
@@ -178,7 +179,7 @@ SPEED = Block({"samples_tps": ListOf(RATE), "samples_s": ListOf(SECONDS), "tps_m
 # The checks a measured record carries (results/checks.py), each True (agrees), False (disagrees) or
 # None/absent (not judged: no prediction for this memory, no GPU, ...).
 CHECK_KEYS = ("kv_exact", "rss_explained", "vram_explained", "weights_gpu_exact", "weights_repack_exact",
-              "total_within_prediction", "vram_total_explained")
+              "weights_host_exact", "total_within_prediction", "weights_resident_explained", "vram_total_explained")
 
 RECORD = {
     "schema_version": INT.not_null(),
