@@ -174,6 +174,7 @@ def estimate_json(info: ModelInfo, pred: MemoryPrediction, placement: Placement 
     return d
 
 
+SMALL_GPU_MARGIN = 256 << 20  # below this, fit warns that the GPU's unlogged runtime allocations may not fit
 NO_GPU = "llama.cpp lists no GPU here (a CPU build or no device): -ngl is ignored, every layer stays in host memory"
 
 
@@ -382,6 +383,10 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
         c.print(Text("The GPU budget is memory free to this process, as llama.cpp's --fit reads it (after the CUDA "
                      "context exists); measured VRAM counts from there, after a decode: the margin covers the "
                      "cuBLAS workspace and pools that llama.cpp allocates then and does not log.", style="dim"))
+        if budget.margin < SMALL_GPU_MARGIN:
+            c.print(Text(f"--margin {human_bytes(budget.margin)} may not hold them (tens of MiB after the first "
+                         "decode, e.g. 88-90 MiB for a 7B on an H200: benchmarks/h200-fit); --verify measures them.",
+                         style="yellow"))
 
 
 def placement_words(p) -> str:
