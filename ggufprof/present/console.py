@@ -23,7 +23,7 @@ from ..model import ggml_types
 from ..model.model_info import ModelInfo
 from ..model.params import ParamsByComponent, params_by_component
 from ..flags import ngl_text, placement_args
-from ..memory.placement import CPU, REPACK, Placement, PlacementFlags
+from ..memory.placement import CPU, REPACK, Placement, PlacementFlags, is_rpc_buffer
 from ..memory.settings import DEFAULTS_NOTE, differing
 from ..units import b_params, human_bytes, printable
 
@@ -368,8 +368,8 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
                          + report.commands(alt).get("llama-server", ""), style="cyan"))
     _print_answer(report, c)
     if report.search == "placement":
-        c.print(Text(f"placement searched for the context (-ngl, -ncmoe for MoE models; with several devices and no -ts "
-                     f"also the layers per device, -ts, and part of one layer, -ot): {report.dry_run_loads} "
+        c.print(Text(f"placement searched for the context (-ngl, -ncmoe for MoE models, part of one more layer as -ot; "
+                     f"with several devices and no -ts also the layers per device, -ts): {report.dry_run_loads} "
                      "dry-run load(s) of the model", style="dim"))
     for n, cap in enumerate(caps, 1):
         c.print(Text(f"{'*' * n} {CAP_WORDS[cap]}: memory is not what limits it", style="dim"))
@@ -379,7 +379,7 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
     c.print(Text("Totals are allocated bytes (weights, KV, recurrent state, compute and output buffers); headroom is "
                  "what is left beyond the margin; the next 256-cell step of each answer is over budget (JSON: "
                  "next_step_total_bytes).", style="dim"))
-    if gpu:
+    if gpu and not all(is_rpc_buffer(d) for d in report.devices or []):
         c.print(Text("The GPU budget is memory free to this process, as llama.cpp's --fit reads it (after the CUDA "
                      "context exists); measured VRAM counts from there, after a decode: the margin covers the "
                      "cuBLAS workspace and pools that llama.cpp allocates then and does not log.", style="dim"))
