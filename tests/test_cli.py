@@ -169,13 +169,15 @@ def test_load_mode_shows_the_host_buffer_llama_cpp_makes():
     """estimate --total: the default load mode (auto = mmap) maps the host weights (CPU_Mapped: the file
     range, which spans the repacked Q4_0 matrices too); -lm none (and older llama.cpp's --no-mmap) makes
     a real CPU buffer of the weights not repacked (0.03 MiB as llama.cpp logs it, test_placement_rpc.py)."""
-    tables = {}
+    tables, notes = {}, {}
     for args in ([], ["-lm", "none"], ["--no-mmap"]):
         r = run("estimate", fixture_path("llama-q4_0"), "-c", 1024, "--total", *args)
         assert r.exit_code == 0, r.output
         tables[" ".join(args)] = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("CPU "))
-    assert "(CPU_Mapped)" in tables[""] and "274.50 KiB" in tables[""]
-    assert "(CPU)" in tables["-lm none"] and "31.50 KiB" in tables["-lm none"] and "CPU_Mapped" not in tables["-lm none"]
+        notes[" ".join(args)] = " ".join(r.stdout.split())
+    assert "274.50 KiB" in tables[""] and "CPU weights are mmapped file pages (CPU_Mapped)" in notes[""]
+    assert "31.50 KiB" in tables["-lm none"] and "CPU weights are real host buffers" in notes["-lm none"]
+    assert "CPU_Mapped" not in notes["-lm none"]
     assert tables["--no-mmap"] == tables["-lm none"]
     d = json.loads(run("estimate", fixture_path("llama-q4_0"), "-c", 1024, "--total", "-lm", "none", "--json").stdout)
     assert d["total"]["CPU"]["weights_buffers"] == {"CPU": 32256, "CPU_REPACK": 248832}

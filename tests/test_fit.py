@@ -13,6 +13,7 @@ from ggufprof.cli import app
 from ggufprof.measure.dry_run import DryRun, cross_check, visible_gpu
 from ggufprof.measure.fit import Budget, fit_all
 from ggufprof.memory.footprint import footprint
+from ggufprof.memory.graph import graph_meta_bytes
 from ggufprof.memory.placement import place
 from ggufprof.memory.predict import predict
 from ggufprof.memory.settings import KVSettings
@@ -60,8 +61,10 @@ def test_estimate_total_per_device_json():
     assert cpu["kv_bytes"] == d["kv_bytes"]  # every buffer 32-byte aligned already
     assert cpu["weights_bytes"] == load_model_info(fixture_path("llama-gqa")).weight_bytes
     assert cpu["output_bytes"] == 384 * 2 * 4  # n_vocab x n_seq_max floats
+    # llama-gqa's graphs: 1024 nodes (8 per tensor, at least 1024), three graph results on the heap
+    assert cpu["graph_bytes"] == 3 * (368 * 1024 + 41424)
     assert cpu["total_bytes"] == sum(cpu[k] for k in ("weights_bytes", "kv_bytes", "recurrent_bytes", "compute_bytes",
-                                                     "output_bytes"))
+                                                     "output_bytes", "graph_bytes"))
 
 
 def test_fit_answer_fits_and_the_next_step_does_not(llama_models):
@@ -309,7 +312,8 @@ def test_search_ceiling_and_memory_bound_on_header_only_models(tmp_path):
     bound = memory_bound(m, budget, (1 << 31) // STEP, steps)
     kv = lambda k: predict(m, steps(k)).kv_bytes  # noqa: E731
     assert m.weight_bytes == m.n_vocab == 0  # a header: no weights, no vocabulary, so no output buffer either
-    assert kv(bound) <= 64 * MIB < kv(bound + 1) and bound * STEP == 65536  # 64 MiB of KV, not 2^31 tokens
+    graph = 3 * graph_meta_bytes(m, 1 << 20, 512)  # the graph metadata, the footprint's only other part here
+    assert kv(bound) + graph <= 64 * MIB < kv(bound + 1) + graph and bound * STEP == 65536 - 5 * STEP  # not 2^31
     assert memory_bound(m, Budget(host=1 << 30, margin=1 << 30), 1 << 23, steps) == 0  # nothing left
 
 
@@ -364,7 +368,7 @@ def test_fit_of_a_model_stating_a_huge_or_no_training_context(tmp_path, n_ctx_tr
                                                                           cache_type_v=t)) for t in ("f16", "q4_0"))
     assert max(asked) <= (bound + 1) * STEP < 1 << 17
     r = runner.invoke(app, ["fit", str(path), "--memory", "1.02GiB", "-ct", "q8_0"])
-    assert r.exit_code == 0 and "--ctx-size" not in r.output and "12,032" in r.stdout, r.output
+    assert r.exit_code == 0 and "--ctx-size" not in r.output and "11,264" in r.stdout, r.output
 
 
 def test_fit_without_a_training_context_stops_at_the_search_ceiling(tmp_path):

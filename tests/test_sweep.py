@@ -312,7 +312,8 @@ def test_records_carry_the_whole_footprint(gemma_sweep):
     for r in (x for x in summary.records if x.status == "ok"):
         cpu = r.predicted["total"]["CPU"]
         assert cpu["total_bytes"] == sum(cpu[k] for k in ("weights_bytes", "repack_bytes", "kv_bytes",
-                                                         "recurrent_bytes", "compute_bytes", "output_bytes"))
+                                                         "recurrent_bytes", "compute_bytes", "output_bytes",
+                                                         "graph_bytes"))
         assert cpu["kv_bytes"] == r.predicted["kv_bytes"] and cpu["compute_bytes"] > 0
         c = r.check
         assert c["total_within_prediction"] is (None if gpu_backend(r) else True), \

@@ -22,6 +22,7 @@ import psutil
 from ..errors import ExitCode, GgufprofError
 from ..flags import AUTO
 from ..memory.footprint import footprint
+from ..memory.graph import graph_meta_bytes
 from ..memory.placement import OffloadDevice, PlacementFlags, place, select_devices
 from ..memory.predict import predict
 from ..model.model_info import ModelInfo
@@ -240,7 +241,7 @@ class Sweep:
                          "total": {d.device: d.to_dict() for d in devices}}
         bad = kv_mismatches(pred, log, rec.resolved.get("n_ctx"), rec.resolved.get("n_ctx_seq"), placement)
         rec.check = {"kv_exact": not bad, "kv_mismatches": [str(b) for b in bad]}
-        rec.check.update(rss_check(rec, placement, log))
+        rec.check.update(rss_check(rec, placement, log, graph_meta_bytes(self.model, pred.n_ctx, pred.n_ubatch)))
         rec.check.update(vram_check(rec, placement, log))
         rec.check.update(weights_check(placement, log))
         rec.check.update(host_weights_check(placement, log) if cpu_bufts is not None else {})
@@ -263,11 +264,14 @@ class Sweep:
         """The buffer type llama.cpp gives each weight on the CPU at this placement's device list,
         --no-host and --no-repack (PlacementFlags.cpu_buft_key), asked once per sweep and key of its
         dry run (measure/dry_run.py); None when the model file is not here (stored results of
-        another machine)."""
+        another machine) or llama.cpp refuses the placement."""
         key = flags.cpu_buft_key()
         if key not in self._bufts and self.model.path.is_file():
-            with DryRun(self.model.path, placement=key) as dry:
-                self._bufts[key] = dry.cpu_buffer_types()
+            try:
+                with DryRun(self.model.path, placement=key) as dry:
+                    self._bufts[key] = dry.cpu_buffer_types()
+            except GgufprofError:  # a stored record's placement this llama.cpp cannot load (--recheck of
+                self._bufts[key] = None  # another build's results): its host buffers are not judged
         return self._bufts.get(key)
 
     def recheck(self) -> list[Record]:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..model.model_info import ModelInfo
 from .placement import CPU, Placement, is_host_buffer
+from .graph import GRAPH_RESULTS, graph_meta_bytes
 from .predict import MemoryPrediction
 
 HOST = CPU  # the device name of host memory in a footprint
@@ -43,11 +44,13 @@ class DeviceFootprint:
     # the model buffers llama.cpp logs for these weights, by buffer type (host: CPU_Mapped, or CPU and
     # CUDA_Host without mmap, and CPU_REPACK; an offload device: its own)
     weights_buffers: dict[str, int] = field(default_factory=dict)
+    # host: the context's graph metadata on the heap (memory/graph.py), in no log line; 0 elsewhere
+    graph_bytes: int = 0
 
     @property
     def total_bytes(self) -> int:
         return (self.weights_bytes + self.repack_bytes + self.kv_bytes + self.recurrent_bytes + self.compute_bytes
-                + self.output_bytes)
+                + self.output_bytes + self.graph_bytes)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "total_bytes": self.total_bytes}
@@ -72,7 +75,8 @@ def compute_device(buffer_type: str) -> str:
 def footprint(model: ModelInfo, pred: MemoryPrediction, placement: Placement,
               compute_bytes: dict[str, int]) -> list[DeviceFootprint]:
     """Per device, from the prediction, its placement and the dry run's compute buffers (by buffer
-    type name, as llama.cpp logs them)."""
+    type name, as llama.cpp logs them); host memory also holds the context's graph metadata, every
+    graph result a long-running context makes (memory/graph.py)."""
     state = {c.name for c in pred.caches if not c.grows_with_context}
     # every device llama.cpp offloads to has a row, holding something or not (llama-fit-params prints it too)
     # in llama.cpp's device order, then anything else that holds a buffer
@@ -93,5 +97,6 @@ def footprint(model: ModelInfo, pred: MemoryPrediction, placement: Placement,
             output_bytes=output_bytes(model, pred.settings.parallel) if dev == HOST else 0,
             weights_buffers=(placement.host_model_buffers if dev == HOST
                              else {dev: placement.weights_buffer[dev]} if dev in placement.weights_buffer else {}),
+            graph_bytes=GRAPH_RESULTS * graph_meta_bytes(model, pred.n_ctx, pred.n_ubatch) if dev == HOST else 0,
         ))
     return out

@@ -489,7 +489,7 @@ def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int = 0, offlo
         emb = next((t for t in tensors if t.name == "token_embd.weight"), None)
         if emb is not None and layer_device[n_layer] != CPU:
             tensors.append(emb)
-    mapped: list[tuple[int, int]] = []  # (offset, end) of each weight left in the CPU's mapping
+    mapped: list[tuple[int, int, int]] = []  # (shard, offset, end) of each weight left in the CPU's mapping
     for i, t in enumerate(tensors):
         il = n_layer if i >= len(model.tensors) else _tensor_layer(t.name, n_layer, model.architecture)
         device = layer_device[il] if il >= 0 else CPU
@@ -502,7 +502,7 @@ def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int = 0, offlo
             if is_host_buft and mmap:  # create_tensor: "avoid using a host buffer when using mmap" -> the CPU's
                 buft = CPU
             if buft == CPU and mmap:
-                mapped.append((t.offset, t.offset + t.n_bytes))
+                mapped.append((t.shard, t.offset, t.offset + t.n_bytes))
             elif buft == CPU or is_host_buft:
                 # ggml_backend_alloc_ctx_tensors_from_buft: alloc size (the CPU's: ggml_nbytes) padded
                 # to the buffer type's alignment (CPU: TENSOR_ALIGNMENT; CUDA_Host takes the CPU's)
@@ -518,5 +518,7 @@ def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int = 0, offlo
                                         + alloc_size(ggml_types.BY_ID[t.type_id], t.shape, by_buft[device]))
     # llama_model::load_tensors maps [first, last) of the file for the CPU's tensors (get_mapping_range,
     # src/llama-model-loader.cpp): tensors placed elsewhere but lying in between are in the range too
-    p.host_mapped = max(e for _, e in mapped) - min(o for o, _ in mapped) if mapped else 0
+    # one mapping per file of a split model (load_tensors: get_mapping_range per file index)
+    p.host_mapped = sum(max(e for f, _, e in mapped if f == shard) - min(o for f, o, _ in mapped if f == shard)
+                        for shard in {f for f, _, _ in mapped})
     return p

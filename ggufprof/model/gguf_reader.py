@@ -55,6 +55,7 @@ class TensorInfo:
     type_id: int
     n_bytes: int
     offset: int  # relative to the start of the data section
+    shard: int = 0  # the file of a split model that holds it (0: the first, or the only one)
 
     @property
     def n_elements(self) -> int:

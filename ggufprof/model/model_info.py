@@ -7,6 +7,8 @@ tensor table, parameter and weight totals) and per-layer views for display.
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import re
 from collections import Counter
@@ -206,7 +208,7 @@ def model_info_from_gguf(gf: GgufFile) -> ModelInfo:
     shards = read_shards(gf)  # first: a later shard has no hyper-parameters to read
     hp = load_hparams(gf)
     kv = gf.kv
-    tensors = tuple(t for shard in shards for t in shard.tensors)
+    tensors = tuple(dataclasses.replace(t, shard=i) if i else t for i, shard in enumerate(shards) for t in shard.tensors)
     tokens = kv.get("tokenizer.ggml.tokens")
     vocab_size = kv.get(f"{hp.arch}.vocab_size", 0)
     n_vocab = len(tokens) if tokens is not None else int(vocab_size if isinstance(vocab_size, int) else 0)

@@ -257,14 +257,16 @@ def print_footprint(devices: list, c: Console) -> None:
     """Per device, as llama.cpp's memory breakdown: model / context (KV, state) / compute / output."""
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="Whole footprint per device", title_justify="left")
     repack = any(d.repack_bytes for d in devices)
-    cols = ["device", "weights"] + (["repacked"] if repack else []) + ["KV", "recurrent", "compute", "output", "total"]
+    recurrent = any(d.recurrent_bytes for d in devices)  # a column only for a model with recurrent state
+    cols = (["device", "weights"] + (["repacked"] if repack else []) + ["KV"] + (["recurrent"] if recurrent else [])
+            + ["compute", "output", "graph", "total"])
     add_columns(t, cols, labels=("device",))
     for d in devices:
         host = [b for b in d.weights_buffers if b != REPACK] if d.device == HOST else []
-        t.add_row(d.device, human_bytes(d.weights_bytes) + (f" ({' + '.join(host)})" if host and d.weights_bytes else ""),
-                  *([human_bytes(d.repack_bytes)] if repack else []),
-                  human_bytes(d.kv_bytes), human_bytes(d.recurrent_bytes), human_bytes(d.compute_bytes),
-                  human_bytes(d.output_bytes), human_bytes(d.total_bytes))
+        t.add_row(d.device, human_bytes(d.weights_bytes) + (f" ({' + '.join(host)})" if len(host) > 1 else ""),
+                  *([human_bytes(d.repack_bytes)] if repack else []), human_bytes(d.kv_bytes),
+                  *([human_bytes(d.recurrent_bytes)] if recurrent else []), human_bytes(d.compute_bytes),
+                  human_bytes(d.output_bytes), human_bytes(d.graph_bytes), human_bytes(d.total_bytes))
     c.print(t)
     mapped = any(d.weights_mapped for d in devices)
     if repack:
@@ -274,7 +276,8 @@ def print_footprint(devices: list, c: Console) -> None:
     weights = ("CPU weights are mmapped file pages (CPU_Mapped), counted in full (the safe bound)" if mapped else
                "CPU weights are real host buffers (-lm none/mlock/dio: CPU, a GPU's pinned CUDA_Host), resident")
     c.print(Text(f"Compute buffers from llama.cpp's own dry run (printed to 0.01 MiB); {weights}; the output buffer "
-                 "holds one row of logits per sequence.", style="dim"))
+                 "holds one row of logits per sequence; graph: the context's graph metadata on the heap (up to 3 "
+                 "graphs' nodes, in no log line).", style="dim"))
 
 
 def fit_speed_text(report: FitReport) -> str | None:
@@ -376,7 +379,8 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
     if measured:
         c.print(Text("peak RSS: measured growth of the process's resident memory"
                      + ("; VRAM: measured growth of its GPU memory after a decode" if gpu_measured else ""), style="dim"))
-    c.print(Text("Totals are allocated bytes (weights, KV, recurrent state, compute and output buffers); headroom is "
+    c.print(Text("Totals are allocated bytes (weights, KV, recurrent state, compute and output buffers, graph "
+                 "metadata); headroom is "
                  "what is left beyond the margin; the next 256-cell step of each answer is over budget (JSON: "
                  "next_step_total_bytes).", style="dim"))
     if gpu and not all(is_rpc_buffer(d) for d in report.devices or []):

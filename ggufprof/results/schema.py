@@ -30,6 +30,8 @@ import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from ..memory.placement import LOAD_MODES, SPLIT_MODES
+
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # older versions are upgraded on load
 STATUSES = ("ok", "skipped", "failed")
@@ -138,6 +140,11 @@ def _iso_time(x: object) -> bool:
 
 NUMBERS = (int, float)
 STR = Kind("a string", (str,))
+
+
+def one_of(values: tuple[str, ...]) -> Kind:
+    """A string llama.cpp's flag takes (-sm, -lm): a value no run could have is a record not to read."""
+    return Kind(f"one of {', '.join(values)}", (str,), test=lambda v: v in values, null=False)
 BOOL = Kind("true or false", (bool,))
 COUNT = Kind("a whole number >= 0", (int,), 0, MAX_INT)
 INT = Kind("a whole number", (int,), -MAX_INT, MAX_INT)
@@ -162,9 +169,9 @@ SETTINGS = {
     "repack": BOOL.not_null(),
     # the other placement flags (memory/placement.py PlacementFlags.to_dict); absent in older records:
     # llama.cpp's default placement, which every sweep ran at before they were settings
-    "split_mode": STR.not_null(), "tensor_split": ListOf(NON_NEGATIVE), "main_gpu": INT.not_null(),
+    "split_mode": one_of(SPLIT_MODES), "tensor_split": ListOf(NON_NEGATIVE), "main_gpu": INT.not_null(),
     "devices": ListOf(STR), "rpc": ListOf(STR), "cpu_moe": BOOL.not_null(), "n_cpu_moe": COUNT.not_null(),
-    "n_cpu_ffn": COUNT.not_null(), "load_mode": STR.not_null(), "no_host": BOOL.not_null(),
+    "n_cpu_ffn": COUNT.not_null(), "load_mode": one_of(("auto", *LOAD_MODES)), "no_host": BOOL.not_null(),
     "overrides": ListOf(Kind("a [tensor name regex, buffer type] pair", (list,),
                              test=lambda v: len(v) == 2 and all(type(x) is str for x in v))),
 }
