@@ -24,13 +24,4 @@ job() {
   python3 scripts/gpu_fit_search.py --bin $W/build/bin -ct f16,q8_0 --margin 1024 --md $R/fit-margin1024.md $C
   echo done > $R/DONE
 }
-case "${1:-}" in
-  start) nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > $R/gpu.txt 2>&1
-         setsid nohup bash "$0" job > $R/job.log 2>&1 < /dev/null & sleep 5; tail -3 $R/job.log ;;
-  job) job ;;
-  wait) for i in $(seq 1 "${2:-500}"); do [ -f $R/DONE ] && break; sleep 1; done
-        tail -25 $R/job.log
-        cp $R/*.md $R/*.txt $R/job.log ${OUT:-/tmp} 2>/dev/null
-        [ -f $R/DONE ] && echo "JOB DONE" || echo "job still running" ;;
-  *) echo "usage: $0 start|wait N"; exit 2 ;;
-esac
+source "$(dirname "$0")/../device-job.sh"

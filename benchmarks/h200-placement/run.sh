@@ -24,13 +24,4 @@ job() {
     --flags "-ngl all" --flags "-ngl 14"
   echo done > $R/DONE
 }
-case "${1:-}" in
-  start) nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > $R/gpu.txt 2>&1
-         setsid nohup bash "$0" job > $R/job.log 2>&1 < /dev/null & sleep 5; tail -3 $R/job.log ;;
-  job) job ;;
-  wait) for i in $(seq 1 "${2:-500}"); do [ -f $R/DONE ] && break; sleep 1; done
-        tail -25 $R/job.log
-        cp $R/*.md $R/job.log $R/gpu.txt ${OUT:-/tmp} 2>/dev/null
-        [ -f $R/DONE ] && echo "JOB DONE" || echo "job still running" ;;
-  *) echo "usage: $0 start|wait N"; exit 2 ;;
-esac
+source "$(dirname "$0")/../device-job.sh"
