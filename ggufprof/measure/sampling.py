@@ -27,6 +27,7 @@ class RssSampler:
         self.proc = psutil.Process()
         self.interval = interval
         self.peak = self.rss()
+        self._peak_lock = threading.Lock()  # the thread and paused() both raise peak: no update may be lost
         self.n_samples = 0
         self._stop = threading.Event()
         self._running = threading.Event()
@@ -41,18 +42,26 @@ class RssSampler:
             self._running.wait()  # blocked, not polling, while paused
             if self._stop.is_set():
                 break
-            self.peak = max(self.peak, self.rss())
+            self._note()
             self.n_samples += 1
             self._stop.wait(self.interval)
 
+    def _note(self) -> None:
+        """Raise peak to the RSS now. The read and the write are one step under a lock: a sampler
+        thread descheduled between them (a loaded machine) would otherwise write back an older,
+        lower peak over the one paused() just took."""
+        rss = self.rss()
+        with self._peak_lock:
+            self.peak = max(self.peak, rss)
+
     @contextmanager
     def paused(self) -> Iterator[None]:
-        self.peak = max(self.peak, self.rss())
+        self._note()
         self._running.clear()
         try:
             yield
         finally:
-            self.peak = max(self.peak, self.rss())
+            self._note()
             self._running.set()
 
     def __enter__(self) -> "RssSampler":
@@ -63,7 +72,7 @@ class RssSampler:
         self._stop.set()
         self._running.set()
         self._thread.join()
-        self.peak = max(self.peak, self.rss())
+        self._note()
 
 
 def peak_rss_rusage() -> int:
