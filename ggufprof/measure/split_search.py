@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import GgufprofError
-from ..flags import ALL_GPU_LAYERS as ALL_LAYERS  # -ngl all: every layer and the output
+from ..flags import ALL_GPU_LAYERS as ALL_LAYERS, placement_words  # -ngl all: every layer and the output
 from ..memory.footprint import HOST, DeviceFootprint
 from ..memory.placement import (CPU, LAYER_FRACTION_ATTN, LAYER_FRACTION_GATE, LAYER_FRACTION_MOE, LAYER_FRACTION_UP,
                                 OffloadDevice, PlacementFlags, ffn_block_regex, layer_devices, layers_per_device)
@@ -242,21 +242,7 @@ class SplitSearch:
             if len(chosen.overrides) > len(self.at.overrides):
                 searched.append("override_tensor")
         nxt = next((f for f in above if self.on_devices(f) > size), None)
-        return SplitAnswer(answer, nxt, ",".join(searched), self.words(nxt) if nxt is not None else "")
-
-    def words(self, flags: PlacementFlags) -> str:
-        """A placement in llama.cpp's flags: -ngl, -ts, -ncmoe and the -ot entries the search added."""
-        w = [] if flags.n_gpu_layers == ALL_LAYERS and flags.n_gpu_layers == self.at.n_gpu_layers else \
-            [f"-ngl {'all' if flags.n_gpu_layers == ALL_LAYERS else flags.n_gpu_layers}"]
-        if flags.tensor_split:
-            w.append("-ts " + ",".join(f"{v:g}" for v in flags.tensor_split))
-        if flags.n_cpu_moe:
-            w.append(f"-ncmoe {flags.n_cpu_moe}")
-        added = flags.overrides[len(self.at.overrides):]
-        if added:
-            w.append("-ot " + ",".join(f"{p}={b}" for p, b in added))
-        return " ".join(w) or "-ngl all"  # every layer and expert on the devices
-
+        return SplitAnswer(answer, nxt, ",".join(searched), placement_words(nxt, self.at) if nxt is not None else "")
 
 def _moved(flags: PlacementFlags, il: int, fraction: str, buft: str) -> PlacementFlags:
     """``flags`` with part of layer ``il``'s FFN (``fraction``) overridden to ``buft``, after the -ot

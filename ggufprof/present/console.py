@@ -22,7 +22,7 @@ from ..memory.settings import CTX_PAD
 from ..model import ggml_types
 from ..model.model_info import ModelInfo
 from ..model.params import ParamsByComponent, params_by_component
-from ..flags import ngl_text, placement_args
+from ..flags import ngl_text, placement_args, placement_words
 from ..memory.placement import CPU, REPACK, Placement, PlacementFlags, is_rpc_buffer
 from ..memory.settings import DEFAULTS_NOTE, differing
 from ..units import b_params, human_bytes, printable
@@ -337,7 +337,7 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
         mark = "*" * (caps.index(r.capped_by) + 1) if r.capped else ""
         row = [f"{r.cache_type_k}/{r.cache_type_v}", f"{r.ctx_size:,}" + mark]
         row += [f"{r.n_ctx_seq:,}"] if per_seq else []
-        row += [placement_words(r.placement)] if placed else []
+        row += [placement_words(r.placement) if r.placement else "-"] if placed else []
         row += [human_bytes(d["kv_bytes"] + d["recurrent_bytes"]), human_bytes(d["compute_bytes"]),
                 human_bytes(d["total_bytes"])]
         if gpu:
@@ -367,7 +367,7 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
             c.print(Text(f"{r.cache_type_k}/{r.cache_type_v} alternative (not applied: -ub changes prompt speed): with "
                          f"-ub {alt.settings.ubatch_size} the compute buffer shrinks to "
                          f"{human_bytes(sum(d.compute_bytes for d in alt.devices))}: context {alt.ctx_size:,}"
-                         + (f", {placement_words(alt.placement)}" if placed else "") + " -- "
+                         + (f", {placement_words(alt.placement) if alt.placement else '-'}" if placed else "") + " -- "
                          + report.commands(alt).get("llama-server", ""), style="cyan"))
     _print_answer(report, c)
     if report.search == "placement":
@@ -393,19 +393,6 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
                          style="yellow"))
 
 
-def placement_words(p) -> str:
-    """An answer's placement in llama.cpp's flags: -ngl N, -ts (the layers per device), -cmoe, -ncmoe N
-    and -ot (a layer in part) of a PlacementFlags."""
-    if p is None:
-        return "-"
-    words = ["-ngl " + ngl_text(p.n_gpu_layers)]
-    words += ["-ts " + ",".join(f"{v:g}" for v in p.tensor_split)] if any(p.tensor_split) else []
-    words += ["-cmoe"] if p.cpu_moe else []
-    words += [f"-ncmoe {p.n_cpu_moe}"] if p.n_cpu_moe else []
-    words += ["-ot " + ",".join(f"{pat}={buft}" for pat, buft in p.overrides)] if p.overrides else []
-    return " ".join(words)
-
-
 def _print_answer(report: FitReport, c: Console) -> None:
     """The answer in one line (ties named as ties), the command that runs it, or the budget nothing
     fits under."""
@@ -423,7 +410,7 @@ def _print_answer(report: FitReport, c: Console) -> None:
     best = [r for r in results if rank(r) == top]
     names = ", ".join(f"{r.cache_type_k}/{r.cache_type_v}" for r in best)
     note = fit_speed_text(report)
-    where = f" at {placement_words(best[0].placement)}" if report.devices else ""
+    where = f" at {placement_words(best[0].placement) if best[0].placement else '-'}" if report.devices else ""
     c.print(Text(f"{names} {'gives' if len(best) == 1 else 'give the same'} context: {most:,} tokens{where}"
                  + (" (the most)" if len(best) < len(results) else "") + (f" ({note})" if note else "")))
     command = report.commands(best[0]).get("llama-server")
