@@ -19,12 +19,13 @@ Two searches, both exact (the answer fits; the next step is over, by llama.cpp's
   (if it is over there, it is over at every smaller ngl too). With several devices and a fixed
   ``-ts`` a device can lose a layer as ngl grows (load_tensors' split points are rounded), so the
   answer is checked at its next step whatever the search assumed.
-* **The split**, with several offload devices and no ``-ts``: the layers each device takes (``-ts``
-  as layer counts, filled back to front as llama.cpp's fit fills them) and part of one more layer at
-  a boundary (``-ot`` of part of its FFN to the host or the next device), in measure/split_search.py.
-  A user's ``-ts`` stays as given; without a search (the context fits with every layer offloaded),
-  llama.cpp's default split by free memory is written as the layer counts it gives, so that the
-  command reproduces it on any machine.
+* **The split**, with no ``-ts`` and ``-sm layer`` (one offload device or several): the layers each
+  device takes (with several, ``-ts`` as layer counts, filled back to front as llama.cpp's fit fills
+  them) and part of one more layer at a boundary (``-ot`` of part of its FFN or experts to the host or
+  the next device), in measure/split_search.py. A user's ``-ts`` (or ``-sm none``) keeps the search of
+  -ngl and -ncmoe above; without a search (the context fits with every layer offloaded), llama.cpp's
+  default split over several devices by free memory is written as the layer counts it gives, so
+  that the command reproduces it on any machine.
 
 Each step asks llama.cpp's dry run for the compute buffers (~3 ms a context, nothing allocated) and
 checks its KV sizes against the prediction. A placement needs the model loaded with it (a dry-run
@@ -401,8 +402,9 @@ class Fitter:
 
     @property
     def split_search(self) -> bool:
-        """Whether fit chooses the split too: several offload devices, the placement left to the search
-        and no -ts given (a user's -ts stays as given)."""
+        """Whether the placement search is measure/split_search.py's (the layers per device, and part of
+        one more layer): an offload device or several, the placement left to the search, -sm layer and
+        no -ts given (a user's -ts stays as given, searched by fit_placement's -ngl/-ncmoe alone)."""
         return (self.search_placement and len(self.devices) >= 1 and not any(self.flags.tensor_split)
                 and self.flags.split_mode == "layer")
 
@@ -413,8 +415,8 @@ class Fitter:
         return dataclasses.replace(flags, tensor_split=tuple(float(c) for c in counts)) if any(counts) else flags
 
     def _fit_split(self, s: KVSettings, full: PlacementFlags, compute: dict[str, int], moe: bool) -> FitResult:
-        """The placement search over several devices (measure/split_search.py): layers per device, the
-        fewest expert layers on the host, and one layer in part at a boundary."""
+        """The placement search over the offload devices (measure/split_search.py): layers per device,
+        the fewest expert layers on the host, and one layer in part at a boundary."""
         at = dataclasses.replace(full, tensor_split=())
         search = SplitSearch(self.n_layer, self.devices, at, moe=moe, total=lambda f: self.total(s, f)[1],
                              bare=lambda f: self.bare(s, f), compute=compute, over=self.budget.over_offload,

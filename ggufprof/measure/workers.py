@@ -201,7 +201,6 @@ def prestart(module: str) -> None:
     of ggufprof and reads the model's header (2 cores or more run both at once)."""
     if module not in _started:
         _started[module] = Worker(module)
-        atexit.register(_discard)
 
 
 def take(module: str) -> Worker:
@@ -215,6 +214,7 @@ def take(module: str) -> Worker:
     return Worker(module)
 
 
+@atexit.register
 def _discard() -> None:
     """At exit: a prestarted worker nobody took (the command failed first) is killed."""
     while _started:
