@@ -63,7 +63,7 @@ from ..memory.settings import CTX_PAD, UINT32_MAX, KVSettings
 from ..model.model_info import ModelInfo
 from ..results.run_settings import RunSettings
 from .dry_run import DryRun, cross_check
-from .split_search import SplitSearch, last_true
+from .split_search import BARE, GUESS, REAL, SplitSearch, last_true, most
 from .sweep import default_threads, measure_one
 from .workers import Progress
 
@@ -351,12 +351,12 @@ class Fitter:
         expert layers on the host (MoE), else the most layers on the devices. The devices' budgets
         decide the search (more on the host only helps them); host memory is checked at the answer,
         where it holds the least it can for the devices' budgets."""
-        fits = lambda f: not self.budget.over_offload(self.total(s, f)[1])  # noqa: E731
-        bare_fits = lambda f: not self.budget.over_offload(self.bare(s, f))  # noqa: E731
         # the guess: the prediction plus the compute buffers of the full placement, already asked
         compute = {d.device: d.compute_bytes for d in self.total(s, full)[1]}
-        guess_fits = lambda f: not self.budget.over_offload(  # noqa: E731
-            [dataclasses.replace(d, compute_bytes=compute.get(d.device, 0)) for d in self.bare(s, f)])
+        judge = {BARE: lambda f: self.bare(s, f), REAL: lambda f: self.total(s, f)[1],
+                 GUESS: lambda f: [dataclasses.replace(d, compute_bytes=compute.get(d.device, 0))
+                                   for d in self.bare(s, f)]}
+        fits = lambda f, how: not self.budget.over_offload(judge[how](f))  # noqa: E731
         tk, tv = s.cache_type_k, s.cache_type_v
         n = self.n_layer
         user_moe = self.flags.cpu_moe or self.flags.n_cpu_moe
@@ -367,10 +367,7 @@ class Fitter:
         def fewest_experts(at: PlacementFlags) -> int:
             """The fewest expert layers on the host at placement ``at`` (n + 1 when none fits):
             x = n - N layers keep their experts on the devices; more x, more on the devices."""
-            moe = lambda x: dataclasses.replace(at, n_cpu_moe=n - x)  # noqa: E731
-            upper = last_true(0, n, lambda x: bare_fits(moe(x)))
-            guess = last_true(0, upper, lambda x: guess_fits(moe(x)))
-            return n - (search_from(guess, 0, upper, lambda x: fits(moe(x))) if upper >= 0 else -1)
+            return n - most(0, n, lambda x, how: fits(dataclasses.replace(at, n_cpu_moe=n - x), how), search_from)
 
         if moe_search:
             if (m := fewest_experts(full)) <= n:
@@ -378,9 +375,7 @@ class Fitter:
                                     dataclasses.replace(full, n_cpu_moe=m - 1), "n_cpu_moe", f"-ncmoe {m - 1}")
             full = dataclasses.replace(full, n_cpu_moe=n)  # every expert on the host, still over: fewer layers
         ngl = lambda x: dataclasses.replace(full, n_gpu_layers=x)  # noqa: E731
-        upper = last_true(0, n + 1, lambda x: bare_fits(ngl(x)))
-        guess = last_true(0, upper, lambda x: guess_fits(ngl(x)))
-        x = search_from(guess, 0, upper, lambda x: fits(ngl(x))) if upper >= 0 else -1
+        x = most(0, n + 1, lambda x, how: fits(ngl(x), how), search_from)
         if moe_search and x >= 0:
             # the layers left on the devices may take some of their experts back: the fewest expert
             # layers on the host at that -ngl (one more layer is over even with every expert on the host)

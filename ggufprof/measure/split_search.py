@@ -67,6 +67,19 @@ def last_true(lo: int, hi: int, test: Callable[[int], bool]) -> int:
     return a
 
 
+def most(lo: int, hi: int, ok: Callable[[int, str], bool],
+         search_from: Callable[[int, int, int, Callable[[int], bool]], int]) -> int:
+    """The largest x in [lo, hi] with ``ok(x, REAL)`` (true up to some x), lo - 1 if none: bounded
+    by the prediction (``ok(x, BARE)``, a lower bound of each footprint, so over means over), guessed
+    with the compute buffers already known (GUESS), then asked of the dry run from the guess
+    (fit.py's galloping ``search_from``), so that few placements cost a dry-run load."""
+    upper = last_true(lo, hi, lambda x: ok(x, BARE))
+    if upper < lo:
+        return lo - 1
+    guess = last_true(lo, upper, lambda x: ok(x, GUESS))
+    return search_from(guess, lo, upper, lambda x: ok(x, REAL))
+
+
 class SplitSearch:
     """The search at one context over ``devices`` (one or more), for the placement flags ``at`` (the
     user's, -ngl and -ts left to the search). ``total``: a placement's footprint with the dry run's
@@ -102,13 +115,7 @@ class SplitSearch:
         return sum(d.total_bytes for d in self._bare(flags) if d.device != HOST)
 
     def _most(self, lo: int, hi: int, ok: Callable[[int, str], bool]) -> int:
-        """The largest x in [lo, hi] with ``ok(x, REAL)`` (true up to some x), lo - 1 if none: bounded
-        by the prediction, guessed with the known compute buffers, then the dry run from the guess."""
-        upper = last_true(lo, hi, lambda x: ok(x, BARE))
-        if upper < lo:
-            return lo - 1
-        guess = last_true(lo, upper, lambda x: ok(x, GUESS))
-        return self._search_from(guess, lo, upper, lambda x: ok(x, REAL))
+        return most(lo, hi, ok, self._search_from)
 
     # --- placements ---------------------------------------------------------------------------------
 
