@@ -3,6 +3,14 @@
 # minutes, and a background job dies with the machine: call `wait` again at once), `run.sh wait N`
 # waits up to N s and copies what exists to $OUT. Call the device with carry [".gpu"]: the packed
 # llama.cpp source and wheels are git-ignored.
+# setup: the wheels the device lacks, llama.cpp's CUDA build (.gpu/build-cuda.sh, waited for) and the
+# environment every script then runs in (ggufprof from this tree on that build's libraries). W: /tmp/w.
+setup() {
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/*.whl
+  export LLAMA_CPP_LIB_PATH=$W/build/bin PYTHONPATH=$W:$PWD:/tmp/site PYTHONUNBUFFERED=1
+  until bash .gpu/build-cuda.sh | tee -a $R/build.txt | grep -q "build rc=0"; do
+    grep -q "build rc=[1-9]" $R/build.txt && exit 1; sleep 5; done
+}
 case "${1:-}" in
   start) nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > $R/gpu.txt 2>&1
          setsid nohup bash "$0" job > $R/job.log 2>&1 < /dev/null & sleep 5; tail -3 $R/job.log ;;

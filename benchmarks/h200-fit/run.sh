@@ -8,10 +8,7 @@ set -u
 W=/tmp/w; R=$W/fit; mkdir -p $R
 job() {
   set -x
-  python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/*.whl
-  export LLAMA_CPP_LIB_PATH=$W/build/bin PYTHONPATH=$W:$PWD:/tmp/site PYTHONUNBUFFERED=1
-  until bash .gpu/build-cuda.sh | tee -a $R/build.txt | grep -q "build rc=0"; do
-    grep -q "build rc=[1-9]" $R/build.txt && exit 1; sleep 5; done
+  setup
   python3 scripts/make_shaped.py qwen2-7b $W/qwen2-7b.gguf
   python3 scripts/make_shaped.py qwen3moe-30b-a3b $W/qwen3moe-30b-a3b.gguf
   python3 scripts/bench_estimate_speed.py $W/qwen2-7b.gguf --bin $W/build/bin -c 4096 --rounds 5 -- -ngl all \

@@ -5,16 +5,9 @@
 #   bash benchmarks/h200-placement/run.sh wait N   # wait up to N s, then copy what exists to $OUT
 set -u
 W=/tmp/w; R=$W/placement; mkdir -p $R
-env_setup() {
-  export LLAMA_CPP_LIB_PATH=$W/build/bin
-  export PYTHONPATH=$W:$PWD:/tmp/site PYTHONUNBUFFERED=1
-}
 job() {
   set -x
-  python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/*.whl
-  env_setup
-  until bash .gpu/build-cuda.sh | tee -a $R/build.txt | grep -q "build rc=0"; do
-    grep -q "build rc=[1-9]" $R/build.txt && exit 1; sleep 5; done
+  setup
   python3 scripts/make_shaped.py qwen3moe-30b-a3b $W/qwen3moe-30b-a3b.gguf
   python3 scripts/make_shaped.py qwen2-7b $W/qwen2-7b.gguf
   B="--bin $W/build/bin --real -ct f16 --ctx 4096,32768"
