@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from inspect import Parameter, signature
 from typing import Callable, Optional
 
 import typer
@@ -61,6 +62,36 @@ LOAD_MODE = typer.Option(None, "--load-mode", "-lm", metavar="auto|none|mmap|mlo
 NO_HOST = typer.Option(False, "--no-host", help="Host weights skip the GPU's pinned host buffer type (llama.cpp's --no-host), so extra buffer types (CPU_REPACK) are used.")
 NO_MMAP = typer.Option(False, "--no-mmap", help="Older llama.cpp's spelling of -lm none.")
 MLOCK = typer.Option(False, "--mlock", help="Older llama.cpp's spelling of -lm mmap+mlock (with --no-mmap: -lm mlock).")
+# Every placement flag but -ngl (each command words its own) and --no-repack, as placement_flags'
+# keyword arguments: (option's parameter name, placement_flags' name, type, the typer Option)
+PLACEMENT_OPTIONS = (
+    ("split_mode", "split_mode", Optional[str], SPLIT_MODE), ("tensor_split", "tensor_split", Optional[str], TENSOR_SPLIT),
+    ("main_gpu", "main_gpu", Optional[int], MAIN_GPU), ("device", "devices", Optional[str], DEVICE),
+    ("rpc", "rpc", Optional[str], RPC), ("override_tensor", "overrides", Optional[list[str]], OVERRIDE_TENSOR),
+    ("cpu_moe", "cpu_moe", bool, CPU_MOE), ("n_cpu_moe", "n_cpu_moe", Optional[int], N_CPU_MOE),
+    ("n_cpu_ffn", "n_cpu_ffn", Optional[int], N_CPU_FFN), ("load_mode", "load_mode", Optional[str], LOAD_MODE),
+    ("no_host", "no_host", bool, NO_HOST), ("no_mmap", "no_mmap", bool, NO_MMAP), ("mlock", "mlock", bool, MLOCK))
+
+
+def _placement_options(fn: Callable) -> Callable:
+    """A command's ``placement: dict`` parameter becomes llama.cpp's placement options, in its place
+    (typer reads the signature), and the command gets them back as one dict of placement_flags'
+    keyword arguments: the options are declared once for estimate, fit, sweep and quality."""
+    sig = signature(fn)
+    params = []
+    for p in sig.parameters.values():
+        params += ([Parameter(name, p.kind, default=option, annotation=kind)
+                    for name, _, kind, option in PLACEMENT_OPTIONS] if p.name == "placement" else [p])
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        placement = {flag: kwargs.pop(name) for name, flag, _, _ in PLACEMENT_OPTIONS}
+        return fn(*args, placement=placement, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)
+    wrapper.__annotations__ = {**{k: v for k, v in fn.__annotations__.items() if k != "placement"},
+                               **{name: kind for name, _, kind, _ in PLACEMENT_OPTIONS}}
+    return wrapper
 CACHE_TYPE_V_LIST = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk).")
 # how the measuring commands (sweep, quality, speedup) run llama.cpp
 THREADS = typer.Option(None, "--threads", "-t", metavar="N", help="Threads (default: physical cores; 0 or less: every logical CPU, as llama.cpp reads -t 0).")
@@ -228,6 +259,7 @@ def _kv_given(ctx_size: Optional[str], cache_type: Optional[str], cache_type_k: 
 
 @app.command()
 @_one_line_errors
+@_placement_options
 def estimate(
     model: Optional[str] = MODEL,
     hf_repo: Optional[str] = HF_REPO,
@@ -247,19 +279,7 @@ def estimate(
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
     total: bool = typer.Option(False, "--total", help="The whole footprint per device: weights, KV, recurrent state, compute and output buffers (compute from llama.cpp's own dry run)."),
     repack: bool = REPACK_OPTION,
-    split_mode: Optional[str] = SPLIT_MODE,
-    tensor_split: Optional[str] = TENSOR_SPLIT,
-    main_gpu: Optional[int] = MAIN_GPU,
-    device: Optional[str] = DEVICE,
-    rpc: Optional[str] = RPC,
-    override_tensor: Optional[list[str]] = OVERRIDE_TENSOR,
-    cpu_moe: bool = CPU_MOE,
-    n_cpu_moe: Optional[int] = N_CPU_MOE,
-    n_cpu_ffn: Optional[int] = N_CPU_FFN,
-    load_mode: Optional[str] = LOAD_MODE,
-    no_host: bool = NO_HOST,
-    no_mmap: bool = NO_MMAP,
-    mlock: bool = MLOCK,
+    placement: dict = None,  # _placement_options: llama.cpp's placement flags
     as_json: bool = JSON,
     llama_lib: Optional[Path] = LLAMA_LIB_OPTION,
 ) -> None:
@@ -282,8 +302,7 @@ def estimate(
     given = _kv_given(ctx_size, cache_type, cache_type_k, cache_type_v, parallel, kv_unified, swa_full, batch_size,
                       ubatch_size, flash_attn)
     ngl_default = total and n_gpu_layers is None  # the whole footprint at llama.cpp's -ngl default: all
-    flags = placement_flags("all" if ngl_default else n_gpu_layers, split_mode, tensor_split, main_gpu, device, rpc,
-                            override_tensor, cpu_moe, n_cpu_moe, n_cpu_ffn, repack, load_mode, no_host, no_mmap, mlock)
+    flags = placement_flags("all" if ngl_default else n_gpu_layers, repack=repack, **placement)
     est = estimate_(_model(model, hf_repo, hf_file), defaults=defaults, offload_kqv=not no_kv_offload, total=total,
                     placement=flags if total or n_gpu_layers is not None or flags != type(flags)(repack=repack) else None,
                     repack=repack, **given)
@@ -337,6 +356,7 @@ def explain(
 
 @app.command()
 @_one_line_errors
+@_placement_options
 def fit(
     model: Optional[str] = MODEL,
     hf_repo: Optional[str] = HF_REPO,
@@ -356,19 +376,7 @@ def fit(
     ctx_size: Optional[str] = typer.Option(None, "--ctx-size", "-c", metavar="N", help="With --vram and no -ngl/-ncmoe: the context to find the placement for (default: the training context)."),
     no_kv_offload: bool = typer.Option(False, "--no-kv-offload", "-nkvo", help="Keep the KV cache in host memory even for offloaded layers."),
     repack: bool = REPACK_OPTION,
-    split_mode: Optional[str] = SPLIT_MODE,
-    tensor_split: Optional[str] = TENSOR_SPLIT,
-    main_gpu: Optional[int] = MAIN_GPU,
-    device: Optional[str] = DEVICE,
-    rpc: Optional[str] = RPC,
-    override_tensor: Optional[list[str]] = OVERRIDE_TENSOR,
-    cpu_moe: bool = CPU_MOE,
-    n_cpu_moe: Optional[int] = N_CPU_MOE,
-    n_cpu_ffn: Optional[int] = N_CPU_FFN,
-    load_mode: Optional[str] = LOAD_MODE,
-    no_host: bool = NO_HOST,
-    no_mmap: bool = NO_MMAP,
-    mlock: bool = MLOCK,
+    placement: dict = None,  # _placement_options: llama.cpp's placement flags
     results_dir: Optional[Path] = typer.Option(None, "--results", metavar="DIR", help="A sweep of this model file (its sha256) at the fit's settings: say what the cache type with the most context costs in generation speed against f16."),
     verify: bool = typer.Option(False, "--verify", help="Create each answer for real, decode a batch, and compare measured memory with the prediction; exit 1 if one does not fit."),
     as_json: bool = JSON,
@@ -393,8 +401,7 @@ def fit(
     from .present.progress import Steps
 
     problems: list[str] = []
-    flags = placement_flags(None, split_mode, tensor_split, main_gpu, device, rpc, override_tensor, cpu_moe, n_cpu_moe,
-                            n_cpu_ffn, repack, load_mode, no_host, no_mmap, mlock)
+    flags = placement_flags(None, repack=repack, **placement)
     with Steps("fit") as progress:
         report = fit_(_model(model, hf_repo, hf_file), memory=memory, vram=vram, margin=margin, cache_types=cache_types,
                       defaults=defaults, n_gpu_layers=None if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
@@ -418,6 +425,7 @@ LLAMA_BENCH_FORMATS = ("csv", "json", "jsonl", "md", "sql")
 
 @app.command()
 @_one_line_errors
+@_placement_options
 def sweep(
     model: Optional[str] = MODEL,
     hf_repo: Optional[str] = HF_REPO,
@@ -441,19 +449,7 @@ def sweep(
     n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="LIST", help="Comma-separated layer counts to offload to the GPU ('all' or -1: every layer)."),
     kv_offload: str = typer.Option("on", "--kv-offload", metavar="on|off|both", help="on, off (llama.cpp's --no-kv-offload) or both."),
     repack: bool = REPACK_OPTION,
-    split_mode: Optional[str] = SPLIT_MODE,
-    tensor_split: Optional[str] = TENSOR_SPLIT,
-    main_gpu: Optional[int] = MAIN_GPU,
-    device: Optional[str] = DEVICE,
-    rpc: Optional[str] = RPC,
-    override_tensor: Optional[list[str]] = OVERRIDE_TENSOR,
-    cpu_moe: bool = CPU_MOE,
-    n_cpu_moe: Optional[int] = N_CPU_MOE,
-    n_cpu_ffn: Optional[int] = N_CPU_FFN,
-    load_mode: Optional[str] = LOAD_MODE,
-    no_host: bool = NO_HOST,
-    no_mmap: bool = NO_MMAP,
-    mlock: bool = MLOCK,
+    placement: dict = None,  # _placement_options: llama.cpp's placement flags
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Output directory (default ./ggufprof-out/<model>-<timestamp>/). Results are always JSONL + CSV."),
     resume: bool = typer.Option(False, "--resume", help="Run only what --out's results.jsonl lacks (failed configurations are run again)."),
     retry_failed: bool = typer.Option(True, "--retry-failed/--no-retry-failed", help="With --resume: run failed configurations again (default) or keep them."),
@@ -504,8 +500,7 @@ def sweep(
         threads=parse_threads(threads) or default_threads(), n_prompt=n_prompt, n_gen=n_gen, repetitions=parse_repetitions(repetitions),
         batch_size=batch_size, ubatch_size=ubatch_size, n_gpu_layers=parse_gpu_layers_list(n_gpu_layers),
         offload_kqv=on_off_both(kv_offload, "--kv-offload"),
-        placement=placement_flags(None, split_mode, tensor_split, main_gpu, device, rpc, override_tensor, cpu_moe,
-                                  n_cpu_moe, n_cpu_ffn, repack, load_mode, no_host, no_mmap, mlock),
+        placement=placement_flags(None, repack=repack, **placement),
     )
     spec.validate()  # refused values: exit 2 before anything is read, run or rotated
     info = load_model(_model(model, hf_repo, hf_file), whole=True, progress=DownloadBar())  # --recheck: its sha256
@@ -557,6 +552,7 @@ def sweep(
 
 @app.command()
 @_one_line_errors
+@_placement_options
 def quality(
     model: Optional[str] = MODEL,
     hf_repo: Optional[str] = HF_REPO,
@@ -573,19 +569,7 @@ def quality(
     n_gpu_layers: str = typer.Option("0", "--n-gpu-layers", "-ngl", metavar="N|all", help="Layers offloaded to the GPU ('all' or -1: every layer)."),
     kv_offload: bool = typer.Option(True, "--kv-offload/--no-kv-offload", "-kvo/-nkvo", help="KV cache on the GPU with its layers (llama.cpp's default) or in host memory."),
     repack: bool = REPACK_OPTION,
-    split_mode: Optional[str] = SPLIT_MODE,
-    tensor_split: Optional[str] = TENSOR_SPLIT,
-    main_gpu: Optional[int] = MAIN_GPU,
-    device: Optional[str] = DEVICE,
-    rpc: Optional[str] = RPC,
-    override_tensor: Optional[list[str]] = OVERRIDE_TENSOR,
-    cpu_moe: bool = CPU_MOE,
-    n_cpu_moe: Optional[int] = N_CPU_MOE,
-    n_cpu_ffn: Optional[int] = N_CPU_FFN,
-    load_mode: Optional[str] = LOAD_MODE,
-    no_host: bool = NO_HOST,
-    no_mmap: bool = NO_MMAP,
-    mlock: bool = MLOCK,
+    placement: dict = None,  # _placement_options: llama.cpp's placement flags
     timeout: float = typer.Option(3600, "--timeout", metavar="SECONDS", help="Seconds the whole measurement may run before it is killed."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per cache type pair."),
     llama_lib: Optional[Path] = LLAMA_LIB_OPTION,
@@ -611,8 +595,7 @@ def quality(
 
     pairs = parse_cache_type_grid(cache_types, cache_type_k, cache_type_v)
     timeout = parse_seconds(timeout, "--timeout")
-    placement = placement_flags(n_gpu_layers, split_mode, tensor_split, main_gpu, device, rpc, override_tensor, cpu_moe,
-                                n_cpu_moe, n_cpu_ffn, repack, load_mode, no_host, no_mmap, mlock)
+    placement = placement_flags(n_gpu_layers, repack=repack, **placement)
     if ubatch_size < 1:
         raise GgufprofError("--ubatch-size must be >= 1")
     info = load_model(_model(model, hf_repo, hf_file), whole=True, progress=DownloadBar())
