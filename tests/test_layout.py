@@ -19,7 +19,8 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / "ggufprof"
 LAYERS = ["base", "model", "memory", "flags", "results", "measure", "api", "present", "cli"]
 BASE = {"ggufprof", "ggufprof.errors", "ggufprof.units"}
-TOP = {"ggufprof.flags": "flags", "ggufprof.api": "api", "ggufprof.cli": "cli", "ggufprof.__main__": "cli"}
+TOP = {"ggufprof.flags": "flags", "ggufprof.api": "api", "ggufprof.cli": "cli", "ggufprof.launch": "cli",
+       "ggufprof.__main__": "cli"}
 
 
 def modules() -> dict[str, Path]:

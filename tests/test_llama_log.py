@@ -1,6 +1,11 @@
 """Parsing llama.cpp's allocation log lines (in the exact format of its log for the fixtures)."""
 
-from ggufprof.results.llama_log import parse_log
+import pytest
+
+from ggufprof.measure.llama_ctx import LlamaModel
+from ggufprof.memory.settings import KVSettings
+from ggufprof.results.llama_log import CATALOGUE, _line, memory_lines, parse_log
+from .conftest import fixture_path
 
 ISWA_LOG = """\
 load_tensors:   CPU_Mapped model buffer size =     0.82 MiB
@@ -57,3 +62,26 @@ def test_flash_attn_auto_then_resolved():
     log = parse_log("llama_context: flash_attn            = auto\n"
                     "resolve_fused_ops: Flash Attention not supported, set to disabled\n")
     assert log.flash_attn_resolved is False
+
+
+def test_a_needle_outside_its_pattern_is_refused():
+    with pytest.raises(ValueError, match="not a literal part"):
+        _line("x", r"(\S+) compute buffer size", "what it measures", "compute buffers")
+
+
+@pytest.mark.parametrize("name", ["gemma3-swa", "llama-q4_0"])
+def test_needles_pass_over_no_line_the_catalogue_reads(name):
+    """A real load (every weight overridden to the CPU: one debug line per tensor) and a real
+    context: every line a pattern matches contains that entry's needle, so the needle filter keeps
+    all of them, and what it keeps parses as every line does."""
+    with LlamaModel(fixture_path(name), dry_run=True, all_on_cpu=True) as lm:
+        ctx = lm.create_context(KVSettings(ctx_size=512, parallel=2))
+        lm.free_context(ctx)
+    for text in (lm.load_log_text, ctx.log_text):
+        matched = [(e, ln) for ln in text.splitlines() for e in CATALOGUE if e.pattern.search(ln)]
+        assert matched and all(e.needle in ln for e, ln in matched)
+        assert memory_lines(text).splitlines() == [ln for ln in text.splitlines()
+                                                   if any(e.pattern.search(ln) for e in CATALOGUE)]
+        assert parse_log(text) == parse_log(memory_lines(text))
+    assert parse_log(lm.load_log_text).tensor_bufts  # the per-tensor lines were kept
+    assert parse_log(ctx.log_text).compute_buffers_mib

@@ -49,9 +49,25 @@ ROOT = Path(__file__).resolve().parents[2]  # the directory holding this ggufpro
 TAIL_CHARS = 800
 
 
-def worker_env() -> dict[str, str]:
-    """A worker's environment: the caller's, with this checkout's ggufprof first on the path."""
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+LIB_ENV = "LLAMA_CPP_LIB_PATH"  # where llama-cpp-python's bindings load the libraries from
+
+
+def worker_env(llama_lib: Path | None = None) -> dict[str, str]:
+    """A worker's environment: the caller's, with this checkout's ggufprof first on the path;
+    ``llama_lib`` (a checked :func:`llama_lib_path`): the llama.cpp build it loads instead."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    if llama_lib is not None:
+        env[LIB_ENV] = str(llama_lib)
+    return env
+
+
+def llama_lib_path(lib_dir: str | Path) -> Path:
+    """``--llama-lib DIR`` checked: the directory of a llama.cpp build's shared libraries, resolved."""
+    path = Path(lib_dir).expanduser().resolve()
+    if not (path / "libllama.so").is_file() and not (path / "libllama.dylib").is_file():
+        raise GgufprofError(f"--llama-lib {lib_dir}: no libllama here; give the directory of a llama.cpp build's "
+                            "shared libraries (e.g. build/bin of a cmake -DBUILD_SHARED_LIBS=ON build)")
+    return path
 
 
 def use_llama_lib(lib_dir: str | Path | None) -> Path | None:
@@ -62,11 +78,8 @@ def use_llama_lib(lib_dir: str | Path | None) -> Path | None:
     it starts a worker without importing the rest of ggufprof first."""
     if lib_dir is None:
         return None
-    path = Path(lib_dir).expanduser().resolve()
-    if not (path / "libllama.so").is_file() and not (path / "libllama.dylib").is_file():
-        raise GgufprofError(f"--llama-lib {lib_dir}: no libllama here; give the directory of a llama.cpp build's "
-                            "shared libraries (e.g. build/bin of a cmake -DBUILD_SHARED_LIBS=ON build)")
-    os.environ["LLAMA_CPP_LIB_PATH"] = str(path)
+    path = llama_lib_path(lib_dir)
+    os.environ[LIB_ENV] = str(path)
     return path
 
 
@@ -98,10 +111,11 @@ class Reply:
 class Worker:
     """A running worker process (``python -m ggufprof.measure.<module>``) and its channel."""
 
-    def __init__(self, module: str, sigill_hint: bool = False):
-        """``sigill_hint``: a worker killed by SIGILL ran with repacked CPU weights; say so."""
+    def __init__(self, module: str, sigill_hint: bool = False, llama_lib: Path | None = None):
+        """``sigill_hint``: a worker killed by SIGILL ran with repacked CPU weights; say so.
+        ``llama_lib``: the llama.cpp build it loads, if not this process's (worker_env)."""
         self.module, self.sigill_hint = module, sigill_hint
-        self.env = worker_env()
+        self.env = worker_env(llama_lib)
         req_r, self._req_w = os.pipe()
         self._rep_r, rep_w = os.pipe()
         self._output = tempfile.TemporaryFile()
@@ -194,13 +208,14 @@ class Worker:
 _started: dict[str, Worker] = {}  # prestart(): one worker per module, started before it is needed
 
 
-def prestart(module: str) -> None:
+def prestart(module: str, llama_lib: Path | None = None) -> None:
     """Start a worker now for a :func:`take` later: a command that will need one (``estimate
     --total``: llama.cpp's dry run) calls this first, so that the worker's start-up -- Python,
     llama.cpp's libraries, a GPU backend's initialisation -- runs while the command imports the rest
-    of ggufprof and reads the model's header (2 cores or more run both at once)."""
+    of ggufprof and reads the model's header (2 cores or more run both at once). ``llama_lib``: the
+    build it loads, when the caller has not applied ``--llama-lib`` yet (launch.py's head start)."""
     if module not in _started:
-        _started[module] = Worker(module)
+        _started[module] = Worker(module, llama_lib=llama_lib)
 
 
 def take(module: str) -> Worker:

@@ -1,0 +1,64 @@
+"""The entry point's head start: llama.cpp's probe worker started from the raw arguments, and
+taken by the command only when it runs the build the command would start one on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from ggufprof.launch import head_start
+from ggufprof.measure import workers
+from ggufprof.measure.workers import LIB_ENV, PROBE, llama_lib_path, prestart, take, use_llama_lib
+
+from .archs_suite import llama_tools_bin
+from .conftest import ROOT, fixture_path
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["estimate", "m.gguf", "--total"], (True, None)),
+    (["estimate", "m.gguf", "-c", "4096"], (False, None)),  # no dry run without --total
+    (["fit", "m.gguf", "--vram", "4GiB"], (True, None)),
+    (["fit", "m.gguf", "--llama-lib", "/a", "--llama-lib=/b"], (True, "/b")),  # the last one, as the parser takes it
+    (["fit", "m.gguf", "--llama-lib", "/a"], (True, "/a")),
+    (["fit", "m.gguf", "--help"], (False, None)),
+    (["sweep", "m.gguf", "--total"], (False, None)),  # runs its own workers
+    ([], (False, None)),
+])
+def test_head_start_reads_the_arguments(argv, expected):
+    assert head_start(argv) == expected
+
+
+def test_the_early_worker_is_taken_only_on_the_build_the_command_runs(monkeypatch):
+    """Started on --llama-lib's build before the CLI applies it: taken once it is applied (same
+    process); started on the wheel's libraries: not taken by a command on another build."""
+    tools = llama_tools_bin()
+    if not (tools / "libllama.so").exists():
+        pytest.fail(f"{tools}/libllama.so is missing: run make archs (scripts/build_llama_tools.sh) first")
+    monkeypatch.delenv(LIB_ENV, raising=False)
+    prestart(PROBE, llama_lib_path(tools))
+    early = workers._started[PROBE]
+    assert early.env[LIB_ENV] == str(tools.resolve())
+    use_llama_lib(tools)  # what the CLI does with --llama-lib
+    w = take(PROBE)
+    assert w is early
+    w.close(kill=True)
+
+    monkeypatch.delenv(LIB_ENV)
+    prestart(PROBE)  # on the wheel's libraries
+    early = workers._started[PROBE]
+    use_llama_lib(tools)
+    w = take(PROBE)
+    assert w is not early and early.proc.poll() is not None  # a new worker; the early one killed
+    w.close(kill=True)
+
+
+def test_the_command_answers_the_same_with_its_head_start():
+    """``python -m ggufprof`` (the entry point, head start and all) prints what the CLI prints."""
+    args = ["estimate", str(fixture_path("llama-gqa")), "-c", "512", "--total", "--json"]
+    fast = subprocess.run([sys.executable, "-m", "ggufprof", *args], capture_output=True, text=True, cwd=ROOT)
+    plain = subprocess.run([sys.executable, "-c", "from ggufprof.cli import main; main()", *args],
+                           capture_output=True, text=True, cwd=ROOT)
+    assert fast.returncode == plain.returncode == 0, fast.stderr + plain.stderr
+    assert fast.stdout == plain.stdout and '"devices"' in fast.stdout
