@@ -17,7 +17,7 @@ case "${1:-}" in
   job) job ;;
   wait) for i in $(seq 1 "${2:-500}"); do [ -f $R/DONE ] && break; sleep 1; done
         tail -25 $R/job.log
-        cp $R/*.md $R/*.txt $R/job.log ${OUT:-/tmp} 2>/dev/null
+        cp $R/*.md $R/*.txt $R/*.json $R/job.log ${OUT:-/tmp} 2>/dev/null
         [ -f $R/DONE ] && echo "JOB DONE" || echo "job still running" ;;
   *) echo "usage: $0 start|wait N"; exit 2 ;;
 esac

@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -98,7 +99,7 @@ def one(lib: Path, model: str, ctx: int, budget: int, t: str, margin: int) -> st
                            "-ct", t, "--verify")
     (row,) = rows
     if row["ctx_size"]:
-        cmd = row["command"]["llama-server"].split()
+        cmd = shlex.split(row["command"]["llama-server"])  # the -ot patterns are quoted for a shell
         gp = cmd[cmd.index("-ngl"):cmd.index("--fit")]
         gtot = cuda0_total(lib, model, ctx, t, gp)
         nxt = (row.get("next_step_total_bytes") or {}).get("CUDA0")

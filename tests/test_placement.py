@@ -13,14 +13,16 @@ import shutil
 
 import pytest
 
+from ggufprof.errors import GgufprofError
+
 from ggufprof.measure.grid import GridSpec
 from ggufprof.model.gguf_reader import GgufFile, LargeArray, TensorInfo
 from ggufprof.memory.settings import KVSettings
 from ggufprof.memory.predict import predict
 from ggufprof.measure.sweep import Sweep
 from ggufprof.model.model_info import load_model_info, model_info_from_gguf
-from ggufprof.memory.placement import (CPU, OffloadDevice, PlacementFlags, alloc_size, gpu_layers, layer_devices,
-                                       layers_per_device, place)
+from ggufprof.memory.placement import (AMX, CPU, REPACK, OffloadDevice, PlacementFlags, alloc_size, amx_alloc_size,
+                                       gpu_layers, is_host_buffer, layer_devices, layers_per_device, place)
 
 GPU = "CUDA0"  # the GPU as llama.cpp names it on the machine these records come from
 from ggufprof.model import ggml_types
@@ -98,12 +100,13 @@ def test_cuda_pads_quantized_rows_to_512():
     assert alloc_size(ggml_types.kv_cache_type("f16"), (256, 4096, 1), GPU) == 2097152
 
 
-def llama_1b_info():
-    """ModelInfo of benchmarks/h100's model (scripts/make_fixtures.py --llama-1b) from its shape."""
-    f16, f32 = 1, 0
+def llama_1b_info(matrix_type: int = 1):
+    """ModelInfo of benchmarks/h100's model (scripts/make_fixtures.py --llama-1b) from its shape;
+    ``matrix_type``: the layers' matrices' ggml type (f16 there)."""
+    f16, f32 = matrix_type, 0
     n_layer, n_embd, n_ff, n_vocab, kv_width = 22, 2048, 5632, 32000, 256
-    shapes = [("token_embd.weight", (n_embd, n_vocab), f16), ("output_norm.weight", (n_embd,), f32),
-              ("output.weight", (n_embd, n_vocab), f16)]
+    shapes = [("token_embd.weight", (n_embd, n_vocab), 1), ("output_norm.weight", (n_embd,), f32),
+              ("output.weight", (n_embd, n_vocab), 1)]
     for i in range(n_layer):
         p = f"blk.{i}."
         shapes += [(p + "attn_norm.weight", (n_embd,), f32), (p + "attn_q.weight", (n_embd, n_embd), f16),
@@ -164,3 +167,42 @@ def test_gpu_host_buffer_type_per_load_mode():
     # an iGPU without mmap support (caps.mmap_support false): auto loads as none (load_tensors)
     igpu = OffloadDevice("CUDA0", "CUDA0", type="igpu", host_buffer_type="CUDA_Host", mmap_support=False)
     assert not place(m, pred, cpu_bufts=bufts, flags=PlacementFlags(), devices=[igpu]).mmap
+
+
+@pytest.mark.parametrize("name,ne,expected", [
+    # ggml-cpu/amx/mmq.cpp get_row_size: ne[1] rows of ne[0]/block blocks, each sizeof(block) + what it adds
+    ("q4_0", (4096, 11008), 11008 * 128 * 18),        # no compensation: as ggml_nbytes
+    ("q4_1", (4096, 11008), 11008 * 128 * 20),
+    ("q8_0", (4096, 11008), 11008 * 128 * (34 + 4)),  # s8s8 compensation: one int32 per block
+    ("q4_K", (2048, 5632), 5632 * 8 * (144 + 4)),     # the unpacked scales and mins
+    ("q5_K", (2048, 5632), 5632 * 8 * (176 + 4)),
+    ("q6_K", (2048, 5632), 5632 * 8 * 210),
+    ("iq4_xs", (2048, 5632), 5632 * 8 * (136 + 2)),
+    ("f16", (2048, 5632), 2048 * 5632 * 2),            # no AMX kernel: not packed (ggml_nbytes)
+])
+def test_amx_alloc_size(name, ne, expected):
+    assert amx_alloc_size(ggml_types.BY_NAME[name.lower()], ne) == expected
+
+
+@pytest.mark.parametrize("type_name", ["q8_0", "q4_K"])
+def test_weights_in_the_amx_buffer_are_host_memory_at_their_packed_size(type_name):
+    """On a CPU with AMX, llama.cpp puts the layers' 2-D MUL_MAT weights of these types in the AMX
+    buffer (first of ggml_backend_cpu_get_extra_buffer_types) on top of the mapped file: the AMX
+    buffer is each at its packed size padded to 32; CPU_REPACK for the same tensors keeps ggml_nbytes."""
+    m = llama_1b_info(ggml_types.BY_NAME[type_name.lower()].id)
+    pred = predict(m, KVSettings(ctx_size=1024))
+    packed = [t for t in m.tensors if t.name.startswith("blk.") and len(t.shape) == 2 and t.shape[1] > 1]
+    amx = place(m, pred, cpu_bufts={t.name: AMX for t in packed}, flags=PlacementFlags())
+    want = sum(-(-amx_alloc_size(ggml_types.BY_ID[t.type_id], t.shape) // 32) * 32 for t in packed)
+    assert amx.host_extra == {AMX: want} and want > sum(t.n_bytes for t in packed)  # larger than the file's
+    assert amx.mmap and amx.host_model_buffers[AMX] == want and is_host_buffer(AMX)
+    repack = place(m, pred, cpu_bufts={t.name: REPACK for t in packed}, flags=PlacementFlags())
+    assert repack.host_extra == {REPACK: sum(-(-t.n_bytes // 32) * 32 for t in packed)}
+    assert repack.host_mapped == amx.host_mapped  # the mapping is the same file range either way
+
+
+def test_an_extra_buffer_type_it_does_not_size_is_refused():
+    m = load_model_info(fixture_path("llama-q4_0"))
+    pred = predict(m, KVSettings(ctx_size=1024))
+    with pytest.raises(GgufprofError, match="CPU_KLEIDIAI buffer.*--no-repack"):
+        place(m, pred, cpu_bufts={m.tensors[1].name: "CPU_KLEIDIAI"}, flags=PlacementFlags())

@@ -30,7 +30,11 @@ Rules from the vendored llama.cpp (devices named by the buffer type llama.cpp lo
   (GET_ROWS) -- and is copied there at load, *on top of* the mapped file. Which tensors go where
   depends on the CPU and the build, so it is asked of llama.cpp itself (measure/dry_run.py,
   ``cpu_buffer_types``) and given here as ``cpu_bufts``; ``CPU_REPACK`` allocates each tensor's
-  ``ggml_nbytes`` (the repacked blocks are the same size), aligned to 32 bytes.
+  ``ggml_nbytes`` (the repacked blocks are the same size), aligned to 32 bytes. On a CPU with AMX
+  (Sapphire Rapids and later, a build with ``__AMX_INT8__``) the ``AMX`` buffer type comes first
+  (ggml-cpu.cpp, ggml_backend_cpu_get_extra_buffer_types) and takes the 2-D MUL_MAT weights of
+  Q4_0/Q4_1/Q8_0/Q4_K/Q5_K/Q6_K/IQ4_XS in a VNNI layout that may be larger (:func:`amx_alloc_size`).
+  Other extra buffer types (KleidiAI on Arm, SpacemiT on RISC-V) are refused, not guessed.
 * Buffer sizes: each tensor is padded to the buffer type's alignment (CPU 32, CUDA 128; an RPC
   buffer type asks its server, 32 for an rpc-server on a CPU), and the CUDA buffer type allocates
   quantized tensors with their last row padded to a multiple of 512 values
@@ -80,6 +84,11 @@ if TYPE_CHECKING:  # annotations only: the worker processes import this module, 
 
 CPU = "CPU"  # host memory, as llama.cpp names its buffers
 REPACK = "CPU_REPACK"  # ggml_backend_cpu_repack_buffer_type: its tensors take ggml_nbytes, 32-byte aligned
+AMX = "AMX"  # ggml_backend_amx_buffer_type (ggml-cpu/amx): amx_alloc_size, 32-byte aligned
+EXTRA_BUFTS = (AMX, REPACK)  # the CPU's extra buffer types ggufprof sizes, in ggml's order
+# ggml-cpu/amx/mmq.cpp get_row_size: bytes added per block of a row packed for AMX (the s8s8
+# compensation of Q8_0, the K-quants' unpacked scales and mins, IQ4_XS's scales); qtype_has_amx_kernels
+AMX_EXTRA_PER_BLOCK = {"q4_0": 0, "q4_1": 0, "q8_0": 4, "q4_K": 4, "q5_K": 4, "q6_K": 0, "iq4_xs": 2}
 HOST_ALIGNMENT, GPU_ALIGNMENT = 32, 128  # ggml_backend_cpu / ggml_backend_cuda buffer type alignment
 MATRIX_ROW_PADDING = 512
 _BLK = re.compile(r"^blk\.(\d+)\.")
@@ -297,9 +306,9 @@ def layers_per_device(n_layer: int, flags: PlacementFlags, devices: list[Offload
 
 
 def is_host_buffer(buffer_type: str) -> bool:
-    """Whether a buffer type llama.cpp logs is host memory: CPU, CPU_Mapped, CPU_REPACK, and the
-    pinned host buffers of a GPU backend (CUDA_Host, ...)."""
-    return buffer_type.startswith(CPU) or buffer_type.endswith("_Host")
+    """Whether a buffer type llama.cpp logs is host memory: CPU, CPU_Mapped, the CPU's extra buffer
+    types (CPU_REPACK, AMX), and the pinned host buffers of a GPU backend (CUDA_Host, ...)."""
+    return buffer_type.startswith(CPU) or buffer_type.endswith("_Host") or buffer_type in EXTRA_BUFTS
 
 
 def is_rpc_buffer(buffer_type: str) -> bool:
@@ -325,6 +334,28 @@ def alloc_size(t: ggml_types.GgmlType, ne: tuple[int, ...], device: str | Offloa
     return pad(size, HOST_ALIGNMENT if device is None else device.alignment)
 
 
+def amx_alloc_size(t: ggml_types.GgmlType, ne: tuple[int, ...]) -> int:
+    """Bytes of a weight in llama.cpp's AMX buffer (ggml-cpu/amx/mmq.cpp,
+    ggml_backend_amx_get_alloc_size): ``ne[1]`` rows of ``ne[0] / block`` blocks, each block its
+    type's size plus what get_row_size adds for the VNNI layout; types without AMX kernels (F16)
+    are not packed (ggml_nbytes). Not yet padded to the buffer's alignment."""
+    extra = AMX_EXTRA_PER_BLOCK.get(t.name)
+    if extra is None:
+        return ggml_types.nbytes(t, ne)
+    return ne[1] * (ne[0] // t.blck_size) * (t.type_size + extra)
+
+
+def extra_alloc_size(buft: str, t: ggml_types.GgmlType, ne: tuple[int, ...]) -> int:
+    """Bytes of a weight in one of the CPU's extra buffer types, padded to its alignment
+    (TENSOR_ALIGNMENT 32 for both): CPU_REPACK keeps ggml_nbytes, AMX packs (:func:`amx_alloc_size`)."""
+    if buft == REPACK:
+        return pad(ggml_types.nbytes(t, ne), HOST_ALIGNMENT)
+    if buft == AMX:
+        return pad(amx_alloc_size(t, ne), HOST_ALIGNMENT)
+    raise GgufprofError(f"llama.cpp puts weights in a {buft} buffer, whose size ggufprof does not model: "
+                        "use --no-repack to leave extra buffer types off")
+
+
 @dataclass
 class DeviceKV:
     """One cache's share on one device (a recurrent state's too: K and V stand for R and S+P)."""
@@ -346,7 +377,7 @@ class Placement:
     kv: list[DeviceKV] = field(default_factory=list)
     weights: dict[str, int] = field(default_factory=dict)  # device (buffer type) -> tensor bytes
     weights_buffer: dict[str, int] = field(default_factory=dict)  # offload device -> its model buffer, as allocated
-    host_extra: dict[str, int] = field(default_factory=dict)  # extra host buffer type -> bytes (CPU_REPACK)
+    host_extra: dict[str, int] = field(default_factory=dict)  # extra host buffer type -> bytes (CPU_REPACK, AMX)
     host_mapped: int = 0  # the CPU_Mapped buffer: the file range from the first to the last weight mapped on the CPU
     mmap: bool = True  # host weights are mapped file pages (the load mode resolved); else host_buffers hold them
     host_buffers: dict[str, int] = field(default_factory=dict)  # without mmap: CPU, CUDA_Host -> bytes allocated
@@ -508,11 +539,9 @@ def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int = 0, offlo
                 # to the buffer type's alignment (CPU: TENSOR_ALIGNMENT; CUDA_Host takes the CPU's)
                 align = host_align.get(buft, HOST_ALIGNMENT)  # CUDA_Host: the CPU's get_alignment
                 p.host_buffers[buft] = p.host_buffers.get(buft, 0) + pad(t.n_bytes, align)
-            else:
-                if buft != REPACK:  # AMX, KleidiAI, ...: their own layouts, not modelled
-                    raise GgufprofError(f"llama.cpp puts {t.name} in a {buft} buffer, whose size ggufprof does not "
-                                        "model: use --no-repack to leave extra buffer types off")
-                p.host_extra[buft] = p.host_extra.get(buft, 0) + pad(t.n_bytes, HOST_ALIGNMENT)
+            else:  # an extra buffer type: CPU_REPACK, AMX
+                p.host_extra[buft] = (p.host_extra.get(buft, 0)
+                                      + extra_alloc_size(buft, ggml_types.BY_ID[t.type_id], t.shape))
         else:
             p.weights_buffer[device] = (p.weights_buffer.get(device, 0)
                                         + alloc_size(ggml_types.BY_ID[t.type_id], t.shape, by_buft[device]))

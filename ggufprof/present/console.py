@@ -23,7 +23,7 @@ from ..model import ggml_types
 from ..model.model_info import ModelInfo
 from ..model.params import ParamsByComponent, params_by_component
 from ..flags import ngl_text, placement_args, placement_words
-from ..memory.placement import CPU, REPACK, Placement, PlacementFlags, is_rpc_buffer
+from ..memory.placement import CPU, EXTRA_BUFTS, Placement, PlacementFlags, is_rpc_buffer
 from ..memory.settings import DEFAULTS_NOTE, differing
 from ..units import b_params, human_bytes, printable
 
@@ -262,7 +262,7 @@ def print_footprint(devices: list, c: Console) -> None:
             + ["compute", "output", "graph", "total"])
     add_columns(t, cols, labels=("device",))
     for d in devices:
-        host = [b for b in d.weights_buffers if b != REPACK] if d.device == HOST else []
+        host = [b for b in d.weights_buffers if b not in EXTRA_BUFTS] if d.device == HOST else []
         t.add_row(d.device, human_bytes(d.weights_bytes) + (f" ({' + '.join(host)})" if len(host) > 1 else ""),
                   *([human_bytes(d.repack_bytes)] if repack else []), human_bytes(d.kv_bytes),
                   *([human_bytes(d.recurrent_bytes)] if recurrent else []), human_bytes(d.compute_bytes),
@@ -271,7 +271,8 @@ def print_footprint(devices: list, c: Console) -> None:
     mapped = any(d.weights_mapped for d in devices)
     if repack:
         where = "on top of the mapped file" if mapped else "instead of the CPU buffer"
-        c.print(Text(f"repacked: weights llama.cpp copies into CPU_REPACK at load (faster kernels for this CPU), {where}; "
+        extra = " + ".join(sorted({b for d in devices for b in d.weights_buffers if b in EXTRA_BUFTS}))
+        c.print(Text(f"repacked: weights llama.cpp copies into {extra} at load (faster kernels for this CPU), {where}; "
                      "llama.cpp's own dry run counts them nowhere. --no-repack leaves them out.", style="dim"))
     weights = ("CPU weights are mmapped file pages (CPU_Mapped), counted in full (the safe bound)" if mapped else
                "CPU weights are real host buffers (-lm none/mlock/dio: CPU, a GPU's pinned CUDA_Host), resident")

@@ -8,13 +8,14 @@ rounded away: a mismatch means the model of llama.cpp's rules is wrong somewhere
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from .llama_log import LlamaLog, mib_bytes
 from ..memory.caches import LOG_RS, LOG_STATE, mib_f32, mib_f64
 from ..memory.footprint import HOST, gpu_bytes
 from ..memory.predict import MemoryPrediction
 from ..memory.graph import GRAPH_RESULTS_AT_CREATION
-from ..memory.placement import CPU, MAPPED, REPACK, Placement, is_host_buffer, is_rpc_buffer
+from ..memory.placement import CPU, EXTRA_BUFTS, MAPPED, Placement, is_host_buffer, is_rpc_buffer
 from .schema import CHECK_KEYS, Record
 
 
@@ -139,13 +140,17 @@ def vram_check(rec: Record, placement: Placement, log) -> dict:
 
 
 def repack_check(placement: Placement, log: LlamaLog, predicted: bool) -> dict:
-    """Weights llama.cpp repacks for this CPU: the predicted CPU_REPACK buffer (placement.host_extra)
-    vs its 'CPU_REPACK model buffer size' line (0 when there is none). Not judged when the buffer
-    types could not be asked of llama.cpp (``predicted`` False: the model file is not here)."""
-    logged = log.model_buffers_mib.get(REPACK, "0.00")
-    mine = placement.host_extra.get(REPACK, 0)
-    return {"weights_repack_predicted": mine if predicted else None, "weights_repack_logged_mib": logged,
-            "weights_repack_exact": (mib_f64(mine) == logged) if predicted else None}
+    """Weights llama.cpp copies into the CPU's extra buffer types for this CPU (CPU_REPACK; AMX where
+    the CPU has it): each predicted buffer (placement.host_extra) vs its 'model buffer size' line, a
+    buffer type in one and not the other a mismatch; ``weights_repack_predicted`` and ``_logged_mib``
+    their sums (0 when there is none). Not judged when the buffer types could not be asked of
+    llama.cpp (``predicted`` False: the model file is not here)."""
+    logged = {d: mib for d, mib in log.model_buffers_mib.items() if d in EXTRA_BUFTS}
+    bad = _buffer_mismatches(placement.host_extra, logged)
+    return {"weights_repack_predicted": sum(placement.host_extra.values()) if predicted else None,
+            "weights_repack_logged_mib": f"{sum(map(Decimal, logged.values()), Decimal(0)):.2f}",
+            "weights_repack_mismatches": bad if predicted else None,
+            "weights_repack_exact": not bad if predicted else None}
 
 
 def _buffer_mismatches(predicted: dict[str, int], logged: dict[str, str]) -> list[str]:
@@ -158,9 +163,9 @@ def _buffer_mismatches(predicted: dict[str, int], logged: dict[str, str]) -> lis
 def host_weights_check(placement: Placement, log: LlamaLog) -> dict:
     """Host weights as the load mode makes them (memory/placement.py; llama_model::load_tensors): with
     mmap the ``CPU_Mapped`` file range, without it the real buffers (``CPU``, a GPU's ``CUDA_Host``),
-    each vs its 'model buffer size' line; CPU_REPACK has its own check (repack_check)."""
-    logged = {d: mib for d, mib in log.model_buffers_mib.items() if is_host_buffer(d) and d != REPACK}
-    predicted = {d: n for d, n in placement.host_model_buffers.items() if d != REPACK}
+    each vs its 'model buffer size' line; the extra buffer types have their own check (repack_check)."""
+    logged = {d: mib for d, mib in log.model_buffers_mib.items() if is_host_buffer(d) and d not in EXTRA_BUFTS}
+    predicted = {d: n for d, n in placement.host_model_buffers.items() if d not in EXTRA_BUFTS}
     bad = _buffer_mismatches(predicted, logged)
     return {"weights_host_mmap": placement.mmap, "weights_host_predicted": predicted, "weights_host_logged_mib": logged,
             "weights_host_mismatches": bad, "weights_host_exact": not bad,
