@@ -40,7 +40,7 @@ ANSWER = re.compile(r"^(-c \d+ .*)$", re.M)
 
 HEADER = """# fit beside llama-fit-params on rpc-servers (scripts/bench_fit_placement.py)
 
-Two ggml-rpc-servers on 127.0.0.1 (this 2-core VM, shared), the pinned llama.cpp tools build; both tools given the same per-device budget (llama-fit-params: --fit-target = the free memory it reads - budget; ggufprof fit: that many bytes, --margin 0), the same -c and cache type, and neither a -ts: each chooses its own split (integer layer counts per device) and may move part of a layer (-ot of part of one layer's FFN, to the host or the next device). "on devices MiB": the answer's totals on the rpc-servers (weights, KV, compute buffers) by the exact prediction (estimate --total of that answer: llama.cpp's dry run for the compute buffers); "within?": each device's total against its budget; "next step over?": ggufprof's next step (one more layer, whole or in part, or one fewer expert layer on the host) over a budget by the same prediction; "≥?": ggufprof keeps at least as many bytes on the devices as llama-fit-params. Wall time: each tool as a fresh process.
+Two ggml-rpc-servers on 127.0.0.1 (this 2-core VM, shared), the pinned llama.cpp tools build; both tools given the same per-device budget (llama-fit-params: --fit-target = the free memory it reads - budget; ggufprof fit: that many bytes, --margin 0), the same -c and cache type, and neither a -ts: each chooses its own split (integer layer counts per device) and may move part of a layer (-ot of part of one layer's FFN, to the host or the next device). "on devices MiB": the answer's totals on the rpc-servers (weights, KV, compute buffers) by the exact prediction (estimate --total of that answer: llama.cpp's dry run for the compute buffers); "within?": each device's total against its budget; "next step over?": ggufprof's next step (one more layer, whole or in part, or one fewer expert layer on the host) over a budget by the same prediction; "loads": the dry-run loads of the model ggufprof's search took (--json's dry_run_loads); "≥?": ggufprof keeps at least as many bytes on the devices as llama-fit-params. Wall time: each tool as a fresh process.
 """
 
 # (label, model, context, cache type, servers, budget MiB per server)
@@ -141,7 +141,7 @@ def main() -> int:
     e = env(args.bin)
     procs, eps = start_servers(args.bin, 2)
     lines = ["| case | model | -c | K/V | budget MiB | llama-fit-params | on devices MiB | within? | s | ggufprof fit | "
-             "on devices MiB | within? | next step over? | s | ≥? |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "on devices MiB | within? | next step over? | s | loads | ≥? |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     try:
         for label, model, ctx, t, n, budget in CASES:
             if not model.exists():
@@ -187,7 +187,7 @@ def main() -> int:
             lines.append(f"| {label} | {model.stem} | {ctx} | {t} | {'/'.join(map(str, budget))} | {l_answer} | {l_dev} | "
                          f"{'-' if l_ok is None else 'yes' if l_ok else '**NO**'} | {lsecs:.2f} | {g_answer} | {g_dev} | "
                          f"{'-' if g_ok is None else 'yes' if g_ok else '**NO**'} | "
-                         f"{'-' if over is None else 'yes' if over else 'no'} | {gsecs:.2f} | "
+                         f"{'-' if over is None else 'yes' if over else 'no'} | {gsecs:.2f} | {row['dry_run_loads']} | "
                          f"{'-' if '-' in (l_dev, g_dev) else 'yes' if float(g_dev) >= float(l_dev) else '**NO**'} |")
             print(lines[-1], flush=True)
         # estimate --total against llama-fit-params --fit-print for one configuration
