@@ -63,7 +63,7 @@ from ..memory.settings import CTX_PAD, UINT32_MAX, KVSettings
 from ..model.model_info import ModelInfo
 from ..results.run_settings import RunSettings
 from .dry_run import DryRun, cross_check
-from .split_search import BARE, GUESS, REAL, SplitSearch, last_true, most
+from .split_search import BARE, GUESS, REAL, Judge, SplitSearch, last_true, most
 from .sweep import default_threads, measure_one
 from .workers import Progress
 
@@ -97,10 +97,6 @@ class Budget:
         """The devices whose total exceeds its budget minus the margin."""
         return [d.device for d in devices
                 if self.of(d.device) is not None and d.total_bytes > self.of(d.device) - self.margin]
-
-    def over_offload(self, devices: list[DeviceFootprint]) -> list[str]:
-        """The offload devices (not host memory) over their budget."""
-        return [d for d in self.over(devices) if d != HOST]
 
     def headroom(self, devices: list[DeviceFootprint]) -> int | None:
         """Bytes left beyond the margin on the tightest budgeted device (budget - margin - total):
@@ -338,6 +334,14 @@ class Fitter:
         except GgufprofError as e:
             return FitResult(tk, tv, 0, note=str(e), placement=full)
 
+    def judge(self, s: KVSettings, known: PlacementFlags) -> Judge:
+        """Placements at ``s`` judged against the budget (split_search.Judge): the guess adds the compute
+        buffers of the placement ``known``, already asked of the dry run."""
+        compute = {d.device: d.compute_bytes for d in self.total(s, known)[1]}
+        return Judge({BARE: lambda f: self.bare(s, f), REAL: lambda f: self.total(s, f)[1],
+                      GUESS: lambda f: [dataclasses.replace(d, compute_bytes=compute.get(d.device, 0))
+                                        for d in self.bare(s, f)]}, self.budget.over)
+
     def _answer(self, s: KVSettings, flags: PlacementFlags, searched: str, devs: list[DeviceFootprint], *,
                 limited_by: dict, next_step: str = "", next_total: dict | None = None,
                 capped_by: str | None = None) -> FitResult:
@@ -352,17 +356,14 @@ class Fitter:
         decide the search (more on the host only helps them); host memory is checked at the answer,
         where it holds the least it can for the devices' budgets."""
         # the guess: the prediction plus the compute buffers of the full placement, already asked
-        compute = {d.device: d.compute_bytes for d in self.total(s, full)[1]}
-        judge = {BARE: lambda f: self.bare(s, f), REAL: lambda f: self.total(s, f)[1],
-                 GUESS: lambda f: [dataclasses.replace(d, compute_bytes=compute.get(d.device, 0))
-                                   for d in self.bare(s, f)]}
-        fits = lambda f, how: not self.budget.over_offload(judge[how](f))  # noqa: E731
+        judge = self.judge(s, full)
+        fits = judge.fits
         tk, tv = s.cache_type_k, s.cache_type_v
         n = self.n_layer
         user_moe = self.flags.cpu_moe or self.flags.n_cpu_moe
         moe_search = has_experts(self.model) and not user_moe
         if self.split_search:
-            return self._fit_split(s, full, compute, moe_search)
+            return self._fit_split(s, full, judge, moe_search)
 
         def fewest_experts(at: PlacementFlags) -> int:
             """The fewest expert layers on the host at placement ``at`` (n + 1 when none fits):
@@ -409,13 +410,11 @@ class Fitter:
         counts = layers_per_device(self.n_layer, flags, self.devices)
         return dataclasses.replace(flags, tensor_split=tuple(float(c) for c in counts)) if any(counts) else flags
 
-    def _fit_split(self, s: KVSettings, full: PlacementFlags, compute: dict[str, int], moe: bool) -> FitResult:
+    def _fit_split(self, s: KVSettings, full: PlacementFlags, judge: Judge, moe: bool) -> FitResult:
         """The placement search over the offload devices (measure/split_search.py): layers per device,
         the fewest expert layers on the host, and one layer in part at a boundary."""
         at = dataclasses.replace(full, tensor_split=())
-        search = SplitSearch(self.n_layer, self.devices, at, moe=moe, total=lambda f: self.total(s, f)[1],
-                             bare=lambda f: self.bare(s, f), compute=compute, over=self.budget.over_offload,
-                             over_any=self.budget.over, search_from=search_from)
+        search = SplitSearch(self.n_layer, self.devices, at, moe=moe, judge=judge, search_from=search_from)
         found = search.solve()
         if found is None:
             nothing = dataclasses.replace(at, n_gpu_layers=0)

@@ -46,6 +46,25 @@ EXPERT_FRACTIONS = (LAYER_FRACTION_GATE, LAYER_FRACTION_UP, LAYER_FRACTION_MOE)
 
 
 @dataclass(frozen=True)
+class Judge:
+    """Whether a placement keeps the offload devices within their budgets, judged three ways, cheapest
+    first (``how``): BARE, the prediction alone (everything but the compute buffers, which only add:
+    a lower bound, so over means over); GUESS, with the compute buffers already known (a guess, never
+    an answer); REAL, with the compute buffers of llama.cpp's dry run at that placement (a load of the
+    model: llama-model.cpp ``load_tensors`` places the layers, ``llama_context::sched_reserve`` sizes
+    each device's compute buffer). One judge for every question the placement search asks."""
+
+    views: dict[str, Callable[[PlacementFlags], list[DeviceFootprint]]]  # BARE, GUESS, REAL -> footprint per device
+    over: Callable[[list[DeviceFootprint]], list[str]]  # the budgeted devices over their budget (host memory too)
+
+    def fits(self, flags: PlacementFlags, how: str, *, host: bool = False) -> bool:
+        """Every offload device within its budget by ``how``; ``host``: host memory too (part of a
+        layer moved to the host must leave it within its budget)."""
+        over = self.over(self.views[how](flags))
+        return not (over if host else [d for d in over if d != HOST])
+
+
+@dataclass(frozen=True)
 class SplitAnswer:
     """The placement found and its next step (more on the devices, over a budget by the dry run)."""
 
@@ -82,37 +101,22 @@ def most(lo: int, hi: int, ok: Callable[[int, str], bool],
 
 class SplitSearch:
     """The search at one context over ``devices`` (one or more), for the placement flags ``at`` (the
-    user's, -ngl and -ts left to the search). ``total``: a placement's footprint with the dry run's
-    compute buffers; ``bare``: without them (the prediction alone); ``compute``: the compute buffers
-    already known (the guess); ``over``: the offload devices over their budgets, ``over_any``: any device,
-    host memory included (a part of a layer moved to the host must leave it within its budget);
-    ``search_from``: fit.py's galloping search from a guess."""
+    user's, -ngl and -ts left to the search), each placement judged by ``judge``; ``search_from``:
+    fit.py's galloping search from a guess."""
 
-    def __init__(self, n_layer: int, devices: list[OffloadDevice], at: PlacementFlags, *, moe: bool,
-                 total: Callable[[PlacementFlags], list[DeviceFootprint]],
-                 bare: Callable[[PlacementFlags], list[DeviceFootprint]], compute: dict[str, int],
-                 over: Callable[[list[DeviceFootprint]], list[str]],
-                 over_any: Callable[[list[DeviceFootprint]], list[str]],
+    def __init__(self, n_layer: int, devices: list[OffloadDevice], at: PlacementFlags, *, moe: bool, judge: Judge,
                  search_from: Callable[[int, int, int, Callable[[int], bool]], int]):
-        self.n, self.devices, self.at, self.moe = n_layer, devices, at, moe
-        self._total, self._bare, self._compute, self._over, self._over_any = total, bare, compute, over, over_any
+        self.n, self.devices, self.at, self.moe, self.judge = n_layer, devices, at, moe, judge
         self._search_from = search_from
 
     # --- judging one placement ----------------------------------------------------------------------
 
     def fits(self, flags: PlacementFlags, how: str) -> bool:
-        """Every offload device within its budget: by the prediction alone (BARE: a lower bound, over
-        means over), with the known compute buffers added (GUESS), or by the dry run (REAL)."""
-        if how == REAL:
-            return not self._over(self._total(flags))
-        devs = self._bare(flags)
-        if how == GUESS:
-            devs = [dataclasses.replace(d, compute_bytes=self._compute.get(d.device, 0)) for d in devs]
-        return not self._over(devs)
+        return self.judge.fits(flags, how)
 
     def on_devices(self, flags: PlacementFlags) -> int:
         """Bytes the prediction puts on the offload devices (weights, KV, recurrent state)."""
-        return sum(d.total_bytes for d in self._bare(flags) if d.device != HOST)
+        return sum(d.total_bytes for d in self.judge.views[BARE](flags) if d.device != HOST)
 
     def _most(self, lo: int, hi: int, ok: Callable[[int, str], bool]) -> int:
         return most(lo, hi, ok, self._search_from)
@@ -169,7 +173,7 @@ class SplitSearch:
         the prediction alone (a bound) cannot beat the best is not asked of the dry run."""
         def score(counts: tuple[int, ...], how: str = REAL) -> tuple[int, int, int]:
             flags = self.split(at, counts)
-            devices = (sum(d.total_bytes for d in self._total(flags) if d.device != HOST) if how == REAL
+            devices = (sum(d.total_bytes for d in self.judge.views[REAL](flags) if d.device != HOST) if how == REAL
                        else 1 << 62)  # compute buffers unknown: the bound does not decide a tie
             return sum(counts), self.on_devices(flags), devices
 
@@ -243,7 +247,7 @@ class SplitSearch:
         size = self.on_devices(answer)
         above = sorted((f for f in self.steps(base, counts) if self.on_devices(f) > size), key=self.on_devices)
         chosen = next((f for f in reversed(above)
-                       if self.fits(f, BARE) and self.fits(f, REAL) and not self._over_any(self._total(f))), None)
+                       if self.fits(f, BARE) and self.judge.fits(f, REAL, host=True)), None)
         if chosen is not None:
             answer, size = chosen, self.on_devices(chosen)
             if len(chosen.overrides) > len(self.at.overrides):
