@@ -1,20 +1,24 @@
-"""``fit``'s placement search over several offload devices: how many layers each device takes (``-ts``
-as whole layer counts) and one layer split at a boundary (``-ot`` of part of its FFN), each device
-within its own budget.
+"""``fit``'s placement search over the offload devices (one or several): how many layers they take,
+the fewest MoE expert layers left on the host, and one layer split at a boundary (``-ot`` of part of
+its FFN), each device within its own budget. Every case takes the same steps and the same judge
+(``Judge``); what differs is who splits the offloaded layers between several devices: this search
+(no ``-ts``: each device's count, written as ``-ts``) or the user (``-ts`` proportions, kept as given:
+src/llama-model.cpp ``load_tensors`` splits however many layers ``-ngl`` offloads by them, so only
+-ngl moves). One device (one listed, or ``-sm none``: the main device alone) takes every offloaded layer.
 
 The order is llama.cpp's own fit (common/fit.cpp, ``common_params_fit_impl``):
 
-* Devices are filled back to front: the last device takes the output layer and the layers before it,
-  as many as fit its budget; then the device before it, from where the last one stopped, and so on
-  (step 3, "fill the back to front with dense layers"; load_tensors gives each device a contiguous
-  slice, the output layer to the last one holding layers). llama.cpp's fit writes ``tensor_split[id] =
+* Without a -ts, devices are filled back to front: the last device takes the output layer and the
+  layers before it, as many as fit its budget; then the device before it, from where the last one
+  stopped, and so on (step 3, "fill the back to front with dense layers"; load_tensors gives each
+  device a contiguous slice, the output layer to the last one holding layers). llama.cpp's fit writes ``tensor_split[id] =
   n_layer`` of each device (``set_ngl_tensor_split_tbo``); so does this search, and it checks that
   llama.cpp's single-precision split points give each device exactly that many layers
   (memory/placement.py ``layers_per_device``).
 * For a MoE model, every expert tensor on the host first (``LAYER_FRACTION_MOE``): the fewest layers
   whose experts stay in host memory (``--n-cpu-moe N``) with every layer on the devices; when even
   all of them there is over, the most layers (their experts on the host), then the fewest expert
-  layers on the host at that split -- ``fit_placement``'s order for one device.
+  layers on the host at that split.
 * Then one layer more, in part (step 4, "try to fit at least part of one more layer"): the next layer's
   attention on a device and part of its FFN elsewhere (llama.cpp's ``LAYER_FRACTION_ATTN``, ``_UP``,
   ``_GATE``), in host memory or on the next device (its ``overflow_bufts``); for a MoE model also
@@ -101,13 +105,21 @@ def most(lo: int, hi: int, ok: Callable[[int, str], bool],
 
 class SplitSearch:
     """The search at one context over ``devices`` (one or more), for the placement flags ``at`` (the
-    user's, -ngl and -ts left to the search), each placement judged by ``judge``; ``search_from``:
-    fit.py's galloping search from a guess."""
+    user's, -ngl left to the search), each placement judged by ``judge``; ``search_from``: fit.py's
+    galloping search from a guess.
+
+    Who splits the offloaded layers between several devices: the search (``at`` without a -ts: each
+    device's layer count, written as -ts, filled back to front as common/fit.cpp does), or the user
+    (``at.tensor_split``: proportions, by which llama.cpp splits however many layers -ngl offloads --
+    src/llama-model.cpp ``load_tensors``, ``splits``; the search then moves -ngl alone and the answer
+    keeps that -ts). One device (one listed, or ``-sm none``: llama.cpp keeps the main GPU alone,
+    ``llama_prepare_model_devices`` in src/llama.cpp) takes every offloaded layer either way."""
 
     def __init__(self, n_layer: int, devices: list[OffloadDevice], at: PlacementFlags, *, moe: bool, judge: Judge,
                  search_from: Callable[[int, int, int, Callable[[int], bool]], int]):
         self.n, self.devices, self.at, self.moe, self.judge = n_layer, devices, at, moe, judge
         self._search_from = search_from
+        self.user_split = len(devices) > 1 and any(at.tensor_split)  # the user's -ts: only -ngl moves
 
     # --- judging one placement ----------------------------------------------------------------------
 
@@ -118,10 +130,21 @@ class SplitSearch:
         """Bytes the prediction puts on the offload devices (weights, KV, recurrent state)."""
         return sum(d.total_bytes for d in self.judge.views[BARE](flags) if d.device != HOST)
 
+    def order(self, flags: PlacementFlags) -> tuple[int, int]:
+        """How far up the search a placement is: the bytes it keeps on the offload devices, then, at
+        the same bytes, a layer whole above the same layer with part of its FFN on the next device (a
+        move between devices keeps the bytes there), so that the step above an answer is never a tie."""
+        return self.on_devices(flags), -len(flags.overrides)
+
     def _most(self, lo: int, hi: int, ok: Callable[[int, str], bool]) -> int:
         return most(lo, hi, ok, self._search_from)
 
     # --- placements ---------------------------------------------------------------------------------
+
+    def ngl(self, at: PlacementFlags, x: int) -> PlacementFlags:
+        """``at`` with ``x`` layers offloaded (-ngl all for every layer and the output), split as ``at``
+        says (the user's -ts, or one device)."""
+        return dataclasses.replace(at, n_gpu_layers=ALL_LAYERS if x >= self.n + 1 else x)
 
     def split(self, at: PlacementFlags, counts: list[int] | tuple[int, ...]) -> PlacementFlags:
         """``at`` with ``counts[d]`` layers on device d (-ngl their sum, -ts the counts), checked
@@ -129,15 +152,16 @@ class SplitSearch:
         n = sum(counts)
         several = n and len(self.devices) > 1  # one device takes every offloaded layer: no -ts to write
         ngl = ALL_LAYERS if n == self.n + 1 and not several else n  # every layer on one device: -ngl all
-        flags = dataclasses.replace(at, n_gpu_layers=ngl, tensor_split=tuple(float(c) for c in counts) if several else ())
+        ts = tuple(float(c) for c in counts) if several else () if len(self.devices) > 1 else at.tensor_split
+        flags = dataclasses.replace(at, n_gpu_layers=ngl, tensor_split=ts)
         if (got := layers_per_device(self.n, flags, self.devices)) != tuple(counts):
             raise GgufprofError(f"-ts {','.join(map(str, counts))}: llama.cpp's split points give "
                                 f"{','.join(map(str, got))} layers per device")
         return flags
 
     def searched_base(self) -> list[str]:
-        """What every answer searched: the layers, and with several devices their split."""
-        return ["n_gpu_layers"] + (["tensor_split"] if len(self.devices) > 1 else [])
+        """What every answer searched: the layers, and with several devices and no -ts their split."""
+        return ["n_gpu_layers"] + (["tensor_split"] if len(self.devices) > 1 and not self.user_split else [])
 
     def moe_at(self, m: int) -> PlacementFlags:
         return dataclasses.replace(self.at, n_cpu_moe=m)
@@ -185,33 +209,61 @@ class SplitSearch:
                 best = counts
         return best
 
+    def every_layer(self, at: PlacementFlags, how: str) -> PlacementFlags | None:
+        """Every layer on the devices at ``at`` (its experts as ``at`` says) within the budgets by
+        ``how``, split by the search or the user; None when no split of them fits."""
+        if self.user_split:
+            return self.ngl(at, self.n + 1) if self.fits(self.ngl(at, self.n + 1), how) else None
+        counts = self.fill(at, how)
+        return self.split(at, counts) if sum(counts) == self.n + 1 else None
+
+    def most_layers(self, at: PlacementFlags) -> PlacementFlags | None:
+        """The most layers on the devices within the budgets by the dry run (``best_fill``, or -ngl with
+        the user's -ts); None when not even one fits."""
+        if self.user_split:
+            x = self._most(0, self.n + 1, lambda x, how: self.fits(self.ngl(at, x), how))
+            return self.ngl(at, x) if x > 0 else None
+        counts = self.best_fill(at)
+        return self.split(at, counts) if sum(counts) else None
+
     def _targets(self, d: int) -> list[str]:
         """Where part of a layer on device d may go: host memory, or the next device (llama.cpp's
         ``overflow_bufts``)."""
         return [CPU] + ([self.devices[d + 1].buft] if d + 1 < len(self.devices) else [])
 
-    def steps(self, at: PlacementFlags, counts: tuple[int, ...]) -> list[PlacementFlags]:
-        """The placements one step above ``split(at, counts)``: the next layer whole on a device that
-        can take it without moving the others (the first holding layers, or one before it), or in part
-        (its attention there, part of its FFN in host memory or on the next device); for a MoE model
-        with some offloaded layers' experts on the host, the last of those layers' experts back on the
-        devices, whole or in part."""
+    def _wholes(self, rung: PlacementFlags, counts: tuple[int, ...]) -> list[PlacementFlags]:
+        """``rung`` with one more whole layer on the devices: with the search's split, on a device that
+        can take it without moving the others (the first holding layers, or one before it); with the
+        user's, -ngl one more (llama.cpp's split points then place it, and may move others)."""
+        if self.user_split:
+            return [self.ngl(rung, sum(counts) + 1)]
+        first = next((d for d, c in enumerate(counts) if c), len(counts) - 1)
+        out = []
+        for d in range(first + 1):
+            trial = list(counts)
+            trial[d] += 1
+            out.append(self.split(rung, trial))
+        return out
+
+    def steps(self, rung: PlacementFlags) -> list[PlacementFlags]:
+        """The placements one step above ``rung``: the next layer whole on the devices (``_wholes``) or
+        in part (its attention there, part of its FFN in host memory or on the next device); for a MoE
+        model with some offloaded layers' experts on the host, the last of those layers' experts back
+        on the devices, whole or in part."""
         out: list[PlacementFlags] = []
+        counts = layers_per_device(self.n, rung, self.devices)
         start = self.n + 1 - sum(counts)
-        first = next((d for d, c in enumerate(counts) if c), None)
-        if first is not None and start > 0:
+        if sum(counts) and start > 0:
             il = start - 1  # the layer before the first offloaded one: never the output layer
-            for d in range(first + 1):
-                trial = list(counts)
-                trial[d] += 1
-                whole = self.split(at, trial)
+            for whole in self._wholes(rung, counts):
+                d = _device_of(self.n, whole, self.devices, il)
                 out.append(whole)
                 for fraction in DENSE_FRACTIONS + ((LAYER_FRACTION_MOE,) if self.moe else ()):
                     out += [_moved(whole, il, fraction, t) for t in self._targets(d)]
-        m = at.n_cpu_moe
-        if self.moe and m > start and first is not None:
+        m = rung.n_cpu_moe
+        if self.moe and m > start and sum(counts):
             il = m - 1
-            back = self.split(dataclasses.replace(at, n_cpu_moe=m - 1), counts)
+            back = dataclasses.replace(rung, n_cpu_moe=m - 1)
             d = _device_of(self.n, back, self.devices, il)
             out.append(back)
             for fraction in EXPERT_FRACTIONS:
@@ -228,31 +280,27 @@ class SplitSearch:
         searched = self.searched_base()
         answer = None
         if self.moe:
-            places = lambda x, how: sum(self.fill(self.moe_at(n - x), how)) == n + 1  # noqa: E731
+            places = lambda x, how: self.every_layer(self.moe_at(n - x), how) is not None  # noqa: E731
             if (x := self._most(0, n, places)) >= 0:  # every layer on the devices, the fewest experts on the host
-                answer = self.split(self.moe_at(n - x), self.fill(self.moe_at(n - x), REAL))
+                answer = self.every_layer(self.moe_at(n - x), REAL)
                 searched.remove("n_gpu_layers")  # every layer is on the devices: only the experts moved
             searched.append("n_cpu_moe")
         if answer is None:
-            at = self.moe_at(n) if self.moe else self.at
-            counts = self.best_fill(at)
-            if not sum(counts):
+            answer = self.most_layers(self.moe_at(n) if self.moe else self.at)
+            if answer is None:
                 return None
             if self.moe:  # the layers on the devices may take some of their experts back
-                x = self._most(0, n, lambda x, how: self.fits(self.split(self.moe_at(n - x), counts), how))
-                at = self.moe_at(n - max(x, 0))
-            answer = self.split(at, counts)
-        counts = layers_per_device(n, answer, self.devices)
-        base = dataclasses.replace(answer, n_gpu_layers=0, tensor_split=())
-        size = self.on_devices(answer)
-        above = sorted((f for f in self.steps(base, counts) if self.on_devices(f) > size), key=self.on_devices)
-        chosen = next((f for f in reversed(above)
-                       if self.fits(f, BARE) and self.judge.fits(f, REAL, host=True)), None)
-        if chosen is not None:
-            answer, size = chosen, self.on_devices(chosen)
-            if len(chosen.overrides) > len(self.at.overrides):
+                rung = answer
+                x = self._most(0, n, lambda x, how: self.fits(dataclasses.replace(rung, n_cpu_moe=n - x), how))
+                answer = dataclasses.replace(rung, n_cpu_moe=n - max(x, 0))
+        above = sorted((f for f in self.steps(answer) if self.order(f) > self.order(answer)), key=self.order)
+        i = next((i for i in reversed(range(len(above)))
+                  if self.fits(above[i], BARE) and self.judge.fits(above[i], REAL, host=True)), -1)
+        if i >= 0:
+            answer = above[i]
+            if len(answer.overrides) > len(self.at.overrides):
                 searched.append("override_tensor")
-        nxt = next((f for f in above if self.on_devices(f) > size), None)
+        nxt = above[i + 1] if i + 1 < len(above) else None
         return SplitAnswer(answer, nxt, ",".join(searched), placement_words(nxt, self.at) if nxt is not None else "")
 
 def _moved(flags: PlacementFlags, il: int, fraction: str, buft: str) -> PlacementFlags:
