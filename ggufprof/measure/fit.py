@@ -61,7 +61,7 @@ from ..memory.settings import CTX_PAD, UINT32_MAX, KVSettings
 from ..model.model_info import ModelInfo
 from ..results.run_settings import RunSettings
 from .dry_run import DryRun, cross_check
-from .split_search import BARE, GUESS, REAL, Judge, SplitSearch, last_true
+from .split_search import BARE, GUESS, REAL, Held, Judge, KnownCompute, SplitSearch, last_true
 from .sweep import default_threads, measure_one
 from .workers import Progress
 
@@ -185,36 +185,6 @@ def has_experts(model: ModelInfo) -> bool:
     return any(pattern.search(t.name) for t in model.tensors)
 
 
-def search_from(guess: int, lo: int, hi: int, test: Callable[[int], bool]) -> int:
-    """The largest x in [lo, hi] with ``test(x)``, for a test that holds up to some x and not beyond;
-    ``lo - 1`` when it holds nowhere. Starts at ``guess`` (the prediction with the compute buffers of
-    a placement already asked: usually the answer or next to it) and gallops up or down from it
-    (1, 2, 4, ... away) before a binary search in the last gap, so that the expensive test (a
-    dry-run load per x) is asked about twice when the guess is right: the answer and its next step,
-    which the answer needs anyway."""
-    x = min(max(guess, lo), hi)
-    if test(x):
-        a, b, step = x, hi + 1, 1  # a holds; b does not (hi + 1: beyond the range)
-        while a + step < b:
-            y = a + step
-            if not test(y):
-                b = y
-                break
-            a, step = y, step * 2
-    else:
-        a, b, step = lo - 1, x, 1  # lo - 1: nothing found yet
-        while b - step >= lo:
-            y = b - step
-            if test(y):
-                a = y
-                break
-            b, step = y, step * 2
-    while b - a > 1:
-        mid = (a + b) // 2
-        a, b = (mid, b) if test(mid) else (a, mid)
-    return a
-
-
 class Fitter:
     """The search for one model, budget and settings; one dry-run worker answers every step.
 
@@ -247,6 +217,8 @@ class Fitter:
             self.flags = self.dry.placement = dataclasses.replace(self.flags, n_gpu_layers=0)
         self._memo: dict[tuple, tuple[MemoryPrediction, Placement, list[DeviceFootprint]]] = {}
         self._predicted: dict[KVSettings, MemoryPrediction] = {}  # bare()'s predictions, one per settings
+        self._bare: dict[tuple, tuple[Placement, list[DeviceFootprint]]] = {}  # bare()'s answers, by (settings, flags)
+        self._known: dict[KVSettings, KnownCompute] = {}  # the dry run's compute buffers, per settings: the guess
         # told of each configuration asked of the dry run (a progress display)
         self.on_step: Callable[[KVSettings, PlacementFlags], None] | None = None
 
@@ -260,9 +232,23 @@ class Fitter:
 
     def bare(self, s: KVSettings, flags: PlacementFlags) -> list[DeviceFootprint]:
         """The footprint without compute buffers: the prediction alone (pure Python, no llama.cpp)."""
-        if (pred := self._predicted.get(s)) is None:
-            pred = self._predicted[s] = predict(self.model, s)
-        return footprint(self.model, pred, self._place(pred, flags), {})
+        return self._placed_bare(s, flags)[1]
+
+    def _placed_bare(self, s: KVSettings, flags: PlacementFlags) -> tuple[Placement, list[DeviceFootprint]]:
+        if (key := (s, flags)) not in self._bare:
+            if (pred := self._predicted.get(s)) is None:
+                pred = self._predicted[s] = predict(self.model, s)
+            placement = self._place(pred, flags)
+            self._bare[key] = placement, footprint(self.model, pred, placement, {})
+        return self._bare[key]
+
+    def guess(self, s: KVSettings, flags: PlacementFlags) -> list[DeviceFootprint]:
+        """The footprint with each device's compute buffer guessed from the dry runs already asked at
+        ``s`` (split_search.KnownCompute, by what the device holds), not asked of llama.cpp."""
+        placement, devs = self._placed_bare(s, flags)
+        known = self._known.get(s) or KnownCompute(self.n_layer)
+        return [dataclasses.replace(d, compute_bytes=known.guess(d.device, Held.of(placement, flags, d.device)))
+                for d in devs]
 
     def _place(self, pred: MemoryPrediction, flags: PlacementFlags) -> Placement:
         return place(self.model, pred, offload_kqv=self.offload_kqv, cpu_bufts=self.cpu_bufts, flags=flags,
@@ -284,8 +270,12 @@ class Fitter:
             except GgufprofError as e:
                 raise GgufprofError(f"fit tried n_ctx {s.ctx_size:,} ({s.cache_type_k}/{s.cache_type_v}, "
                                     f"{s.parallel} sequence(s)): {e}") from None
-            placement = self._place(pred, flags)
-            self._memo[key] = (pred, placement, footprint(self.model, pred, placement, dry.compute_bytes))
+            placement = self._placed_bare(s, flags)[0]
+            devs = footprint(self.model, pred, placement, dry.compute_bytes)
+            self._memo[key] = (pred, placement, devs)
+            known = self._known.setdefault(s, KnownCompute(self.n_layer))
+            for d in devs:
+                known.learn(d.device, Held.of(placement, flags, d.device), d.compute_bytes)
         pred, _, devs = self._memo[key]
         return pred, devs
 
@@ -332,13 +322,11 @@ class Fitter:
         except GgufprofError as e:
             return FitResult(tk, tv, 0, note=str(e), placement=full)
 
-    def judge(self, s: KVSettings, known: PlacementFlags) -> Judge:
-        """Placements at ``s`` judged against the budget (split_search.Judge): the guess adds the compute
-        buffers of the placement ``known``, already asked of the dry run."""
-        compute = {d.device: d.compute_bytes for d in self.total(s, known)[1]}
-        return Judge({BARE: lambda f: self.bare(s, f), REAL: lambda f: self.total(s, f)[1],
-                      GUESS: lambda f: [dataclasses.replace(d, compute_bytes=compute.get(d.device, 0))
-                                        for d in self.bare(s, f)]}, self.budget.over)
+    def judge(self, s: KVSettings) -> Judge:
+        """Placements at ``s`` judged against the budget (split_search.Judge): the prediction alone, the
+        guess (``guess``), the dry run (``total``)."""
+        return Judge({BARE: lambda f: self.bare(s, f), GUESS: lambda f: self.guess(s, f),
+                      REAL: lambda f: self.total(s, f)[1]}, self.budget.over)
 
     def _answer(self, s: KVSettings, flags: PlacementFlags, searched: str, devs: list[DeviceFootprint], *,
                 limited_by: dict, next_step: str = "", next_total: dict | None = None,
@@ -363,7 +351,7 @@ class Fitter:
         user_moe = self.flags.cpu_moe or self.flags.n_cpu_moe
         at = dataclasses.replace(full, tensor_split=self.flags.tensor_split)  # the user's -ts, or none: the search's
         search = SplitSearch(self.n_layer, self.devices, at, moe=has_experts(self.model) and not user_moe,
-                             judge=self.judge(s, full), search_from=search_from)
+                             judge=self.judge(s))
         found = search.solve()
         if found is None:
             nothing = dataclasses.replace(at, n_gpu_layers=0)
