@@ -25,12 +25,16 @@ Two searches, both exact (the answer fits; the next step is over, by llama.cpp's
   devices by free memory is written as the layer counts it gives, so that the command reproduces it
   on any machine.
 
-Each step asks llama.cpp's dry run for the compute buffers (~3 ms a context, nothing allocated) and
+Each step asks llama.cpp's dry run for the compute buffers (a context: ms, nothing allocated) and
 checks its KV sizes against the prediction. A placement needs the model loaded with it (a dry-run
-load, ~10-100x a context): before asking the dry run anything, the prediction alone (everything
-but the compute buffers, which only add) bounds each search, and the dry run is asked from that
-prediction plus the compute buffers already known, galloping from there (``search_from``): one or two loads per answer where the compute buffers are small.
-Every (placement, settings) answer is kept, so the next step and the other cache types reuse them.
+load: ~0.3 s for a 30B MoE's header, ~5x its context): before asking the dry run anything, the
+prediction alone (everything but the compute buffers, which only add) bounds each search, and the
+dry run is asked where the guess puts the answer -- the prediction plus the compute buffers the
+dry run already gave for what each device holds (split_search.KnownCompute) -- so that a count
+costs about two questions when the guess is right, the answer and its next step. Every (placement,
+settings) answer is kept, so the next step and the other cache types reuse them, and the dry run's
+worker keeps the models it loaded, so a placement asked again at another cache type or -ub costs a
+context, not a load.
 
 When the compute buffer is what stops the answer (a 262k-token vocabulary at n_ubatch 512), the
 same search at ``-ub`` 256, 128 and 64 gives an alternative answer, reported beside the user's

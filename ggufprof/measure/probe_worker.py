@@ -41,7 +41,7 @@ from .llama_ctx import LlamaModel, backend_devices, warm_up
 from .workers import serve
 
 
-KEPT_MODELS = 16  # dry-run models kept loaded at most ...
+KEPT_MODELS = 64  # dry-run models kept loaded at most ...
 KEPT_BYTES = 512 << 20  # ... and the resident memory they may take (a 152k-token vocabulary: ~22 MiB each)
 
 

@@ -28,8 +28,10 @@ The order is llama.cpp's own fit (common/fit.cpp, ``common_params_fit_impl``):
 
 Where llama.cpp's fit measures each guess with a dry-run load (``get_memory_for_layers``), this search
 bounds each step with the prediction alone (everything but the compute buffers, which only add),
-guesses with the compute buffers of the placement already asked, and confirms with the dry run
-(fit.py's ``search_from``), so that a few loads settle each device.
+guesses with the compute buffers the dry run gave for what each device holds (``KnownCompute``),
+and asks the dry run where the guess puts each answer (``most``) and, above the rung, only of the
+steps the guess lets through and of the step right above the answer (``highest``). Every answer is
+exact whatever the guess said: it fits by the dry run, and its next step is over by it.
 """
 
 from __future__ import annotations
