@@ -449,12 +449,13 @@ def placement_args(p: PlacementFlags) -> list[str]:
 def placement_words(p: PlacementFlags, chosen_over: PlacementFlags | None = None) -> str:
     """A placement in a few of llama.cpp's words, for tables and next steps (the command to run has
     every flag: placement_args): -ngl, -ts, -cmoe, -ncmoe and -ot. ``chosen_over``: the flags the user
-    gave, of which only what a search chose is said -- their -cmoe and -ot entries left out, and -ngl
-    all when it was already theirs (an empty answer then says -ngl all)."""
+    gave, of which only what a search chose is said -- their -cmoe and -ot entries and their -ts left
+    out, and -ngl all when it was already theirs (an empty answer then says -ngl all)."""
     keep = 0 if chosen_over is None else len(chosen_over.overrides)
     ngl = not (chosen_over is not None and p.n_gpu_layers == chosen_over.n_gpu_layers == ALL_GPU_LAYERS)
+    ts = any(p.tensor_split) and (chosen_over is None or p.tensor_split != chosen_over.tensor_split)
     words = [f"-ngl {ngl_text(p.n_gpu_layers)}"] if ngl else []
-    words += ["-ts " + ",".join(f"{v:g}" for v in p.tensor_split)] if any(p.tensor_split) else []
+    words += ["-ts " + ",".join(f"{v:g}" for v in p.tensor_split)] if ts else []
     words += ["-cmoe"] if p.cpu_moe and chosen_over is None else []
     words += [f"-ncmoe {p.n_cpu_moe}"] if p.n_cpu_moe else []
     words += ["-ot " + ",".join(f"{pat}={buft}" for pat, buft in p.overrides[keep:])] if p.overrides[keep:] else []

@@ -7,7 +7,11 @@ run for the compute buffers, the prediction for the rest), and both tools' wall 
 process, as a user runs it). Then ``estimate --total`` against ``llama-fit-params --fit-print`` for one
 configuration (median of 5).
 
-    python scripts/bench_fit_placement.py [--bin DIR] [--md FILE]
+    python scripts/bench_fit_placement.py [--bin DIR] [--md FILE] [--shaped]
+
+``--shaped`` adds a second table on Qwen3-30B-A3B's shape (scripts/make_shaped.py: the real header,
+zero weights, a sparse file written once into ~/.cache/ggufprof/shaped/), where a dry-run load costs
+~0.3 s instead of ~10 ms, so the search's loads, not Python, set its time.
 
 The budget: llama-fit-params reads each device's free memory (an rpc-server reports host RAM) and
 keeps ``--fit-target`` MiB of it free; it is given free - budget, its log says the free memory it
@@ -40,7 +44,7 @@ ANSWER = re.compile(r"^(-c \d+ .*)$", re.M)
 
 HEADER = """# fit beside llama-fit-params on rpc-servers (scripts/bench_fit_placement.py)
 
-Two ggml-rpc-servers on 127.0.0.1 (this 2-core VM, shared), the pinned llama.cpp tools build; both tools given the same per-device budget (llama-fit-params: --fit-target = the free memory it reads - budget; ggufprof fit: that many bytes, --margin 0), the same -c and cache type, and neither a -ts: each chooses its own split (integer layer counts per device) and may move part of a layer (-ot of part of one layer's FFN, to the host or the next device). "on devices MiB": the answer's totals on the rpc-servers (weights, KV, compute buffers) by the exact prediction (estimate --total of that answer: llama.cpp's dry run for the compute buffers); "within?": each device's total against its budget; "next step over?": ggufprof's next step (one more layer, whole or in part, or one fewer expert layer on the host) over a budget by the same prediction; "≥?": ggufprof keeps at least as many bytes on the devices as llama-fit-params. Wall time: each tool as a fresh process.
+Two ggml-rpc-servers on 127.0.0.1 (this 2-core VM, shared), the pinned llama.cpp tools build; both tools given the same per-device budget (llama-fit-params: --fit-target = the free memory it reads - budget; ggufprof fit: that many bytes, --margin 0), the same -c and cache type, and neither a -ts: each chooses its own split (integer layer counts per device) and may move part of a layer (-ot of part of one layer's FFN, to the host or the next device). "on devices MiB": the answer's totals on the rpc-servers (weights, KV, compute buffers) by the exact prediction (estimate --total of that answer: llama.cpp's dry run for the compute buffers); "within?": each device's total against its budget; "next step over?": ggufprof's next step (one more layer, whole or in part, or one fewer expert layer on the host) over a budget by the same prediction; "loads": the dry-run loads of the model ggufprof's search took (--json's dry_run_loads); "≥?": ggufprof keeps at least as many bytes on the devices as llama-fit-params. Wall time: each tool as a fresh process.
 """
 
 # (label, model, context, cache type, servers, budget MiB per server)
@@ -59,6 +63,23 @@ CASES = [
     ("MoE, 2 devices", SUITE / "llama4-moe.gguf", 4096, "f16", 2, (20, 16)),
     ("dense, 2 devices", SUITE / "llama-dense.gguf", 8192, "f16", 2, (12, 12)),
 ]
+
+
+SHAPED = Path.home() / ".cache/ggufprof/shaped"
+SHAPED_CASES = [
+    ("MoE 30B shape, 1 device", SHAPED / "qwen3moe-30b-a3b.gguf", 8192, "f16", 1, (8192,)),
+    ("MoE 30B shape, 2 devices", SHAPED / "qwen3moe-30b-a3b.gguf", 8192, "f16", 2, (6144, 4096)),
+]
+TABLE = ["| case | model | -c | K/V | budget MiB | llama-fit-params | on devices MiB | within? | s | ggufprof fit | "
+         "on devices MiB | within? | next step over? | s | loads | ≥? |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+
+def shaped(path: Path) -> None:
+    """The header-only model written by scripts/make_shaped.py, once."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(ROOT / "scripts/make_shaped.py"), path.stem, str(path)], check=True,
+                       capture_output=True)
 
 
 def env(bin_dir: Path) -> dict[str, str]:
@@ -133,63 +154,75 @@ def short(placement: list[str]) -> str:
     return " ".join(p if len(p) < 40 else p[:37] + "..." for p in placement)
 
 
+def row(bin_dir: Path, e: dict, eps: list[str], label: str, model: Path, ctx: int, t: str, n: int,
+        budget: tuple[int, ...]) -> str:
+    """One case: both tools' answers, their totals on the devices by the exact prediction, their times."""
+    rpc = eps[:n]
+    free = free_mib(bin_dir, e, model, rpc)
+    fitt = [f - b for f, b in zip(free, budget)]
+    lf, lsecs = timed([str(bin_dir / "llama-fit-params"), "-m", str(model), "--rpc", ",".join(rpc),
+                       "-c", str(ctx), "-ctk", t, "-ctv", t, "-fitt", ",".join(map(str, fitt)), "-v"], e)
+    read = {ep: int(f) for _, ep, f in FREE_DEV.findall(lf.stderr)}  # what this run of it read
+    seen = [read.get(ep, f) for ep, f in zip(rpc, free)]
+    limit = [(s - f) * MiB for s, f in zip(seen, fitt)]  # the bytes llama.cpp's fit had
+    m = ANSWER.search(lf.stdout)
+    base = ["--rpc", ",".join(rpc)]
+    if m:
+        lp = base + llama_placement(m.group(1))
+        lt = totals(e, model, ctx, t, lp)
+        devs = [d for d in lt if d.startswith("RPC")]
+        l_ok = all(lt[d] <= lim for d, lim in zip(devs, limit))
+        l_answer = short(llama_placement(m.group(1)))
+        l_dev = f"{sum(lt[d] for d in devs) / MiB:.2f}"
+    else:
+        l_dev = "-"
+        l_ok, l_answer = None, "(no answer: " + (lf.stderr.strip().splitlines() or ["?"])[-1][-60:] + ")"
+    vram = ",".join(f"{lim}B" for lim in limit)
+    rows, gsecs = ggufprof(e, "fit", str(model), "--vram", vram, "--margin", "0MiB", "-c", str(ctx), "-ct", t, *base)
+    (r,) = rows
+    if r["ctx_size"]:
+        cmd = shlex.split(r["command"]["llama-server"])  # it quotes -ot values
+        gp = cmd[cmd.index("-ngl"):cmd.index("--fit")]  # every placement flag of the answer, --rpc included
+        gt = totals(e, model, ctx, t, gp)
+        devs = [d for d in gt if d.startswith("RPC")]
+        g_ok = all(gt[d] <= lim for d, lim in zip(devs, limit))
+        nxt = r["next_step_total_bytes"]
+        over = any(nxt.get(d, 0) > lim for d, lim in zip(devs, limit)) if nxt else None
+        g_answer = " ".join(x for x in gp if x != "--rpc" and not x.startswith("127.0.0.1"))
+        g_dev = f"{sum(gt[d] for d in devs) / MiB:.2f}"
+    else:
+        g_dev = "-"
+        g_ok, over, g_answer = None, None, "nothing fits: " + r["note"][:50]
+    return (f"| {label} | {model.stem} | {ctx} | {t} | {'/'.join(map(str, budget))} | {l_answer} | {l_dev} | "
+            f"{'-' if l_ok is None else 'yes' if l_ok else '**NO**'} | {lsecs:.2f} | {g_answer} | {g_dev} | "
+            f"{'-' if g_ok is None else 'yes' if g_ok else '**NO**'} | "
+            f"{'-' if over is None else 'yes' if over else 'no'} | {gsecs:.2f} | {r['dry_run_loads']} | "
+            f"{'-' if '-' in (l_dev, g_dev) else 'yes' if float(g_dev) >= float(l_dev) else '**NO**'} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", type=Path, default=DEFAULT_BIN)
     ap.add_argument("--md", type=Path)
+    ap.add_argument("--shaped", action="store_true", help="also Qwen3-30B-A3B's shape (make_shaped.py), a table of its own")
     args = ap.parse_args()
     e = env(args.bin)
     procs, eps = start_servers(args.bin, 2)
-    lines = ["| case | model | -c | K/V | budget MiB | llama-fit-params | on devices MiB | within? | s | ggufprof fit | "
-             "on devices MiB | within? | next step over? | s | ≥? |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = list(TABLE)
     try:
-        for label, model, ctx, t, n, budget in CASES:
-            if not model.exists():
-                print(f"skipped {model}: missing", file=sys.stderr)
+        for case in CASES:
+            if not case[1].exists():
+                print(f"skipped {case[1]}: missing", file=sys.stderr)
                 continue
-            rpc = eps[:n]
-            free = free_mib(args.bin, e, model, rpc)
-            fitt = [f - b for f, b in zip(free, budget)]
-            lf, lsecs = timed([str(args.bin / "llama-fit-params"), "-m", str(model), "--rpc", ",".join(rpc),
-                               "-c", str(ctx), "-ctk", t, "-ctv", t, "-fitt", ",".join(map(str, fitt)), "-v"], e)
-            read = {ep: int(f) for _, ep, f in FREE_DEV.findall(lf.stderr)}  # what this run of it read
-            seen = [read.get(ep, f) for ep, f in zip(rpc, free)]
-            limit = [(s - f) * MiB for s, f in zip(seen, fitt)]  # the bytes llama.cpp's fit had
-            m = ANSWER.search(lf.stdout)
-            base = ["--rpc", ",".join(rpc)]
-            if m:
-                lp = base + llama_placement(m.group(1))
-                lt = totals(e, model, ctx, t, lp)
-                devs = [d for d in lt if d.startswith("RPC")]
-                l_ok = all(lt[d] <= lim for d, lim in zip(devs, limit))
-                l_answer = short(llama_placement(m.group(1)))
-                l_dev = f"{sum(lt[d] for d in devs) / MiB:.2f}"
-            else:
-                l_dev = "-"
-                l_ok, l_answer = None, "(no answer: " + (lf.stderr.strip().splitlines() or ["?"])[-1][-60:] + ")"
-            vram = ",".join(f"{lim}B" for lim in limit)
-            rows, gsecs = ggufprof(e, "fit", str(model), "--vram", vram, "--margin", "0MiB", "-c", str(ctx),
-                                   "-ct", t, *base)
-            (row,) = rows
-            if row["ctx_size"]:
-                cmd = shlex.split(row["command"]["llama-server"])  # it quotes -ot values
-                gp = cmd[cmd.index("-ngl"):cmd.index("--fit")]  # every placement flag of the answer, --rpc included
-                gt = totals(e, model, ctx, t, gp)
-                devs = [d for d in gt if d.startswith("RPC")]
-                g_ok = all(gt[d] <= lim for d, lim in zip(devs, limit))
-                nxt = row["next_step_total_bytes"]
-                over = any(nxt.get(d, 0) > lim for d, lim in zip(devs, limit)) if nxt else None
-                g_answer = " ".join(x for x in gp if x != "--rpc" and not x.startswith("127.0.0.1"))
-                g_dev = f"{sum(gt[d] for d in devs) / MiB:.2f}"
-            else:
-                g_dev = "-"
-                g_ok, over, g_answer = None, None, "nothing fits: " + row["note"][:50]
-            lines.append(f"| {label} | {model.stem} | {ctx} | {t} | {'/'.join(map(str, budget))} | {l_answer} | {l_dev} | "
-                         f"{'-' if l_ok is None else 'yes' if l_ok else '**NO**'} | {lsecs:.2f} | {g_answer} | {g_dev} | "
-                         f"{'-' if g_ok is None else 'yes' if g_ok else '**NO**'} | "
-                         f"{'-' if over is None else 'yes' if over else 'no'} | {gsecs:.2f} | "
-                         f"{'-' if '-' in (l_dev, g_dev) else 'yes' if float(g_dev) >= float(l_dev) else '**NO**'} |")
+            lines.append(row(args.bin, e, eps, *case))
             print(lines[-1], flush=True)
+        if args.shaped:
+            lines += ["", "Qwen3-30B-A3B's shape (scripts/make_shaped.py: its header, zero weights; a dry-run load ~0.3 s):",
+                      "", *TABLE]
+            for case in SHAPED_CASES:
+                shaped(case[1])
+                lines.append(row(args.bin, e, eps, *case))
+                print(lines[-1], flush=True)
         # estimate --total against llama-fit-params --fit-print for one configuration
         model, rpc = ROOT / "fixtures/gemma3-swa.gguf", eps[:1]
         est, fp = [], []

@@ -14,6 +14,7 @@ from ggufprof.memory.settings import KVSettings
 from ggufprof.results.llama_log import parse_log
 
 from .conftest import QUANTIZED_FIXTURES, fixture_path
+from .rpc_rig import rpc_rig  # noqa: F401 (the fixture)
 
 SETTINGS = KVSettings(ctx_size=2048, swa_full=False)
 
@@ -58,3 +59,22 @@ def test_a_prestarted_worker_is_taken_only_in_the_environment_it_was_started_in(
         assert fresh.env["LLAMA_CPP_LIB_PATH"] == os.fspath(fixture_path("nowhere").parent)
     finally:
         fresh.close(kill=True)
+
+
+def test_a_placement_loaded_before_is_kept_not_loaded_again(rpc_rig):
+    """The probe keeps its dry-run models: going back to a placement it loaded creates the context on
+    that model (no load counted), and the context is the same as the first time -- here gemma3-swa's
+    compute buffers with 2 and with 4 layers on an rpc-server, which differ."""
+    from ggufprof.memory.placement import PlacementFlags
+
+    two, four = (PlacementFlags(n_gpu_layers=n, rpc=rpc_rig.endpoints[:1]) for n in (2, 4))
+    with DryRun(fixture_path("gemma3-swa"), placement=two) as dry:
+        first = {2: dry.ask(SETTINGS).log.compute_buffers_mib}
+        dry.load(four)
+        first[4] = dry.ask(SETTINGS).log.compute_buffers_mib
+        assert dry.loads == 2
+        for again in (two, four, two):
+            dry.load(again)
+            assert dry.ask(SETTINGS).log.compute_buffers_mib == first[again.n_gpu_layers]
+        assert dry.loads == 2
+    assert first[2] != first[4]

@@ -117,22 +117,114 @@ def test_moe_experts_move_to_the_host_first(rpc_rig):
 
 
 def test_two_servers_each_with_its_own_budget(rpc_rig):
-    """--vram A,B: one budget per rpc-server in llama.cpp's device order, -ts 1,1; the answer is
-    within both by the exact prediction and the next layer is over one of them."""
+    """--vram A,B: one budget per rpc-server in llama.cpp's device order, -ts 1,1 (kept); the answer is
+    within both by the exact prediction and its next step is over one of them. Here every layer on
+    the servers is over the second only by its compute buffer, which pipeline parallelism enlarges
+    (llama_context turns it on for every layer on several devices without -ot): part of layer 0's FFN
+    moved to the second server (an -ot) turns it off, and that fits."""
     model, rpc = str(fixture_path("gemma3-swa")), ",".join(rpc_rig.endpoints)
     first, second = rpc_rig.buffer_types()
     place = ["--rpc", rpc, "-ts", "1,1"]
     full = totals(model, 8192, [*place, "-ngl", "all"])
     budgets = {first: full[first] + 4 * MIB, second: full[second] - 1}  # the second server binds
     (row,) = fit(model, "--vram", f"{budgets[first]}B,{budgets[second]}B", *place, "-ct", "f16")
-    ngl = row["placement"]["n_gpu_layers"]
-    assert row["budget"]["per_device"] == budgets and 0 <= ngl < 9, row
-    answer = totals(model, 8192, [*place, "-ngl", str(ngl)])
-    nxt = totals(model, 8192, [*place, "-ngl", str(ngl + 1)])
-    assert all(answer[d] <= budgets[d] for d in budgets) and any(nxt[d] > budgets[d] for d in budgets)
-    assert "-ts 1,1" in row["command"]["llama-server"]
+    p = row["placement"]
+    assert row["budget"]["per_device"] == budgets and p["tensor_split"] == [1.0, 1.0], row
+    assert p["n_gpu_layers"] == -1 and [o[0][:8] for o in p["overrides"]] == [r"blk\.0\."], p
+    answer = totals(model, 8192, _placement_of(row["command"]["llama-server"]))
+    nxt = totals(model, 8192, [*place, *shlex.split(row["next_step"])])
+    assert all(answer[d] <= budgets[d] for d in budgets) and any(nxt[d] > budgets[d] for d in budgets), (row, nxt)
+    assert nxt == row["next_step_total_bytes"] and "-ts 1,1" in row["command"]["llama-server"]
     r = runner.invoke(app, ["fit", model, "--vram", "1GiB,1GiB,1GiB", *place])
     assert r.exit_code == 2 and "3 sizes for 2 offload device(s)" in r.stderr
+
+
+def _rpc_totals(model: str, ctx: int, placement: list[str]) -> dict[str, int]:
+    """estimate --total on the rpc-servers only (bytes per server)."""
+    return {d: b for d, b in totals(model, ctx, placement, "-ct", "f16").items() if d.startswith("RPC")}
+
+
+def test_a_user_split_gets_part_of_one_more_layer(rpc_rig):
+    """-ts 1,1 given (proportions: llama.cpp splits however many layers -ngl offloads by them): the
+    search moves -ngl and then, as without -ts, part of one more layer. gemma3-swa's layer 5 (its one
+    full-attention layer) is over the first server's budget whole at -ngl 4 and within it with part of
+    its FFN elsewhere: the answer is -ngl 4 with that -ot, keeping -ts 1,1 as given (not layer counts),
+    within both budgets by the exact prediction, its next step over one -- and more on the servers
+    than -ngl 3, which the -ts search answered before it had the partial step."""
+    model, rpc = str(fixture_path("gemma3-swa")), ",".join(rpc_rig.endpoints)
+    first, second = rpc_rig.buffer_types()
+    place = ["--rpc", rpc, "-ts", "1,1"]
+    whole = _rpc_totals(model, 8192, [*place, "-ngl", "4"])
+    part = _rpc_totals(model, 8192, [*place, "-ngl", "4", "-ot", r"blk\.5\.ffn_(gate|up|gate_up|down).*=CPU"])
+    assert part[first] < whole[first], (part, whole)  # the FFN's weights and its share of the compute buffer
+    budgets = {first: (part[first] + whole[first]) // 2, second: whole[second] + 4 * MIB}
+    (row,) = fit(model, "--vram", f"{budgets[first]}B,{budgets[second]}B", *place, "-ct", "f16")
+    p = row["placement"]
+    assert row["ctx_size"] == 8192 and row["searched"] == "n_gpu_layers,override_tensor", row
+    assert p["tensor_split"] == [1.0, 1.0] and p["n_gpu_layers"] == 4 and len(p["overrides"]) == 1, p
+    assert p["overrides"][0][0].startswith(r"blk\.5\.ffn_"), p  # the layer -ngl 4 adds, in part
+    placement = _placement_of(row["command"]["llama-server"])
+    assert placement[placement.index("-ts") + 1] == "1,1" and "-ot" in placement
+    answer = _rpc_totals(model, 8192, placement)
+    assert answer == {d["device"]: d["total_bytes"] for d in row["devices"] if d["device"].startswith("RPC")}
+    assert all(answer[d] <= b for d, b in budgets.items()), (answer, budgets)
+    nxt = _rpc_totals(model, 8192, [*place, *shlex.split(row["next_step"])])  # what the search chose: not the -ts
+    assert "-ts" not in row["next_step"] and any(nxt[d] > b for d, b in budgets.items()), (row["next_step"], nxt)
+    assert sum(answer.values()) > sum(_rpc_totals(model, 8192, [*place, "-ngl", "3"]).values())
+
+
+def test_split_mode_none_gets_part_of_one_more_layer(rpc_rig):
+    """-sm none -mg 1: every offloaded layer on the second server alone (llama.cpp keeps the main
+    device only). At a budget between -ngl 5 whole and -ngl 5 with layer 4's ffn_down on the host,
+    the answer is the latter (the least of a layer llama.cpp's fit moves: LAYER_FRACTION_GATE), its
+    next step -ngl 5 whole; -sm none and -mg 1 stay in the command."""
+    model, rpc = str(fixture_path("gemma3-swa")), ",".join(rpc_rig.endpoints)
+    second = rpc_rig.buffer_types()[1]
+    place = ["--rpc", rpc, "-sm", "none", "-mg", "1"]
+    down = r"blk\.4\.ffn_down.*"
+    whole = _rpc_totals(model, 8192, [*place, "-ngl", "5"])[second]
+    part = _rpc_totals(model, 8192, [*place, "-ngl", "5", "-ot", f"{down}=CPU"])[second]
+    assert part < whole and _rpc_totals(model, 8192, [*place, "-ngl", "4"])[second] < part
+    budget = (part + whole) // 2
+    (row,) = fit(model, "--vram", f"{budget}B", *place, "-ct", "f16")
+    p = row["placement"]
+    assert (p["n_gpu_layers"], p["overrides"], p["split_mode"], p["main_gpu"]) == (5, [[down, "CPU"]], "none", 1), p
+    assert row["next_step"] == "-ngl 5" and row["next_step_total_bytes"][second] == whole > budget, row
+    assert row["devices"][1]["device"] == second and row["devices"][1]["total_bytes"] == part <= budget
+    command = row["command"]["llama-server"]
+    assert "-sm none" in command and "-mg 1" in command and "-ts" not in command, command
+
+
+def test_the_judge_of_a_placement(rpc_rig):
+    """split_search.Judge, on a real dry run: at a budget of exactly a placement's total on its device,
+    the placement fits by every judge; a byte less, the dry run and the guess (whose compute buffers
+    are that placement's own, the one asked) say over while the prediction alone (no compute
+    buffers: a lower bound) still says within. Host memory counts only when asked (``host``)."""
+    from ggufprof.measure.fit import Budget, Fitter
+    from ggufprof.measure.split_search import BARE, GUESS, REAL
+    from ggufprof.memory.placement import PlacementFlags
+    from ggufprof.memory.settings import KVSettings
+    from ggufprof.model.model_info import load_model_info
+
+    info = load_model_info(fixture_path("gemma3-swa"))
+    flags = PlacementFlags(n_gpu_layers=4, rpc=rpc_rig.endpoints[:1])
+    s = KVSettings(ctx_size=8192)
+    dev = rpc_rig.buffer_types()[0]
+    fitter = Fitter(info, s, Budget(vram=1 << 40, margin=0), flags)
+    try:
+        _, devs = fitter.total(s, flags)
+        real = {d.device: d for d in devs}
+        assert real[dev].compute_bytes > 0 and real["CPU"].compute_bytes > 0
+        for budget, verdict in ((real[dev].total_bytes, True), (real[dev].total_bytes - 1, False)):
+            fitter.budget = Budget(host=real["CPU"].total_bytes - 1, vram=budget, margin=0)
+            judge = fitter.judge(s)
+            assert judge.fits(flags, BARE) is True  # weights and KV alone are within
+            assert judge.fits(flags, GUESS) is verdict and judge.fits(flags, REAL) is verdict
+            assert judge.fits(flags, REAL, host=True) is False  # host memory is a byte over
+        fitter.budget = Budget(vram=real[dev].total_bytes - real[dev].compute_bytes - 1, margin=0)
+        assert fitter.judge(s).fits(flags, BARE) is False  # over without compute buffers: over
+    finally:
+        fitter.close()
 
 
 def test_verify_creates_a_partial_offload_answer_on_the_servers(rpc_rig):

@@ -206,3 +206,36 @@ def test_an_extra_buffer_type_it_does_not_size_is_refused():
     pred = predict(m, KVSettings(ctx_size=1024))
     with pytest.raises(GgufprofError, match="CPU_KLEIDIAI buffer.*--no-repack"):
         place(m, pred, cpu_bufts={m.tensors[1].name: "CPU_KLEIDIAI"}, flags=PlacementFlags())
+
+
+def test_an_override_is_searched_only_where_its_literal_head_is():
+    """place() looks for each -ot pattern's literal head before searching it (the -ncmoe patterns,
+    one per layer, against every tensor): the head is text every match holds, so no match is lost --
+    checked against re.search on random patterns and names -- and -ncmoe's have a useful one."""
+    import random
+    import re
+    import warnings
+
+    from ggufprof.memory.placement import LAYER_FRACTION_ATTN, LLM_FFN_EXPS_REGEX, _literal_head, ffn_block_regex
+
+    assert _literal_head(ffn_block_regex(12, LLM_FFN_EXPS_REGEX)) == "blk.12.ffn_"
+    assert _literal_head(ffn_block_regex(3, LAYER_FRACTION_ATTN)) == "blk.3.ffn_"
+    assert [_literal_head(p) for p in ("exps=CPU", "a|b", r"a[(]b|c", r"ab*c", r"\d+x", "(?i)blk")] == \
+        ["exps=CPU", "", "", "a", "", ""]
+    rng = random.Random(7)
+    names = ["".join(rng.choice("abc.|()[]") for _ in range(rng.randint(0, 8))) for _ in range(200)]
+    matched = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "possible nested set": random patterns
+        for _ in range(3000):
+            pattern = "".join(rng.choice(r"ab.|()[]*?\^c") for _ in range(rng.randint(1, 7)))
+            try:
+                rx = re.compile(pattern)
+            except re.error:
+                continue
+            head = _literal_head(pattern)
+            for name in names:
+                if rx.search(name):
+                    matched += 1
+                    assert head in name, (pattern, head, name)
+    assert matched > 10_000

@@ -59,7 +59,7 @@ class DryRun:
         one load then also answers :meth:`cpu_buffer_types`."""
         self.placement = placement or PlacementFlags(n_gpu_layers=n_gpu_layers, repack=repack)
         self.model_path, self.repack = model_path, self.placement.repack
-        self.loads = 0  # dry-run loads of the model in this worker (a placement search counts them)
+        self.loads = 0  # dry-run loads of the model in this worker (a placement search counts them; kept ones not)
         self.worker = take(PROBE)
         self._cpu_bufts: dict[PlacementFlags, dict[str, str]] = {}  # cpu_buffer_types, by cpu_buft_key
         try:
@@ -73,7 +73,7 @@ class DryRun:
         loaded = _result(self.worker.ask({"op": "load", "model": str(self.model_path), "dry_run": True,
                                           "placement": placement.to_dict(), "all_on_cpu": all_on_cpu}),
                          "llama.cpp's dry run")
-        self.loads += 1
+        self.loads += not loaded.get("kept")  # the worker kept this placement's model from before: no load
         if "load_error" in loaded:
             raise GgufprofError(loaded["load_error"])
         self.placement = placement

@@ -8,31 +8,33 @@ Two searches, both exact (the answer fits; the next step is over, by llama.cpp's
   since the footprint (memory/footprint.py: weights, KV, recurrent state, compute, output) grows
   with the context.
 * **The placement** for a context (``-c N``, or the training context) that does not fit with every
-  layer offloaded, when the placement is left to fit and an offload device is budgeted: for a MoE
-  model first the fewest layers whose expert tensors stay in host memory (``--n-cpu-moe N``), then,
-  with every expert on the host, the most layers on the devices (``-ngl N``) -- the order of
-  llama.cpp's own fit (common/fit.cpp, ``common_params_fit_impl``: it moves MoE tensors
-  (``LAYER_FRACTION_MOE``) before whole layers). More layers on a device only move bytes onto it,
-  so each offload device's budget is met by every ngl below some bound and a binary search finds
-  it; host memory moves the other way (fewer layers, more on the host), so with both budgeted the
-  feasible ngl form an interval: the most layers the devices take, where the host is checked last
-  (if it is over there, it is over at every smaller ngl too). With several devices and a fixed
-  ``-ts`` a device can lose a layer as ngl grows (load_tensors' split points are rounded), so the
-  answer is checked at its next step whatever the search assumed.
-* **The split**, with no ``-ts`` and ``-sm layer`` (one offload device or several): the layers each
-  device takes (with several, ``-ts`` as layer counts, filled back to front as llama.cpp's fit fills
-  them) and part of one more layer at a boundary (``-ot`` of part of its FFN or experts to the host or
-  the next device), in measure/split_search.py. A user's ``-ts`` (or ``-sm none``) keeps the search of
-  -ngl and -ncmoe above; without a search (the context fits with every layer offloaded), llama.cpp's
-  default split over several devices by free memory is written as the layer counts it gives, so
-  that the command reproduces it on any machine.
+  layer offloaded, when the placement is left to fit and an offload device is budgeted: one search
+  for one device or several, whoever splits the layers (measure/split_search.py), in the order of
+  llama.cpp's own fit (common/fit.cpp, ``common_params_fit_impl``): for a MoE model first the fewest
+  layers whose expert tensors stay in host memory (``--n-cpu-moe N``; it moves MoE tensors,
+  ``LAYER_FRACTION_MOE``, before whole layers), then the most layers on the devices (``-ngl N``) and
+  at that -ngl again the fewest expert layers on the host, then part of one more layer (``-ot`` of
+  part of its FFN or experts to the host or the next device). The layers' split between several
+  devices is the search's (no ``-ts``: each device's count, written as ``-ts``, filled back to front
+  as llama.cpp's fit fills them) or the user's (``-ts`` proportions, kept as given: llama.cpp splits
+  however many layers -ngl offloads by them, so a device can lose a layer as -ngl grows); ``-sm
+  none`` offloads to the main device alone. Host memory moves the other way (fewer layers, more on
+  the host): it is checked at the answer, where it holds the least it can for the devices' budgets.
+  Every answer is exact whatever the search assumed: it fits, and its next step is over. Without a
+  search (the context fits with every layer offloaded), llama.cpp's default split over several
+  devices by free memory is written as the layer counts it gives, so that the command reproduces it
+  on any machine.
 
-Each step asks llama.cpp's dry run for the compute buffers (~3 ms a context, nothing allocated) and
+Each step asks llama.cpp's dry run for the compute buffers (a context: ms, nothing allocated) and
 checks its KV sizes against the prediction. A placement needs the model loaded with it (a dry-run
-load, ~10-100x a context): before asking the dry run anything, the prediction alone (everything
-but the compute buffers, which only add) bounds each search, and the dry run is asked from that
-prediction plus the compute buffers already known, galloping from there (``search_from``): one or two loads per answer where the compute buffers are small.
-Every (placement, settings) answer is kept, so the next step and the other cache types reuse them.
+load: ~0.3 s for a 30B MoE's header, ~5x its context): before asking the dry run anything, the
+prediction alone (everything but the compute buffers, which only add) bounds each search, and the
+dry run is asked where the guess puts the answer -- the prediction plus the compute buffers the
+dry run already gave for what each device holds (split_search.KnownCompute) -- so that a count
+costs about two questions when the guess is right, the answer and its next step. Every (placement,
+settings) answer is kept, so the next step and the other cache types reuse them, and the dry run's
+worker keeps the models it loaded, so a placement asked again at another cache type or -ub costs a
+context, not a load.
 
 When the compute buffer is what stops the answer (a 262k-token vocabulary at n_ubatch 512), the
 same search at ``-ub`` 256, 128 and 64 gives an alternative answer, reported beside the user's
@@ -63,7 +65,7 @@ from ..memory.settings import CTX_PAD, UINT32_MAX, KVSettings
 from ..model.model_info import ModelInfo
 from ..results.run_settings import RunSettings
 from .dry_run import DryRun, cross_check
-from .split_search import BARE, GUESS, REAL, SplitSearch, last_true, most
+from .split_search import BARE, GUESS, REAL, Held, Judge, KnownCompute, SplitSearch, last_true
 from .sweep import default_threads, measure_one
 from .workers import Progress
 
@@ -97,10 +99,6 @@ class Budget:
         """The devices whose total exceeds its budget minus the margin."""
         return [d.device for d in devices
                 if self.of(d.device) is not None and d.total_bytes > self.of(d.device) - self.margin]
-
-    def over_offload(self, devices: list[DeviceFootprint]) -> list[str]:
-        """The offload devices (not host memory) over their budget."""
-        return [d for d in self.over(devices) if d != HOST]
 
     def headroom(self, devices: list[DeviceFootprint]) -> int | None:
         """Bytes left beyond the margin on the tightest budgeted device (budget - margin - total):
@@ -191,36 +189,6 @@ def has_experts(model: ModelInfo) -> bool:
     return any(pattern.search(t.name) for t in model.tensors)
 
 
-def search_from(guess: int, lo: int, hi: int, test: Callable[[int], bool]) -> int:
-    """The largest x in [lo, hi] with ``test(x)``, for a test that holds up to some x and not beyond;
-    ``lo - 1`` when it holds nowhere. Starts at ``guess`` (the prediction with the compute buffers of
-    a placement already asked: usually the answer or next to it) and gallops up or down from it
-    (1, 2, 4, ... away) before a binary search in the last gap, so that the expensive test (a
-    dry-run load per x) is asked about twice when the guess is right: the answer and its next step,
-    which the answer needs anyway."""
-    x = min(max(guess, lo), hi)
-    if test(x):
-        a, b, step = x, hi + 1, 1  # a holds; b does not (hi + 1: beyond the range)
-        while a + step < b:
-            y = a + step
-            if not test(y):
-                b = y
-                break
-            a, step = y, step * 2
-    else:
-        a, b, step = lo - 1, x, 1  # lo - 1: nothing found yet
-        while b - step >= lo:
-            y = b - step
-            if test(y):
-                a = y
-                break
-            b, step = y, step * 2
-    while b - a > 1:
-        mid = (a + b) // 2
-        a, b = (mid, b) if test(mid) else (a, mid)
-    return a
-
-
 class Fitter:
     """The search for one model, budget and settings; one dry-run worker answers every step.
 
@@ -253,6 +221,8 @@ class Fitter:
             self.flags = self.dry.placement = dataclasses.replace(self.flags, n_gpu_layers=0)
         self._memo: dict[tuple, tuple[MemoryPrediction, Placement, list[DeviceFootprint]]] = {}
         self._predicted: dict[KVSettings, MemoryPrediction] = {}  # bare()'s predictions, one per settings
+        self._bare: dict[tuple, tuple[Placement, list[DeviceFootprint]]] = {}  # bare()'s answers, by (settings, flags)
+        self._known: dict[KVSettings, KnownCompute] = {}  # the dry run's compute buffers, per settings: the guess
         # told of each configuration asked of the dry run (a progress display)
         self.on_step: Callable[[KVSettings, PlacementFlags], None] | None = None
 
@@ -266,9 +236,23 @@ class Fitter:
 
     def bare(self, s: KVSettings, flags: PlacementFlags) -> list[DeviceFootprint]:
         """The footprint without compute buffers: the prediction alone (pure Python, no llama.cpp)."""
-        if (pred := self._predicted.get(s)) is None:
-            pred = self._predicted[s] = predict(self.model, s)
-        return footprint(self.model, pred, self._place(pred, flags), {})
+        return self._placed_bare(s, flags)[1]
+
+    def _placed_bare(self, s: KVSettings, flags: PlacementFlags) -> tuple[Placement, list[DeviceFootprint]]:
+        if (key := (s, flags)) not in self._bare:
+            if (pred := self._predicted.get(s)) is None:
+                pred = self._predicted[s] = predict(self.model, s)
+            placement = self._place(pred, flags)
+            self._bare[key] = placement, footprint(self.model, pred, placement, {})
+        return self._bare[key]
+
+    def guess(self, s: KVSettings, flags: PlacementFlags) -> list[DeviceFootprint]:
+        """The footprint with each device's compute buffer guessed from the dry runs already asked at
+        ``s`` (split_search.KnownCompute, by what the device holds), not asked of llama.cpp."""
+        placement, devs = self._placed_bare(s, flags)
+        known = self._known.get(s) or KnownCompute(self.n_layer)
+        return [dataclasses.replace(d, compute_bytes=known.guess(d.device, Held.of(placement, flags, d.device)))
+                for d in devs]
 
     def _place(self, pred: MemoryPrediction, flags: PlacementFlags) -> Placement:
         return place(self.model, pred, offload_kqv=self.offload_kqv, cpu_bufts=self.cpu_bufts, flags=flags,
@@ -290,8 +274,12 @@ class Fitter:
             except GgufprofError as e:
                 raise GgufprofError(f"fit tried n_ctx {s.ctx_size:,} ({s.cache_type_k}/{s.cache_type_v}, "
                                     f"{s.parallel} sequence(s)): {e}") from None
-            placement = self._place(pred, flags)
-            self._memo[key] = (pred, placement, footprint(self.model, pred, placement, dry.compute_bytes))
+            placement = self._placed_bare(s, flags)[0]
+            devs = footprint(self.model, pred, placement, dry.compute_bytes)
+            self._memo[key] = (pred, placement, devs)
+            known = self._known.setdefault(s, KnownCompute(self.n_layer))
+            for d in devs:
+                known.learn(d.device, Held.of(placement, flags, d.device), d.compute_bytes)
         pred, _, devs = self._memo[key]
         return pred, devs
 
@@ -320,7 +308,7 @@ class Fitter:
         if not (self.search_placement and self.budget.offload and self.devices):
             return self.fit(tk, tv, base=base)
         full = dataclasses.replace(self.flags, n_gpu_layers=ALL_LAYERS)
-        if self.split_search and len(self.devices) > 1:
+        if not any(self.flags.tensor_split) and len(self.devices) > 1:
             full = self._pinned(full)
         k_max, cap = ceiling(self.model, self.streams)
         target = (dataclasses.replace(base, ctx_size=self.ctx_size, cache_type_k=tk, cache_type_v=tv)
@@ -338,6 +326,12 @@ class Fitter:
         except GgufprofError as e:
             return FitResult(tk, tv, 0, note=str(e), placement=full)
 
+    def judge(self, s: KVSettings) -> Judge:
+        """Placements at ``s`` judged against the budget (split_search.Judge): the prediction alone, the
+        guess (``guess``), the dry run (``total``)."""
+        return Judge({BARE: lambda f: self.bare(s, f), GUESS: lambda f: self.guess(s, f),
+                      REAL: lambda f: self.total(s, f)[1]}, self.budget.over)
+
     def _answer(self, s: KVSettings, flags: PlacementFlags, searched: str, devs: list[DeviceFootprint], *,
                 limited_by: dict, next_step: str = "", next_total: dict | None = None,
                 capped_by: str | None = None) -> FitResult:
@@ -346,76 +340,22 @@ class Fitter:
                          self.budget.headroom(devs), next_total or {}, capped_by, limited_by=limited_by, settings=s,
                          placement=flags, searched=searched, next_step=next_step)
 
-    def fit_placement(self, s: KVSettings, full: PlacementFlags) -> FitResult:
-        """The placement search at the context of ``s`` (which does not fit at ``full``): the fewest
-        expert layers on the host (MoE), else the most layers on the devices. The devices' budgets
-        decide the search (more on the host only helps them); host memory is checked at the answer,
-        where it holds the least it can for the devices' budgets."""
-        # the guess: the prediction plus the compute buffers of the full placement, already asked
-        compute = {d.device: d.compute_bytes for d in self.total(s, full)[1]}
-        judge = {BARE: lambda f: self.bare(s, f), REAL: lambda f: self.total(s, f)[1],
-                 GUESS: lambda f: [dataclasses.replace(d, compute_bytes=compute.get(d.device, 0))
-                                   for d in self.bare(s, f)]}
-        fits = lambda f, how: not self.budget.over_offload(judge[how](f))  # noqa: E731
-        tk, tv = s.cache_type_k, s.cache_type_v
-        n = self.n_layer
-        user_moe = self.flags.cpu_moe or self.flags.n_cpu_moe
-        moe_search = has_experts(self.model) and not user_moe
-        if self.split_search:
-            return self._fit_split(s, full, compute, moe_search)
-
-        def fewest_experts(at: PlacementFlags) -> int:
-            """The fewest expert layers on the host at placement ``at`` (n + 1 when none fits):
-            x = n - N layers keep their experts on the devices; more x, more on the devices."""
-            return n - most(0, n, lambda x, how: fits(dataclasses.replace(at, n_cpu_moe=n - x), how), search_from)
-
-        if moe_search:
-            if (m := fewest_experts(full)) <= n:
-                return self._placed(s, dataclasses.replace(full, n_cpu_moe=m),
-                                    dataclasses.replace(full, n_cpu_moe=m - 1), "n_cpu_moe", f"-ncmoe {m - 1}")
-            full = dataclasses.replace(full, n_cpu_moe=n)  # every expert on the host, still over: fewer layers
-        ngl = lambda x: dataclasses.replace(full, n_gpu_layers=x)  # noqa: E731
-        x = most(0, n + 1, lambda x, how: fits(ngl(x), how), search_from)
-        if moe_search and x >= 0:
-            # the layers left on the devices may take some of their experts back: the fewest expert
-            # layers on the host at that -ngl (one more layer is over even with every expert on the host)
-            m = fewest_experts(ngl(x))
-            if m == 0:  # no expert needs the host at that -ngl; one more layer is over with all of them there
-                return self._placed(s, dataclasses.replace(ngl(x), n_cpu_moe=0), ngl(x + 1), "n_gpu_layers",
-                                    f"-ngl {x + 1}")
-            if m < n:
-                at = dataclasses.replace(ngl(x), n_cpu_moe=m)
-                return self._placed(s, at, dataclasses.replace(at, n_cpu_moe=m - 1), "n_gpu_layers,n_cpu_moe",
-                                    f"-ncmoe {m - 1}; -ngl {x + 1} is over with every expert on the host")
-        if x < 0:
-            _, devs = self.total(s, ngl(0))
-            return FitResult(tk, tv, 0, devices=devs, headroom=self.budget.headroom(devs), placement=ngl(0),
-                             searched="n_gpu_layers", limited_by=limit(devs, self.budget),
-                             note=f"nothing fits at n_ctx {s.ctx_size:,}: even with no layer offloaded a device is "
-                                  "over its budget (give a smaller -c)")
-        return self._placed(s, ngl(x), ngl(x + 1), "n_gpu_layers", f"-ngl {x + 1}")
-
-    @property
-    def split_search(self) -> bool:
-        """Whether the placement search is measure/split_search.py's (the layers per device, and part of
-        one more layer): an offload device or several, the placement left to the search, -sm layer and
-        no -ts given (a user's -ts stays as given, searched by fit_placement's -ngl/-ncmoe alone)."""
-        return (self.search_placement and len(self.devices) >= 1 and not any(self.flags.tensor_split)
-                and self.flags.split_mode == "layer")
-
     def _pinned(self, flags: PlacementFlags) -> PlacementFlags:
         """``flags`` with llama.cpp's default split (by free memory) written as the layer counts it
         gives each device, so that the answer's command reproduces it on any machine."""
         counts = layers_per_device(self.n_layer, flags, self.devices)
         return dataclasses.replace(flags, tensor_split=tuple(float(c) for c in counts)) if any(counts) else flags
 
-    def _fit_split(self, s: KVSettings, full: PlacementFlags, compute: dict[str, int], moe: bool) -> FitResult:
-        """The placement search over the offload devices (measure/split_search.py): layers per device,
-        the fewest expert layers on the host, and one layer in part at a boundary."""
-        at = dataclasses.replace(full, tensor_split=())
-        search = SplitSearch(self.n_layer, self.devices, at, moe=moe, total=lambda f: self.total(s, f)[1],
-                             bare=lambda f: self.bare(s, f), compute=compute, over=self.budget.over_offload,
-                             over_any=self.budget.over, search_from=search_from)
+    def fit_placement(self, s: KVSettings, full: PlacementFlags) -> FitResult:
+        """The placement search at the context of ``s`` (which does not fit at ``full``), one for every
+        case (measure/split_search.py): for a MoE model the fewest expert layers on the host, else the
+        most layers on the devices (split by the search, or by the user's -ts), then part of one more
+        layer. The devices' budgets decide the search (more on the host only helps them); host memory
+        is checked at the answer, where it holds the least it can for the devices' budgets."""
+        user_moe = self.flags.cpu_moe or self.flags.n_cpu_moe
+        at = dataclasses.replace(full, tensor_split=self.flags.tensor_split)  # the user's -ts, or none: the search's
+        search = SplitSearch(self.n_layer, self.devices, at, moe=has_experts(self.model) and not user_moe,
+                             judge=self.judge(s))
         found = search.solve()
         if found is None:
             nothing = dataclasses.replace(at, n_gpu_layers=0)
@@ -423,8 +363,8 @@ class Fitter:
             return FitResult(s.cache_type_k, s.cache_type_v, 0, devices=devs, headroom=self.budget.headroom(devs),
                              placement=nothing, searched=",".join(search.searched_base()),
                              limited_by=limit(devs, self.budget),
-                             note=f"nothing fits at n_ctx {s.ctx_size:,}: not even the output layer fits on any "
-                                  "device with the others empty (give a smaller -c)")
+                             note=f"nothing fits at n_ctx {s.ctx_size:,}: not even the output layer alone fits on "
+                                  "the devices (give a smaller -c)")
         if found.next is None:  # every layer on the devices at this context, split as found
             if self.ctx_size:
                 _, devs = self.total(s, found.flags)

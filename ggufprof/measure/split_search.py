@@ -1,20 +1,24 @@
-"""``fit``'s placement search over several offload devices: how many layers each device takes (``-ts``
-as whole layer counts) and one layer split at a boundary (``-ot`` of part of its FFN), each device
-within its own budget.
+"""``fit``'s placement search over the offload devices (one or several): how many layers they take,
+the fewest MoE expert layers left on the host, and one layer split at a boundary (``-ot`` of part of
+its FFN), each device within its own budget. Every case takes the same steps and the same judge
+(``Judge``); what differs is who splits the offloaded layers between several devices: this search
+(no ``-ts``: each device's count, written as ``-ts``) or the user (``-ts`` proportions, kept as given:
+src/llama-model.cpp ``load_tensors`` splits however many layers ``-ngl`` offloads by them, so only
+-ngl moves). One device (one listed, or ``-sm none``: the main device alone) takes every offloaded layer.
 
 The order is llama.cpp's own fit (common/fit.cpp, ``common_params_fit_impl``):
 
-* Devices are filled back to front: the last device takes the output layer and the layers before it,
-  as many as fit its budget; then the device before it, from where the last one stopped, and so on
-  (step 3, "fill the back to front with dense layers"; load_tensors gives each device a contiguous
-  slice, the output layer to the last one holding layers). llama.cpp's fit writes ``tensor_split[id] =
+* Without a -ts, devices are filled back to front: the last device takes the output layer and the
+  layers before it, as many as fit its budget; then the device before it, from where the last one
+  stopped, and so on (step 3, "fill the back to front with dense layers"; load_tensors gives each
+  device a contiguous slice, the output layer to the last one holding layers). llama.cpp's fit writes ``tensor_split[id] =
   n_layer`` of each device (``set_ngl_tensor_split_tbo``); so does this search, and it checks that
   llama.cpp's single-precision split points give each device exactly that many layers
   (memory/placement.py ``layers_per_device``).
 * For a MoE model, every expert tensor on the host first (``LAYER_FRACTION_MOE``): the fewest layers
   whose experts stay in host memory (``--n-cpu-moe N``) with every layer on the devices; when even
   all of them there is over, the most layers (their experts on the host), then the fewest expert
-  layers on the host at that split -- ``fit_placement``'s order for one device.
+  layers on the host at that split.
 * Then one layer more, in part (step 4, "try to fit at least part of one more layer"): the next layer's
   attention on a device and part of its FFN elsewhere (llama.cpp's ``LAYER_FRACTION_ATTN``, ``_UP``,
   ``_GATE``), in host memory or on the next device (its ``overflow_bufts``); for a MoE model also
@@ -24,8 +28,10 @@ The order is llama.cpp's own fit (common/fit.cpp, ``common_params_fit_impl``):
 
 Where llama.cpp's fit measures each guess with a dry-run load (``get_memory_for_layers``), this search
 bounds each step with the prediction alone (everything but the compute buffers, which only add),
-guesses with the compute buffers of the placement already asked, and confirms with the dry run
-(fit.py's ``search_from``), so that a few loads settle each device.
+guesses with the compute buffers the dry run gave for what each device holds (``KnownCompute``),
+and asks the dry run where the guess puts each answer (``most``) and, above the rung, only of the
+steps the guess lets through and of the step right above the answer (``highest``). Every answer is
+exact whatever the guess said: it fits by the dry run, and its next step is over by it.
 """
 
 from __future__ import annotations
@@ -38,11 +44,84 @@ from ..errors import GgufprofError
 from ..flags import ALL_GPU_LAYERS as ALL_LAYERS, placement_words  # -ngl all: every layer and the output
 from ..memory.footprint import HOST, DeviceFootprint
 from ..memory.placement import (CPU, LAYER_FRACTION_ATTN, LAYER_FRACTION_GATE, LAYER_FRACTION_MOE, LAYER_FRACTION_UP,
-                                OffloadDevice, PlacementFlags, ffn_block_regex, layer_devices, layers_per_device)
+                                OffloadDevice, Placement, PlacementFlags, ffn_block_regex, layer_devices,
+                                layers_per_device)
 
 BARE, GUESS, REAL = "prediction", "guess", "dry run"  # how a placement is judged: cheapest first
 DENSE_FRACTIONS = (LAYER_FRACTION_GATE, LAYER_FRACTION_UP, LAYER_FRACTION_ATTN)  # least moved first
 EXPERT_FRACTIONS = (LAYER_FRACTION_GATE, LAYER_FRACTION_UP, LAYER_FRACTION_MOE)
+
+
+@dataclass(frozen=True)
+class Judge:
+    """Whether a placement keeps the offload devices within their budgets, judged three ways, cheapest
+    first (``how``): BARE, the prediction alone (everything but the compute buffers, which only add:
+    a lower bound, so over means over); GUESS, with the compute buffers already known (a guess, never
+    an answer); REAL, with the compute buffers of llama.cpp's dry run at that placement (a load of the
+    model: llama-model.cpp ``load_tensors`` places the layers, ``llama_context::sched_reserve`` sizes
+    each device's compute buffer). One judge for every question the placement search asks."""
+
+    views: dict[str, Callable[[PlacementFlags], list[DeviceFootprint]]]  # BARE, GUESS, REAL -> footprint per device
+    over: Callable[[list[DeviceFootprint]], list[str]]  # the budgeted devices over their budget (host memory too)
+
+    def fits(self, flags: PlacementFlags, how: str, *, host: bool = False) -> bool:
+        """Every offload device within its budget by ``how``; ``host``: host memory too (part of a
+        layer moved to the host must leave it within its budget)."""
+        over = self.over(self.views[how](flags))
+        return not (over if host else [d for d in over if d != HOST])
+
+
+@dataclass(frozen=True)
+class Held:
+    """What one device holds at a placement, as far as its compute buffer goes: llama.cpp's scheduler
+    gives a device the graph nodes whose weights (and KV) it holds (ggml-backend.cpp,
+    ``ggml_backend_sched_split_graph``) and reserves its buffer for them (``sched_reserve``,
+    src/llama-context.cpp), so a placement that gives a device the same layers and weights gives it,
+    as a rule, the same compute buffer; ``pipelined``: every layer on several devices without -ot,
+    where llama_context turns pipeline parallelism on (more copies of the graph's inputs: larger
+    buffers, the same layers)."""
+
+    layers: frozenset[int]  # layers 0..n_layer (the output layer) whose attention and KV it holds
+    weights: int  # the weight bytes it holds (part of a layer moved by -ot changes them)
+    pipelined: bool
+
+    @classmethod
+    def of(cls, placement: Placement, flags: PlacementFlags, device: str) -> "Held":
+        """The device's share of ``placement`` (at ``flags``); the pipeline condition is
+        llama_context's (n_devices > 1, every layer offloaded, -sm layer, KV offloaded, no override)."""
+        pipelined = (len(placement.offload_devices) > 1 and all(placement.on_gpu) and flags.split_mode == "layer"
+                     and placement.offload_kqv and not flags.all_overrides())
+        weights = placement.host_weights if device == HOST else placement.weights_buffer.get(device, 0)
+        return cls(frozenset(i for i, d in enumerate(placement.layer_device) if d == device), weights, pipelined)
+
+
+class KnownCompute:
+    """The compute buffers llama.cpp's dry run gave, per device and by what the device held (at one
+    set of settings): GUESS's compute buffer for a device at a placement not asked yet. It is the one
+    of the nearest holding with the same pipelining, among the device's own and -- for an offload
+    device -- the other offload devices' (the same layers make the same graph on devices of one
+    kind): the same holding first, then holding the output layer or not as it does, the most layers
+    in common, the fewest apart, the device's own, the largest buffer. None for a device that holds
+    nothing, or when nothing like it was asked (the prediction alone: a guess too low costs one load,
+    which then teaches the next guess). A guess only steers the search: every answer and its next
+    step are asked of the dry run."""
+
+    def __init__(self, n_layer: int) -> None:
+        self.output = n_layer  # the output layer's index in Held.layers
+        self._seen: dict[str, dict[Held, int]] = {}
+
+    def learn(self, device: str, held: Held, compute_bytes: int) -> None:
+        self._seen.setdefault(device, {})[held] = compute_bytes
+
+    def guess(self, device: str, held: Held) -> int:
+        if not held.layers and not held.weights:
+            return 0
+        out = self.output in held.layers
+        alike = [(h == held, (self.output in h.layers) == out, len(h.layers & held.layers), -len(h.layers ^ held.layers),
+                  dev == device, b)
+                 for dev, seen in self._seen.items() if dev == device or HOST not in (dev, device)
+                 for h, b in seen.items() if h.pipelined == held.pipelined and h.layers]
+        return max(alike)[-1] if alike else 0
 
 
 @dataclass(frozen=True)
@@ -67,57 +146,71 @@ def last_true(lo: int, hi: int, test: Callable[[int], bool]) -> int:
     return a
 
 
-def most(lo: int, hi: int, ok: Callable[[int, str], bool],
-         search_from: Callable[[int, int, int, Callable[[int], bool]], int]) -> int:
-    """The largest x in [lo, hi] with ``ok(x, REAL)`` (true up to some x), lo - 1 if none: bounded
-    by the prediction (``ok(x, BARE)``, a lower bound of each footprint, so over means over), guessed
-    with the compute buffers already known (GUESS), then asked of the dry run from the guess
-    (fit.py's galloping ``search_from``), so that few placements cost a dry-run load."""
+def most(lo: int, hi: int, ok: Callable[[int, str], bool]) -> int:
+    """The largest x in [lo, hi] with ``ok(x, REAL)`` (true up to some x), lo - 1 if none, asking the
+    dry run about as few x as the guess allows: bounded by the prediction (``ok(x, BARE)``, a lower
+    bound of each footprint, so over means over), then, between the largest x known to fit and the
+    smallest known over, the dry run is asked about the x the guess (``ok(x, GUESS)``, which learns
+    from every load) puts last -- two loads when it is right, the answer and its next step, which the
+    answer needs anyway; after two guesses in a row the dry run contradicted, the middle (a binary
+    search, so that a poor guess costs a few loads more, not a linear walk)."""
     upper = last_true(lo, hi, lambda x: ok(x, BARE))
-    if upper < lo:
-        return lo - 1
-    guess = last_true(lo, upper, lambda x: ok(x, GUESS))
-    return search_from(guess, lo, upper, lambda x: ok(x, REAL))
+    a, b = lo - 1, upper + 1  # a fits (lo - 1: none known yet); b is over (upper + 1: by the prediction)
+    misses = 0
+    while b - a > 1:
+        if misses >= 2:
+            x = (a + b) // 2
+        else:
+            x = min(max(last_true(a + 1, b - 1, lambda y: ok(y, GUESS)), a + 1), b - 1)
+        guessed = ok(x, GUESS)
+        if ok(x, REAL):
+            a = x
+        else:
+            b = x
+        misses = 0 if (a == x) == guessed else misses + 1
+    return a
 
 
 class SplitSearch:
     """The search at one context over ``devices`` (one or more), for the placement flags ``at`` (the
-    user's, -ngl and -ts left to the search). ``total``: a placement's footprint with the dry run's
-    compute buffers; ``bare``: without them (the prediction alone); ``compute``: the compute buffers
-    already known (the guess); ``over``: the offload devices over their budgets, ``over_any``: any device,
-    host memory included (a part of a layer moved to the host must leave it within its budget);
-    ``search_from``: fit.py's galloping search from a guess."""
+    user's, -ngl left to the search), each placement judged by ``judge``.
 
-    def __init__(self, n_layer: int, devices: list[OffloadDevice], at: PlacementFlags, *, moe: bool,
-                 total: Callable[[PlacementFlags], list[DeviceFootprint]],
-                 bare: Callable[[PlacementFlags], list[DeviceFootprint]], compute: dict[str, int],
-                 over: Callable[[list[DeviceFootprint]], list[str]],
-                 over_any: Callable[[list[DeviceFootprint]], list[str]],
-                 search_from: Callable[[int, int, int, Callable[[int], bool]], int]):
-        self.n, self.devices, self.at, self.moe = n_layer, devices, at, moe
-        self._total, self._bare, self._compute, self._over, self._over_any = total, bare, compute, over, over_any
-        self._search_from = search_from
+    Who splits the offloaded layers between several devices: the search (``at`` without a -ts: each
+    device's layer count, written as -ts, filled back to front as common/fit.cpp does), or the user
+    (``at.tensor_split``: proportions, by which llama.cpp splits however many layers -ngl offloads --
+    src/llama-model.cpp ``load_tensors``, ``splits``; the search then moves -ngl alone and the answer
+    keeps that -ts). One device (one listed, or ``-sm none``: llama.cpp keeps the main GPU alone,
+    ``llama_prepare_model_devices`` in src/llama.cpp) takes every offloaded layer either way.
+
+    The rung (whole layers and whole expert layers: ``rung``) is counted by the dry run, each count
+    from the guess (``most``); above it (``climb``) the dry run is asked of the steps the guess lets
+    through, from the top, and of the step right above the one that fits, whatever the guess said."""
+
+    def __init__(self, n_layer: int, devices: list[OffloadDevice], at: PlacementFlags, *, moe: bool, judge: Judge):
+        self.n, self.devices, self.at, self.moe, self.judge = n_layer, devices, at, moe, judge
+        self.user_split = len(devices) > 1 and any(at.tensor_split)  # the user's -ts: only -ngl moves
 
     # --- judging one placement ----------------------------------------------------------------------
 
     def fits(self, flags: PlacementFlags, how: str) -> bool:
-        """Every offload device within its budget: by the prediction alone (BARE: a lower bound, over
-        means over), with the known compute buffers added (GUESS), or by the dry run (REAL)."""
-        if how == REAL:
-            return not self._over(self._total(flags))
-        devs = self._bare(flags)
-        if how == GUESS:
-            devs = [dataclasses.replace(d, compute_bytes=self._compute.get(d.device, 0)) for d in devs]
-        return not self._over(devs)
+        return self.judge.fits(flags, how)
 
     def on_devices(self, flags: PlacementFlags) -> int:
         """Bytes the prediction puts on the offload devices (weights, KV, recurrent state)."""
-        return sum(d.total_bytes for d in self._bare(flags) if d.device != HOST)
+        return sum(d.total_bytes for d in self.judge.views[BARE](flags) if d.device != HOST)
 
-    def _most(self, lo: int, hi: int, ok: Callable[[int, str], bool]) -> int:
-        return most(lo, hi, ok, self._search_from)
+    def order(self, flags: PlacementFlags) -> tuple[int, int]:
+        """How far up the search a placement is: the bytes it keeps on the offload devices, then, at
+        the same bytes, a layer whole above the same layer with part of its FFN on the next device (a
+        move between devices keeps the bytes there), so that the step above an answer is never a tie."""
+        return self.on_devices(flags), -len(flags.overrides)
 
     # --- placements ---------------------------------------------------------------------------------
+
+    def ngl(self, at: PlacementFlags, x: int) -> PlacementFlags:
+        """``at`` with ``x`` layers offloaded (-ngl all for every layer and the output), split as ``at``
+        says (the user's -ts, or one device)."""
+        return dataclasses.replace(at, n_gpu_layers=ALL_LAYERS if x >= self.n + 1 else x)
 
     def split(self, at: PlacementFlags, counts: list[int] | tuple[int, ...]) -> PlacementFlags:
         """``at`` with ``counts[d]`` layers on device d (-ngl their sum, -ts the counts), checked
@@ -125,36 +218,39 @@ class SplitSearch:
         n = sum(counts)
         several = n and len(self.devices) > 1  # one device takes every offloaded layer: no -ts to write
         ngl = ALL_LAYERS if n == self.n + 1 and not several else n  # every layer on one device: -ngl all
-        flags = dataclasses.replace(at, n_gpu_layers=ngl, tensor_split=tuple(float(c) for c in counts) if several else ())
+        ts = tuple(float(c) for c in counts) if several else () if len(self.devices) > 1 else at.tensor_split
+        flags = dataclasses.replace(at, n_gpu_layers=ngl, tensor_split=ts)
         if (got := layers_per_device(self.n, flags, self.devices)) != tuple(counts):
             raise GgufprofError(f"-ts {','.join(map(str, counts))}: llama.cpp's split points give "
                                 f"{','.join(map(str, got))} layers per device")
         return flags
 
+    def counts(self, flags: PlacementFlags) -> tuple[int, ...]:
+        return layers_per_device(self.n, flags, self.devices)
+
     def searched_base(self) -> list[str]:
-        """What every answer searched: the layers, and with several devices their split."""
-        return ["n_gpu_layers"] + (["tensor_split"] if len(self.devices) > 1 else [])
+        """What every answer searched: the layers, and with several devices and no -ts their split."""
+        return ["n_gpu_layers"] + (["tensor_split"] if len(self.devices) > 1 and not self.user_split else [])
 
     def moe_at(self, m: int) -> PlacementFlags:
         return dataclasses.replace(self.at, n_cpu_moe=m)
 
     def fill(self, at: PlacementFlags, how: str, last: int | None = None) -> tuple[int, ...]:
         """Layers per device, back to front, each device taking the most that keep every offload
-        device within budget (common/fit.cpp step 3); ``last``: the last device's count fixed (the
-        one that holds the output layer)."""
+        device within budget by ``how`` (common/fit.cpp step 3); ``last``: the last device's count
+        fixed (the one that holds the output layer)."""
         nd = len(self.devices)
         counts = [0] * nd
         left = self.n + 1
         if last is not None:
             counts[-1], left = last, left - last
         for d in reversed(range(nd - (last is not None))):
-            def ok(k: int, judge: str, d: int = d) -> bool:
+            def ok(k: int, judge: str = how, d: int = d) -> bool:
                 trial = list(counts)
                 trial[d] = k
-                return self.fits(self.split(at, trial), judge)
+                return not any(trial) or self.fits(self.split(at, trial), judge)  # none: the devices hold nothing
 
-            k = self._most(0, left, ok) if how == REAL else last_true(0, left, lambda k: ok(k, how))
-            counts[d] = max(k, 0)
+            counts[d] = max(most(0, left, lambda k, how: ok(k, how)) if how == REAL else last_true(0, left, ok), 0)
             left -= counts[d]
             if not left:
                 break
@@ -169,7 +265,7 @@ class SplitSearch:
         the prediction alone (a bound) cannot beat the best is not asked of the dry run."""
         def score(counts: tuple[int, ...], how: str = REAL) -> tuple[int, int, int]:
             flags = self.split(at, counts)
-            devices = (sum(d.total_bytes for d in self._total(flags) if d.device != HOST) if how == REAL
+            devices = (sum(d.total_bytes for d in self.judge.views[REAL](flags) if d.device != HOST) if how == REAL
                        else 1 << 62)  # compute buffers unknown: the bound does not decide a tie
             return sum(counts), self.on_devices(flags), devices
 
@@ -181,33 +277,65 @@ class SplitSearch:
                 best = counts
         return best
 
+    def every_layer(self, at: PlacementFlags, how: str) -> PlacementFlags | None:
+        """Every layer on the devices at ``at`` (its experts as ``at`` says) within the budgets by
+        ``how``, split by the search or the user; None when no split of them fits."""
+        if self.user_split:
+            return self.ngl(at, self.n + 1) if self.fits(self.ngl(at, self.n + 1), how) else None
+        counts = self.fill(at, how)
+        return self.split(at, counts) if sum(counts) == self.n + 1 else None
+
+    def most_layers(self, at: PlacementFlags) -> PlacementFlags:
+        """The most layers on the devices within the budgets by the dry run (``best_fill``, or -ngl with
+        the user's -ts); no layer at all when not even one fits."""
+        if self.user_split:  # -ngl 0 fits without asking: the devices hold nothing
+            return self.ngl(at, max(most(1, self.n + 1, lambda x, how: self.fits(self.ngl(at, x), how)), 0))
+        return self.split(at, self.best_fill(at))
+
     def _targets(self, d: int) -> list[str]:
         """Where part of a layer on device d may go: host memory, or the next device (llama.cpp's
         ``overflow_bufts``)."""
         return [CPU] + ([self.devices[d + 1].buft] if d + 1 < len(self.devices) else [])
 
-    def steps(self, at: PlacementFlags, counts: tuple[int, ...]) -> list[PlacementFlags]:
-        """The placements one step above ``split(at, counts)``: the next layer whole on a device that
-        can take it without moving the others (the first holding layers, or one before it), or in part
-        (its attention there, part of its FFN in host memory or on the next device); for a MoE model
-        with some offloaded layers' experts on the host, the last of those layers' experts back on the
-        devices, whole or in part."""
+    def _wholes(self, rung: PlacementFlags, counts: tuple[int, ...]) -> list[PlacementFlags]:
+        """``rung`` with one more whole layer on the devices: with the search's split, on a device that
+        can take it without moving the others (the first holding layers, or one before it; with none
+        yet, any: the output layer); with the user's, -ngl one more (llama.cpp's split points then
+        place it, and may move others)."""
+        if self.user_split:
+            return [self.ngl(rung, sum(counts) + 1)]
+        first = next((d for d, c in enumerate(counts) if c), len(counts) - 1)
+        out = []
+        for d in range(first + 1):
+            trial = list(counts)
+            trial[d] += 1
+            out.append(self.split(rung, trial))
+        return out
+
+    def steps(self, rung: PlacementFlags) -> list[PlacementFlags]:
+        """The placements one step above ``rung``: the next layer whole on the devices (``_wholes``) or
+        in part (its attention there, part of its FFN in host memory or on the next device); for a MoE
+        model with some offloaded layers' experts on the host, the last of those layers' experts back
+        on the devices, whole or in part. A part is below its whole (``order``), so the highest step
+        is a whole one: an answer in part always has a step above it."""
         out: list[PlacementFlags] = []
+        counts = self.counts(rung)
         start = self.n + 1 - sum(counts)
-        first = next((d for d, c in enumerate(counts) if c), None)
-        if first is not None and start > 0:
-            il = start - 1  # the layer before the first offloaded one: never the output layer
-            for d in range(first + 1):
-                trial = list(counts)
-                trial[d] += 1
-                whole = self.split(at, trial)
+        if start > 0:
+            il = start - 1  # the layer before the first offloaded one (the output layer first: no FFN)
+            for whole in self._wholes(rung, counts):
                 out.append(whole)
-                for fraction in DENSE_FRACTIONS + ((LAYER_FRACTION_MOE,) if self.moe else ()):
-                    out += [_moved(whole, il, fraction, t) for t in self._targets(d)]
-        m = at.n_cpu_moe
-        if self.moe and m > start and first is not None:
+                if il < self.n:
+                    d = _device_of(self.n, whole, self.devices, il)
+                    for fraction in DENSE_FRACTIONS + ((LAYER_FRACTION_MOE,) if self.moe else ()):
+                        # a part of the layer, less than it whole: an -ot to the next device placed before
+                        # -ncmoe's patterns would also take the experts -ncmoe keeps on the host
+                        out += [f for t in self._targets(d)
+                                if self.order(f := _moved(whole, il, fraction, t)) < self.order(whole)]
+        m = rung.n_cpu_moe
+        if self.moe and m > start and sum(counts):
             il = m - 1
-            back = self.split(dataclasses.replace(at, n_cpu_moe=m - 1), counts)
+            back = dataclasses.replace(rung, n_cpu_moe=m - 1)
             d = _device_of(self.n, back, self.devices, il)
             out.append(back)
             for fraction in EXPERT_FRACTIONS:
@@ -217,38 +345,62 @@ class SplitSearch:
 
     # --- the search ---------------------------------------------------------------------------------
 
-    def solve(self) -> SplitAnswer | None:
-        """The placement that keeps the most on the devices within every budget, None when not even
-        one layer fits."""
+    def rung(self) -> PlacementFlags:
+        """The whole layers and expert layers, in llama.cpp's fit order, each count by the dry run
+        (``most``: the prediction's bound, the guess, then the dry run from it): for a MoE model the
+        fewest expert layers on the host with every layer on the devices; else the most layers (for a
+        MoE model with every expert on the host), and the fewest expert layers on the host there."""
         n = self.n
-        searched = self.searched_base()
-        answer = None
         if self.moe:
-            places = lambda x, how: sum(self.fill(self.moe_at(n - x), how)) == n + 1  # noqa: E731
-            if (x := self._most(0, n, places)) >= 0:  # every layer on the devices, the fewest experts on the host
-                answer = self.split(self.moe_at(n - x), self.fill(self.moe_at(n - x), REAL))
-                searched.remove("n_gpu_layers")  # every layer is on the devices: only the experts moved
+            x = most(0, n, lambda x, how: self.every_layer(self.moe_at(n - x), how) is not None)
+            if x >= 0:
+                return self.every_layer(self.moe_at(n - x), REAL)
+        rung = self.most_layers(self.moe_at(n) if self.moe else self.at)
+        if self.moe and sum(self.counts(rung)):  # the layers on the devices may take some of their experts back
+            x = most(0, n, lambda x, how: self.fits(dataclasses.replace(rung, n_cpu_moe=n - x), how))
+            rung = dataclasses.replace(rung, n_cpu_moe=n - max(x, 0))
+        return rung
+
+    def highest(self, above: list[PlacementFlags]) -> int:
+        """The index of the highest of ``above`` (in ``order``) that fits by the dry run with host
+        memory within its budget too (a part of a layer moved to the host must leave it within), -1
+        for none, the one after it over: the dry run is asked, from the top, of each the guess lets
+        through, then of the step above the one found, whatever the guess said of it."""
+        i = next((i for i in reversed(range(len(above)))
+                  if self.judge.fits(above[i], BARE, host=True) and self.judge.fits(above[i], GUESS, host=True)
+                  and self.judge.fits(above[i], REAL, host=True)), -1)
+        while i + 1 < len(above) and self.judge.fits(above[i + 1], BARE, host=True) \
+                and self.judge.fits(above[i + 1], REAL, host=True):
+            i += 1
+        return i
+
+    def climb(self, rung: PlacementFlags) -> tuple[PlacementFlags, PlacementFlags | None]:
+        """From a rung that fits, one step at a time: the highest step above it that fits; a whole one
+        (a layer or an expert layer) is the next rung, climbed from again; part of a layer, or none, is
+        the answer. Returns the answer and the step above it (over a budget by the dry run; None when
+        nothing is left on the host)."""
+        while True:
+            above = sorted((f for f in self.steps(rung) if self.order(f) > self.order(rung)), key=self.order)
+            i = self.highest(above)
+            if i >= 0 and len(above[i].overrides) == len(rung.overrides):
+                rung = above[i]
+                continue
+            return (above[i] if i >= 0 else rung), (above[i + 1] if i + 1 < len(above) else None)
+
+    def solve(self) -> SplitAnswer | None:
+        """The placement that keeps the most on the devices within every budget (the rung, then the
+        steps above it), None when not even the output layer fits."""
+        answer, nxt = self.climb(self.rung())
+        counts = self.counts(answer)
+        if not sum(counts):
+            return None
+        searched = self.searched_base()
+        if self.moe:
+            if sum(counts) == self.n + 1:  # every layer is on the devices: only the experts moved
+                searched.remove("n_gpu_layers")
             searched.append("n_cpu_moe")
-        if answer is None:
-            at = self.moe_at(n) if self.moe else self.at
-            counts = self.best_fill(at)
-            if not sum(counts):
-                return None
-            if self.moe:  # the layers on the devices may take some of their experts back
-                x = self._most(0, n, lambda x, how: self.fits(self.split(self.moe_at(n - x), counts), how))
-                at = self.moe_at(n - max(x, 0))
-            answer = self.split(at, counts)
-        counts = layers_per_device(n, answer, self.devices)
-        base = dataclasses.replace(answer, n_gpu_layers=0, tensor_split=())
-        size = self.on_devices(answer)
-        above = sorted((f for f in self.steps(base, counts) if self.on_devices(f) > size), key=self.on_devices)
-        chosen = next((f for f in reversed(above)
-                       if self.fits(f, BARE) and self.fits(f, REAL) and not self._over_any(self._total(f))), None)
-        if chosen is not None:
-            answer, size = chosen, self.on_devices(chosen)
-            if len(chosen.overrides) > len(self.at.overrides):
-                searched.append("override_tensor")
-        nxt = next((f for f in above if self.on_devices(f) > size), None)
+        if len(answer.overrides) > len(self.at.overrides):
+            searched.append("override_tensor")
         return SplitAnswer(answer, nxt, ",".join(searched), placement_words(nxt, self.at) if nxt is not None else "")
 
 def _moved(flags: PlacementFlags, il: int, fraction: str, buft: str) -> PlacementFlags:

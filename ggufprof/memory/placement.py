@@ -468,12 +468,63 @@ def _cache_share(cache: Cache, device: str, layer_device: list[str], offload_kqv
     )
 
 
-def _override(name: str, overrides: list[tuple[str, str]]) -> str | None:
+_REGEX_OPERATORS = set(".^$*+?{}[]()|\\")
+
+
+def _literal_head(pattern: str) -> str:
+    """Text every match of ``pattern`` starts with: its characters up to the first regex operator
+    (``\\.`` read as a dot), "" when a ``|`` outside parentheses offers another start."""
+    depth, i = 0, 0
+    while i < len(pattern):  # a | at depth 0: the pattern has alternatives from its start
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":  # a class: skip to its end (a ] first, or after ^, is one of its characters)
+            i += 1 + (pattern[i + 1:i + 2] == "^")
+            i += pattern[i:i + 1] == "]"
+            while i < len(pattern) and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+        depth += (c == "(") - (c == ")")
+        if c == "|" and depth == 0:
+            return ""
+        i += 1
+    head, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern) and not pattern[i + 1].isalnum():
+            head.append(pattern[i + 1])
+            i += 2
+        elif c in _REGEX_OPERATORS:
+            break
+        else:
+            head.append(c)
+            i += 1
+    if i < len(pattern) and pattern[i] in "*?{":  # the last character may repeat zero times
+        head = head[:-1]
+    return "".join(head)
+
+
+@dataclass(frozen=True)
+class _Override:
+    """One -ot entry, compiled once for every tensor of a placement: the patterns -ncmoe writes
+    (``blk\\.N\\.ffn_...``, one per layer) are searched only in names that hold their literal head."""
+
+    head: str
+    pattern: re.Pattern
+    buft: str
+
+    @classmethod
+    def of(cls, pattern: str, buft: str) -> "_Override":
+        return cls(_literal_head(pattern), re.compile(pattern), buft)
+
+
+def _override(name: str, overrides: list[_Override]) -> str | None:
     """The buffer type of the first override whose pattern ``std::regex_search`` finds in ``name``
     (create_tensor, src/llama-model-loader.cpp; Python's re.search is the same for these patterns)."""
-    for pattern, buft in overrides:
-        if re.search(pattern, name):
-            return buft
+    for o in overrides:
+        if o.head in name and o.pattern.search(name):
+            return o.buft
     return None
 
 
@@ -510,6 +561,7 @@ def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int = 0, offlo
                 p.kv.append(share)
     overrides = flags.all_overrides()
     unknown = sorted({b for _, b in overrides if b != CPU and b not in by_buft})
+    compiled = [_Override.of(pattern, buft) for pattern, buft in overrides]
     if unknown:
         raise GgufprofError(f"--override-tensor: unknown buffer type {unknown[0]} (llama.cpp has "
                             f"{', '.join([CPU] + list(by_buft))})")
@@ -524,7 +576,7 @@ def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int = 0, offlo
     for i, t in enumerate(tensors):
         il = n_layer if i >= len(model.tensors) else _tensor_layer(t.name, n_layer, model.architecture)
         device = layer_device[il] if il >= 0 else CPU
-        if (forced := _override(t.name, overrides)) is not None:
+        if (forced := _override(t.name, compiled)) is not None:
             device = forced
         p.weights[device] = p.weights.get(device, 0) + t.n_bytes
         if device == CPU:
