@@ -20,6 +20,16 @@ def b_params(n: int) -> str:
     return f"{x:.{digits}f} B params"
 
 
+def mean_spread(mean: float, sd: float | None, fmt: str, sep: str = " ± ") -> str:
+    """A mean and its standard deviation, both in ``fmt`` (",.0f", ".1f"); a spread that ``fmt`` would
+    round to 0 is given to one significant digit (150 ± 0.3), since "± 0" reads as no spread at all;
+    ``sd`` None (one repetition: no spread was measured) is "n/a"."""
+    spread = "n/a" if sd is None else format(sd, fmt)
+    if sd is not None and sd > 0 and float(spread.replace(",", "")) == 0:
+        spread = f"{sd:.1g}"
+    return f"{mean:{fmt}}{sep}{spread}"
+
+
 def printable(text: str, limit: int | None = 200) -> str:
     """Text from a file (a model's name, an architecture, a record's reason) safe for a terminal:
     control characters (escape sequences and line breaks included) become '?', and it is cut at

@@ -43,6 +43,7 @@ def set_samples(block, xs):
         block["samples_s"] = [tokens / x for x in xs]
     block["samples_tps"] = xs
     block["tps_mean"] = statistics.fmean(xs) if xs else None
+    block["tps_stddev"] = statistics.stdev(xs) if len(xs) > 1 else 0.0  # as results/schema.py records it
 
 
 def calm(d):

@@ -10,7 +10,7 @@ from ..results.checks import failed_checks
 from ..results.noise import caveats, has_spread, is_auto, record_caveats
 from ..results.quality import fmt_kld
 from ..results.schema import Record
-from ..units import human_bytes, printable
+from ..units import human_bytes, mean_spread, printable
 
 # (title, width); a negative width means left-aligned. Fixed widths keep rows printed one at a
 # time aligned under the header.
@@ -49,8 +49,8 @@ def _tps(block: dict | None, noisy: bool = False) -> Text:
     if not block or block.get("tps_mean") is None:
         return Text("-")
     n_seq = block.get("n_seq") or 1
-    sd = f"{block['tps_stddev']:.0f}" if has_spread(block) and block.get("tps_stddev") is not None else "n/a"
-    text = f"{'~' if noisy else ''}{block['tps_mean']:.0f}±{sd}" + (f"×{n_seq}" if n_seq > 1 else "")
+    sd = block.get("tps_stddev") if has_spread(block) else None
+    text = f"{'~' if noisy else ''}{mean_spread(block['tps_mean'], sd, '.0f', sep='±')}" + (f"×{n_seq}" if n_seq > 1 else "")
     return Text(text, style="yellow" if noisy else "")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...units import human_bytes
+from ...units import human_bytes, mean_spread
 from ...results.quality import fmt_kld, recommendation
 from .data import AXIS_LABELS, DASH, ReportData, fmt_setting, cache_summary, check_failures, comparison_rows, environments, \
     not_measured, pair_label, quality_by_pair, quality_errors
@@ -36,8 +36,7 @@ def fmt_ratio(r: float | None, digits: int = 2) -> str:
 def fmt_tps(mean: float | None, sd: float | None) -> str:
     if mean is None:
         return DASH
-    f = ",.0f" if mean >= 100 else ".1f"
-    return f"{mean:{f}} ± " + ("n/a" if sd is None else f"{sd:{f}}")  # None: one repetition, no spread measured
+    return mean_spread(mean, sd, ",.0f" if mean >= 100 else ".1f")  # sd None: one repetition, no spread measured
 
 
 QUALITY_HEADERS = ["KLD", "top-1", "Δppl"]
