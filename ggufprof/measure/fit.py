@@ -240,11 +240,16 @@ class Fitter:
 
     def _placed_bare(self, s: KVSettings, flags: PlacementFlags) -> tuple[Placement, list[DeviceFootprint]]:
         if (key := (s, flags)) not in self._bare:
-            if (pred := self._predicted.get(s)) is None:
-                pred = self._predicted[s] = predict(self.model, s)
+            pred = self._prediction(s)
             placement = self._place(pred, flags)
             self._bare[key] = placement, footprint(self.model, pred, placement, {})
         return self._bare[key]
+
+    def _prediction(self, s: KVSettings) -> MemoryPrediction:
+        """``predict`` of ``s``, once per settings (the search asks the same settings at many placements)."""
+        if (pred := self._predicted.get(s)) is None:
+            pred = self._predicted[s] = predict(self.model, s)
+        return pred
 
     def guess(self, s: KVSettings, flags: PlacementFlags) -> list[DeviceFootprint]:
         """The footprint with each device's compute buffer guessed from the dry runs already asked at
@@ -267,7 +272,7 @@ class Fitter:
             if self.on_step is not None:
                 self.on_step(s, flags)
             try:
-                pred = predict(self.model, s)
+                pred = self._prediction(s)
                 self.dry.load(flags)
                 dry = self.dry.ask(s, self.offload_kqv)
                 cross_check(pred, dry)
