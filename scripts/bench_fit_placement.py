@@ -69,6 +69,9 @@ SHAPED = Path.home() / ".cache/ggufprof/shaped"
 SHAPED_CASES = [
     ("MoE 30B shape, 1 device", SHAPED / "qwen3moe-30b-a3b.gguf", 8192, "f16", 1, (8192,)),
     ("MoE 30B shape, 2 devices", SHAPED / "qwen3moe-30b-a3b.gguf", 8192, "f16", 2, (6144, 4096)),
+    # benchmarks/h200-fit's MoE cases (-c 32768, 8 and 14 GiB), on one rpc-server
+    *(("MoE 30B shape, 1 device", SHAPED / "qwen3moe-30b-a3b.gguf", 32768, t, 1, (b,))
+      for b in (8192, 14336) for t in ("f16", "q8_0")),
 ]
 TABLE = ["| case | model | -c | K/V | budget MiB | llama-fit-params | on devices MiB | within? | s | ggufprof fit | "
          "on devices MiB | within? | next step over? | s | loads | ≥? |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

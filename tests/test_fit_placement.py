@@ -359,3 +359,51 @@ def test_at_least_as_much_on_the_devices_as_llama_fit_params(rpc_rig, name, ctx,
     llama = totals(model, ctx, theirs, "-ct", "f16")
     assert all(ours[d] <= lim and llama[d] <= lim for d, lim in zip(devs, limits)), (ours, llama, limits)
     assert sum(ours[d] for d in devs) >= sum(llama[d] for d in devs), (row["command"], theirs, ours, llama)
+
+
+def test_last_layers_experts_pattern():
+    """The LAST search's one -ot entry takes exactly the last m layers' expert tensors (no other
+    layer whose number starts the same, no dense FFN), and the search reads m back from it."""
+    from ggufprof.measure.split_search import FIRST, LAST, SplitSearch, last_experts_override
+    from ggufprof.memory.placement import PlacementFlags
+
+    pattern, buft = last_experts_override(48, 3)
+    assert buft == "CPU"
+    hits = [f"blk.{il}.ffn_{p}_exps.weight" for il in range(48) for p in ("up", "down", "gate", "gate_up")
+            if re.search(pattern, f"blk.{il}.ffn_{p}_exps.weight")]
+    assert {int(h.split(".")[1]) for h in hits} == {45, 46, 47} and len(hits) == 12
+    assert not re.search(pattern, "blk.4.ffn_up_exps.weight") and not re.search(pattern, "blk.46.ffn_up.weight")
+    at = PlacementFlags(n_gpu_layers=-1, overrides=(("user", "CPU"),))
+    for experts in (FIRST, LAST):
+        search = SplitSearch(48, [], at, moe=True, judge=None, experts=experts)
+        for m in (0, 1, 17, 48):
+            flags = search.with_moe(search.moe_at(5), m)
+            assert search.moe_count(flags) == m and flags.overrides[0] == ("user", "CPU")
+            assert search.parts(flags) == 0  # a whole step: no part of a layer moved
+
+
+def test_fit_keeps_the_better_of_first_and_last_layers_experts(rpc_rig):
+    """For a MoE model fit searches twice (the first layers' experts on the host, -ncmoe, and the last
+    ones', as llama.cpp's fit) and keeps the answer with more on the device: never less than either."""
+    from ggufprof.measure.fit import Budget, Fitter
+    from ggufprof.measure.split_search import FIRST, LAST, SplitSearch
+    from ggufprof.memory.placement import PlacementFlags
+    from ggufprof.memory.settings import KVSettings
+    from ggufprof.model.model_info import load_model_info
+
+    model, rpc = _suite("qwen3moe-moe.gguf"), rpc_rig.endpoints[0]
+    dev = rpc_rig.buffer_types()[0]
+    full = totals(model, 4096, ["--rpc", rpc, "-ngl", "all"])[dev]
+    s = KVSettings(ctx_size=4096)
+    at = PlacementFlags(n_gpu_layers=-1, rpc=(rpc,))
+    fitter = Fitter(load_model_info(model), s, Budget(vram=full - 1, margin=0), at, search_placement=True)
+    try:
+        judge = fitter.judge(s)
+        alone = {e: SplitSearch(fitter.n_layer, fitter.devices, at, moe=True, judge=judge, experts=e).solve()
+                 for e in (FIRST, LAST)}
+        search, best = fitter._best_split(at, True, judge)
+        assert all(a is not None for a in alone.values())
+        assert search.order(best.flags) == max(search.order(a.flags) for a in alone.values())
+        assert search.experts == FIRST or search.order(best.flags) > search.order(alone[FIRST].flags)
+    finally:
+        fitter.close()

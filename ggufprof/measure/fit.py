@@ -11,8 +11,9 @@ Two searches, both exact (the answer fits; the next step is over, by llama.cpp's
   layer offloaded, when the placement is left to fit and an offload device is budgeted: one search
   for one device or several, whoever splits the layers (measure/split_search.py), in the order of
   llama.cpp's own fit (common/fit.cpp, ``common_params_fit_impl``): for a MoE model first the fewest
-  layers whose expert tensors stay in host memory (``--n-cpu-moe N``; it moves MoE tensors,
-  ``LAYER_FRACTION_MOE``, before whole layers), then the most layers on the devices (``-ngl N``) and
+  layers whose expert tensors stay in host memory (the first layers', ``--n-cpu-moe N``, or the last
+  layers', as llama.cpp's fit chooses: both searched, the one with more on the devices kept; it moves
+  MoE tensors, ``LAYER_FRACTION_MOE``, before whole layers), then the most layers on the devices (``-ngl N``) and
   at that -ngl again the fewest expert layers on the host, then part of one more layer (``-ot`` of
   part of its FFN or experts to the host or the next device). The layers' split between several
   devices is the search's (no ``-ts``: each device's count, written as ``-ts``, filled back to front
@@ -65,7 +66,8 @@ from ..memory.settings import CTX_PAD, UINT32_MAX, KVSettings
 from ..model.model_info import ModelInfo
 from ..results.run_settings import RunSettings
 from .dry_run import DryRun, cross_check
-from .split_search import BARE, GUESS, REAL, Held, Judge, KnownCompute, SplitSearch, last_true
+from .split_search import (BARE, FIRST, GUESS, LAST, REAL, Held, Judge, KnownCompute, SplitAnswer, SplitSearch,
+                           last_true)
 from .sweep import default_threads, measure_one
 from .workers import Progress
 
@@ -359,9 +361,8 @@ class Fitter:
         is checked at the answer, where it holds the least it can for the devices' budgets."""
         user_moe = self.flags.cpu_moe or self.flags.n_cpu_moe
         at = dataclasses.replace(full, tensor_split=self.flags.tensor_split)  # the user's -ts, or none: the search's
-        search = SplitSearch(self.n_layer, self.devices, at, moe=has_experts(self.model) and not user_moe,
-                             judge=self.judge(s))
-        found = search.solve()
+        moe = has_experts(self.model) and not user_moe
+        search, found = self._best_split(at, moe, self.judge(s))
         if found is None:
             nothing = dataclasses.replace(at, n_gpu_layers=0)
             _, devs = self.total(s, nothing)
@@ -377,6 +378,19 @@ class Fitter:
                                     capped_by=CAP_ALL)
             return self.fit(s.cache_type_k, s.cache_type_v, found.flags, s)
         return self._placed(s, found.flags, found.next, found.searched, found.next_step)
+
+    def _best_split(self, at: PlacementFlags, moe: bool, judge: Judge) -> tuple[SplitSearch, SplitAnswer | None]:
+        """The split search; for a MoE model twice, with the first layers' experts on the host
+        (-ncmoe) and with the last ones' (llama.cpp's fit's choice), and the answer that keeps more on
+        the devices (the first at a tie: -ncmoe is the shorter command)."""
+        best: tuple[SplitSearch, SplitAnswer | None] | None = None
+        for experts in (FIRST, LAST) if moe else (FIRST,):
+            search = SplitSearch(self.n_layer, self.devices, at, moe=moe, judge=judge, experts=experts)
+            found = search.solve()
+            if best is None or (found is not None and (best[1] is None or
+                                                       search.order(found.flags) > best[0].order(best[1].flags))):
+                best = search, found
+        return best
 
     def _placed(self, s: KVSettings, flags: PlacementFlags, nxt: PlacementFlags, searched: str,
                 next_words: str) -> FitResult:

@@ -16,9 +16,11 @@ The order is llama.cpp's own fit (common/fit.cpp, ``common_params_fit_impl``):
   llama.cpp's single-precision split points give each device exactly that many layers
   (memory/placement.py ``layers_per_device``).
 * For a MoE model, every expert tensor on the host first (``LAYER_FRACTION_MOE``): the fewest layers
-  whose experts stay in host memory (``--n-cpu-moe N``) with every layer on the devices; when even
-  all of them there is over, the most layers (their experts on the host), then the fewest expert
-  layers on the host at that split.
+  whose experts stay in host memory with every layer on the devices; when even all of them there is
+  over, the most layers (their experts on the host), then the fewest expert layers on the host at
+  that split. Which layers' experts: the first ones (``--n-cpu-moe N``) or the last ones (one -ot
+  entry, as llama.cpp's fit keeps its first layers whole), one search each (``experts``; fit keeps
+  the answer with more on the devices).
 * Then one layer more, in part (step 4, "try to fit at least part of one more layer"): the next layer's
   attention on a device and part of its FFN elsewhere (llama.cpp's ``LAYER_FRACTION_ATTN``, ``_UP``,
   ``_GATE``), in host memory or on the next device (its ``overflow_bufts``); for a MoE model also
@@ -44,10 +46,23 @@ from ..errors import GgufprofError
 from ..flags import ALL_GPU_LAYERS as ALL_LAYERS, placement_words  # -ngl all: every layer and the output
 from ..memory.footprint import HOST, DeviceFootprint
 from ..memory.placement import (CPU, LAYER_FRACTION_ATTN, LAYER_FRACTION_GATE, LAYER_FRACTION_MOE, LAYER_FRACTION_UP,
-                                OffloadDevice, Placement, PlacementFlags, ffn_block_regex, layer_devices,
-                                layers_per_device)
+                                LLM_FFN_EXPS_REGEX, OffloadDevice, Placement, PlacementFlags, ffn_block_regex,
+                                layer_devices, layers_per_device)
 
 BARE, GUESS, REAL = "prediction", "guess", "dry run"  # how a placement is judged: cheapest first
+FIRST, LAST = "first", "last"  # which layers' experts a MoE search leaves on the host (SplitSearch.experts)
+_LAST_HEAD = r"blk\.("  # the head of the last layers' experts pattern (last_experts_override)
+
+
+def last_experts_override(n_layer: int, m: int) -> tuple[str, str]:
+    r"""The last ``m`` layers' expert tensors on the host, as one -ot entry (the layers as an
+    alternation: ``blk\.(46|47)`` + llm_ffn_exps' pattern), what llama.cpp's own fit does with
+    LAYER_FRACTION_MOE for the layers after its full ones (common/fit.cpp, step 3)."""
+    return _LAST_HEAD + "|".join(str(il) for il in range(n_layer - m, n_layer)) + ")" + LLM_FFN_EXPS_REGEX, CPU
+
+
+def _is_last_experts(override: tuple[str, str]) -> bool:
+    return override[0].startswith(_LAST_HEAD) and override[0].endswith(LLM_FFN_EXPS_REGEX)
 DENSE_FRACTIONS = (LAYER_FRACTION_GATE, LAYER_FRACTION_UP, LAYER_FRACTION_ATTN)  # least moved first
 EXPERT_FRACTIONS = (LAYER_FRACTION_GATE, LAYER_FRACTION_UP, LAYER_FRACTION_MOE)
 
@@ -186,8 +201,15 @@ class SplitSearch:
     from the guess (``most``); above it (``climb``) the dry run is asked of the steps the guess lets
     through, from the top, and of the step right above the one that fits, whatever the guess said."""
 
-    def __init__(self, n_layer: int, devices: list[OffloadDevice], at: PlacementFlags, *, moe: bool, judge: Judge):
+    def __init__(self, n_layer: int, devices: list[OffloadDevice], at: PlacementFlags, *, moe: bool, judge: Judge,
+                 experts: str = FIRST):
+        """``experts``: which layers' experts a MoE search moves to the host -- FIRST, the first m
+        (``-ncmoe m``, the flag users type), or LAST, the last m (one -ot entry), as llama.cpp's fit
+        keeps its first layers whole. They are different bytes where a release quantizes some layers'
+        experts more finely (Q4_K_M's Q6_K ffn_down_exps in the first and last eighth and every third
+        layer), so ``fit`` asks both and keeps what holds more on the devices."""
         self.n, self.devices, self.at, self.moe, self.judge = n_layer, devices, at, moe, judge
+        self.experts = experts
         self.user_split = len(devices) > 1 and any(at.tensor_split)  # the user's -ts: only -ngl moves
 
     # --- judging one placement ----------------------------------------------------------------------
@@ -203,7 +225,12 @@ class SplitSearch:
         """How far up the search a placement is: the bytes it keeps on the offload devices, then, at
         the same bytes, a layer whole above the same layer with part of its FFN on the next device (a
         move between devices keeps the bytes there), so that the step above an answer is never a tie."""
-        return self.on_devices(flags), -len(flags.overrides)
+        return self.on_devices(flags), -self.parts(flags)
+
+    def parts(self, flags: PlacementFlags) -> int:
+        """The -ot entries of ``flags`` that move part of a layer (the steps' own): not the user's, nor
+        the last layers' experts (a whole step of the LAST search)."""
+        return sum(1 for o in flags.overrides if o not in self.at.overrides and not _is_last_experts(o))
 
     # --- placements ---------------------------------------------------------------------------------
 
@@ -233,7 +260,21 @@ class SplitSearch:
         return ["n_gpu_layers"] + (["tensor_split"] if len(self.devices) > 1 and not self.user_split else [])
 
     def moe_at(self, m: int) -> PlacementFlags:
-        return dataclasses.replace(self.at, n_cpu_moe=m)
+        return self.with_moe(self.at, m)
+
+    def with_moe(self, flags: PlacementFlags, m: int) -> PlacementFlags:
+        """``flags`` with ``m`` layers' experts on the host: the first m (-ncmoe), or the last m."""
+        if self.experts == FIRST:
+            return dataclasses.replace(flags, n_cpu_moe=m)
+        kept = tuple(o for o in flags.overrides if not _is_last_experts(o))
+        return dataclasses.replace(flags, overrides=kept + ((last_experts_override(self.n, m),) if m else ()))
+
+    def moe_count(self, flags: PlacementFlags) -> int:
+        """How many layers' experts ``flags`` leaves on the host (``with_moe``'s m)."""
+        if self.experts == FIRST:
+            return flags.n_cpu_moe
+        last = next((o for o in flags.overrides if _is_last_experts(o)), None)
+        return 0 if last is None else last[0][len(_LAST_HEAD):].split(")")[0].count("|") + 1
 
     def fill(self, at: PlacementFlags, how: str, last: int | None = None) -> tuple[int, ...]:
         """Layers per device, back to front, each device taking the most that keep every offload
@@ -332,10 +373,10 @@ class SplitSearch:
                         # -ncmoe's patterns would also take the experts -ncmoe keeps on the host
                         out += [f for t in self._targets(d)
                                 if self.order(f := _moved(whole, il, fraction, t)) < self.order(whole)]
-        m = rung.n_cpu_moe
-        if self.moe and m > start and sum(counts):
-            il = m - 1
-            back = dataclasses.replace(rung, n_cpu_moe=m - 1)
+        m = self.moe_count(rung)
+        if self.moe and sum(counts) and (m > start if self.experts == FIRST else m > 0):
+            il = m - 1 if self.experts == FIRST else self.n - m  # the layer whose experts come back next
+            back = self.with_moe(rung, m - 1)
             d = _device_of(self.n, back, self.devices, il)
             out.append(back)
             for fraction in EXPERT_FRACTIONS:
@@ -357,8 +398,8 @@ class SplitSearch:
                 return self.every_layer(self.moe_at(n - x), REAL)
         rung = self.most_layers(self.moe_at(n) if self.moe else self.at)
         if self.moe and sum(self.counts(rung)):  # the layers on the devices may take some of their experts back
-            x = most(0, n, lambda x, how: self.fits(dataclasses.replace(rung, n_cpu_moe=n - x), how))
-            rung = dataclasses.replace(rung, n_cpu_moe=n - max(x, 0))
+            x = most(0, n, lambda x, how: self.fits(self.with_moe(rung, n - x), how))
+            rung = self.with_moe(rung, n - max(x, 0))
         return rung
 
     def highest(self, above: list[PlacementFlags]) -> int:
@@ -382,7 +423,7 @@ class SplitSearch:
         while True:
             above = sorted((f for f in self.steps(rung) if self.order(f) > self.order(rung)), key=self.order)
             i = self.highest(above)
-            if i >= 0 and len(above[i].overrides) == len(rung.overrides):
+            if i >= 0 and not self.parts(above[i]):
                 rung = above[i]
                 continue
             return (above[i] if i >= 0 else rung), (above[i + 1] if i + 1 < len(above) else None)
@@ -398,8 +439,8 @@ class SplitSearch:
         if self.moe:
             if sum(counts) == self.n + 1:  # every layer is on the devices: only the experts moved
                 searched.remove("n_gpu_layers")
-            searched.append("n_cpu_moe")
-        if len(answer.overrides) > len(self.at.overrides):
+            searched.append("n_cpu_moe" if self.experts == FIRST else "override_tensor")
+        if len(answer.overrides) > len(self.at.overrides) and "override_tensor" not in searched:
             searched.append("override_tensor")
         return SplitAnswer(answer, nxt, ",".join(searched), placement_words(nxt, self.at) if nxt is not None else "")
 

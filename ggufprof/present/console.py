@@ -372,7 +372,7 @@ def print_fit(report: FitReport, console: Console | None = None) -> None:
                          + report.commands(alt).get("llama-server", ""), style="cyan"))
     _print_answer(report, c)
     if report.search == "placement":
-        c.print(Text(f"placement searched for the context (-ngl, -ncmoe for MoE models, part of one more layer as -ot; "
+        c.print(Text(f"placement searched for the context (-ngl; for MoE models the first or the last layers' experts on the host, -ncmoe or -ot; part of one more layer as -ot; "
                      f"with several devices and no -ts also the layers per device, -ts): {report.dry_run_loads} "
                      "dry-run load(s) of the model", style="dim"))
     for n, cap in enumerate(caps, 1):
