@@ -62,15 +62,15 @@ LOAD_MODE = typer.Option(None, "--load-mode", "-lm", metavar="auto|none|mmap|mlo
 NO_HOST = typer.Option(False, "--no-host", help="Host weights skip the GPU's pinned host buffer type (llama.cpp's --no-host), so extra buffer types (CPU_REPACK) are used.")
 NO_MMAP = typer.Option(False, "--no-mmap", help="Older llama.cpp's spelling of -lm none.")
 MLOCK = typer.Option(False, "--mlock", help="Older llama.cpp's spelling of -lm mmap+mlock (with --no-mmap: -lm mlock).")
-# Every placement flag but -ngl (each command words its own) and --no-repack, as placement_flags'
-# keyword arguments: (option's parameter name, placement_flags' name, type, the typer Option)
+# Every placement flag but -ngl (each command words its own) and --no-repack: (the option's parameter
+# name, which is placement_flags' keyword argument, its type, the typer Option)
 PLACEMENT_OPTIONS = (
-    ("split_mode", "split_mode", Optional[str], SPLIT_MODE), ("tensor_split", "tensor_split", Optional[str], TENSOR_SPLIT),
-    ("main_gpu", "main_gpu", Optional[int], MAIN_GPU), ("device", "devices", Optional[str], DEVICE),
-    ("rpc", "rpc", Optional[str], RPC), ("override_tensor", "overrides", Optional[list[str]], OVERRIDE_TENSOR),
-    ("cpu_moe", "cpu_moe", bool, CPU_MOE), ("n_cpu_moe", "n_cpu_moe", Optional[int], N_CPU_MOE),
-    ("n_cpu_ffn", "n_cpu_ffn", Optional[int], N_CPU_FFN), ("load_mode", "load_mode", Optional[str], LOAD_MODE),
-    ("no_host", "no_host", bool, NO_HOST), ("no_mmap", "no_mmap", bool, NO_MMAP), ("mlock", "mlock", bool, MLOCK))
+    ("split_mode", Optional[str], SPLIT_MODE), ("tensor_split", Optional[str], TENSOR_SPLIT),
+    ("main_gpu", Optional[int], MAIN_GPU), ("device", Optional[str], DEVICE), ("rpc", Optional[str], RPC),
+    ("override_tensor", Optional[list[str]], OVERRIDE_TENSOR), ("cpu_moe", bool, CPU_MOE),
+    ("n_cpu_moe", Optional[int], N_CPU_MOE), ("n_cpu_ffn", Optional[int], N_CPU_FFN),
+    ("load_mode", Optional[str], LOAD_MODE), ("no_host", bool, NO_HOST), ("no_mmap", bool, NO_MMAP),
+    ("mlock", bool, MLOCK))
 
 
 def _placement_options(fn: Callable) -> Callable:
@@ -81,16 +81,16 @@ def _placement_options(fn: Callable) -> Callable:
     params = []
     for p in sig.parameters.values():
         params += ([Parameter(name, p.kind, default=option, annotation=kind)
-                    for name, _, kind, option in PLACEMENT_OPTIONS] if p.name == "placement" else [p])
+                    for name, kind, option in PLACEMENT_OPTIONS] if p.name == "placement" else [p])
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        placement = {flag: kwargs.pop(name) for name, flag, _, _ in PLACEMENT_OPTIONS}
+        placement = {name: kwargs.pop(name) for name, _, _ in PLACEMENT_OPTIONS}
         return fn(*args, placement=placement, **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=params)
     wrapper.__annotations__ = {**{k: v for k, v in fn.__annotations__.items() if k != "placement"},
-                               **{name: kind for name, _, kind, _ in PLACEMENT_OPTIONS}}
+                               **{name: kind for name, kind, _ in PLACEMENT_OPTIONS}}
     return wrapper
 CACHE_TYPE_V_LIST = typer.Option(None, "--cache-type-v", "-ctv", metavar="LIST", help="V cache types (see -ctk).")
 # how the measuring commands (sweep, quality, speedup) run llama.cpp

@@ -395,19 +395,21 @@ def _non_negative(value: int | None, flag: str) -> int:
 
 
 def placement_flags(n_gpu_layers: str | int | None = None, split_mode: str | None = None,
-                    tensor_split: str | None = None, main_gpu: int | None = None, devices: str | None = None,
-                    rpc: str | None = None, overrides: list[str] | None = None, cpu_moe: bool = False,
+                    tensor_split: str | None = None, main_gpu: int | None = None, device: str | None = None,
+                    rpc: str | None = None, override_tensor: list[str] | None = None, cpu_moe: bool = False,
                     n_cpu_moe: int | None = None, n_cpu_ffn: int | None = None, repack: bool = True,
                     load_mode: str | None = None, no_host: bool = False, no_mmap: bool = False,
                     mlock: bool = False) -> PlacementFlags:
-    """Every placement flag as the CLI takes it, parsed into the one record the workers get
-    (``no_mmap``/``mlock``: older llama.cpp's spellings of a load mode, parse_load_mode)."""
+    """Every placement flag as the CLI takes it, parsed into the one record the workers get. The
+    parameters are llama.cpp's long flags (``device`` for --device, ``override_tensor`` for
+    --override-tensor): the CLI's options and check's TOML keys have these names and pass them as they
+    are (``no_mmap``/``mlock``: older llama.cpp's spellings of a load mode, parse_load_mode)."""
     return PlacementFlags(
         n_gpu_layers=0 if n_gpu_layers is None else parse_gpu_layers(n_gpu_layers),
         split_mode="layer" if split_mode is None else parse_split_mode(split_mode),
         tensor_split=() if tensor_split is None else parse_tensor_split(tensor_split),
         main_gpu=0 if main_gpu is None else main_gpu,
-        devices=parse_devices(devices), rpc=parse_rpc(rpc), overrides=parse_overrides(overrides),
+        devices=parse_devices(device), rpc=parse_rpc(rpc), overrides=parse_overrides(override_tensor),
         cpu_moe=cpu_moe, n_cpu_moe=_non_negative(n_cpu_moe, "--n-cpu-moe"),
         n_cpu_ffn=_non_negative(n_cpu_ffn, "--n-cpu-ffn"), repack=repack,
         load_mode=parse_load_mode(load_mode, no_mmap, mlock), no_host=no_host)

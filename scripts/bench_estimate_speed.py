@@ -94,7 +94,7 @@ def fit_steps(args: argparse.Namespace, lib: list[str]) -> list[float]:
     use_llama_lib(lib[1] if lib else None)
     given = get_command(app).commands["estimate"].make_context("estimate", [args.model, *args.flags]).params
     flags = placement_flags(given["n_gpu_layers"] or "all", repack=given["repack"],
-                            **{to: given[name] for name, to, _, _ in PLACEMENT_OPTIONS})  # as estimate --total
+                            **{name: given[name] for name, _, _ in PLACEMENT_OPTIONS})  # as estimate --total
     out = []
     with DryRun(Path(args.model), placement=flags) as dry:
         base = int(args.ctx_size)

@@ -22,6 +22,7 @@ import dataclasses
 import difflib
 import re
 from dataclasses import dataclass, field
+from inspect import signature
 from pathlib import Path
 
 from ..errors import GgufprofError
@@ -46,11 +47,9 @@ KEY_TYPES: dict[str, type | tuple[type, ...]] = {
     "override_tensor": (str, list), "cpu_moe": bool, "n_cpu_moe": int, "n_cpu_ffn": int,
     "load_mode": str, "no_host": bool,
 }
-# deployment key -> placement_flags' parameter (flags.py: the one parser of llama.cpp's placement flags)
-PLACEMENT_KEYS = {"n_gpu_layers": "n_gpu_layers", "split_mode": "split_mode", "tensor_split": "tensor_split",
-                  "main_gpu": "main_gpu", "device": "devices", "rpc": "rpc", "override_tensor": "overrides",
-                  "cpu_moe": "cpu_moe", "n_cpu_moe": "n_cpu_moe", "n_cpu_ffn": "n_cpu_ffn", "repack": "repack",
-                  "load_mode": "load_mode", "no_host": "no_host"}
+# the placement keys: placement_flags' parameters (flags.py: the one parser of llama.cpp's placement
+# flags, named as its long flags) that a deployment takes
+PLACEMENT_KEYS = tuple(k for k in signature(placement_flags).parameters if k in KEY_TYPES)
 REQUIRED = ("name", "model", "ctx_size")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a safe directory name: no '..', '/', spaces
 MINIMUM = {"n_prompt": 0, "n_gen": 0, "depth": 0, "repetitions": 1}
@@ -241,7 +240,7 @@ def _placement(table: dict, ctx: _Context) -> PlacementFlags:
     each key on its own first so that an error names its line; lists stand for llama.cpp's
     comma-separated values (``tensor_split = [3, 1]`` is ``-ts 3,1``)."""
     given: dict[str, object] = {}
-    for key, param in PLACEMENT_KEYS.items():
+    for key in PLACEMENT_KEYS:
         if key not in table:
             continue
         value = table[key]
@@ -254,10 +253,10 @@ def _placement(table: dict, ctx: _Context) -> PlacementFlags:
             if not all(isinstance(v, str) for v in value):
                 raise ctx.fail(key, f"expected 'regex=buffer type' strings, got {table[key]!r}")
         try:
-            placement_flags(**{param: value})
+            placement_flags(**{key: value})
         except GgufprofError as e:
             raise ctx.fail(key, str(e)) from None
-        given[param] = value
+        given[key] = value
     return placement_flags(**given)
 
 
