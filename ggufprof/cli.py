@@ -290,11 +290,7 @@ def estimate(
     llama-server's (4 slots in a unified cache), --defaults library llama_context_default_params
     (n_ctx 512, swa_full on: what llama-cpp-python gets).
     """
-    if total:  # llama.cpp's dry run: its worker starts before the rest of ggufprof is imported
-        from .measure.workers import PROBE, prestart
-
-        prestart(PROBE)
-    from .api import estimate as estimate_
+    from .api import estimate as estimate_  # with --total it prestarts the dry run's worker (as launch.py, earlier)
     from .flags import placement_flags
     from .memory.settings import DEFAULTS_NOTE
     from .present.console import estimate_json, print_estimate
@@ -392,10 +388,7 @@ def fit(
     an alternative. Budgets count allocated bytes (weights in full), the safe bound llama.cpp's --fit
     uses; --verify creates each answer for real.
     """
-    from .measure.workers import PROBE, prestart
-
-    prestart(PROBE)  # llama.cpp's dry run: its worker starts before the rest of ggufprof is imported
-    from .api import fit as fit_
+    from .api import fit as fit_  # it prestarts the dry run's worker (as launch.py does, earlier)
     from .flags import parse_flash_attn, parse_gpu_layers, placement_flags
     from .present.console import print_fit
     from .present.progress import Steps
