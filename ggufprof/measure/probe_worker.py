@@ -73,6 +73,12 @@ class Kept:
         return True
 
 
+def _placement(request: dict) -> PlacementFlags | None:
+    """A request's ``placement`` (PlacementFlags as a dict), None when it has none."""
+    placement = request.get("placement")
+    return None if placement is None else PlacementFlags.from_dict(placement)
+
+
 class Probe:
     def __init__(self) -> None:
         self.model: LlamaModel | None = None
@@ -85,9 +91,8 @@ class Probe:
         if op == "load":
             return self._load(request)
         if op == "cpu_bufts":
-            placement = request.get("placement")
             lm = LlamaModel(request["model"], 0, request.get("repack", True), dry_run=True, all_on_cpu=True,
-                            placement=None if placement is None else PlacementFlags.from_dict(placement))
+                            placement=_placement(request))
             try:
                 return parse_log(lm.load_log_text).tensor_bufts
             finally:
@@ -117,10 +122,9 @@ class Probe:
         self._drop()
         before = _resident()
         try:
-            placement = request.get("placement")
             self.model = LlamaModel(request["model"], request.get("n_gpu_layers", 0), request.get("repack", True),
                                     dry_run=request.get("dry_run", False), all_on_cpu=request.get("all_on_cpu", False),
-                                    placement=None if placement is None else PlacementFlags.from_dict(placement))
+                                    placement=_placement(request))
         except GgufprofError as e:
             self.model = None
             return {"load_error": str(e)}
