@@ -44,7 +44,7 @@ ANSWER = re.compile(r"^(-c \d+ .*)$", re.M)
 
 HEADER = """# fit beside llama-fit-params on rpc-servers (scripts/bench_fit_placement.py)
 
-Two ggml-rpc-servers on 127.0.0.1 (this 2-core VM, shared), the pinned llama.cpp tools build; both tools given the same per-device budget (llama-fit-params: --fit-target = the free memory it reads - budget; ggufprof fit: that many bytes, --margin 0), the same -c and cache type, and neither a -ts: each chooses its own split (integer layer counts per device) and may move part of a layer (-ot of part of one layer's FFN, to the host or the next device). "on devices MiB": the answer's totals on the rpc-servers (weights, KV, compute buffers) by the exact prediction (estimate --total of that answer: llama.cpp's dry run for the compute buffers); "within?": each device's total against its budget; "next step over?": ggufprof's next step (one more layer, whole or in part, or one fewer expert layer on the host) over a budget by the same prediction; "loads": the dry-run loads of the model ggufprof's search took (--json's dry_run_loads); "≥?": ggufprof keeps at least as many bytes on the devices as llama-fit-params. Wall time: each tool as a fresh process.
+Two ggml-rpc-servers on 127.0.0.1 (this 2-core VM, shared), the pinned llama.cpp tools build; both tools given the same per-device budget (llama-fit-params: --fit-target = the free memory it reads - budget; ggufprof fit: that many bytes, --margin 0), the same -c and cache type, and neither a -ts: each chooses its own split (integer layer counts per device) and may move part of a layer (-ot of part of one layer's FFN, to the host or the next device). "on devices MiB": the answer's totals on the rpc-servers (weights, KV, compute buffers) by the exact prediction (estimate --total of that answer: llama.cpp's dry run for the compute buffers); "within?": each device's total against its budget; "next step over?": ggufprof's next step (one more layer, whole or in part, or one fewer expert layer on the host) over a budget by the same prediction; "loads": the dry-run loads of the model ggufprof's search took (--json's dry_run_loads); "≥?": ggufprof keeps more weight and cache bytes on the devices than llama-fit-params, or as many and at least as many bytes in all ("yes"), as many with smaller compute buffers there ("tie"), or fewer ("**NO**"). Wall time: each tool as a fresh process.
 """
 
 # (label, model, context, cache type, servers, budget MiB per server)
@@ -136,6 +136,15 @@ def totals(e: dict, model: Path, ctx: int, t: str, placement: list[str]) -> dict
     return {dev: row["total_bytes"] for dev, row in d["total"].items()}
 
 
+def held(e: dict, model: Path, ctx: int, t: str, placement: list[str]) -> int:
+    """The weight, KV and recurrent-state bytes a placement puts on the rpc-servers: what a search
+    maximises (what stays on the host is read from host memory at every token); compute buffers are
+    the tie-break."""
+    d, _ = ggufprof(e, "estimate", str(model), "-c", str(ctx), "-ctk", t, "-ctv", t, "--total", *placement)
+    return sum(r["weights_bytes"] + r["kv_bytes"] + r["recurrent_bytes"] for dev, r in d["total"].items()
+               if dev.startswith("RPC"))
+
+
 def llama_placement(answer: str) -> list[str]:
     """llama-fit-params' answer line without -c (and its -ngl -1 as all), as estimate takes it."""
     parts = shlex.split(answer)  # it quotes -ot values
@@ -200,7 +209,20 @@ def row(bin_dir: Path, e: dict, eps: list[str], label: str, model: Path, ctx: in
             f"{'-' if l_ok is None else 'yes' if l_ok else '**NO**'} | {lsecs:.2f} | {g_answer} | {g_dev} | "
             f"{'-' if g_ok is None else 'yes' if g_ok else '**NO**'} | "
             f"{'-' if over is None else 'yes' if over else 'no'} | {gsecs:.2f} | {r['dry_run_loads']} | "
-            f"{'-' if '-' in (l_dev, g_dev) else 'yes' if float(g_dev) >= float(l_dev) else '**NO**'} |")
+            f"{_compare(e, model, ctx, t, base, lp if m else None, gp if r['ctx_size'] else None, l_dev, g_dev)} |")
+
+
+def _compare(e: dict, model: Path, ctx: int, t: str, base: list[str], lp: list[str] | None, gp: list[str] | None,
+             l_dev: str, g_dev: str) -> str:
+    """ggufprof's answer against llama.cpp's: more weights and cache on the devices ("yes"), the same
+    with at least as many bytes in all ("yes"), the same bytes held but smaller compute buffers there
+    ("tie": the same model and cache on the devices), or less ("**NO**")."""
+    if lp is None or gp is None:
+        return "-"
+    ours, theirs = held(e, model, ctx, t, gp), held(e, model, ctx, t, lp)
+    if ours != theirs:
+        return "yes" if ours > theirs else "**NO**"
+    return "yes" if float(g_dev) >= float(l_dev) else "tie"
 
 
 def main() -> int:

@@ -407,3 +407,40 @@ def test_fit_keeps_the_better_of_first_and_last_layers_experts(rpc_rig):
         assert search.experts == FIRST or search.order(best.flags) > search.order(alone[FIRST].flags)
     finally:
         fitter.close()
+
+
+def test_each_device_gets_its_own_partial_layer(rpc_rig):
+    """The climb leaves one part of a layer in an answer; with several devices ``shift`` gives a device
+    boundary its own (the second device's first layer moved forward in part, the rest of its FFN kept
+    on the second device, as llama.cpp's fit overflows to the next device) and climbs on from there.
+    qwen3moe on 16 + 24 MiB: the climb alone leaves part of an expert layer on the host; the shifted
+    answer holds every weight on the devices, fits by the dry run (host memory too) and its next
+    step, if any, is over."""
+    import dataclasses
+
+    from ggufprof.measure.fit import Budget, Fitter
+    from ggufprof.measure.split_search import LAST, REAL, SplitSearch
+    from ggufprof.memory.placement import PlacementFlags
+    from ggufprof.memory.settings import KVSettings
+    from ggufprof.model.model_info import load_model_info
+
+    model, rpc = _suite("qwen3moe-moe.gguf"), tuple(rpc_rig.endpoints)
+    first, second = rpc_rig.buffer_types()
+    s = KVSettings(ctx_size=4096)
+    at = PlacementFlags(n_gpu_layers=-1, rpc=rpc)
+    fitter = Fitter(load_model_info(model), s, Budget(margin=0, per_device=((first, 16 * MIB), (second, 24 * MIB))),
+                    at, search_placement=True)
+    try:
+        judge = fitter.judge(s)
+        search = SplitSearch(fitter.n_layer, fitter.devices, at, moe=True, judge=judge, experts=LAST)
+        climbed = search.climbed()
+        found = search.solve(climbed)
+        assert search.order(found.flags) > search.order(climbed[0]), (climbed[0], found.flags)
+        assert judge.fits(found.flags, REAL, host=True)
+        assert found.next is None or not judge.fits(found.next, REAL)
+        boundary = sum(search.counts(found.flags)[:1]) - 1  # the first device's last layer
+        assert any(o[1] == second and o[0].startswith(rf"blk\.{boundary}\.") for o in found.flags.overrides), found
+        everything = search.on_devices(dataclasses.replace(found.flags, overrides=()))  # no weight on the host
+        assert search.on_devices(found.flags) == everything > search.on_devices(climbed[0])
+    finally:
+        fitter.close()

@@ -27,6 +27,11 @@ The order is llama.cpp's own fit (common/fit.cpp, ``common_params_fit_impl``):
   the experts of the boundary layer split the same way. llama.cpp tries these for MoE models only;
   here dense models get them too. Of the candidates, the one that keeps the most bytes on the devices
   and fits is the answer, and the one just above it (over a budget) its next step.
+* With several devices and the search's split, each device boundary its own part (``shift``): the
+  next device's first layer moved forward in part, the rest of its FFN left on that device (llama.cpp's
+  step 4 overflows a device's partial layer to the next device), and the climb from there, kept where
+  it ends higher. The climb alone leaves one part of a layer in the whole answer; llama.cpp's fit
+  leaves one per device.
 
 Where llama.cpp's fit measures each guess with a dry-run load (``get_memory_for_layers``), this search
 bounds each step with the prediction alone (everything but the compute buffers, which only add),
@@ -276,10 +281,11 @@ class SplitSearch:
         last = next((o for o in flags.overrides if _is_last_experts(o)), None)
         return 0 if last is None else last[0][len(_LAST_HEAD):].split(")")[0].count("|") + 1
 
-    def fill(self, at: PlacementFlags, how: str, last: int | None = None) -> tuple[int, ...]:
+    def fill(self, at: PlacementFlags, how: str, last: int | None = None, every: bool = False) -> tuple[int, ...]:
         """Layers per device, back to front, each device taking the most that keep every offload
         device within budget by ``how`` (common/fit.cpp step 3); ``last``: the last device's count
-        fixed (the one that holds the output layer)."""
+        fixed (the one that holds the output layer); ``every``: only whether every layer fits matters,
+        so the first device is asked of all the layers left alone (none when they do not fit)."""
         nd = len(self.devices)
         counts = [0] * nd
         left = self.n + 1
@@ -291,7 +297,10 @@ class SplitSearch:
                 trial[d] = k
                 return not any(trial) or self.fits(self.split(at, trial), judge)  # none: the devices hold nothing
 
-            counts[d] = max(most(0, left, lambda k, how: ok(k, how)) if how == REAL else last_true(0, left, ok), 0)
+            if every and d == 0:
+                counts[d] = left if ok(left, BARE) and (how != REAL or ok(left, REAL)) and ok(left, how) else 0
+            else:
+                counts[d] = max(most(0, left, lambda k, how: ok(k, how)) if how == REAL else last_true(0, left, ok), 0)
             left -= counts[d]
             if not left:
                 break
@@ -323,7 +332,7 @@ class SplitSearch:
         ``how``, split by the search or the user; None when no split of them fits."""
         if self.user_split:
             return self.ngl(at, self.n + 1) if self.fits(self.ngl(at, self.n + 1), how) else None
-        counts = self.fill(at, how)
+        counts = self.fill(at, how, every=True)
         return self.split(at, counts) if sum(counts) == self.n + 1 else None
 
     def most_layers(self, at: PlacementFlags) -> PlacementFlags:
@@ -415,23 +424,59 @@ class SplitSearch:
             i += 1
         return i
 
-    def climb(self, rung: PlacementFlags) -> tuple[PlacementFlags, PlacementFlags | None]:
+    def climb(self, rung: PlacementFlags) -> tuple[PlacementFlags, PlacementFlags | None, PlacementFlags]:
         """From a rung that fits, one step at a time: the highest step above it that fits; a whole one
-        (a layer or an expert layer) is the next rung, climbed from again; part of a layer, or none, is
-        the answer. Returns the answer and the step above it (over a budget by the dry run; None when
-        nothing is left on the host)."""
+        (a layer or an expert layer, the rung's own parts kept) is the next rung, climbed from again;
+        part of a layer, or none, is the answer. Returns the answer, the step above it (over a budget
+        by the dry run; None when nothing is left on the host) and the last rung (whole steps only)."""
         while True:
             above = sorted((f for f in self.steps(rung) if self.order(f) > self.order(rung)), key=self.order)
             i = self.highest(above)
-            if i >= 0 and not self.parts(above[i]):
+            if i >= 0 and self.parts(above[i]) <= self.parts(rung):
                 rung = above[i]
                 continue
-            return (above[i] if i >= 0 else rung), (above[i + 1] if i + 1 < len(above) else None)
+            return (above[i] if i >= 0 else rung), (above[i + 1] if i + 1 < len(above) else None), rung
 
-    def solve(self) -> SplitAnswer | None:
-        """The placement that keeps the most on the devices within every budget (the rung, then the
-        steps above it), None when not even the output layer fits."""
-        answer, nxt = self.climb(self.rung())
+    def shift(self, answer: PlacementFlags, nxt: PlacementFlags | None,
+              rung: PlacementFlags) -> tuple[PlacementFlags, PlacementFlags | None]:
+        """Each device boundary given a partial layer, front to back, and climbed from again: device d
+        takes the attention (and up to the gate) of device d+1's first layer, whose rest of the FFN
+        stays on d+1 (llama.cpp's fit, step 4: ``overflow_bufts[id]`` is the next device's buffer
+        type). The same bytes on the devices, moved forward: the room it makes on d+1 (that layer's
+        attention and KV) may take an expert layer, or part of one, back there. The climb leaves one
+        part of a layer in an answer; this gives each device its own (Qwen3-30B-A3B's shape on 6 + 4
+        GiB: llama.cpp moves layer 16's attention to the first device, which lets the second keep
+        layer 23 nearly whole). Each boundary is shifted from the last rung (``climb``'s whole steps),
+        with the first fraction the dry run lets fit, most moved first, and kept where the climb from
+        it ends higher (``order``)."""
+        if self.user_split or len(self.devices) < 2:
+            return answer, nxt
+        for d in range(len(self.devices) - 1):
+            counts = list(self.counts(rung))
+            il = self.n + 1 - sum(counts) + sum(counts[:d + 1])  # device d+1's first layer
+            if not counts[d + 1] or il >= self.n:
+                continue
+            counts[d], counts[d + 1] = counts[d] + 1, counts[d + 1] - 1
+            base = self.split(rung, counts)
+            for fraction in DENSE_FRACTIONS:
+                moved = _moved(base, il, fraction, self.devices[d + 1].buft)
+                if all(self.judge.fits(moved, how, host=True) for how in (BARE, GUESS, REAL)):
+                    found = self.climb(moved)
+                    if self.order(found[0]) > self.order(answer):
+                        answer, nxt, rung = found
+                    break
+        return answer, nxt
+
+    def climbed(self) -> tuple[PlacementFlags, PlacementFlags | None, PlacementFlags]:
+        """The rung, then the steps above it (``climb``): the answer before ``shift``."""
+        return self.climb(self.rung())
+
+    def solve(self, climbed: tuple[PlacementFlags, PlacementFlags | None, PlacementFlags] | None = None
+              ) -> SplitAnswer | None:
+        """The placement that keeps the most on the devices within every budget (``climbed``, or the
+        one given, then a part of a layer at each device boundary: ``shift``), None when not even the
+        output layer fits."""
+        answer, nxt = self.shift(*(climbed or self.climbed()))
         counts = self.counts(answer)
         if not sum(counts):
             return None
