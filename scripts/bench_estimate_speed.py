@@ -17,11 +17,18 @@ some CI images set, is unset for it; compiling ggufprof's sources at every start
 Then one step of ``fit``'s search, timed in this process as ``fit`` takes it: one more context
 of llama.cpp's dry run in the worker the search keeps (measure/dry_run.py DryRun.ask), against the
 one configuration llama-fit-params answers per process.
+
+``--profile``: then where a cold ``estimate --total`` spends its time, in rounds of fresh processes:
+the probe worker alone (its start to its first reply: Python, the bindings, llama.cpp's backends
+initialised; one dry-run load; one context), and the command with each worker request timed
+(sent, answered) from its start and the end of its own imports. Nothing there passes or fails: it
+says where to look.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -52,6 +59,7 @@ def main() -> int:
     ap.add_argument("--bin", type=Path, default=DEFAULT_BIN, help="folder with llama-fit-params")
     ap.add_argument("-c", "--ctx-size", default="4096")
     ap.add_argument("--rounds", type=int, default=10, help="ABBA rounds (each runs both tools twice)")
+    ap.add_argument("--profile", action="store_true", help="then the parts of a cold estimate --total")
     argv = sys.argv[1:]
     flags = argv[argv.index("--") + 1:] if "--" in argv else []  # llama.cpp's flags, passed through as given
     args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
@@ -76,27 +84,100 @@ def main() -> int:
     steps = fit_steps(args, lib)
     print(f"one fit step (a context in the kept worker) {summary(steps)}")
     print(f"ratio of medians fit step/llama-fit-params: {statistics.median(steps) / statistics.median(b):.3f}")
+    if args.profile:
+        profile(args, lib, env)
     return 0
+
+
+# A fresh interpreter running ggufprof's entry point with every worker request timed (stderr, JSON lines).
+TRACED = r"""
+import json, sys, time
+T0 = time.perf_counter()
+from ggufprof.measure import workers
+ask = workers.Worker.ask
+def traced(self, request, *a, **k):
+    t = time.perf_counter() - T0
+    reply = ask(self, request, *a, **k)
+    print(json.dumps({"op": request.get("op"), "sent": t, "answered": time.perf_counter() - T0}), file=sys.stderr)
+    return reply
+workers.Worker.ask = traced
+import ggufprof.cli
+print(json.dumps({"op": "imports", "answered": time.perf_counter() - T0}), file=sys.stderr)
+from ggufprof import launch
+sys.argv = ["ggufprof", *sys.argv[1:]]
+launch.main()
+"""
+
+
+def profile(args: argparse.Namespace, lib: list[str], env: dict[str, str]) -> None:
+    """The parts of a cold ``estimate --total`` (the worker alone, the command's requests), medians."""
+    from ggufprof.measure.workers import PROBE, Worker
+
+    placement = placement_of(args)
+    rows: dict[str, list[float]] = {}
+
+    def add(name: str, secs: float) -> None:
+        rows.setdefault(name, []).append(secs)
+
+    for _ in range(args.rounds):
+        t0 = time.perf_counter()
+        w = Worker(PROBE, llama_lib=Path(lib[1]) if lib else None)
+        try:
+            for op, request in (("start, to its first reply", {"op": "devices", "rpc": list(placement.rpc)}),
+                                ("one dry-run load", {"op": "load", "model": args.model, "dry_run": True,
+                                                      "placement": placement.to_dict()}),
+                                ("one context", {"op": "context", "settings": {"ctx_size": int(args.ctx_size)}})):
+                if not w.ask(request).ok:
+                    sys.exit(f"the probe worker refused {op}")
+                add(f"worker alone: {op}", time.perf_counter() - t0)
+                t0 = time.perf_counter()
+        finally:
+            w.close()
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", TRACED, "estimate", args.model, "-c", args.ctx_size, "--total",
+                              *lib, *args.flags], capture_output=True, text=True, timeout=600, env=env)
+        add("estimate --total: whole process", time.perf_counter() - t0)
+        if out.returncode != 0:
+            sys.exit(f"estimate --total failed: {out.stderr[-800:]}")
+        seen: dict[str, int] = {}
+        for line in (x for x in out.stderr.splitlines() if x.startswith("{")):
+            r = json.loads(line)
+            n = seen[r["op"]] = seen.get(r["op"], 0) + 1
+            name = r["op"] + (f" #{n}" if n > 1 else "")
+            if "sent" in r:
+                add(f"  request {name}: sent at", r["sent"])
+                add(f"  request {name}: took", r["answered"] - r["sent"])
+            else:
+                add(f"  {name} done at", r["answered"])
+    print(f"a cold estimate --total, in parts (median, range; {args.rounds} rounds of fresh processes):")
+    for name, xs in rows.items():
+        print(f"  {name:<46} {statistics.median(xs):7.3f} s ({min(xs):.3f}-{max(xs):.3f})")
+
+
+def placement_of(args: argparse.Namespace):
+    """FLAGS as ``estimate --total`` reads them (its own option parser; -ngl all when not given)."""
+    sys.path.insert(0, str(ROOT))
+    from typer.main import get_command
+
+    from ggufprof.cli import PLACEMENT_OPTIONS, app
+    from ggufprof.flags import placement_flags
+
+    given = get_command(app).commands["estimate"].make_context("estimate", [args.model, *args.flags]).params
+    return placement_flags(given["n_gpu_layers"] or "all", repack=given["repack"],
+                           **{name: given[name] for name, _, _ in PLACEMENT_OPTIONS})
 
 
 def fit_steps(args: argparse.Namespace, lib: list[str]) -> list[float]:
     """Contexts of llama.cpp's dry run in one kept worker, 256 cells apart as fit steps, each timed
     with the reading of its reply (what a step of ``fit``'s search waits for)."""
     sys.path.insert(0, str(ROOT))
-    from typer.main import get_command
-
-    from ggufprof.cli import PLACEMENT_OPTIONS, app
-    from ggufprof.flags import placement_flags
     from ggufprof.measure.dry_run import DryRun
     from ggufprof.measure.workers import use_llama_lib
     from ggufprof.memory.settings import with_defaults
 
     use_llama_lib(lib[1] if lib else None)
-    given = get_command(app).commands["estimate"].make_context("estimate", [args.model, *args.flags]).params
-    flags = placement_flags(given["n_gpu_layers"] or "all", repack=given["repack"],
-                            **{name: given[name] for name, _, _ in PLACEMENT_OPTIONS})  # as estimate --total
     out = []
-    with DryRun(Path(args.model), placement=flags) as dry:
+    with DryRun(Path(args.model), placement=placement_of(args)) as dry:
         base = int(args.ctx_size)
         for i in range(4 * args.rounds):
             s = with_defaults("tools", ctx_size=base + 256 * (i % 8))
