@@ -19,9 +19,9 @@ job() {
   echo done > $R/DONE
 }
 speed() {
-  python3 scripts/bench_estimate_speed.py $W/qwen2-7b.gguf --bin $W/build/bin -c 4096 --rounds 5 -- -ngl all \
+  python3 scripts/bench_estimate_speed.py $W/qwen2-7b.gguf --bin $W/build/bin -c 4096 --rounds 5 --profile -- -ngl all \
     > $R/speed.txt 2>&1
-  python3 scripts/bench_estimate_speed.py $W/qwen3moe-30b-a3b.gguf --bin $W/build/bin -c 4096 --rounds 5 \
+  python3 scripts/bench_estimate_speed.py $W/qwen3moe-30b-a3b.gguf --bin $W/build/bin -c 4096 --rounds 5 --profile \
     -- -ngl all -ncmoe 24 >> $R/speed.txt 2>&1
 }
 fits() {
