@@ -114,7 +114,7 @@ def estimate(model: Model, settings: KVSettings | None = None, *, defaults: str 
         with DryRun(info.path, placement=flags) as dry:
             devices = dry.offload_devices()
             result = dry.ask(s, offload_kqv)
-            cpu_bufts = dry.cpu_buffer_types()
+            cpu_bufts = dry.host_buffer_types()
         cross_check(pred, result)
         est.placement = place(info, pred, offload_kqv=offload_kqv, cpu_bufts=cpu_bufts, flags=flags, devices=devices)
         est.devices = footprint(info, pred, est.placement, result.compute_bytes)

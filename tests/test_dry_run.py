@@ -78,3 +78,23 @@ def test_a_placement_loaded_before_is_kept_not_loaded_again(rpc_rig):
             assert dry.ask(SETTINGS).log.compute_buffers_mib == first[again.n_gpu_layers]
         assert dry.loads == 2
     assert first[2] != first[4]
+
+
+def test_a_host_holding_only_plain_cpu_weights_needs_no_second_load(rpc_rig):
+    """The repacking fixture with every layer on an rpc-server: its own load logs no host buffer but
+    the CPU's (the token embeddings, a GET_ROWS weight, are never repacked), so the CPU buffer types
+    of that placement are answered without the all-on-CPU load -- and agree with that load on the
+    weight the placement keeps on the host. With two layers left on the host the load logs
+    CPU_REPACK, and the buffer types are asked (the repacked Q4_0 weights)."""
+    from ggufprof.memory.placement import CPU, PlacementFlags
+
+    path = fixture_path(QUANTIZED_FIXTURES[0])
+    every = PlacementFlags(n_gpu_layers=-1, rpc=rpc_rig.endpoints[:1])
+    with DryRun(path, placement=every) as dry:
+        assert dry.host_buffer_types() == {} and not dry._cpu_bufts  # answered from the load's own log
+        asked = dry.cpu_buffer_types()  # the whole map: every weight, as a search needs it
+        assert REPACK in asked.values() and asked["token_embd.weight"] == CPU
+        assert dry.host_buffer_types() == asked  # asked once, then used
+    two = PlacementFlags(n_gpu_layers=2, rpc=rpc_rig.endpoints[:1])
+    with DryRun(path, placement=two) as dry:
+        assert REPACK in dry.host_buffer_types().values()

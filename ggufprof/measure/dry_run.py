@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import GgufprofError
-from ..memory.placement import OffloadDevice, PlacementFlags, select_devices
+from ..memory.placement import CPU, MAPPED, OffloadDevice, PlacementFlags, select_devices
 from ..memory.predict import MemoryPrediction
 from ..memory.settings import KVSettings
 from ..results.checks import kv_mismatches
@@ -77,6 +77,7 @@ class DryRun:
         if "load_error" in loaded:
             raise GgufprofError(loaded["load_error"])
         self.placement = placement
+        self._model_bufts = frozenset(parse_log(loaded["log"]).model_buffers_mib)  # as logged, sizes 0 in a dry run
         if all_on_cpu:  # the same device list, --no-host and --no-repack: cpu_buffer_types' answer for this key
             self._cpu_bufts.setdefault(placement.cpu_buft_key(), parse_log(loaded["log"]).tensor_bufts)
 
@@ -100,6 +101,21 @@ class DryRun:
                                                             "repack": key.repack, "placement": key.to_dict()}),
                                            "llama.cpp's dry run")
         return self._cpu_bufts[key]
+
+    def host_buffer_types(self) -> dict[str, str]:
+        """``cpu_buffer_types`` as far as the loaded placement needs it (the weights it keeps on the
+        host), for a caller of this one placement (``estimate --total``; a search asks the whole
+        map). When the load's own log lists no host model buffer but the CPU's (``CPU``,
+        ``CPU_Mapped``), every weight it keeps on the host is in the CPU's own buffer type: ``{}``,
+        without a second load. A dry run logs each model buffer it would create, at 0 MiB
+        (llama_model::load_tensors), so a weight in an extra buffer type (CPU_REPACK, AMX) or a pinned
+        host one (CUDA_Host) shows as that buffer; with one there, which weights are in it is asked.
+        At -ngl all on a GPU (the token embeddings alone on the host, mapped) this saves a third of
+        a cold estimate --total on an H200 (scripts/bench_estimate_speed.py --profile)."""
+        host = self._model_bufts - {d.buft for d in self.devices}
+        if self.placement.cpu_buft_key() not in self._cpu_bufts and host and host <= {CPU, MAPPED}:
+            return {}
+        return self.cpu_buffer_types()
 
     def _devices(self, placement: PlacementFlags) -> list[OffloadDevice]:
         backend = _result(self.worker.ask({"op": "devices", "rpc": list(placement.rpc)}), "the device probe")
