@@ -45,13 +45,13 @@ def test_one_load_answers_the_cpu_buffer_types_without_changing_the_placement():
 
 def test_a_prestarted_worker_is_taken_only_in_the_environment_it_was_started_in(monkeypatch):
     workers.prestart(PROBE)
-    started = workers._started[PROBE]
+    (started,) = workers._started[PROBE]
     w = workers.take(PROBE)
-    assert w is started and PROBE not in workers._started
+    assert w is started and not workers._started[PROBE]
     w.close(kill=True)
 
     workers.prestart(PROBE)
-    stale = workers._started[PROBE]
+    (stale,) = workers._started[PROBE]
     monkeypatch.setenv("LLAMA_CPP_LIB_PATH", os.fspath(fixture_path("nowhere").parent))  # as --llama-lib sets it
     fresh = workers.take(PROBE)
     try:
@@ -84,8 +84,9 @@ def test_a_host_holding_only_plain_cpu_weights_needs_no_second_load(rpc_rig):
     """The repacking fixture with every layer on an rpc-server: its own load logs no host buffer but
     the CPU's (the token embeddings, a GET_ROWS weight, are never repacked), so the CPU buffer types
     of that placement are answered without the all-on-CPU load -- and agree with that load on the
-    weight the placement keeps on the host. With two layers left on the host the load logs
-    CPU_REPACK, and the buffer types are asked (the repacked Q4_0 weights)."""
+    weight the placement keeps on the host. With layers left on the host the buffer types are asked
+    at once of a second worker, beside the placement's own load, and are what the same request
+    answers on its own (the repacked Q4_0 weights)."""
     from ggufprof.memory.placement import CPU, PlacementFlags
 
     path = fixture_path(QUANTIZED_FIXTURES[0])
@@ -97,4 +98,9 @@ def test_a_host_holding_only_plain_cpu_weights_needs_no_second_load(rpc_rig):
         assert dry.host_buffer_types() == asked  # asked once, then used
     two = PlacementFlags(n_gpu_layers=2, rpc=rpc_rig.endpoints[:1])
     with DryRun(path, placement=two) as dry:
-        assert REPACK in dry.host_buffer_types().values()
+        assert dry._early is not None  # layers on the host: asked at once, of a second worker
+        early = dry.host_buffer_types()
+        assert dry._early is None and dry.loads == 1
+    _, alone = _separately(path, {"op": "cpu_bufts", "model": str(path), "repack": True,
+                                  "placement": two.cpu_buft_key().to_dict()})
+    assert early == alone and REPACK in early.values()

@@ -17,14 +17,19 @@ from .conftest import ROOT, fixture_path
 
 
 @pytest.mark.parametrize("argv,expected", [
-    (["estimate", "m.gguf", "--total"], (True, None)),
-    (["estimate", "m.gguf", "-c", "4096"], (False, None)),  # no dry run without --total
-    (["fit", "m.gguf", "--vram", "4GiB"], (True, None)),
-    (["fit", "m.gguf", "--llama-lib", "/a", "--llama-lib=/b"], (True, "/b")),  # the last one, as the parser takes it
-    (["fit", "m.gguf", "--llama-lib", "/a"], (True, "/a")),
-    (["fit", "m.gguf", "--help"], (False, None)),
-    (["sweep", "m.gguf", "--total"], (False, None)),  # runs its own workers
-    ([], (False, None)),
+    (["estimate", "m.gguf", "--total"], (1, None)),
+    (["estimate", "m.gguf", "--total", "-ngl", "all"], (1, None)),  # every layer offloaded
+    (["estimate", "m.gguf", "--total", "-ngl=-1"], (1, None)),
+    (["estimate", "m.gguf", "--total", "-ngl", "12"], (2, None)),  # layers on the host: a second worker
+    (["estimate", "m.gguf", "--total", "--n-cpu-moe=4"], (2, None)),
+    (["estimate", "m.gguf", "--total", "-ot", "exps=CPU"], (2, None)),
+    (["estimate", "m.gguf", "-c", "4096", "-ngl", "3"], (0, None)),  # no dry run without --total
+    (["fit", "m.gguf", "--vram", "4GiB"], (2, None)),  # a search asks the host's buffer types
+    (["fit", "m.gguf", "--llama-lib", "/a", "--llama-lib=/b"], (2, "/b")),  # the last one, as the parser takes it
+    (["fit", "m.gguf", "--llama-lib", "/a"], (2, "/a")),
+    (["fit", "m.gguf", "--help"], (0, None)),
+    (["sweep", "m.gguf", "--total"], (0, None)),  # runs its own workers
+    ([], (0, None)),
 ])
 def test_head_start_reads_the_arguments(argv, expected):
     assert head_start(argv) == expected
@@ -38,7 +43,7 @@ def test_the_early_worker_is_taken_only_on_the_build_the_command_runs(monkeypatc
         pytest.fail(f"{tools}/libllama.so is missing: run make archs (scripts/build_llama_tools.sh) first")
     monkeypatch.delenv(LIB_ENV, raising=False)
     prestart(PROBE, llama_lib_path(tools))
-    early = workers._started[PROBE]
+    (early,) = workers._started[PROBE]
     assert early.env[LIB_ENV] == str(tools.resolve())
     use_llama_lib(tools)  # what the CLI does with --llama-lib
     w = take(PROBE)
@@ -47,7 +52,7 @@ def test_the_early_worker_is_taken_only_on_the_build_the_command_runs(monkeypatc
 
     monkeypatch.delenv(LIB_ENV)
     prestart(PROBE)  # on the wheel's libraries
-    early = workers._started[PROBE]
+    (early,) = workers._started[PROBE]
     use_llama_lib(tools)
     w = take(PROBE)
     assert w is not early and early.proc.poll() is not None  # a new worker; the early one killed

@@ -17,7 +17,7 @@ from ..memory.predict import MemoryPrediction
 from ..memory.settings import KVSettings
 from ..results.checks import kv_mismatches
 from ..results.llama_log import LlamaLog, mib_bytes, parse_log
-from .workers import PROBE, Reply, run_once, take
+from .workers import PROBE, Reply, Worker, run_once, take
 
 GPU_TYPES = ("gpu", "igpu")  # enum ggml_backend_dev_type: the devices llama.cpp offloads layers to
 DEVICES_TIMEOUT = 120.0
@@ -47,7 +47,7 @@ class DryRun:
     """llama.cpp's dry run of one model (``no_alloc``): contexts that allocate nothing."""
 
     def __init__(self, model_path: Path, n_gpu_layers: int = 0, repack: bool = True,
-                 placement: PlacementFlags | None = None):
+                 placement: PlacementFlags | None = None, whole_map: bool = False):
         """``placement``: every placement flag (replaces ``n_gpu_layers`` and ``repack``): the dry run
         places weights and compute buffers on the same devices as the real run. The worker is the one
         a command started early (workers.prestart), if any, else a new one.
@@ -56,14 +56,20 @@ class DryRun:
         and the model is loaded with every tensor overridden to the CPU, which places nothing
         differently (src/llama-model-loader.cpp, create_tensor: an override to the CPU selects from
         the same ``cpu_buft_list`` a CPU layer uses) but logs the buffer type of each weight: the
-        one load then also answers :meth:`cpu_buffer_types`."""
+        one load then also answers :meth:`cpu_buffer_types`. ``whole_map``: the caller will ask
+        :meth:`cpu_buffer_types` whatever the placement (a search), so it is asked at once."""
         self.placement = placement or PlacementFlags(n_gpu_layers=n_gpu_layers, repack=repack)
         self.model_path, self.repack = model_path, self.placement.repack
         self.loads = 0  # dry-run loads of the model in this worker (a placement search counts them; kept ones not)
         self.worker = take(PROBE)
         self._cpu_bufts: dict[PlacementFlags, dict[str, str]] = {}  # cpu_buffer_types, by cpu_buft_key
+        self._early: tuple[PlacementFlags, Worker] | None = None  # cpu_buffer_types asked at once (_ask_early)
+        if whole_map or self.placement.hosts_layer_weights:
+            self._ask_early()
         try:
             self.devices = self._devices(self.placement) if self.placement.offloads else []
+            if not self.devices:  # the load below answers it
+                self._drop_early()
             self._load(self.placement, all_on_cpu=not self.devices)
         except GgufprofError:
             self.close()
@@ -96,11 +102,35 @@ class DryRun:
         load itself when it had every weight on the CPU, else one more dry-run load (every tensor
         overridden to the CPU)."""
         key = (flags or self.placement).cpu_buft_key()
+        if key not in self._cpu_bufts and self._early is not None and self._early[0] == key:
+            early, self._early = self._early[1], None
+            try:
+                self._cpu_bufts[key] = _result(early.receive(), "llama.cpp's dry run")
+            finally:
+                early.close(kill=True)
         if key not in self._cpu_bufts:
-            self._cpu_bufts[key] = _result(self.worker.ask({"op": "cpu_bufts", "model": str(self.model_path),
-                                                            "repack": key.repack, "placement": key.to_dict()}),
+            self._cpu_bufts[key] = _result(self.worker.ask(_cpu_bufts_request(self.model_path, key)),
                                            "llama.cpp's dry run")
         return self._cpu_bufts[key]
+
+    def _ask_early(self) -> None:
+        """``cpu_buffer_types`` sent at once to a second worker (prestarted by launch.py when the
+        arguments suggest it), so that its load runs beside the placement's own instead of after it:
+        asked when the placement keeps layer weights on the host beside an offload (-ngl N, -ncmoe,
+        -ot ...=CPU: they may be repacked) or a search will ask it. Without an offload the
+        placement's own load answers it (every tensor overridden to the CPU); with only the input
+        layer on the host its log usually does (``host_buffer_types``)."""
+        key = self.placement.cpu_buft_key()
+        w = take(PROBE)
+        if w.send(_cpu_bufts_request(self.model_path, key)):
+            self._early = key, w
+        else:
+            w.close(kill=True)
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            self._early[1].close(kill=True)
+            self._early = None
 
     def host_buffer_types(self) -> dict[str, str]:
         """``cpu_buffer_types`` as far as the loaded placement needs it (the weights it keeps on the
@@ -135,15 +165,21 @@ class DryRun:
         return DryResult(parse_log(out["log"]), out["n_ctx"], out["n_ctx_seq"])
 
     def close(self) -> None:
-        """The worker is killed, not waited for: a dry run holds nothing to save, and freeing the
+        """The workers are killed, not waited for: a dry run holds nothing to save, and freeing the
         model and unloading the libraries would cost the caller tens of milliseconds."""
         self.worker.close(kill=True)
+        self._drop_early()
 
     def __enter__(self) -> "DryRun":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _cpu_bufts_request(model_path: Path, key: PlacementFlags) -> dict:
+    """The probe's request for the buffer type of every weight on the CPU at ``key`` (cpu_buft_key)."""
+    return {"op": "cpu_bufts", "model": str(model_path), "repack": key.repack, "placement": key.to_dict()}
 
 
 def backend_devices_in_worker(rpc: tuple[str, ...] = ()) -> list[dict]:

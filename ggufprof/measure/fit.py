@@ -210,7 +210,7 @@ class Fitter:
         self.offload_kqv, self.search_placement, self.ctx_size = offload_kqv, search_placement, ctx_size
         self.streams = 1 if base.kv_unified else base.parallel
         self.n_layer = model.hparams.n_layer_all
-        self.dry = DryRun(model.path, placement=self.flags)
+        self.dry = DryRun(model.path, placement=self.flags, whole_map=True)
         try:
             self.devices: list[OffloadDevice] = self.dry.offload_devices()
             self.cpu_bufts = self.dry.cpu_buffer_types()

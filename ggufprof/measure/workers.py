@@ -130,10 +130,19 @@ class Worker:
     def ask(self, request: dict, timeout: float | None = None, on_progress: Progress | None = None) -> Reply:
         """Send one request and wait for its reply, at most ``timeout`` seconds (None: no limit);
         the worker's progress lines go to ``on_progress`` (done, total, doing) as they come."""
+        return self.receive(timeout, on_progress) if self.send(request) else self._died()
+
+    def send(self, request: dict) -> bool:
+        """Send one request without waiting for its reply (``receive`` reads the replies in the order
+        sent): the caller works meanwhile. False when the worker is gone (``receive`` says why)."""
         try:
             os.write(self._req_w, json.dumps(request).encode() + b"\n")
+            return True
         except (BrokenPipeError, OSError):
-            return self._died()
+            return False
+
+    def receive(self, timeout: float | None = None, on_progress: Progress | None = None) -> Reply:
+        """The reply to the oldest request sent and not yet answered (``ask``'s wait)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             while b"\n" not in self._buf:
@@ -205,26 +214,29 @@ class Worker:
         self.close()
 
 
-_started: dict[str, Worker] = {}  # prestart(): one worker per module, started before it is needed
+_started: dict[str, list[Worker]] = {}  # prestart(): workers per module, started before they are needed
 
 
-def prestart(module: str, llama_lib: Path | None = None) -> None:
-    """Start a worker now for a :func:`take` later: a command that will need one (``estimate
-    --total``: llama.cpp's dry run) calls this first, so that the worker's start-up -- Python,
-    llama.cpp's libraries, a GPU backend's initialisation -- runs while the command imports the rest
-    of ggufprof and reads the model's header (2 cores or more run both at once). ``llama_lib``: the
-    build it loads, when the caller has not applied ``--llama-lib`` yet (launch.py's head start)."""
-    if module not in _started:
-        _started[module] = Worker(module, llama_lib=llama_lib)
+def prestart(module: str, llama_lib: Path | None = None, count: int = 1) -> None:
+    """Start workers now (``count`` of this module in all) for :func:`take` later: a command that will
+    need one (``estimate --total``: llama.cpp's dry run) calls this first, so that the worker's
+    start-up -- Python, llama.cpp's libraries, a GPU backend's initialisation -- runs while the
+    command imports the rest of ggufprof and reads the model's header (2 cores or more run both at
+    once). ``llama_lib``: the build it loads, when the caller has not applied ``--llama-lib`` yet
+    (launch.py's head start)."""
+    started = _started.setdefault(module, [])
+    while len(started) < count:
+        started.append(Worker(module, llama_lib=llama_lib))
 
 
 def take(module: str) -> Worker:
-    """The worker :func:`prestart` started, if it still runs in the environment a new one would get
+    """A worker :func:`prestart` started, if it still runs in the environment a new one would get
     (``--llama-lib`` changes the libraries it loads); else a new one."""
-    w = _started.pop(module, None)
-    if w is not None and w.env == worker_env() and w.proc.poll() is None:
-        return w
-    if w is not None:
+    started = _started.get(module, [])
+    while started:
+        w = started.pop(0)
+        if w.env == worker_env() and w.proc.poll() is None:
+            return w
         w.close(kill=True)
     return Worker(module)
 
@@ -233,7 +245,8 @@ def take(module: str) -> Worker:
 def _discard() -> None:
     """At exit: a prestarted worker nobody took (the command failed first) is killed."""
     while _started:
-        _started.popitem()[1].close(kill=True)
+        for w in _started.popitem()[1]:
+            w.close(kill=True)
 
 
 def run_once(module: str, request: dict, timeout: float | None, sigill_hint: bool = False,
