@@ -119,7 +119,9 @@ class DryRun:
         asked when the placement keeps layer weights on the host beside an offload (-ngl N, -ncmoe,
         -ot ...=CPU: they may be repacked) or a search will ask it. Without an offload the
         placement's own load answers it (every tensor overridden to the CPU); with only the input
-        layer on the host its log usually does (``host_buffer_types``)."""
+        layer on the host its log usually does (``host_buffer_types``). An rpc-server answers one
+        client at a time (ggml_backend_rpc_start_server), so over --rpc the two loads take turns
+        there: still sooner than one after the other (scripts/bench_estimate_speed.py)."""
         key = self.placement.cpu_buft_key()
         w = take(PROBE)
         if w.send(_cpu_bufts_request(self.model_path, key)):
