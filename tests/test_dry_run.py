@@ -55,7 +55,7 @@ def test_a_prestarted_worker_is_taken_only_in_the_environment_it_was_started_in(
     monkeypatch.setenv("LLAMA_CPP_LIB_PATH", os.fspath(fixture_path("nowhere").parent))  # as --llama-lib sets it
     fresh = workers.take(PROBE)
     try:
-        assert fresh is not stale and stale.proc.poll() is not None  # the stale one was killed
+        assert fresh is not stale and stale.proc.wait(timeout=10) == -9  # the stale one was killed (SIGKILL)
         assert fresh.env["LLAMA_CPP_LIB_PATH"] == os.fspath(fixture_path("nowhere").parent)
     finally:
         fresh.close(kill=True)

@@ -55,7 +55,7 @@ def test_the_early_worker_is_taken_only_on_the_build_the_command_runs(monkeypatc
     (early,) = workers._started[PROBE]
     use_llama_lib(tools)
     w = take(PROBE)
-    assert w is not early and early.proc.poll() is not None  # a new worker; the early one killed
+    assert w is not early and early.proc.wait(timeout=10) == -9  # a new worker; the early one killed (SIGKILL)
     w.close(kill=True)
 
 

@@ -139,13 +139,18 @@ class DryRun:
         host), for a caller of this one placement (``estimate --total``; a search asks the whole
         map). When the load's own log lists no host model buffer but the CPU's (``CPU``,
         ``CPU_Mapped``), every weight it keeps on the host is in the CPU's own buffer type: ``{}``,
-        without a second load. A dry run logs each model buffer it would create, at 0 MiB
+        without a second load. With mmap a pinned host buffer type (``CUDA_Host``, which the dry run
+        logs for the token embeddings on a GPU: it maps nothing) counts as the CPU's, as place()
+        puts its weights in the mapping (create_tensor: "avoid using a host buffer when using mmap"). A dry run logs each model buffer it would create, at 0 MiB
         (llama_model::load_tensors), so a weight in an extra buffer type (CPU_REPACK, AMX) or a pinned
         host one (CUDA_Host) shows as that buffer; with one there, which weights are in it is asked.
         At -ngl all on a GPU (the token embeddings alone on the host, mapped) this saves a third of
         a cold estimate --total on an H200 (scripts/bench_estimate_speed.py --profile)."""
         host = self._model_bufts - {d.buft for d in self.devices}
-        if self.placement.cpu_buft_key() not in self._cpu_bufts and host and host <= {CPU, MAPPED}:
+        plain = {CPU, MAPPED}
+        if self.placement.uses_mmap(self.devices):  # place() puts a pinned host buffer type's weights in the mapping
+            plain |= {d.host_buffer_type for d in self.devices if d.host_buffer_type}
+        if self.placement.cpu_buft_key() not in self._cpu_bufts and host and host <= plain:
             return {}
         return self.cpu_buffer_types()
 

@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,18 +194,23 @@ class Worker:
 
     def close(self, timeout: float = 10, kill: bool = False) -> None:
         """Close the request pipe (the worker ends its loop and exits); kill it if it does not within
-        ``timeout`` seconds, or at once with ``kill`` (a worker with nothing to save: a dry run)."""
+        ``timeout`` seconds, or at once with ``kill`` (a worker with nothing to save: a dry run),
+        without waiting for it to go: a GPU backend's teardown takes the driver a tenth of a second
+        or more, and the caller has nothing to wait for (a daemon thread reaps it)."""
         for fd in (self._req_w, self._rep_r):
             try:
                 os.close(fd)
             except OSError:
                 pass
         if kill:
-            self.kill()
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+            if self.proc.poll() is None:
+                self.proc.kill()
+                threading.Thread(target=self.proc.wait, daemon=True).start()
+        else:
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
         self._output.close()
 
     def __enter__(self) -> "Worker":
