@@ -113,8 +113,11 @@ def profile(args: argparse.Namespace, lib: list[str], env: dict[str, str]) -> No
     """The parts of a cold ``estimate --total`` (the worker alone, the command's requests), medians."""
     from ggufprof.measure.workers import PROBE, Worker
 
+    from ggufprof.results.llama_log import parse_log
+
     placement = placement_of(args)
     rows: dict[str, list[float]] = {}
+    logged: dict[str, str] = {}  # the model buffers the dry-run load logs (0 MiB each: nothing allocated)
 
     def add(name: str, secs: float) -> None:
         rows.setdefault(name, []).append(secs)
@@ -127,8 +130,11 @@ def profile(args: argparse.Namespace, lib: list[str], env: dict[str, str]) -> No
                                 ("one dry-run load", {"op": "load", "model": args.model, "dry_run": True,
                                                       "placement": placement.to_dict()}),
                                 ("one context", {"op": "context", "settings": {"ctx_size": int(args.ctx_size)}})):
-                if not w.ask(request).ok:
+                reply = w.ask(request)
+                if not reply.ok:
                     sys.exit(f"the probe worker refused {op}")
+                if request["op"] == "load":
+                    logged = parse_log(reply.result["log"]).model_buffers_mib
                 add(f"worker alone: {op}", time.perf_counter() - t0)
                 t0 = time.perf_counter()
         finally:
@@ -149,6 +155,7 @@ def profile(args: argparse.Namespace, lib: list[str], env: dict[str, str]) -> No
                 add(f"  request {name}: took", r["answered"] - r["sent"])
             else:
                 add(f"  {name} done at", r["answered"])
+    print(f"the dry-run load's model buffers (by buffer type): {', '.join(logged)}")
     print(f"a cold estimate --total, in parts (median, range; {args.rounds} rounds of fresh processes):")
     for name, xs in rows.items():
         print(f"  {name:<46} {statistics.median(xs):7.3f} s ({min(xs):.3f}-{max(xs):.3f})")
