@@ -34,7 +34,7 @@ from .measure.fit import Budget, FitResult, Fitter, rank, solve_all, verify
 from .measure.grid import GridSpec, fill_defaults
 from .measure.quality import run_quality
 from .measure.speedup import run_speedup
-from .measure.workers import PROBE, prestart, use_llama_lib  # noqa: F401 (use_llama_lib: the library's)
+from .measure.workers import PROBE, SEARCH_PROBES, prestart, use_llama_lib  # noqa: F401 (use_llama_lib: the library's)
 from .measure.workers import Progress as WorkProgress
 from .measure.sweep import Sweep, SweepSummary, measure_one, sha256_file
 from .memory.explain import Explanation, explain as explain_prediction
@@ -288,7 +288,7 @@ def fit(model: Model, *, memory: str | int | None = None, vram: str | int | list
     flags = placement if placement is not None else PlacementFlags(repack=repack)
     fixed = n_gpu_layers is not None or flags.cpu_moe or bool(flags.n_cpu_moe)
     flags = dataclasses.replace(flags, n_gpu_layers=ALL_GPU_LAYERS if n_gpu_layers is None else n_gpu_layers)
-    prestart(PROBE)  # the dry run's worker starts while the model is read
+    prestart(PROBE, count=SEARCH_PROBES)  # the dry run's workers start while the model is read
     info = load_model(model, whole=verify_answers)
     fitter = Fitter(info, base, budget, flags, offload_kqv, search_placement=not fixed, ctx_size=target)
     try:

@@ -19,42 +19,26 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-PROBING = {"estimate": "--total", "fit": None}  # command -> the flag that makes it ask the probe (None: always)
+from .measure.workers import SEARCH_PROBES
+
+# command -> (the flag that makes it ask the probe, None: always; how many probe workers it uses)
+PROBING = {"estimate": ("--total", 1), "fit": (None, SEARCH_PROBES)}
 LLAMA_LIB = "--llama-lib"
-# flags that may keep layer weights on the host (PlacementFlags.hosts_layer_weights), as typed; -ngl
-# unless it offloads every layer
-NGL = ("-ngl", "--n-gpu-layers", "--gpu-layers")
-HOSTING = NGL + ("-ot", "--override-tensor", "-cmoe", "--cpu-moe", "-ncmoe", "--n-cpu-moe", "-ncffn", "--n-cpu-ffn")
-
-
-def _hosting(argv: list[str]) -> bool:
-    """Whether a flag in ``argv`` may keep layer weights on the host (a guess from the raw words)."""
-    for i, a in enumerate(argv):
-        name, eq, inline = a.partition("=")
-        if name in HOSTING:
-            value = inline if eq else (argv[i + 1] if i + 1 < len(argv) else "")
-            if name not in NGL or value not in ("all", "-1"):
-                return True
-    return False
 
 
 def head_start(argv: list[str]) -> tuple[int, str | None]:
-    """How many probe workers these arguments (without the program name) will use -- 0: the command
-    asks no dry run; 2: a second one for the CPU buffer types of host weights (measure/dry_run.py
-    ``_ask_early``: every ``fit``, and ``estimate --total`` with a flag that may keep layer weights
-    on the host) -- and the ``--llama-lib`` they give (its last value, as the option parser takes it)."""
+    """How many probe workers these arguments (without the program name) will use (0: the command
+    asks no dry run), and the ``--llama-lib`` they give (its last value, as the option parser takes it)."""
     if not argv or argv[0] not in PROBING or any(a in ("--help", "-h") for a in argv):
         return 0, None
-    flag = PROBING[argv[0]]
+    flag, count = PROBING[argv[0]]
     lib = None
     for i, a in enumerate(argv):
         if a == LLAMA_LIB and i + 1 < len(argv):
             lib = argv[i + 1]
         elif a.startswith(LLAMA_LIB + "="):
             lib = a.split("=", 1)[1]
-    if flag is not None and flag not in argv[1:]:
-        return 0, lib
-    return 2 if flag is None or _hosting(argv) else 1, lib
+    return (count if flag is None or flag in argv[1:] else 0), lib
 
 
 def main() -> None:

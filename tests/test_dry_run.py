@@ -84,9 +84,9 @@ def test_a_host_holding_only_plain_cpu_weights_needs_no_second_load(rpc_rig):
     """The repacking fixture with every layer on an rpc-server: its own load logs no host buffer but
     the CPU's (the token embeddings, a GET_ROWS weight, are never repacked), so the CPU buffer types
     of that placement are answered without the all-on-CPU load -- and agree with that load on the
-    weight the placement keeps on the host. With layers left on the host the buffer types are asked
-    at once of a second worker, beside the placement's own load, and are what the same request
-    answers on its own (the repacked Q4_0 weights)."""
+    weight the placement keeps on the host. With layers left on the host (CPU_REPACK in the log)
+    they are asked; for a search (``whole_map``) at once, of a second worker beside the placement's
+    own load, and they are what the same request answers on its own (the repacked Q4_0 weights)."""
     from ggufprof.memory.placement import CPU, PlacementFlags
 
     path = fixture_path(QUANTIZED_FIXTURES[0])
@@ -98,8 +98,11 @@ def test_a_host_holding_only_plain_cpu_weights_needs_no_second_load(rpc_rig):
         assert dry.host_buffer_types() == asked  # asked once, then used
     two = PlacementFlags(n_gpu_layers=2, rpc=rpc_rig.endpoints[:1])
     with DryRun(path, placement=two) as dry:
-        assert dry._early is not None  # layers on the host: asked at once, of a second worker
-        early = dry.host_buffer_types()
+        assert dry._early is None
+        assert REPACK in dry.host_buffer_types().values()  # layers on the host: asked
+    with DryRun(path, placement=two, whole_map=True) as dry:
+        assert dry._early is not None  # a search's map: asked at once, of a second worker
+        early = dry.cpu_buffer_types()
         assert dry._early is None and dry.loads == 1
     _, alone = _separately(path, {"op": "cpu_bufts", "model": str(path), "repack": True,
                                   "placement": two.cpu_buft_key().to_dict()})

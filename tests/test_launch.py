@@ -18,13 +18,9 @@ from .conftest import ROOT, fixture_path
 
 @pytest.mark.parametrize("argv,expected", [
     (["estimate", "m.gguf", "--total"], (1, None)),
-    (["estimate", "m.gguf", "--total", "-ngl", "all"], (1, None)),  # every layer offloaded
-    (["estimate", "m.gguf", "--total", "-ngl=-1"], (1, None)),
-    (["estimate", "m.gguf", "--total", "-ngl", "12"], (2, None)),  # layers on the host: a second worker
-    (["estimate", "m.gguf", "--total", "--n-cpu-moe=4"], (2, None)),
-    (["estimate", "m.gguf", "--total", "-ot", "exps=CPU"], (2, None)),
+    (["estimate", "m.gguf", "--total", "-ngl", "12", "-ncmoe", "4"], (1, None)),  # one placement: one worker
     (["estimate", "m.gguf", "-c", "4096", "-ngl", "3"], (0, None)),  # no dry run without --total
-    (["fit", "m.gguf", "--vram", "4GiB"], (2, None)),  # a search asks the host's buffer types
+    (["fit", "m.gguf", "--vram", "4GiB"], (2, None)),  # a search also asks the host's buffer types
     (["fit", "m.gguf", "--llama-lib", "/a", "--llama-lib=/b"], (2, "/b")),  # the last one, as the parser takes it
     (["fit", "m.gguf", "--llama-lib", "/a"], (2, "/a")),
     (["fit", "m.gguf", "--help"], (0, None)),

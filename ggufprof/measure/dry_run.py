@@ -57,19 +57,18 @@ class DryRun:
         differently (src/llama-model-loader.cpp, create_tensor: an override to the CPU selects from
         the same ``cpu_buft_list`` a CPU layer uses) but logs the buffer type of each weight: the
         one load then also answers :meth:`cpu_buffer_types`. ``whole_map``: the caller will ask
-        :meth:`cpu_buffer_types` whatever the placement (a search), so it is asked at once."""
+        :meth:`cpu_buffer_types` whatever the placement (a search), so it is asked at once, of a
+        second worker (``_ask_early``)."""
         self.placement = placement or PlacementFlags(n_gpu_layers=n_gpu_layers, repack=repack)
         self.model_path, self.repack = model_path, self.placement.repack
         self.loads = 0  # dry-run loads of the model in this worker (a placement search counts them; kept ones not)
         self.worker = take(PROBE)
         self._cpu_bufts: dict[PlacementFlags, dict[str, str]] = {}  # cpu_buffer_types, by cpu_buft_key
         self._early: tuple[PlacementFlags, Worker] | None = None  # cpu_buffer_types asked at once (_ask_early)
-        if whole_map or self.placement.hosts_layer_weights:
-            self._ask_early()
         try:
             self.devices = self._devices(self.placement) if self.placement.offloads else []
-            if not self.devices:  # the load below answers it
-                self._drop_early()
+            if whole_map and self.devices:  # else the load below answers it, every tensor on the CPU
+                self._ask_early()
             self._load(self.placement, all_on_cpu=not self.devices)
         except GgufprofError:
             self.close()
@@ -114,14 +113,12 @@ class DryRun:
         return self._cpu_bufts[key]
 
     def _ask_early(self) -> None:
-        """``cpu_buffer_types`` sent at once to a second worker (prestarted by launch.py when the
-        arguments suggest it), so that its load runs beside the placement's own instead of after it:
-        asked when the placement keeps layer weights on the host beside an offload (-ngl N, -ncmoe,
-        -ot ...=CPU: they may be repacked) or a search will ask it. Without an offload the
-        placement's own load answers it (every tensor overridden to the CPU); with only the input
-        layer on the host its log usually does (``host_buffer_types``). An rpc-server answers one
-        client at a time (ggml_backend_rpc_start_server), so over --rpc the two loads take turns
-        there: still sooner than one after the other (scripts/bench_estimate_speed.py)."""
+        """``cpu_buffer_types`` sent at once to a second worker (the one launch.py prestarts for
+        ``fit``), so that its load runs beside the placement's own instead of after it. An
+        rpc-server answers one client at a time (ggml_backend_rpc_start_server), so over --rpc the
+        two loads take turns there. Not for one placement (``estimate --total``): its own log
+        answers on a GPU with mmap (``host_buffer_types``), and a second worker's start there
+        costs a GPU backend's initialisation beside the first's."""
         key = self.placement.cpu_buft_key()
         w = take(PROBE)
         if w.send(_cpu_bufts_request(self.model_path, key)):

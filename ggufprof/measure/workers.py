@@ -45,6 +45,7 @@ from ..errors import GgufprofError
 
 CHANNEL_ENV = "GGUFPROF_CHANNEL"
 PROBE = "probe_worker"  # the worker of llama.cpp's dry run and device list (measure/probe_worker.py)
+SEARCH_PROBES = 2  # a placement search's probe workers: its dry run, and the host's buffer types at once (dry_run.py)
 Progress = Callable[[int, "int | None", str], None]  # (done, total or None, what runs now)
 ROOT = Path(__file__).resolve().parents[2]  # the directory holding this ggufprof package
 TAIL_CHARS = 800

@@ -171,13 +171,6 @@ class PlacementFlags:
         """Whether anything may leave host memory (else no device list is needed)."""
         return bool(self.n_gpu_layers) or any(b != CPU for _, b in self.overrides)
 
-    @property
-    def hosts_layer_weights(self) -> bool:
-        """Whether layer weights may stay in host memory beside an offload: layers -ngl leaves there,
-        or tensors an override sends there (-ot, -cmoe, -ncmoe, -ncffn). Without either only the
-        input layer (the token embeddings) is left on the host."""
-        return self.offloads and (self.n_gpu_layers >= 0 or any(b == CPU for _, b in self.all_overrides()))
-
     def to_dict(self) -> dict:
         """As JSON holds it (lists, not tuples): the same in a worker request and a record's settings."""
         d = asdict(self)
