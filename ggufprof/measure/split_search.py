@@ -457,7 +457,10 @@ class SplitSearch:
             if not counts[d + 1] or il >= self.n:
                 continue
             counts[d], counts[d + 1] = counts[d] + 1, counts[d + 1] - 1
-            base = self.split(rung, counts)
+            try:
+                base = self.split(rung, counts)
+            except GgufprofError:  # llama.cpp's split points cannot give these counts: no such step
+                continue
             for fraction in DENSE_FRACTIONS:
                 moved = _moved(base, il, fraction, self.devices[d + 1].buft)
                 if all(self.judge.fits(moved, how, host=True) for how in (BARE, GUESS, REAL)):
