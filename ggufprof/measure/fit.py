@@ -380,17 +380,21 @@ class Fitter:
         return self._placed(s, found.flags, found.next, found.searched, found.next_step)
 
     def _best_split(self, at: PlacementFlags, moe: bool, judge: Judge) -> tuple[SplitSearch, SplitAnswer | None]:
-        """The split search; for a MoE model it climbs twice, with the first layers' experts on the host
-        (-ncmoe) and with the last ones' (llama.cpp's fit's choice), and goes on (``SplitSearch.shift``,
-        a part of a layer at each device boundary) from the climb that keeps more on the devices (the
-        first at a tie: -ncmoe is the shorter command)."""
-        best: tuple[SplitSearch, tuple] | None = None
+        """The split search; for a MoE model twice, with the first layers' experts on the host
+        (-ncmoe) and with the last ones' (llama.cpp's fit's choice), and the answer that keeps more
+        on the devices (the first at a tie: -ncmoe is the shorter command). Each answer includes its
+        partial layer per device boundary (``SplitSearch.shift``, several devices only): the room a
+        boundary's part makes on the next device takes expert layers back there only where those
+        are on the host, so which end's experts wins is known after it (three rpc-servers, 30B shape:
+        the first layers' climb was higher, the last layers' answer 380 MiB more)."""
+        best: tuple[SplitSearch, SplitAnswer | None] | None = None
         for experts in (FIRST, LAST) if moe else (FIRST,):
             search = SplitSearch(self.n_layer, self.devices, at, moe=moe, judge=judge, experts=experts)
-            climbed = search.climbed()
-            if best is None or search.order(climbed[0]) > best[0].order(best[1][0]):
-                best = search, climbed
-        return best[0], best[0].solve(best[1])
+            found = search.solve()
+            if best is None or (found is not None and (best[1] is None or
+                                                       search.order(found.flags) > best[0].order(best[1].flags))):
+                best = search, found
+        return best
 
     def _placed(self, s: KVSettings, flags: PlacementFlags, nxt: PlacementFlags, searched: str,
                 next_words: str) -> FitResult:

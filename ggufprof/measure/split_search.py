@@ -439,36 +439,57 @@ class SplitSearch:
 
     def shift(self, answer: PlacementFlags, nxt: PlacementFlags | None,
               rung: PlacementFlags) -> tuple[PlacementFlags, PlacementFlags | None]:
-        """Each device boundary given a partial layer, front to back, and climbed from again: device d
-        takes the attention (and up to the gate) of device d+1's first layer, whose rest of the FFN
-        stays on d+1 (llama.cpp's fit, step 4: ``overflow_bufts[id]`` is the next device's buffer
-        type). The same bytes on the devices, moved forward: the room it makes on d+1 (that layer's
-        attention and KV) may take an expert layer, or part of one, back there. The climb leaves one
-        part of a layer in an answer; this gives each device its own (Qwen3-30B-A3B's shape on 6 + 4
-        GiB: llama.cpp moves layer 16's attention to the first device, which lets the second keep
-        layer 23 nearly whole). Each boundary is shifted from the last rung (``climb``'s whole steps),
-        with the first fraction the dry run lets fit, most moved first, and kept where the climb from
-        it ends higher (``order``)."""
+        """Each device boundary, front to back, moved forward and climbed from again (llama.cpp's
+        fit, step 4, "filling them front-to-back with overflow to next device"): device d takes as many
+        whole layers of device d+1's as its budget holds, then the attention (and up to the gate) of
+        the next one, whose rest of the FFN stays on d+1 (``overflow_bufts[id]`` is the next device's
+        buffer type). The same bytes on the devices, moved forward: the room it makes on d+1 may
+        take an expert layer, or part of one, back there, or more of d+2's layers at the next
+        boundary. The climb leaves one part of a layer in an answer; this gives each device its own
+        (Qwen3-30B-A3B's shape on 6 + 4 GiB: llama.cpp moves layer 16's attention to the first
+        device, which lets the second keep layer 23 nearly whole). Each boundary moves from the last
+        rung (``climb``'s whole steps), the part with the first fraction the dry run lets fit, most
+        moved first, and is gone on from where the climb from it keeps at least as many bytes on the
+        devices (the room a boundary makes may only pay at the next one). The answer is the highest
+        (``order``) of those and the climb's own."""
         if self.user_split or len(self.devices) < 2:
             return answer, nxt
+        best = answer, nxt
         for d in range(len(self.devices) - 1):
-            counts = list(self.counts(rung))
-            il = self.n + 1 - sum(counts) + sum(counts[:d + 1])  # device d+1's first layer
-            if not counts[d + 1] or il >= self.n:
-                continue
-            counts[d], counts[d + 1] = counts[d] + 1, counts[d + 1] - 1
+            moved = self._forward(rung, d)
+            if moved is not None:
+                found = self.climb(moved)
+                if self.on_devices(found[0]) >= self.on_devices(answer):  # gone on from, even at a tie
+                    answer, nxt, rung = found
+                    best = max(best, (answer, nxt), key=lambda a: self.order(a[0]))
+        return best
+
+    def _forward(self, rung: PlacementFlags, d: int) -> PlacementFlags | None:
+        """``rung`` with device d+1's first layers moved to device d: as many whole as fit by the dry
+        run (``most``), then part of the next (``DENSE_FRACTIONS``, the first that fits, its rest on
+        d+1); None when not even part of one moves. Device d+1 keeps a layer (the last device: the
+        output layer and one more)."""
+        counts = list(self.counts(rung))
+        first = self.n + 1 - sum(counts) + sum(counts[:d + 1])  # device d+1's first layer
+
+        def take(k: int) -> PlacementFlags | None:
+            c = list(counts)
+            c[d], c[d + 1] = c[d] + k, c[d + 1] - k
             try:
-                base = self.split(rung, counts)
+                return self.split(rung, c)
             except GgufprofError:  # llama.cpp's split points cannot give these counts: no such step
-                continue
-            for fraction in DENSE_FRACTIONS:
-                moved = _moved(base, il, fraction, self.devices[d + 1].buft)
-                if all(self.judge.fits(moved, how, host=True) for how in (BARE, GUESS, REAL)):
-                    found = self.climb(moved)
-                    if self.order(found[0]) > self.order(answer):
-                        answer, nxt, rung = found
-                    break
-        return answer, nxt
+                return None
+
+        most_whole = min(counts[d + 1], self.n - first) - 1  # leave d+1 a layer to split (not the output)
+        if most_whole < 0:
+            return None
+        k = max(most(0, most_whole, lambda k, how: (f := take(k)) is not None and self.fits(f, how)), 0)
+        base = take(k + 1)
+        parts = [] if base is None else [_moved(base, first + k, fraction, self.devices[d + 1].buft)
+                                         for fraction in DENSE_FRACTIONS]
+        part = next((f for f in parts if all(self.judge.fits(f, how, host=True) for how in (BARE, GUESS, REAL))),
+                    None)
+        return part if part is not None else take(k) if k else None
 
     def climbed(self) -> tuple[PlacementFlags, PlacementFlags | None, PlacementFlags]:
         """The rung, then the steps above it (``climb``): the answer before ``shift``."""
