@@ -456,19 +456,19 @@ class SplitSearch:
             return answer, nxt
         best = answer, nxt
         for d in range(len(self.devices) - 1):
-            moved = self._forward(rung, d)
-            if moved is not None:
-                found = self.climb(moved)
-                if self.on_devices(found[0]) >= self.on_devices(answer):  # gone on from, even at a tie
-                    answer, nxt, rung = found
-                    best = max(best, (answer, nxt), key=lambda a: self.order(a[0]))
+            climbs = [self.climb(moved) for moved in self._forward(rung, d)]
+            if climbs and self.on_devices((found := max(climbs, key=lambda c: self.order(c[0])))[0]) \
+                    >= self.on_devices(answer):  # gone on from, even at a tie
+                answer, nxt, rung = found
+                best = max(best, (answer, nxt), key=lambda a: self.order(a[0]))
         return best
 
-    def _forward(self, rung: PlacementFlags, d: int) -> PlacementFlags | None:
+    def _forward(self, rung: PlacementFlags, d: int) -> list[PlacementFlags]:
         """``rung`` with device d+1's first layers moved to device d: as many whole as fit by the dry
-        run (``most``), then part of the next (``DENSE_FRACTIONS``, the first that fits, its rest on
-        d+1); None when not even part of one moves. Device d+1 keeps a layer (the last device: the
-        output layer and one more)."""
+        run (``most``: k), then part of the next (``DENSE_FRACTIONS``, the first that fits, its rest
+        on d+1), and the same with k - 1 whole (a part where the last whole layer was can leave more
+        room to climb with: qwen3moe on 16 + 24 MiB); k whole alone when no part fits after them.
+        Device d+1 keeps a layer (the last device: the output layer and one more)."""
         counts = list(self.counts(rung))
         first = self.n + 1 - sum(counts) + sum(counts[:d + 1])  # device d+1's first layer
 
@@ -480,16 +480,19 @@ class SplitSearch:
             except GgufprofError:  # llama.cpp's split points cannot give these counts: no such step
                 return None
 
+        def part(k: int) -> PlacementFlags | None:  # k whole, then part of the next layer
+            base = take(k + 1)
+            parts = [] if base is None else [_moved(base, first + k, fraction, self.devices[d + 1].buft)
+                                             for fraction in DENSE_FRACTIONS]
+            return next((f for f in parts if all(self.judge.fits(f, how, host=True) for how in (BARE, GUESS, REAL))),
+                        None)
+
         most_whole = min(counts[d + 1], self.n - first) - 1  # leave d+1 a layer to split (not the output)
         if most_whole < 0:
-            return None
+            return []
         k = max(most(0, most_whole, lambda k, how: (f := take(k)) is not None and self.fits(f, how)), 0)
-        base = take(k + 1)
-        parts = [] if base is None else [_moved(base, first + k, fraction, self.devices[d + 1].buft)
-                                         for fraction in DENSE_FRACTIONS]
-        part = next((f for f in parts if all(self.judge.fits(f, how, host=True) for how in (BARE, GUESS, REAL))),
-                    None)
-        return part if part is not None else take(k) if k else None
+        out = [f for f in (part(k), part(k - 1) if k else None) if f is not None]
+        return out or ([f] if k and (f := take(k)) is not None else [])
 
     def climbed(self) -> tuple[PlacementFlags, PlacementFlags | None, PlacementFlags]:
         """The rung, then the steps above it (``climb``): the answer before ``shift``."""
