@@ -16,7 +16,7 @@ zero weights, a sparse file written once into ~/.cache/ggufprof/shaped/), where 
 The budget: llama-fit-params reads each device's free memory (an rpc-server reports host RAM) and
 keeps ``--fit-target`` MiB of it free; it is given free - budget, its log says the free memory it
 read, and ggufprof is given exactly free - target with ``--margin 0``, so both fit the same bytes.
-Two rpc-servers are started on 127.0.0.1 and stopped at the end. llama-fit-params works in whole
+Two rpc-servers (three with --shaped) are started on 127.0.0.1 and stopped at the end. llama-fit-params works in whole
 MiB, so budgets here are MiB (the models are llama.cpp's tiny test models).
 """
 
@@ -44,7 +44,7 @@ ANSWER = re.compile(r"^(-c \d+ .*)$", re.M)
 
 HEADER = """# fit beside llama-fit-params on rpc-servers (scripts/bench_fit_placement.py)
 
-Two ggml-rpc-servers on 127.0.0.1 (this 2-core VM, shared), the pinned llama.cpp tools build; both tools given the same per-device budget (llama-fit-params: --fit-target = the free memory it reads - budget; ggufprof fit: that many bytes, --margin 0), the same -c and cache type, and neither a -ts: each chooses its own split (integer layer counts per device) and may move part of a layer (-ot of part of one layer's FFN, to the host or the next device). "on devices MiB": the answer's totals on the rpc-servers (weights, KV, compute buffers) by the exact prediction (estimate --total of that answer: llama.cpp's dry run for the compute buffers); "within?": each device's total against its budget; "next step over?": ggufprof's next step (one more layer, whole or in part, or one fewer expert layer on the host) over a budget by the same prediction; "loads": the dry-run loads of the model ggufprof's search took (--json's dry_run_loads); "≥?": ggufprof keeps more weight and cache bytes on the devices than llama-fit-params, or as many and at least as many bytes in all ("yes"), as many with smaller compute buffers there ("tie"), or fewer ("**NO**"). Wall time: each tool as a fresh process.
+Two ggml-rpc-servers on 127.0.0.1 (three for the 30B shape's three-device cases; this 2-core VM, shared), the pinned llama.cpp tools build; both tools given the same per-device budget (llama-fit-params: --fit-target = the free memory it reads - budget; ggufprof fit: that many bytes, --margin 0), the same -c and cache type, and neither a -ts: each chooses its own split (integer layer counts per device) and may move part of a layer (-ot of part of one layer's FFN, to the host or the next device). "on devices MiB": the answer's totals on the rpc-servers (weights, KV, compute buffers) by the exact prediction (estimate --total of that answer: llama.cpp's dry run for the compute buffers); "within?": each device's total against its budget; "next step over?": ggufprof's next step (one more layer, whole or in part, or one fewer expert layer on the host) over a budget by the same prediction; "loads": the dry-run loads of the model ggufprof's search took (--json's dry_run_loads); "≥?": ggufprof keeps more weight and cache bytes on the devices than llama-fit-params, or as many and at least as many bytes in all ("yes"), as many with smaller compute buffers there ("tie"), or fewer ("**NO**"). Wall time: each tool as a fresh process.
 """
 
 # (label, model, context, cache type, servers, budget MiB per server)
@@ -69,6 +69,8 @@ SHAPED = Path.home() / ".cache/ggufprof/shaped"
 SHAPED_CASES = [
     ("MoE 30B shape, 1 device", SHAPED / "qwen3moe-30b-a3b.gguf", 8192, "f16", 1, (8192,)),
     ("MoE 30B shape, 2 devices", SHAPED / "qwen3moe-30b-a3b.gguf", 8192, "f16", 2, (6144, 4096)),
+    ("MoE 30B shape, 3 devices", SHAPED / "qwen3moe-30b-a3b.gguf", 8192, "f16", 3, (4096, 3072, 4096)),
+    ("MoE 30B shape, 3 devices", SHAPED / "qwen3moe-30b-a3b.gguf", 8192, "f16", 3, (6144, 2048, 3072)),
     # benchmarks/h200-fit's MoE cases (-c 32768, 8 and 14 GiB), on one rpc-server
     *(("MoE 30B shape, 1 device", SHAPED / "qwen3moe-30b-a3b.gguf", 32768, t, 1, (b,))
       for b in (8192, 14336) for t in ("f16", "q8_0")),
@@ -232,7 +234,7 @@ def main() -> int:
     ap.add_argument("--shaped", action="store_true", help="also Qwen3-30B-A3B's shape (make_shaped.py), a table of its own")
     args = ap.parse_args()
     e = env(args.bin)
-    procs, eps = start_servers(args.bin, 2)
+    procs, eps = start_servers(args.bin, max(case[4] for case in CASES + (SHAPED_CASES if args.shaped else [])))
     lines = list(TABLE)
     try:
         for case in CASES:

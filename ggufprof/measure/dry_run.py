@@ -103,10 +103,10 @@ class DryRun:
         key = (flags or self.placement).cpu_buft_key()
         if key not in self._cpu_bufts and self._early is not None and self._early[0] == key:
             early, self._early = self._early[1], None
-            try:
-                self._cpu_bufts[key] = _result(early.receive(), "llama.cpp's dry run")
-            finally:
-                early.close(kill=True)
+            reply = early.receive()
+            early.close(kill=True)
+            if reply.ok:  # else asked again below, of the dry run's own worker, which says what is wrong
+                self._cpu_bufts[key] = reply.result
         if key not in self._cpu_bufts:
             self._cpu_bufts[key] = _result(self.worker.ask(_cpu_bufts_request(self.model_path, key)),
                                            "llama.cpp's dry run")
@@ -127,6 +127,7 @@ class DryRun:
             w.close(kill=True)
 
     def _drop_early(self) -> None:
+        """The early worker killed, its answer not needed."""
         if self._early is not None:
             self._early[1].close(kill=True)
             self._early = None
@@ -134,15 +135,14 @@ class DryRun:
     def host_buffer_types(self) -> dict[str, str]:
         """``cpu_buffer_types`` as far as the loaded placement needs it (the weights it keeps on the
         host), for a caller of this one placement (``estimate --total``; a search asks the whole
-        map). When the load's own log lists no host model buffer but the CPU's (``CPU``,
-        ``CPU_Mapped``), every weight it keeps on the host is in the CPU's own buffer type: ``{}``,
-        without a second load. With mmap a pinned host buffer type (``CUDA_Host``, which the dry run
-        logs for the token embeddings on a GPU: it maps nothing) counts as the CPU's, as place()
-        puts its weights in the mapping (create_tensor: "avoid using a host buffer when using mmap"). A dry run logs each model buffer it would create, at 0 MiB
-        (llama_model::load_tensors), so a weight in an extra buffer type (CPU_REPACK, AMX) or a pinned
-        host one (CUDA_Host) shows as that buffer; with one there, which weights are in it is asked.
-        At -ngl all on a GPU (the token embeddings alone on the host, mapped) this saves a third of
-        a cold estimate --total on an H200 (scripts/bench_estimate_speed.py --profile)."""
+        map). A dry run logs each model buffer it would create, at 0 MiB (llama_model::load_tensors),
+        so a weight in an extra buffer type (CPU_REPACK, AMX) shows as that buffer. When the log
+        lists no host model buffer but the CPU's (``CPU``, ``CPU_Mapped``), every host weight is in
+        the CPU's own buffer type: ``{}``, without a second load. With mmap a pinned host buffer type
+        (``CUDA_Host``: what the dry run logs for the token embeddings on a GPU) counts as the CPU's,
+        as place() puts its weights in the mapping (create_tensor: "avoid using a host buffer when
+        using mmap"). Otherwise which weights are where is asked: one more load. At -ngl all on an
+        H200 this took a third off a cold estimate --total (scripts/bench_estimate_speed.py --profile)."""
         host = self._model_bufts - {d.buft for d in self.devices}
         plain = {CPU, MAPPED}
         if self.placement.uses_mmap(self.devices):  # place() puts a pinned host buffer type's weights in the mapping
