@@ -444,3 +444,29 @@ def test_each_device_gets_its_own_partial_layer(rpc_rig):
         assert search.on_devices(found.flags) == everything > search.on_devices(climbed[0])
     finally:
         fitter.close()
+
+
+def test_a_guessing_judge_loads_nothing(rpc_rig):
+    """fit screens its second MoE search on several devices with the guess alone (Judge.guessing): that
+    search asks no dry-run load, where the same search judged by the dry run does."""
+    from ggufprof.measure.fit import Budget, Fitter
+    from ggufprof.measure.split_search import FIRST, SplitSearch
+    from ggufprof.memory.placement import PlacementFlags
+    from ggufprof.memory.settings import KVSettings
+    from ggufprof.model.model_info import load_model_info
+
+    model, rpc = _suite("qwen3moe-moe.gguf"), tuple(rpc_rig.endpoints)
+    first, second = rpc_rig.buffer_types()
+    s = KVSettings(ctx_size=4096)
+    at = PlacementFlags(n_gpu_layers=-1, rpc=rpc)
+    fitter = Fitter(load_model_info(model), s, Budget(margin=0, per_device=((first, 16 * MIB), (second, 24 * MIB))),
+                    at, search_placement=True)
+    try:
+        judge = fitter.judge(s)
+        before = fitter.loads
+        guessed = SplitSearch(fitter.n_layer, fitter.devices, at, moe=True, judge=judge.guessing(), experts=FIRST).solve()
+        assert fitter.loads == before and guessed is not None
+        SplitSearch(fitter.n_layer, fitter.devices, at, moe=True, judge=judge, experts=FIRST).solve()
+        assert fitter.loads > before
+    finally:
+        fitter.close()

@@ -380,19 +380,28 @@ class Fitter:
         return self._placed(s, found.flags, found.next, found.searched, found.next_step)
 
     def _best_split(self, at: PlacementFlags, moe: bool, judge: Judge) -> tuple[SplitSearch, SplitAnswer | None]:
-        """The split search; for a MoE model twice, with the first layers' experts on the host
-        (-ncmoe) and with the last ones' (llama.cpp's fit's choice), and the answer that keeps more
-        on the devices (the first at a tie: -ncmoe is the shorter command). Each answer includes its
-        partial layer per device boundary (``SplitSearch.shift``, several devices only): the room a
-        boundary's part makes on the next device takes expert layers back there only where those
-        are on the host, so which end's experts wins is known after it (three rpc-servers, 30B shape:
-        the first layers' climb was higher, the last layers' answer 380 MiB more)."""
+        """The split search; for a MoE model twice, with the last layers' experts on the host
+        (llama.cpp's fit's choice) and with the first ones' (-ncmoe), and the answer that keeps more
+        on the devices (the first ones' at a tie: -ncmoe is the shorter command). Each answer includes
+        its partial layer per device boundary (``SplitSearch.shift``, several devices only): the room
+        a boundary's part makes on the next device takes expert layers back there only where those
+        are on the host, so which end wins is known after it (three rpc-servers, 30B shape: the first
+        layers' climb was higher, the last layers' answer 380 MiB more). With several devices that
+        costs tens of loads a search, so the second is first searched on the guess alone
+        (``Judge.guessing``) and loaded only if the guess does not put it below the first's answer."""
         best: tuple[SplitSearch, SplitAnswer | None] | None = None
-        for experts in (FIRST, LAST) if moe else (FIRST,):
+
+        def standing(search: SplitSearch, found: SplitAnswer | None) -> tuple:
+            return (found is not None, search.order(found.flags) if found else (0, 0), search.experts == FIRST)
+
+        for experts in (LAST, FIRST) if moe else (FIRST,):
+            if best is not None and len(self.devices) > 1:
+                screen = SplitSearch(self.n_layer, self.devices, at, moe=moe, judge=judge.guessing(), experts=experts)
+                if standing(screen, screen.solve()) < standing(*best):
+                    continue
             search = SplitSearch(self.n_layer, self.devices, at, moe=moe, judge=judge, experts=experts)
             found = search.solve()
-            if best is None or (found is not None and (best[1] is None or
-                                                       search.order(found.flags) > best[0].order(best[1].flags))):
+            if best is None or standing(search, found) > standing(*best):
                 best = search, found
         return best
 

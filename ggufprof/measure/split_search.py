@@ -90,6 +90,11 @@ class Judge:
         over = self.over(self.views[how](flags))
         return not (over if host else [d for d in over if d != HOST])
 
+    def guessing(self) -> "Judge":
+        """This judge with the guess in the dry run's place: a search that loads nothing, to tell
+        whether the same search with the dry run is worth its loads (never an answer)."""
+        return Judge({**self.views, REAL: self.views[GUESS]}, self.over)
+
 
 @dataclass(frozen=True)
 class Held:
