@@ -9,6 +9,8 @@ searches are the same at GiB.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -409,6 +411,26 @@ def test_fit_keeps_the_better_of_first_and_last_layers_experts(rpc_rig):
         fitter.close()
 
 
+@contextlib.contextmanager
+def _qwen3moe_on_two_servers(rpc_rig):
+    """A placement search's fitter for qwen3moe at -c 4096 on the two rpc-servers, 16 + 24 MiB (a
+    budget where each device boundary's partial layer matters), with its judge: (fitter, judge, at)."""
+    from ggufprof.measure.fit import Budget, Fitter
+    from ggufprof.memory.placement import PlacementFlags
+    from ggufprof.memory.settings import KVSettings
+    from ggufprof.model.model_info import load_model_info
+
+    first, second = rpc_rig.buffer_types()
+    s = KVSettings(ctx_size=4096)
+    at = PlacementFlags(n_gpu_layers=-1, rpc=tuple(rpc_rig.endpoints))
+    fitter = Fitter(load_model_info(_suite("qwen3moe-moe.gguf")), s,
+                    Budget(margin=0, per_device=((first, 16 * MIB), (second, 24 * MIB))), at, search_placement=True)
+    try:
+        yield fitter, fitter.judge(s), at
+    finally:
+        fitter.close()
+
+
 def test_each_device_gets_its_own_partial_layer(rpc_rig):
     """The climb leaves one part of a layer in an answer; with several devices ``shift`` gives a device
     boundary its own (the second device's first layer moved forward in part, the rest of its FFN kept
@@ -416,22 +438,10 @@ def test_each_device_gets_its_own_partial_layer(rpc_rig):
     qwen3moe on 16 + 24 MiB: the climb alone leaves part of an expert layer on the host; the shifted
     answer holds every weight on the devices, fits by the dry run (host memory too) and its next
     step, if any, is over."""
-    import dataclasses
-
-    from ggufprof.measure.fit import Budget, Fitter
     from ggufprof.measure.split_search import LAST, REAL, SplitSearch
-    from ggufprof.memory.placement import PlacementFlags
-    from ggufprof.memory.settings import KVSettings
-    from ggufprof.model.model_info import load_model_info
 
-    model, rpc = _suite("qwen3moe-moe.gguf"), tuple(rpc_rig.endpoints)
-    first, second = rpc_rig.buffer_types()
-    s = KVSettings(ctx_size=4096)
-    at = PlacementFlags(n_gpu_layers=-1, rpc=rpc)
-    fitter = Fitter(load_model_info(model), s, Budget(margin=0, per_device=((first, 16 * MIB), (second, 24 * MIB))),
-                    at, search_placement=True)
-    try:
-        judge = fitter.judge(s)
+    second = rpc_rig.buffer_types()[1]
+    with _qwen3moe_on_two_servers(rpc_rig) as (fitter, judge, at):
         search = SplitSearch(fitter.n_layer, fitter.devices, at, moe=True, judge=judge, experts=LAST)
         climbed = search.climbed()
         found = search.solve(climbed)
@@ -442,31 +452,16 @@ def test_each_device_gets_its_own_partial_layer(rpc_rig):
         assert any(o[1] == second and o[0].startswith(rf"blk\.{boundary}\.") for o in found.flags.overrides), found
         everything = search.on_devices(dataclasses.replace(found.flags, overrides=()))  # no weight on the host
         assert search.on_devices(found.flags) == everything > search.on_devices(climbed[0])
-    finally:
-        fitter.close()
 
 
 def test_a_guessing_judge_loads_nothing(rpc_rig):
     """fit screens its second MoE search on several devices with the guess alone (Judge.guessing): that
     search asks no dry-run load, where the same search judged by the dry run does."""
-    from ggufprof.measure.fit import Budget, Fitter
     from ggufprof.measure.split_search import FIRST, SplitSearch
-    from ggufprof.memory.placement import PlacementFlags
-    from ggufprof.memory.settings import KVSettings
-    from ggufprof.model.model_info import load_model_info
 
-    model, rpc = _suite("qwen3moe-moe.gguf"), tuple(rpc_rig.endpoints)
-    first, second = rpc_rig.buffer_types()
-    s = KVSettings(ctx_size=4096)
-    at = PlacementFlags(n_gpu_layers=-1, rpc=rpc)
-    fitter = Fitter(load_model_info(model), s, Budget(margin=0, per_device=((first, 16 * MIB), (second, 24 * MIB))),
-                    at, search_placement=True)
-    try:
-        judge = fitter.judge(s)
+    with _qwen3moe_on_two_servers(rpc_rig) as (fitter, judge, at):
         before = fitter.loads
         guessed = SplitSearch(fitter.n_layer, fitter.devices, at, moe=True, judge=judge.guessing(), experts=FIRST).solve()
         assert fitter.loads == before and guessed is not None
         SplitSearch(fitter.n_layer, fitter.devices, at, moe=True, judge=judge, experts=FIRST).solve()
         assert fitter.loads > before
-    finally:
-        fitter.close()
