@@ -133,17 +133,17 @@ def free_mib(bin_dir: Path, e: dict, model: Path, rpc: list[str]) -> list[int]:
     return [rows[ep] for ep in rpc]
 
 
-def totals(e: dict, model: Path, ctx: int, t: str, placement: list[str]) -> dict[str, int]:
+def footprint(e: dict, model: Path, ctx: int, t: str, placement: list[str]) -> dict[str, dict]:
+    """``estimate --total`` of a placement: each device's row (weights, KV, compute, total, ...)."""
     d, _ = ggufprof(e, "estimate", str(model), "-c", str(ctx), "-ctk", t, "-ctv", t, "--total", *placement)
-    return {dev: row["total_bytes"] for dev, row in d["total"].items()}
+    return d["total"]
 
 
-def held(e: dict, model: Path, ctx: int, t: str, placement: list[str]) -> int:
-    """The weight, KV and recurrent-state bytes a placement puts on the rpc-servers: what a search
+def held(rows: dict[str, dict]) -> int:
+    """The weight, KV and recurrent-state bytes a footprint puts on the rpc-servers: what a search
     maximises (what stays on the host is read from host memory at every token); compute buffers are
     the tie-break."""
-    d, _ = ggufprof(e, "estimate", str(model), "-c", str(ctx), "-ctk", t, "-ctv", t, "--total", *placement)
-    return sum(r["weights_bytes"] + r["kv_bytes"] + r["recurrent_bytes"] for dev, r in d["total"].items()
+    return sum(r["weights_bytes"] + r["kv_bytes"] + r["recurrent_bytes"] for dev, r in rows.items()
                if dev.startswith("RPC"))
 
 
@@ -183,7 +183,8 @@ def row(bin_dir: Path, e: dict, eps: list[str], label: str, model: Path, ctx: in
     base = ["--rpc", ",".join(rpc)]
     if m:
         lp = base + llama_placement(m.group(1))
-        lt = totals(e, model, ctx, t, lp)
+        l_rows = footprint(e, model, ctx, t, lp)
+        lt = {dev: row["total_bytes"] for dev, row in l_rows.items()}
         devs = [d for d in lt if d.startswith("RPC")]
         l_ok = all(lt[d] <= lim for d, lim in zip(devs, limit))
         l_answer = short(llama_placement(m.group(1)))
@@ -197,7 +198,8 @@ def row(bin_dir: Path, e: dict, eps: list[str], label: str, model: Path, ctx: in
     if r["ctx_size"]:
         cmd = shlex.split(r["command"]["llama-server"])  # it quotes -ot values
         gp = cmd[cmd.index("-ngl"):cmd.index("--fit")]  # every placement flag of the answer, --rpc included
-        gt = totals(e, model, ctx, t, gp)
+        g_rows = footprint(e, model, ctx, t, gp)
+        gt = {dev: row["total_bytes"] for dev, row in g_rows.items()}
         devs = [d for d in gt if d.startswith("RPC")]
         g_ok = all(gt[d] <= lim for d, lim in zip(devs, limit))
         nxt = r["next_step_total_bytes"]
@@ -211,19 +213,17 @@ def row(bin_dir: Path, e: dict, eps: list[str], label: str, model: Path, ctx: in
             f"{'-' if l_ok is None else 'yes' if l_ok else '**NO**'} | {lsecs:.2f} | {g_answer} | {g_dev} | "
             f"{'-' if g_ok is None else 'yes' if g_ok else '**NO**'} | "
             f"{'-' if over is None else 'yes' if over else 'no'} | {gsecs:.2f} | {r['dry_run_loads']} | "
-            f"{_compare(e, model, ctx, t, base, lp if m else None, gp if r['ctx_size'] else None, l_dev, g_dev)} |")
+            f"{_compare(l_rows if m else None, g_rows if r['ctx_size'] else None, l_dev, g_dev)} |")
 
 
-def _compare(e: dict, model: Path, ctx: int, t: str, base: list[str], lp: list[str] | None, gp: list[str] | None,
-             l_dev: str, g_dev: str) -> str:
-    """ggufprof's answer against llama.cpp's: more weights and cache on the devices ("yes"), the same
-    with at least as many bytes in all ("yes"), the same bytes held but smaller compute buffers there
-    ("tie": the same model and cache on the devices), or less ("**NO**")."""
-    if lp is None or gp is None:
+def _compare(theirs: dict[str, dict] | None, ours: dict[str, dict] | None, l_dev: str, g_dev: str) -> str:
+    """ggufprof's answer against llama.cpp's, by their footprints: more weights and cache on the
+    devices ("yes"), the same with at least as many bytes in all ("yes"), the same bytes held but
+    smaller compute buffers there ("tie": the same model and cache on the devices), or less ("**NO**")."""
+    if theirs is None or ours is None:
         return "-"
-    ours, theirs = held(e, model, ctx, t, gp), held(e, model, ctx, t, lp)
-    if ours != theirs:
-        return "yes" if ours > theirs else "**NO**"
+    if held(ours) != held(theirs):
+        return "yes" if held(ours) > held(theirs) else "**NO**"
     return "yes" if float(g_dev) >= float(l_dev) else "tie"
 
 
