@@ -27,11 +27,11 @@ The order is llama.cpp's own fit (common/fit.cpp, ``common_params_fit_impl``):
   the experts of the boundary layer split the same way. llama.cpp tries these for MoE models only;
   here dense models get them too. Of the candidates, the one that keeps the most bytes on the devices
   and fits is the answer, and the one just above it (over a budget) its next step.
-* With several devices and the search's split, each device boundary its own part (``shift``): the
-  next device's first layer moved forward in part, the rest of its FFN left on that device (llama.cpp's
-  step 4 overflows a device's partial layer to the next device), and the climb from there, kept where
-  it ends higher. The climb alone leaves one part of a layer in the whole answer; llama.cpp's fit
-  leaves one per device.
+* With several devices and the search's split, each device boundary its own part (``shift``), front
+  to back: the device takes as many of the next device's layers as it holds and part of one more, the
+  rest of that layer's FFN left on the next device (llama.cpp's step 4 fills front to back with
+  overflow to the next device), and the climb goes on from there. The climb alone leaves one part of
+  a layer in the whole answer; llama.cpp's fit leaves one per device.
 
 Where llama.cpp's fit measures each guess with a dry-run load (``get_memory_for_layers``), this search
 bounds each step with the prediction alone (everything but the compute buffers, which only add),
@@ -68,6 +68,8 @@ def last_experts_override(n_layer: int, m: int) -> tuple[str, str]:
 
 def _is_last_experts(override: tuple[str, str]) -> bool:
     return override[0].startswith(_LAST_HEAD) and override[0].endswith(LLM_FFN_EXPS_REGEX)
+
+
 DENSE_FRACTIONS = (LAYER_FRACTION_GATE, LAYER_FRACTION_UP, LAYER_FRACTION_ATTN)  # least moved first
 EXPERT_FRACTIONS = (LAYER_FRACTION_GATE, LAYER_FRACTION_UP, LAYER_FRACTION_MOE)
 
@@ -303,7 +305,7 @@ class SplitSearch:
                 return not any(trial) or self.fits(self.split(at, trial), judge)  # none: the devices hold nothing
 
             if every and d == 0:
-                counts[d] = left if ok(left, BARE) and (how != REAL or ok(left, REAL)) and ok(left, how) else 0
+                counts[d] = left if ok(left, BARE) and ok(left, how) else 0
             else:
                 counts[d] = max(most(0, left, lambda k, how: ok(k, how)) if how == REAL else last_true(0, left, ok), 0)
             left -= counts[d]
