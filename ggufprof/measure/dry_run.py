@@ -82,9 +82,10 @@ class DryRun:
         if "load_error" in loaded:
             raise GgufprofError(loaded["load_error"])
         self.placement = placement
-        self._model_bufts = frozenset(parse_log(loaded["log"]).model_buffers_mib)  # as logged, sizes 0 in a dry run
+        log = parse_log(loaded["log"])
+        self._model_bufts = frozenset(log.model_buffers_mib)  # as logged, sizes 0 in a dry run
         if all_on_cpu:  # the same device list, --no-host and --no-repack: cpu_buffer_types' answer for this key
-            self._cpu_bufts.setdefault(placement.cpu_buft_key(), parse_log(loaded["log"]).tensor_bufts)
+            self._cpu_bufts.setdefault(placement.cpu_buft_key(), log.tensor_bufts)
 
     def load(self, placement: PlacementFlags) -> None:
         """The model loaded again at another placement (the compute buffers per device depend on
