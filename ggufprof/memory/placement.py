@@ -561,10 +561,10 @@ def place(model: ModelInfo, pred: MemoryPrediction, n_gpu_layers: int = 0, offlo
                 p.kv.append(share)
     overrides = flags.all_overrides()
     unknown = sorted({b for _, b in overrides if b != CPU and b not in by_buft})
-    compiled = [_Override.of(pattern, buft) for pattern, buft in overrides]
     if unknown:
         raise GgufprofError(f"--override-tensor: unknown buffer type {unknown[0]} (llama.cpp has "
                             f"{', '.join([CPU] + list(by_buft))})")
+    compiled = [_Override.of(pattern, buft) for pattern, buft in overrides]
     tensors = list(model.tensors)
     if "output.weight" not in {t.name for t in tensors}:
         # tied embeddings: llama.cpp loads token_embd a second time for the output layer (TENSOR_DUPLICATED),
